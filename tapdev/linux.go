@@ -1,0 +1,177 @@
+//go:build linux
+
+package tapdev
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/songgao/water"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// TAP is a Linux TAP device opened by Open. It implements Device.
+// Its methods may be called from any goroutine.
+type TAP struct {
+	ifce      *water.Interface // the /dev/net/tun file descriptor, IFF_TAP|IFF_NO_PI
+	name      string
+	mtu       int
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Device = (*TAP)(nil)
+
+// Open creates a TAP device as described by cfg, sets its MAC address and
+// MTU, adds its addresses and brings it up. The device lives in the network
+// namespace of the calling OS thread and disappears when it is closed.
+//
+// Errors wrap ErrNoTUN when the TUN/TAP driver is unavailable and
+// ErrPermission when the process lacks CAP_NET_ADMIN, along with the
+// underlying system error.
+func Open(cfg Config) (*TAP, error) {
+	cfg = cfg.withDefaults()
+	if err := validate(cfg); err != nil {
+		return nil, err
+	}
+	ifce, err := water.New(water.Config{
+		DeviceType:             water.TAP,
+		PlatformSpecificParams: water.PlatformSpecificParams{Name: cfg.Name},
+	})
+	if err != nil {
+		return nil, classify(fmt.Sprintf("create TAP device %q", cfg.Name), true, err)
+	}
+	t := &TAP{ifce: ifce, name: ifce.Name(), mtu: cfg.MTU}
+	if err := t.configure(cfg); err != nil {
+		_ = ifce.Close() // a non-persistent TAP is removed with its last descriptor
+		return nil, err
+	}
+	return t, nil
+}
+
+// configure applies the MAC, MTU and addresses of cfg to t's interface and
+// brings it up.
+func (t *TAP) configure(cfg Config) error {
+	link, err := netlink.LinkByName(t.name)
+	if err != nil {
+		return classify(fmt.Sprintf("look up interface %s", t.name), false, err)
+	}
+	if !cfg.MAC.IsZero() {
+		if err := netlink.LinkSetHardwareAddr(link, net.HardwareAddr(cfg.MAC[:])); err != nil {
+			return classify(fmt.Sprintf("set MAC %s on %s", cfg.MAC, t.name), false, err)
+		}
+	}
+	if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
+		return classify(fmt.Sprintf("set MTU %d on %s", cfg.MTU, t.name), false, err)
+	}
+	for _, p := range cfg.Addresses {
+		addr := &netlink.Addr{IPNet: &net.IPNet{
+			IP:   net.IP(p.Addr().AsSlice()),
+			Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+		}}
+		if p.Addr().Is6() {
+			// Without DAD the address is usable at once instead of staying
+			// tentative for a second or more.
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := netlink.AddrAdd(link, addr); err != nil {
+			return classify(fmt.Sprintf("add address %s to %s", p, t.name), false, err)
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return classify(fmt.Sprintf("bring %s up", t.name), false, err)
+	}
+	return nil
+}
+
+// validate rejects a Config the kernel would refuse, with a clearer message.
+func validate(cfg Config) error {
+	if len(cfg.Name) > unix.IFNAMSIZ-1 {
+		return fmt.Errorf("tapdev: interface name %q is %d bytes long (want at most %d)", cfg.Name, len(cfg.Name), unix.IFNAMSIZ-1)
+	}
+	if cfg.Name == "." || cfg.Name == ".." || strings.ContainsAny(cfg.Name, "/: \t\n") {
+		return fmt.Errorf("tapdev: interface name %q is not valid (no '/', ':' or spaces)", cfg.Name)
+	}
+	if cfg.MTU < 68 || cfg.MTU > 65535 {
+		return fmt.Errorf("tapdev: MTU %d is out of range (want 68-65535)", cfg.MTU)
+	}
+	if cfg.MAC.IsGroup() {
+		return fmt.Errorf("tapdev: MAC %s is a group address (want a unicast MAC: the first octet must be even)", cfg.MAC)
+	}
+	for _, p := range cfg.Addresses {
+		if !p.IsValid() || p.Addr().Is4In6() {
+			return fmt.Errorf("tapdev: address %s is not a valid IPv4 or IPv6 prefix", p)
+		}
+	}
+	return nil
+}
+
+// classify wraps err, which happened during op, with context and with
+// ErrNoTUN or ErrPermission when err has one of those causes. tunDevice says
+// err comes from opening /dev/net/tun or its ioctls, where a missing file or
+// device means the driver is missing (elsewhere, ENOENT just means a missing
+// interface or address).
+func classify(op string, tunDevice bool, err error) error {
+	switch {
+	case tunDevice && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO)):
+		return fmt.Errorf("tapdev: %s: %w: %w", op, ErrNoTUN, err)
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("tapdev: %s: %w: %w", op, ErrPermission, err)
+	case tunDevice && errors.Is(err, syscall.EBUSY):
+		return fmt.Errorf("tapdev: %s: the interface is in use by another process or is not a TAP device: %w", op, err)
+	}
+	return fmt.Errorf("tapdev: %s: %w", op, err)
+}
+
+// ReadFrame implements Device.
+func (t *TAP) ReadFrame(buf []byte) (int, error) {
+	n, err := t.ifce.Read(buf)
+	if err != nil {
+		return n, t.ioError("read from", err)
+	}
+	return n, nil
+}
+
+// WriteFrame implements Device.
+func (t *TAP) WriteFrame(frame []byte) error {
+	n, err := t.ifce.Write(frame)
+	if err != nil {
+		return t.ioError("write to", err)
+	}
+	if n != len(frame) {
+		return fmt.Errorf("tapdev: write to %s: %d of %d bytes: %w", t.name, n, len(frame), io.ErrShortWrite)
+	}
+	return nil
+}
+
+// ioError wraps an error of a read or write with the device name, and
+// with ErrClosed when the device has been closed.
+func (t *TAP) ioError(op string, err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("tapdev: %s %s: %w", op, t.name, ErrClosed)
+	}
+	return fmt.Errorf("tapdev: %s %s: %w", op, t.name, err)
+}
+
+// Name implements Device.
+func (t *TAP) Name() string { return t.name }
+
+// MTU implements Device.
+func (t *TAP) MTU() int { return t.mtu }
+
+// Close implements Device. Closing the descriptor removes the interface.
+func (t *TAP) Close() error {
+	t.closeOnce.Do(func() {
+		if err := t.ifce.Close(); err != nil {
+			t.closeErr = fmt.Errorf("tapdev: close %s: %w", t.name, err)
+		}
+	})
+	return t.closeErr
+}

@@ -1,0 +1,177 @@
+package transporttest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/wire"
+)
+
+// TestLinkPair checks that links made by newPair keep the [transport.Link]
+// contract: framing limits, order, batching, Close and end of stream. Every
+// implementation's tests run it, so the fake and the real transports are
+// held to the same behaviour. newPair returns a fresh connected pair:
+// dialed is the end that initiated the link, accepted the other. Each
+// subtest closes the pair it used.
+func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted transport.Link)) {
+	t.Helper()
+	t.Run("Roles", func(t *testing.T) {
+		a, b := newPair(t)
+		defer closeBoth(a, b)
+		if !a.Dialed() || b.Dialed() {
+			t.Errorf("Dialed() = %v, %v; want true, false", a.Dialed(), b.Dialed())
+		}
+		if a.Extended() != b.Extended() {
+			t.Errorf("Extended() differs between ends: %v, %v", a.Extended(), b.Extended())
+		}
+		if a.Peer() == b.Peer() {
+			t.Errorf("both ends name the same peer %s", a.Peer())
+		}
+	})
+	t.Run("RoundTrip", func(t *testing.T) {
+		a, b := newPair(t)
+		defer closeBoth(a, b)
+		big := bytes.Repeat([]byte{0x80, 1, 2, 3}, wire.MaxMessage/4+1)[:wire.MaxMessage]
+		msgs := [][]byte{{0x00}, {0x81, 1, 2, 3}, big}
+		for _, m := range msgs {
+			mustWrite(t, a, m)
+			expectMessage(t, b, m)
+			mustWrite(t, b, m)
+			expectMessage(t, a, m)
+		}
+	})
+	t.Run("Batch", func(t *testing.T) {
+		a, b := newPair(t)
+		defer closeBoth(a, b)
+		msgs := [][]byte{{0x80, 1}, {0x81, 2, 2}, {0x01, 3, 3, 3}}
+		if err := a.WriteMessages(msgs); err != nil {
+			t.Fatalf("WriteMessages: %v", err)
+		}
+		for _, m := range msgs {
+			expectMessage(t, b, m)
+		}
+		if err := a.WriteMessages(nil); err != nil {
+			t.Errorf("WriteMessages(nil) = %v, want nil", err)
+		}
+	})
+	t.Run("RejectsUnframable", func(t *testing.T) {
+		a, b := newPair(t)
+		defer closeBoth(a, b)
+		if err := a.WriteMessage(nil); !errors.Is(err, wire.ErrZeroLength) {
+			t.Errorf("WriteMessage(empty) = %v, want ErrZeroLength", err)
+		}
+		if err := a.WriteMessage(make([]byte, wire.MaxMessage+1)); !errors.Is(err, wire.ErrTooLong) {
+			t.Errorf("WriteMessage(65536 bytes) = %v, want ErrTooLong", err)
+		}
+		if err := a.WriteMessages([][]byte{{0x80, 9}, {}}); !errors.Is(err, wire.ErrZeroLength) {
+			t.Errorf("WriteMessages with an empty message = %v, want ErrZeroLength", err)
+		}
+		// Nothing of the rejected batch went out: the next message read is
+		// the next one written.
+		good := []byte{0x81, 7}
+		mustWrite(t, a, good)
+		expectMessage(t, b, good)
+	})
+	t.Run("NotRetained", func(t *testing.T) {
+		a, b := newPair(t)
+		defer closeBoth(a, b)
+		m := []byte{0x80, 1, 2}
+		mustWrite(t, a, m)
+		m[1] = 9
+		expectMessage(t, b, []byte{0x80, 1, 2})
+	})
+	t.Run("CloseUnblocksReader", func(t *testing.T) {
+		a, b := newPair(t)
+		defer a.Close()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := b.ReadMessage()
+			errc <- err
+		}()
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := <-errc; err != io.EOF {
+			t.Errorf("ReadMessage after Close = %v, want io.EOF", err)
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		if err := b.WriteMessage([]byte{0x80}); err == nil {
+			t.Error("WriteMessage after Close succeeded")
+		}
+	})
+	t.Run("PeerCloseDrainsThenEOF", func(t *testing.T) {
+		a, b := newPair(t)
+		defer b.Close()
+		m := []byte{0x81, 5, 5}
+		mustWrite(t, a, m)
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		expectMessage(t, b, m)
+		if _, err := b.ReadMessage(); err != io.EOF {
+			t.Errorf("ReadMessage after peer closed = %v, want io.EOF", err)
+		}
+	})
+	t.Run("ConcurrentReadWrite", func(t *testing.T) {
+		a, b := newPair(t)
+		defer closeBoth(a, b)
+		const n = 200
+		errc := make(chan error, 2)
+		pump := func(l transport.Link, tag byte) {
+			for i := range n {
+				if err := l.WriteMessage([]byte{tag, byte(i)}); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}
+		go pump(a, 0xa0)
+		go pump(b, 0xb0)
+		for i := range n {
+			expectMessage(t, b, []byte{0xa0, byte(i)})
+			expectMessage(t, a, []byte{0xb0, byte(i)})
+		}
+		for range 2 {
+			if err := <-errc; err != nil {
+				t.Errorf("writer: %v", err)
+			}
+		}
+	})
+}
+
+func closeBoth(a, b transport.Link) {
+	a.Close()
+	b.Close()
+}
+
+func mustWrite(t *testing.T, l transport.Link, m []byte) {
+	t.Helper()
+	if err := l.WriteMessage(m); err != nil {
+		t.Fatalf("WriteMessage to %s: %v", l.Peer(), err)
+	}
+}
+
+func expectMessage(t *testing.T, l transport.Link, want []byte) {
+	t.Helper()
+	got, err := l.ReadMessage()
+	if err != nil {
+		t.Fatalf("ReadMessage from %s: %v", l.Peer(), err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("ReadMessage from %s = % x (len %d), want % x (len %d)",
+			l.Peer(), head(got), len(got), head(want), len(want))
+	}
+}
+
+func head(b []byte) []byte {
+	if len(b) > 16 {
+		return b[:16]
+	}
+	return b
+}

@@ -1,0 +1,179 @@
+package wire
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// Address types of the info body (PROTOCOL.md, "Packet types").
+const (
+	AddrNone = 0 // the node takes no incoming connections
+	AddrIPv4 = 1 // 4 bytes follow
+	AddrIPv6 = 2 // 16 bytes follow
+)
+
+// InitialInfo (0x00) is the announcement a node sends to its neighbours
+// about itself: version(1)=1, id(8), mac(6), port(2).
+type InitialInfo struct {
+	ID   uint64
+	MAC  MAC
+	Port uint16
+}
+
+// initialInfoLen is the size of a 0x00 message with its type byte.
+const initialInfoLen = 1 + 1 + 8 + 6 + 2
+
+// Type returns TypeInitialInfo.
+func (*InitialInfo) Type() Type { return TypeInitialInfo }
+
+// Append appends the message to dst.
+func (m *InitialInfo) Append(dst []byte) []byte {
+	dst = append(dst, byte(TypeInitialInfo), Version)
+	dst = binary.BigEndian.AppendUint64(dst, m.ID)
+	dst = append(dst, m.MAC[:]...)
+	return binary.BigEndian.AppendUint16(dst, m.Port)
+}
+
+// DecodeInitialInfo decodes a 0x00 message (type byte included).
+func DecodeInitialInfo(msg []byte) (InitialInfo, error) {
+	var m InitialInfo
+	if err := checkType(msg, TypeInitialInfo); err != nil {
+		return m, err
+	}
+	if err := checkVersion(TypeInitialInfo, msg); err != nil {
+		return m, err
+	}
+	if len(msg) < initialInfoLen {
+		return m, shortErr(TypeInitialInfo, fieldAt(initialInfoFields, len(msg)), len(msg), initialInfoLen)
+	}
+	if len(msg) > initialInfoLen {
+		return m, decodeErr(TypeInitialInfo, "port", ErrTrailing, "%d bytes after the port", len(msg)-initialInfoLen)
+	}
+	m.ID = binary.BigEndian.Uint64(msg[2:10])
+	copy(m.MAC[:], msg[10:16])
+	m.Port = binary.BigEndian.Uint16(msg[16:18])
+	return m, nil
+}
+
+// Info (0x01) is an announcement flooded through the mesh: version(1)=1,
+// id(8), mac(6), port(2), addr_type(1), addr(n). Addr is the zero
+// netip.Addr for addr_type 0, a 4-byte address for type 1 and a 16-byte
+// address for type 2 (kept as sent, IPv4-mapped included; callers unmap).
+type Info struct {
+	ID   uint64
+	MAC  MAC
+	Port uint16
+	Addr netip.Addr
+}
+
+// Type returns TypeInfo.
+func (*Info) Type() Type { return TypeInfo }
+
+// Append appends the message to dst.
+func (m *Info) Append(dst []byte) []byte {
+	dst = append(dst, byte(TypeInfo))
+	return m.appendBody(dst)
+}
+
+// appendBody appends everything after the type byte.
+func (m *Info) appendBody(dst []byte) []byte {
+	dst = append(dst, Version)
+	dst = binary.BigEndian.AppendUint64(dst, m.ID)
+	dst = append(dst, m.MAC[:]...)
+	dst = binary.BigEndian.AppendUint16(dst, m.Port)
+	switch {
+	case m.Addr.Is4():
+		a := m.Addr.As4()
+		dst = append(dst, AddrIPv4)
+		dst = append(dst, a[:]...)
+	case m.Addr.Is6():
+		a := m.Addr.As16()
+		dst = append(dst, AddrIPv6)
+		dst = append(dst, a[:]...)
+	default:
+		dst = append(dst, AddrNone)
+	}
+	return dst
+}
+
+// DecodeInfo decodes a 0x01 message (type byte included).
+func DecodeInfo(msg []byte) (Info, error) {
+	if err := checkType(msg, TypeInfo); err != nil {
+		return Info{}, err
+	}
+	return decodeInfoBody(TypeInfo, msg[1:])
+}
+
+var initialInfoFields = []field{{"type", 1}, {"version", 1}, {"id", 8}, {"mac", 6}, {"port", 2}}
+var infoFields = []field{{"version", 1}, {"id", 8}, {"mac", 6}, {"port", 2}, {"addr_type", 1}}
+
+// decodeInfoBody decodes the body of a 0x01 (from version on) for type t.
+func decodeInfoBody(t Type, b []byte) (Info, error) {
+	var m Info
+	const fixed = 1 + 8 + 6 + 2 + 1
+	if len(b) < fixed {
+		return m, shortErr(t, fieldAt(infoFields, len(b)), len(b), fixed)
+	}
+	if b[0] != Version {
+		return m, decodeErr(t, "version", ErrVersion, "got %d, want %d", b[0], Version)
+	}
+	m.ID = binary.BigEndian.Uint64(b[1:9])
+	copy(m.MAC[:], b[9:15])
+	m.Port = binary.BigEndian.Uint16(b[15:17])
+	addr := b[fixed:]
+	want := 0
+	switch b[17] {
+	case AddrNone:
+	case AddrIPv4:
+		want = 4
+	case AddrIPv6:
+		want = 16
+	default:
+		return m, decodeErr(t, "addr_type", ErrAddrType, "got %d, want 0, 1 or 2", b[17])
+	}
+	if len(addr) < want {
+		return m, decodeErr(t, "addr", ErrShort, "addr_type %d needs %d bytes, got %d", b[17], want, len(addr))
+	}
+	if len(addr) > want {
+		return m, decodeErr(t, "addr", ErrTrailing, "addr_type %d needs %d bytes, got %d", b[17], want, len(addr))
+	}
+	switch want {
+	case 4:
+		m.Addr = netip.AddrFrom4([4]byte(addr))
+	case 16:
+		m.Addr = netip.AddrFrom16([16]byte(addr))
+	}
+	return m, nil
+}
+
+// InfoHops (0x85, an extension) is an Info that carries the sender's
+// distance in links to the announced node: hops(1), then the 0x01 body.
+// A receiver's own distance is Hops+1.
+type InfoHops struct {
+	Hops uint8
+	Info
+}
+
+// Type returns TypeInfoHops.
+func (*InfoHops) Type() Type { return TypeInfoHops }
+
+// Append appends the message to dst.
+func (m *InfoHops) Append(dst []byte) []byte {
+	dst = append(dst, byte(TypeInfoHops), m.Hops)
+	return m.Info.appendBody(dst)
+}
+
+// DecodeInfoHops decodes a 0x85 message (type byte included).
+func DecodeInfoHops(msg []byte) (InfoHops, error) {
+	var m InfoHops
+	if err := checkType(msg, TypeInfoHops); err != nil {
+		return m, err
+	}
+	if len(msg) < 2 {
+		return m, shortErr(TypeInfoHops, "hops", len(msg), 2)
+	}
+	m.Hops = msg[1]
+	info, err := decodeInfoBody(TypeInfoHops, msg[2:])
+	m.Info = info
+	return m, err
+}
