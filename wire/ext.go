@@ -11,14 +11,15 @@ const (
 	// TypeLimitedFrame (0x84) is a targeted frame with a hop limit:
 	// hops(1), then the Ethernet frame from dst on.
 	TypeLimitedFrame Type = 0x84
-	// TypeInfoHops (0x85) is an info announcement that carries the
-	// sender's distance in links to the announced node: hops(1), then the
-	// body of a 0x01 from version on.
-	TypeInfoHops Type = 0x85
+	// TypeInfoPath (0x85) is an info announcement that carries the path
+	// it travelled: n(1), path(n*6), then the body of a 0x01 from version
+	// on. n = 255 means the path is unknown (it crossed a seed-protocol
+	// node) and no path bytes follow.
+	TypeInfoPath Type = 0x85
 )
 
 func extensionKnown(t Type) bool {
-	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoHops
+	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath
 }
 
 func extensionName(t Type) string {
@@ -27,8 +28,8 @@ func extensionName(t Type) string {
 		return "group frame"
 	case TypeLimitedFrame:
 		return "limited frame"
-	case TypeInfoHops:
-		return "info with hops"
+	case TypeInfoPath:
+		return "info with path"
 	}
 	return "unknown"
 }

@@ -58,7 +58,7 @@ func FuzzDecodeBroadcastFrame(f *testing.F) {
 }
 func FuzzDecodeGroupFrame(f *testing.F)   { fuzzDecoder(f, TypeGroupFrame, DecodeGroupFrame) }
 func FuzzDecodeLimitedFrame(f *testing.F) { fuzzDecoder(f, TypeLimitedFrame, DecodeLimitedFrame) }
-func FuzzDecodeInfoHops(f *testing.F)     { fuzzDecoder(f, TypeInfoHops, DecodeInfoHops) }
+func FuzzDecodeInfoPath(f *testing.F)     { fuzzDecoder(f, TypeInfoPath, DecodeInfoPath) }
 
 // FuzzReader feeds arbitrary streams to Reader: it never panics, every
 // message it returns is non-empty and no longer than MaxMessage, the

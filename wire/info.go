@@ -146,34 +146,59 @@ func decodeInfoBody(t Type, b []byte) (Info, error) {
 	return m, nil
 }
 
-// InfoHops (0x85, an extension) is an Info that carries the sender's
-// distance in links to the announced node: hops(1), then the 0x01 body.
-// A receiver's own distance is Hops+1.
-type InfoHops struct {
-	Hops uint8
+// PathUnknown is the path count of a 0x85 whose path crossed a node that
+// speaks only the seed protocol.
+const PathUnknown = 255
+
+// MaxPath is the longest path a 0x85 can carry.
+const MaxPath = 254
+
+// InfoPath (0x85, an extension) is an Info that carries the path it
+// travelled: n(1), path(n*6), then the 0x01 body from version on. Path
+// lists the nodes that relayed the announcement, nearest to the announced
+// node first; the last entry is the sender. PathKnown false (n = 255)
+// means the path crossed a seed-protocol node and is not known.
+type InfoPath struct {
+	PathKnown bool
+	Path      []MAC
 	Info
 }
 
-// Type returns TypeInfoHops.
-func (*InfoHops) Type() Type { return TypeInfoHops }
+// Type returns TypeInfoPath.
+func (*InfoPath) Type() Type { return TypeInfoPath }
 
-// Append appends the message to dst.
-func (m *InfoHops) Append(dst []byte) []byte {
-	dst = append(dst, byte(TypeInfoHops), m.Hops)
+// Append appends the message to dst. A known path longer than MaxPath is
+// written as unknown.
+func (m *InfoPath) Append(dst []byte) []byte {
+	dst = append(dst, byte(TypeInfoPath))
+	if !m.PathKnown || len(m.Path) > MaxPath {
+		dst = append(dst, PathUnknown)
+	} else {
+		dst = append(dst, byte(len(m.Path)))
+		dst = appendMACs(dst, m.Path)
+	}
 	return m.Info.appendBody(dst)
 }
 
-// DecodeInfoHops decodes a 0x85 message (type byte included).
-func DecodeInfoHops(msg []byte) (InfoHops, error) {
-	var m InfoHops
-	if err := checkType(msg, TypeInfoHops); err != nil {
+// DecodeInfoPath decodes a 0x85 message (type byte included).
+func DecodeInfoPath(msg []byte) (InfoPath, error) {
+	var m InfoPath
+	if err := checkType(msg, TypeInfoPath); err != nil {
 		return m, err
 	}
 	if len(msg) < 2 {
-		return m, shortErr(TypeInfoHops, "hops", len(msg), 2)
+		return m, shortErr(TypeInfoPath, "n", len(msg), 2)
 	}
-	m.Hops = msg[1]
-	info, err := decodeInfoBody(TypeInfoHops, msg[2:])
+	rest := msg[2:]
+	if n := int(msg[1]); n != PathUnknown {
+		if len(rest) < n*6 {
+			return m, decodeErr(TypeInfoPath, "path", ErrCount, "n %d needs %d bytes, %d left", n, n*6, len(rest))
+		}
+		m.PathKnown = true
+		m.Path = readMACs(rest, n)
+		rest = rest[n*6:]
+	}
+	info, err := decodeInfoBody(TypeInfoPath, rest)
 	m.Info = info
 	return m, err
 }

@@ -57,7 +57,12 @@ func genMessage() *rapid.Generator[Message] {
 			return &Info{ID: rapid.Uint64().Draw(t, "id"), MAC: genMAC().Draw(t, "mac"), Port: rapid.Uint16().Draw(t, "port"), Addr: genAddr().Draw(t, "addr")}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {
-			return &InfoHops{Hops: rapid.Uint8().Draw(t, "hops"), Info: Info{ID: rapid.Uint64().Draw(t, "id"), MAC: genMAC().Draw(t, "mac"), Port: rapid.Uint16().Draw(t, "port"), Addr: genAddr().Draw(t, "addr")}}
+			known := rapid.Bool().Draw(t, "known")
+			var path []MAC
+			if known {
+				path = genMACs(30).Draw(t, "path")
+			}
+			return &InfoPath{PathKnown: known, Path: path, Info: Info{ID: rapid.Uint64().Draw(t, "id"), MAC: genMAC().Draw(t, "mac"), Port: rapid.Uint16().Draw(t, "port"), Addr: genAddr().Draw(t, "addr")}}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {
 			return &HealthRequest{ID: rapid.Uint64().Draw(t, "id"), Requester: genMAC().Draw(t, "mac"), Traceroute: genMACs(50).Draw(t, "trace")}

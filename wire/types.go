@@ -103,8 +103,8 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeGroupFrame(msg))
 	case TypeLimitedFrame:
 		return box(DecodeLimitedFrame(msg))
-	case TypeInfoHops:
-		return box(DecodeInfoHops(msg))
+	case TypeInfoPath:
+		return box(DecodeInfoPath(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }

@@ -70,8 +70,12 @@ var knownAnswers = []struct {
 		&GroupFrame{ID: 3, Frame: unhex(nil, "333300000001 025056000001 86dd 60")}},
 	{"0x84 limited frame (extension)", "84 | 40 | 025056000002 025056000001 0800",
 		&LimitedFrame{Hops: 64, Frame: unhex(nil, "025056000002 025056000001 0800")}},
-	{"0x85 info with hops (extension)", "85 | 03 | 01 | 0000000000000009 | 025056000001 | a310 | 01 | c0000201",
-		&InfoHops{Hops: 3, Info: Info{ID: 9, MAC: macA, Port: 41744, Addr: netip.MustParseAddr("192.0.2.1")}}},
+	{"0x85 info with path (extension)", "85 | 02 | 025056000002 025056000003 | 01 | 0000000000000009 | 025056000001 | a310 | 01 | c0000201",
+		&InfoPath{PathKnown: true, Path: []MAC{macB, macC}, Info: Info{ID: 9, MAC: macA, Port: 41744, Addr: netip.MustParseAddr("192.0.2.1")}}},
+	{"0x85 info with empty path (extension)", "85 | 00 | 01 | 000000000000000a | 025056000001 | 0000 | 00",
+		&InfoPath{PathKnown: true, Info: Info{ID: 10, MAC: macA}}},
+	{"0x85 info with unknown path (extension)", "85 | ff | 01 | 000000000000000b | 025056000001 | 0000 | 00",
+		&InfoPath{Info: Info{ID: 11, MAC: macA}}},
 }
 
 func TestKnownAnswers(t *testing.T) {
@@ -142,7 +146,8 @@ func TestRejects(t *testing.T) {
 		{"0x81 short", "81 0000000000000001 025056000001", ErrShort, "ethertype"},
 		{"0x82 unicast dst", "82 0000000000000001 025056000002 025056000001 86dd", ErrHeader, "dst mac"},
 		{"0x84 short", "84 40 025056000002", ErrShort, "src mac"},
-		{"0x85 bad inner version", "85 01 02 0000000000000001 025056000001 a310 00", ErrVersion, "version"},
+		{"0x85 bad inner version", "85 00 02 0000000000000001 025056000001 a310 00", ErrVersion, "version"},
+		{"0x85 path longer than message", "85 05 025056000002 01 0000000000000001 025056000001 a310 00", ErrCount, "path"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -106,8 +106,12 @@ func describe(m wire.Message, in *ethinfo.Inspector) string {
 		return fmt.Sprintf("id=%d mac=%s port=%d", m.ID, m.MAC, m.Port)
 	case *wire.Info:
 		return fmt.Sprintf("id=%d mac=%s port=%d addr=%v", m.ID, m.MAC, m.Port, m.Addr)
-	case *wire.InfoHops:
-		return fmt.Sprintf("hops=%d id=%d mac=%s port=%d addr=%v", m.Hops, m.ID, m.MAC, m.Port, m.Addr)
+	case *wire.InfoPath:
+		path := "unknown"
+		if m.PathKnown {
+			path = fmt.Sprint(m.Path)
+		}
+		return fmt.Sprintf("path=%s id=%d mac=%s port=%d addr=%v", path, m.ID, m.MAC, m.Port, m.Addr)
 	case *wire.HealthRequest:
 		return fmt.Sprintf("id=%d requester=%s traceroute=%v", m.ID, m.Requester, m.Traceroute)
 	case *wire.HealthResponse:

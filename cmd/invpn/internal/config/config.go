@@ -1,0 +1,290 @@
+// Package config reads the daemon's INI configuration file, the format of
+// the original invpn ([ssl] and [network] sections) extended with the
+// sections this project adds ([timers], [tap], [log], [control], [metrics]).
+//
+// Every key has a default except the three [ssl] paths. Unknown sections and
+// keys, keys given twice and bad values are errors of type *Error naming the
+// file, section and key and saying what is expected; Parse reports all of
+// them at once, joined with errors.Join.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+	"gopkg.in/ini.v1"
+)
+
+// Defaults of the keys that have one.
+const (
+	DefaultPort          = 41744
+	DefaultCache         = "/var/lib/invpn/cache.json"
+	DefaultMaxLinks      = 8
+	DefaultMinLinks      = 2
+	DefaultAnnounce      = 5 * time.Second
+	DefaultConnect       = 60 * time.Second
+	DefaultRouteExpiry   = 5 * time.Minute
+	DefaultLinkTimeout   = 15 * time.Second
+	DefaultTAPName       = "invpn%d"
+	DefaultMTU           = 1500
+	DefaultLogLevel      = slog.LevelInfo
+	DefaultLogFormat     = "text"
+	DefaultControlSocket = "/run/invpn/invpn.sock"
+)
+
+// Config is the parsed configuration of one daemon.
+type Config struct {
+	// File is the name the configuration was parsed from.
+	File    string
+	SSL     SSL
+	Network Network
+	Timers  Timers
+	TAP     TAP
+	Log     Log
+	Control Control
+	Metrics Metrics
+}
+
+// SSL is the [ssl] section: PEM files of this node's identity. Relative
+// paths in the file are resolved against the file's directory, so these are
+// absolute whenever the file's directory could be made absolute.
+type SSL struct {
+	Key  string // this node's private key
+	Cert string // this node's certificate; its Common Name is the node's MAC
+	CA   string // the CA certificate (or bundle) every member is checked against
+}
+
+// Network is the [network] section.
+type Network struct {
+	Port       uint16       // TCP port to listen on, and announced to the mesh
+	Cache      string       // path of the peer cache file
+	Init       []Seed       // peers dialled whenever they are not linked
+	NoIncoming bool         // take no incoming connections
+	NoRelay    bool         // do not forward announcements (implies announcing no address)
+	MaxLinks   int          // stop dialling cached peers at this many links
+	MinLinks   int          // try to keep at least this many links up
+	Listen     []netip.Addr // addresses to listen on; empty means all addresses
+}
+
+// Seed is one entry of [network] init: a peer's identity and where to dial it.
+type Seed struct {
+	MAC  wire.MAC
+	Addr netip.AddrPort
+}
+
+// String formats s as in the configuration file: MAC@IP:PORT, with brackets
+// around an IPv6 address.
+func (s Seed) String() string { return s.MAC.String() + "@" + s.Addr.String() }
+
+// Timers is the [timers] section.
+type Timers struct {
+	Announce    time.Duration // interval between announcements
+	Connect     time.Duration // interval between rounds of dialling unlinked peers
+	RouteExpiry time.Duration // a route not refreshed for this long is removed
+	LinkTimeout time.Duration // a link silent for this long is closed
+}
+
+// TAP is the [tap] section: the frame device.
+type TAP struct {
+	Name      string         // interface name or pattern with one %d
+	MTU       int            // device MTU
+	Addresses []netip.Prefix // addresses assigned to the device
+}
+
+// Log is the [log] section.
+type Log struct {
+	Level  slog.Level // debug, info, warn or error
+	Format string     // "text" or "json"
+}
+
+// Control is the [control] section.
+type Control struct {
+	Socket string // path of the Unix control socket used by invpn status and health
+}
+
+// Metrics is the [metrics] section.
+type Metrics struct {
+	Listen string // host:port of the metrics HTTP listener; empty means off
+}
+
+// Default returns the configuration of a file that sets nothing (the [ssl]
+// paths stay empty).
+func Default() *Config {
+	return &Config{
+		Network: Network{
+			Port:     DefaultPort,
+			Cache:    DefaultCache,
+			MaxLinks: DefaultMaxLinks,
+			MinLinks: DefaultMinLinks,
+		},
+		Timers: Timers{
+			Announce:    DefaultAnnounce,
+			Connect:     DefaultConnect,
+			RouteExpiry: DefaultRouteExpiry,
+			LinkTimeout: DefaultLinkTimeout,
+		},
+		TAP:     TAP{Name: DefaultTAPName, MTU: DefaultMTU},
+		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Control: Control{Socket: DefaultControlSocket},
+	}
+}
+
+// Error is a problem with the configuration file. Section and Key are empty
+// when the problem is not in one section or key (a syntax error).
+type Error struct {
+	File    string
+	Section string
+	Key     string
+	Msg     string // what is wrong and what is expected
+	Err     error  // underlying error, if any
+}
+
+// Error formats e as `FILE: [SECTION] KEY: MSG`.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	b.WriteString(": ")
+	if e.Section != "" {
+		b.WriteString("[" + e.Section + "]")
+		if e.Key != "" {
+			b.WriteString(" " + e.Key)
+		}
+		b.WriteString(": ")
+	} else if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses data as the configuration file name. name appears in errors,
+// and relative paths in data are resolved against its directory.
+func Parse(name string, data []byte) (*Config, error) {
+	f, err := ini.LoadSources(ini.LoadOptions{
+		AllowShadows:             true, // so that a key given twice can be reported
+		SpaceBeforeInlineComment: true, // so that '#' and ';' may appear in values
+	}, data)
+	if err != nil {
+		return nil, &Error{File: name, Msg: "not a valid INI file: " + err.Error(), Err: err}
+	}
+	dir := filepath.Dir(name)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	p := &parser{file: name, dir: dir, cfg: Default(), seen: make(map[string]bool), bad: make(map[string]bool)}
+	p.cfg.File = name
+	for _, sec := range f.Sections() {
+		p.section(sec)
+	}
+	p.finish()
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return p.cfg, nil
+}
+
+// parser accumulates a Config and the errors found while filling it.
+type parser struct {
+	file string
+	dir  string // absolute directory of file, for relative paths
+	cfg  *Config
+	seen map[string]bool // "section.key" of every key present
+	bad  map[string]bool // "section.key" of every key with a bad value
+	errs []error
+}
+
+func (p *parser) fail(section, key, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Section: section, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// section applies every key of sec, checking that sec and its keys exist.
+func (p *parser) section(sec *ini.Section) {
+	name := sec.Name()
+	if name == ini.DefaultSection {
+		for _, k := range sec.Keys() {
+			p.fail("", k.Name(), "key outside any section (put it under one of %s)", sectionList())
+		}
+		return
+	}
+	s := findSection(name)
+	if s == nil {
+		p.fail(name, "", "unknown section%s (want one of %s)", didYouMean(name, sectionNames()), sectionList())
+		return
+	}
+	for _, k := range sec.Keys() {
+		fld := s.find(k.Name())
+		if fld == nil {
+			p.fail(name, k.Name(), "unknown key%s (want one of %s)", didYouMean(k.Name(), s.keyNames()), strings.Join(s.keyNames(), ", "))
+			continue
+		}
+		if vals := k.ValueWithShadows(); len(vals) > 1 {
+			p.fail(name, k.Name(), "set %d times (want it once; join several values with commas where the key takes a list)", len(vals))
+			continue
+		}
+		p.seen[name+"."+k.Name()] = true
+		v := strings.TrimSpace(k.String())
+		if v == "" && !fld.emptyOK {
+			p.bad[name+"."+k.Name()] = true
+			p.fail(name, k.Name(), "empty value (want %s)", fld.want)
+			continue
+		}
+		if err := fld.set(p, v); err != nil {
+			p.bad[name+"."+k.Name()] = true
+			p.errs = append(p.errs, &Error{File: p.file, Section: name, Key: k.Name(), Msg: err.Error(), Err: errors.Unwrap(err)})
+		}
+	}
+}
+
+// finish checks what involves more than one key, when those keys are
+// individually valid.
+func (p *parser) finish() {
+	for _, k := range []string{"key", "cert", "ca"} {
+		if !p.seen["ssl."+k] {
+			p.fail("ssl", k, "missing (want %s)", findSection("ssl").find(k).want)
+		}
+	}
+	n := p.cfg.Network
+	if !p.bad["network.min_links"] && !p.bad["network.max_links"] {
+		if n.MinLinks > n.MaxLinks {
+			key := "min_links"
+			if !p.seen["network.min_links"] {
+				key = "max_links"
+			}
+			p.fail("network", key, "min_links %d is more than max_links %d (want min_links <= max_links)", n.MinLinks, n.MaxLinks)
+		}
+	}
+	t := p.cfg.TAP
+	if !p.bad["tap.mtu"] && t.MTU < 1280 && slices.ContainsFunc(t.Addresses, func(a netip.Prefix) bool { return a.Addr().Is6() }) {
+		p.fail("tap", "mtu", "%d is too small for the IPv6 addresses in [tap] address (want at least 1280)", t.MTU)
+	}
+}
+
+// didYouMean suggests the name in names that equals s but for case.
+func didYouMean(s string, names []string) string {
+	for _, n := range names {
+		if strings.EqualFold(s, n) {
+			return fmt.Sprintf(" (did you mean %q? names are case-sensitive)", n)
+		}
+	}
+	return ""
+}

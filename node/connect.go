@@ -1,0 +1,140 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// backoff is the redial state of one peer.
+type backoff struct {
+	fails int
+	until time.Time
+}
+
+// DialFailed tells the node that a dial it asked for failed. The peer is
+// backed off exponentially, with jitter, before it is dialled again.
+func (n *Node) DialFailed(now time.Time, mac wire.MAC, err error) {
+	n.tick(now)
+	delete(n.dialing, mac)
+	b := n.backoff[mac]
+	b.fails++
+	d := n.cfg.DialBackoffMin << min(b.fails-1, 20)
+	if d > n.cfg.DialBackoffMax || d <= 0 {
+		d = n.cfg.DialBackoffMax
+	}
+	// Jitter: a uniform factor in [0.5, 1.5) so peers that lost the same
+	// neighbour do not redial in step.
+	d = d/2 + time.Duration(n.cfg.Rand.Uint64()%uint64(d))
+	b.until = n.now.Add(d)
+	n.backoff[mac] = b
+	n.event(Event{Kind: EventDialFailed, MAC: mac, Err: fmt.Errorf("dial %s: %w (retry in %v)", mac, err, d)})
+}
+
+// connect runs the connect policy (PROTOCOL.md "Connecting"): dial the
+// seeds that are not linked, then cached peers in random order until the
+// node has or is dialling MaxLinks links.
+func (n *Node) connect() {
+	// A dial the driver never answered is forgotten after one interval.
+	for mac, at := range n.dialing {
+		if n.now.Sub(at) >= n.cfg.ConnectInterval {
+			delete(n.dialing, mac)
+		}
+	}
+	for _, s := range n.cfg.Seeds {
+		if n.canDial(s.MAC) {
+			n.dial(s)
+		}
+	}
+	var cands []Peer
+	for mac, addr := range n.cache {
+		if n.canDial(mac) {
+			cands = append(cands, Peer{MAC: mac, Addr: addr})
+		}
+	}
+	slices.SortFunc(cands, func(a, b Peer) int { return macCmp(a.MAC, b.MAC) }) // map order must not leak
+	for i := len(cands) - 1; i > 0; i-- {
+		j := int(n.cfg.Rand.Uint64() % uint64(i+1))
+		cands[i], cands[j] = cands[j], cands[i]
+	}
+	for _, p := range cands {
+		if len(n.links)+len(n.dialing) >= n.cfg.MaxLinks {
+			break
+		}
+		n.dial(p)
+	}
+}
+
+func (n *Node) canDial(mac wire.MAC) bool {
+	if mac == n.cfg.MAC {
+		return false
+	}
+	if _, ok := n.byPeer[mac]; ok {
+		return false
+	}
+	if _, ok := n.dialing[mac]; ok {
+		return false
+	}
+	return !n.now.Before(n.backoff[mac].until)
+}
+
+func (n *Node) dial(p Peer) {
+	if !p.Addr.IsValid() {
+		return
+	}
+	n.dialing[p.MAC] = n.now
+	n.ready.Dials = append(n.ready.Dials, p)
+}
+
+// dialable reports whether some seed or cached peer can be dialled now.
+func (n *Node) dialable(now time.Time) bool {
+	t := n.nextDialable()
+	return !t.IsZero() && !now.Before(t)
+}
+
+// nextDialable returns the earliest time a seed or cached peer that is not
+// linked or being dialled comes out of backoff; zero if there is none.
+func (n *Node) nextDialable() time.Time {
+	var t time.Time
+	consider := func(mac wire.MAC, addr netip.AddrPort) {
+		if mac == n.cfg.MAC || !addr.IsValid() {
+			return
+		}
+		if _, ok := n.byPeer[mac]; ok {
+			return
+		}
+		if _, ok := n.dialing[mac]; ok {
+			return
+		}
+		u := n.backoff[mac].until
+		if u.IsZero() {
+			u = n.now
+		}
+		if t.IsZero() || u.Before(t) {
+			t = u
+		}
+	}
+	for _, s := range n.cfg.Seeds {
+		consider(s.MAC, s.Addr)
+	}
+	for mac, addr := range n.cache {
+		consider(mac, addr)
+	}
+	return t
+}
+
+// SetSeeds replaces the `init` peers (on a configuration reload).
+func (n *Node) SetSeeds(seeds []Peer) { n.cfg.Seeds = slices.Clone(seeds) }
+
+// Cache returns the peer cache, sorted by MAC.
+func (n *Node) Cache() []Peer {
+	out := make([]Peer, 0, len(n.cache))
+	for mac, addr := range n.cache {
+		out = append(out, Peer{MAC: mac, Addr: addr})
+	}
+	slices.SortFunc(out, func(a, b Peer) int { return macCmp(a.MAC, b.MAC) })
+	return out
+}

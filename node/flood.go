@@ -1,0 +1,257 @@
+package node
+
+import (
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// windowSize bounds the ids remembered per source.
+const windowSize = 64
+
+// window remembers the ids seen from one source over a span of time, so
+// that broadcasts arriving out of order over paths of different latency
+// are each delivered once (defect 2: the original kept only the highest id
+// and dropped a broadcast that arrived after a newer one). An id at or
+// below floor is treated as seen: floor rises to each id that leaves the
+// window, by age or because the window is full, so nothing is delivered
+// twice; a broadcast delayed past the span may be lost.
+type window struct {
+	floor uint64
+	ids   [windowSize]uint64
+	at    [windowSize]time.Time
+	head  int // index of the oldest entry
+	n     int
+}
+
+// check reports whether id is new, and records it if so.
+func (w *window) check(id uint64, now time.Time, span time.Duration) bool {
+	w.expire(now, span)
+	if id <= w.floor {
+		return false
+	}
+	for i := range w.n {
+		if w.ids[(w.head+i)%windowSize] == id {
+			return false
+		}
+	}
+	if w.n == windowSize {
+		w.pop()
+	}
+	j := (w.head + w.n) % windowSize
+	w.ids[j], w.at[j] = id, now
+	w.n++
+	return true
+}
+
+// expire forgets ids seen longer than span ago.
+func (w *window) expire(now time.Time, span time.Duration) {
+	for w.n > 0 && now.Sub(w.at[w.head]) >= span {
+		w.pop()
+	}
+}
+
+func (w *window) pop() {
+	w.floor = max(w.floor, w.ids[w.head])
+	w.head = (w.head + 1) % windowSize
+	w.n--
+}
+
+func (w *window) empty() bool { return w.n == 0 }
+
+// seen returns the window for src in m, creating it.
+func seen(m map[wire.MAC]*window, src wire.MAC) *window {
+	w := m[src]
+	if w == nil {
+		w = &window{}
+		m[src] = w
+	}
+	return w
+}
+
+// FrameFromTAP hands the node an Ethernet frame read from the TAP device.
+// frame must stay valid until Advance.
+func (n *Node) FrameFromTAP(now time.Time, frame []byte) {
+	n.tick(now)
+	n.stats.FramesFromTAP++
+	if len(frame) < wire.EthernetHeaderLen {
+		n.drop(DropMalformed, n.cfg.MAC)
+		return
+	}
+	if len(frame)+2 > wire.MaxMessage {
+		n.drop(DropTooLong, n.cfg.MAC)
+		return
+	}
+	dst, src := wire.MAC(frame[0:6]), wire.MAC(frame[6:12])
+	if src != n.cfg.MAC {
+		n.drop(DropNotOwnSource, src)
+		return
+	}
+	if dst.IsGroup() {
+		// Broadcasts and multicasts (IPv6 neighbour discovery, mDNS) are
+		// flooded; defect 5 dropped multicasts.
+		id := n.newID()
+		seen(n.frameSeen, src).check(id, n.now, n.cfg.DedupSpan)
+		n.floodFrame(nil, id, frame, nil)
+		return
+	}
+	l := n.nextHop(dst)
+	if l == nil {
+		n.drop(DropNoRoute, dst)
+		return
+	}
+	n.sendTargeted(l, frame, n.cfg.HopLimit)
+}
+
+// sendTargeted sends frame toward its destination over l with hops left:
+// a 0x84 to an extended neighbour, a plain 0x80 to a seed-protocol one.
+func (n *Node) sendTargeted(l *link, frame []byte, hops uint8) {
+	start := len(n.arena)
+	if l.extended {
+		m := wire.LimitedFrame{Hops: hops, Frame: frame}
+		n.arena = m.Append(n.arena)
+	} else {
+		m := wire.TargetedFrame{Frame: frame}
+		n.arena = m.Append(n.arena)
+	}
+	n.send(l, n.sinceMark(start), false)
+}
+
+// receiveTargeted handles 0x80 and 0x84.
+func (n *Node) receiveTargeted(l *link, t wire.Type, msg []byte) {
+	var frame []byte
+	hops := n.cfg.HopLimit // a 0x80 carries no limit: start one here
+	if t == wire.TypeTargetedFrame {
+		m, err := wire.DecodeTargetedFrame(msg)
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		frame = m.Frame
+	} else {
+		m, err := wire.DecodeLimitedFrame(msg)
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		frame, hops = m.Frame, m.Hops
+	}
+	dst := wire.MAC(frame[0:6])
+	if dst == n.cfg.MAC {
+		n.toTAP(frame)
+		return
+	}
+	if dst.IsGroup() {
+		n.malformed(l, wire.ErrHeader)
+		return
+	}
+	if n.cfg.NoRelay {
+		n.drop(DropNoRelay, dst)
+		return
+	}
+	// Defect 9: a targeted frame cannot circulate forever.
+	if hops <= 1 {
+		n.drop(DropHopLimit, dst)
+		return
+	}
+	next := n.nextHop(dst)
+	switch {
+	case next == nil:
+		n.drop(DropNoRoute, dst)
+	case next == l:
+		n.drop(DropRouteLoop, dst)
+	default:
+		n.stats.Forwarded++
+		if t == wire.TypeTargetedFrame && !next.extended {
+			n.send(next, msg, false) // seed to seed: pass the bytes on
+			return
+		}
+		n.sendTargeted(next, frame, hops-1)
+	}
+}
+
+// receiveFlooded handles 0x81 and 0x82.
+func (n *Node) receiveFlooded(l *link, t wire.Type, msg []byte) {
+	var (
+		id    uint64
+		src   wire.MAC
+		frame []byte // 0x82: the frame; 0x81: nil, built on delivery
+		bc    wire.BroadcastFrame
+	)
+	if t == wire.TypeBroadcastFrame {
+		m, err := wire.DecodeBroadcastFrame(msg)
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		bc, id, src = m, m.ID, m.Src
+	} else {
+		m, err := wire.DecodeGroupFrame(msg)
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		id, src, frame = m.ID, m.Src(), m.Frame
+	}
+	if src == n.cfg.MAC {
+		return // our own, echoed by an original node
+	}
+	if !n.known(src) {
+		n.drop(DropUnknownSource, src)
+		return
+	}
+	if !seen(n.frameSeen, src).check(id, n.now, n.cfg.DedupSpan) {
+		n.stats.Duplicates++
+		return
+	}
+	if frame == nil {
+		start := len(n.arena)
+		n.arena = bc.AppendEthernet(n.arena)
+		frame = n.sinceMark(start)
+	}
+	n.toTAP(frame)
+	if n.cfg.NoRelay {
+		return
+	}
+	n.floodFrame(l, id, frame, msg)
+}
+
+// floodFrame sends a flooded frame to every link but from: 0x82 to
+// extended neighbours when the destination is a multicast group, 0x81
+// otherwise. msg, when not nil, is the received encoding to pass on.
+func (n *Node) floodFrame(from *link, id uint64, frame []byte, msg []byte) {
+	var bcMsg, groupMsg []byte
+	dst := wire.MAC(frame[0:6])
+	if msg != nil {
+		if wire.Type(msg[0]) == wire.TypeBroadcastFrame {
+			bcMsg = msg
+		} else {
+			groupMsg = msg
+		}
+	}
+	for _, o := range n.linkOrder {
+		if o == from {
+			continue // defect 1: never back where it came from
+		}
+		if o.extended && !dst.IsBroadcast() {
+			if groupMsg == nil {
+				start, m := len(n.arena), wire.GroupFrame{ID: id, Frame: frame}
+				n.arena = m.Append(n.arena)
+				groupMsg = n.sinceMark(start)
+			}
+			n.send(o, groupMsg, false)
+			continue
+		}
+		if bcMsg == nil {
+			start, m := len(n.arena), wire.BroadcastFrame{ID: id, Src: wire.MAC(frame[6:12]), Payload: frame[12:]}
+			n.arena = m.Append(n.arena)
+			bcMsg = n.sinceMark(start)
+		}
+		n.send(o, bcMsg, false)
+	}
+}
+
+func (n *Node) toTAP(frame []byte) {
+	n.stats.FramesToTAP++
+	n.ready.TAP = append(n.ready.TAP, frame)
+}

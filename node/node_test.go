@@ -1,0 +1,773 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// Tests cite docs/protocol.md and PROTOCOL.md ("Behaviour", "Defects").
+
+func TestTwoNodesLearnEachOther(t *testing.T) {
+	// Behaviour: announce right after a link comes up; learn a route from
+	// a neighbour's 0x00 and cache its address with the announced port.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	if got := tn.nextHop("a", "b"); got != "b" {
+		t.Fatalf("a's next hop to b = %q, want b", got)
+	}
+	if got := tn.nextHop("b", "a"); got != "a" {
+		t.Fatalf("b's next hop to a = %q, want a", got)
+	}
+	if got := tn.nodes["b"].Cache(); len(got) != 1 || got[0].Addr != addrOf("a") {
+		t.Fatalf("b's cache = %v, want a at %v", got, addrOf("a"))
+	}
+}
+
+func TestLineRoutesThroughRelay(t *testing.T) {
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	tn.advance(5 * time.Second) // one more announce round reaches everyone
+	if got := tn.nextHop("a", "c"); got != "b" {
+		t.Fatalf("a's next hop to c = %q, want b", got)
+	}
+	ri, _ := tn.nodes["a"].Route(macOf("c"))
+	if ri.Hops != 2 {
+		t.Errorf("a's route to c has %d hops, want 2", ri.Hops)
+	}
+	// A unicast frame from a reaches c's TAP exactly once, through b.
+	f := frame(macOf("c"), macOf("a"), 1, 2, 3)
+	tn.nodes["a"].FrameFromTAP(tn.now, f)
+	tn.collect("a")
+	tn.run()
+	if len(tn.tap["c"]) != 1 || !bytes.Equal(tn.tap["c"][0], f) {
+		t.Fatalf("c's TAP got %x, want one copy of %x", tn.tap["c"], f)
+	}
+	if tn.nodes["b"].Stats().Forwarded != 1 {
+		t.Fatalf("b forwarded %d frames, want 1", tn.nodes["b"].Stats().Forwarded)
+	}
+}
+
+func TestFloodNeverBackToSender(t *testing.T) {
+	// Defect 1: flooding sent every announcement and broadcast back to the
+	// neighbour it came from.
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.link("a", "c")
+	tn.run()
+	tn.reset()
+	tn.advance(5 * time.Second)
+	tn.nodes["a"].FrameFromTAP(tn.now, frame(wire.Broadcast, macOf("a"), 9))
+	tn.collect("a")
+	tn.run()
+	for _, name := range []string{"b", "c"} {
+		for _, s := range tn.sent[name] {
+			to := tn.ends[tn.ends[s.Link].peer].node
+			switch wire.Type(s.Msg[0]) {
+			case wire.TypeInfoPath:
+				m, _ := wire.DecodeInfoPath(s.Msg)
+				if m.MAC == macOf("a") && to == "a" {
+					t.Errorf("%s sent a's announcement back to a", name)
+				}
+			case wire.TypeBroadcastFrame:
+				if to == "a" {
+					t.Errorf("%s sent a's broadcast back to a", name)
+				}
+			}
+		}
+	}
+	for _, name := range []string{"b", "c"} {
+		if len(tn.tap[name]) != 1 {
+			t.Errorf("%s's TAP got %d copies of the broadcast, want 1", name, len(tn.tap[name]))
+		}
+	}
+	if len(tn.tap["a"]) != 0 {
+		t.Errorf("the source got its own broadcast back")
+	}
+}
+
+// bcast returns a 0x81 from src with id.
+func bcast(src wire.MAC, id uint64) []byte {
+	return (&wire.BroadcastFrame{ID: id, Src: src, Payload: []byte{0x08, 0x06, byte(id)}}).Append(nil)
+}
+
+func TestBroadcastOutOfOrderDeliveredOnce(t *testing.T) {
+	// Defect 2: a broadcast that arrived after a newer one from the same
+	// source (over a slower path) was dropped.
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("c", "b")
+	tn.run()
+	src := macOf("a")
+	tn.inject("b", "a", bcast(src, 2000)) // newer, over the fast path
+	tn.inject("b", "c", bcast(src, 1000)) // older, over the slow path
+	tn.inject("b", "c", bcast(src, 2000)) // duplicate of the first
+	tn.inject("b", "a", bcast(src, 1000)) // duplicate of the second
+	if got := len(tn.tap["b"]); got != 2 {
+		t.Fatalf("b delivered %d broadcasts, want 2 (ids 2000 and 1000 once each)", got)
+	}
+	if d := tn.nodes["b"].Stats().Duplicates; d != 2 {
+		t.Fatalf("b counted %d duplicates, want 2", d)
+	}
+}
+
+func TestBroadcastAndHealthIdsAreSeparate(t *testing.T) {
+	// Defect 2: 0x81 and 0x02 shared one counter and dropped each other.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	tn.inject("b", "a", bcast(macOf("a"), 5000))
+	req := (&wire.HealthRequest{ID: 5000, Requester: macOf("a"), Traceroute: []wire.MAC{macOf("a")}}).Append(nil)
+	tn.inject("b", "a", req)
+	if len(tn.tap["b"]) != 1 {
+		t.Fatalf("broadcast not delivered")
+	}
+	answered := false
+	for _, m := range tn.sentOn("b", "a") {
+		if wire.Type(m[0]) == wire.TypeHealthResponse {
+			answered = true
+		}
+	}
+	if !answered {
+		t.Fatal("health request with the same id as a broadcast was not answered")
+	}
+}
+
+func TestDedupWindowExpiresAndBoundsMemory(t *testing.T) {
+	var w window
+	span := time.Minute
+	for i := range uint64(windowSize * 3) {
+		if !w.check(1000+i, t0, span) {
+			t.Fatalf("fresh id %d refused", 1000+i)
+		}
+	}
+	if w.n != windowSize {
+		t.Fatalf("window holds %d ids, want at most %d", w.n, windowSize)
+	}
+	// Ids that left the window are never delivered twice.
+	if w.check(1000, t0, span) {
+		t.Fatal("an evicted id was accepted again")
+	}
+	// After the span everything is forgotten but the floor.
+	if w.check(1000+windowSize*3-1, t0.Add(span), span) {
+		t.Fatal("an expired id was accepted again")
+	}
+	if !w.empty() {
+		t.Fatal("window not empty after the span")
+	}
+}
+
+func TestIDsSurviveRestartAndClockSkew(t *testing.T) {
+	// Defect 3: a node that restarted with its clock behind its previous
+	// ids was ignored until its clock passed them.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	before, _ := tn.nodes["b"].Route(macOf("a"))
+	floor := tn.floor["a"]
+	if floor <= before.ID {
+		t.Fatalf("persisted id floor %d is not above the used id %d", floor, before.ID)
+	}
+	// a restarts an hour in the past, with its persisted floor.
+	tn.cut("a", "b")
+	tn.now = tn.now.Add(time.Second)
+	tn.add("a", 7, func(_ string, c *Config) { c.IDFloor = floor })
+	skewed := tn.now.Add(-time.Hour)
+	tn.nextID += 2
+	la, lb := tn.nextID-1, tn.nextID
+	tn.ends[la] = end{node: "a", peer: lb}
+	tn.ends[lb] = end{node: "b", peer: la}
+	tn.nodes["a"].LinkUp(skewed, la, macOf("b"), addrOf("b"), true, true)
+	tn.collect("a")
+	tn.nodes["b"].LinkUp(tn.now, lb, macOf("a"), addrOf("a"), false, true)
+	tn.collect("b")
+	tn.run()
+	after, ok := tn.nodes["b"].Route(macOf("a"))
+	if !ok || after.ID <= before.ID || after.Via != lb {
+		t.Fatalf("after restart b's route to a = %+v (ok %v), want a newer id than %d via link %d", after, ok, before.ID, lb)
+	}
+	// The clock set back while running: ids still increase.
+	n := tn.nodes["a"]
+	id1 := n.StartHealth(skewed)
+	id2 := n.StartHealth(skewed.Add(-time.Hour))
+	if id2 <= id1 {
+		t.Fatalf("id after clock set back %d is not above %d", id2, id1)
+	}
+}
+
+func TestOwnAnnouncementEchoRaisesIDs(t *testing.T) {
+	// A restarted node that lost its floor learns its old ids from the
+	// echo of an original node and issues newer ones.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b", true)
+	tn.run()
+	future := uint64(t0.Add(10 * time.Hour).UnixMilli())
+	echo := (&wire.Info{ID: future, MAC: macOf("a"), Port: 41744, Addr: netip.MustParseAddr("127.0.0.97")}).Append(nil)
+	tn.inject("a", "b", echo)
+	if id := tn.nodes["a"].StartHealth(tn.now); id <= future {
+		t.Fatalf("id %d after an echo of %d", id, future)
+	}
+}
+
+func TestSpoofedInitialInfoClosesLink(t *testing.T) {
+	// Defect 4: a 0x00 whose MAC is not the link certificate's closes the
+	// link, on seed and extended links alike, and poisons nothing.
+	for _, seed := range []bool{false, true} {
+		tn := newNet(t, "a", "b", "c")
+		tn.link("a", "b", seed)
+		tn.link("b", "c")
+		tn.run()
+		tn.reset()
+		victim := macOf("c")
+		spoof := (&wire.InitialInfo{ID: uint64(t0.Add(time.Hour).UnixMilli()), MAC: victim, Port: 1}).Append(nil)
+		tn.inject("b", "a", spoof)
+		if len(tn.closes["b"]) != 1 || !errors.Is(tn.closes["b"][0].Reason, ErrSpoofedMAC) {
+			t.Fatalf("seed=%v: closes %v, want one with ErrSpoofedMAC", seed, tn.closes["b"])
+		}
+		if len(tn.eventsOf("b", EventViolation)) != 1 {
+			t.Errorf("seed=%v: no violation event", seed)
+		}
+		if got := tn.nextHop("b", "c"); got != "c" {
+			t.Errorf("seed=%v: b's route to c moved to %q", seed, got)
+		}
+		for _, p := range tn.nodes["b"].Cache() {
+			if p.MAC == victim && p.Addr.Port() == 1 {
+				t.Errorf("seed=%v: cache entry of c poisoned: %v", seed, p)
+			}
+		}
+	}
+}
+
+func TestMulticastFloodedWithRealDestination(t *testing.T) {
+	// Defect 5: frames to 33:33:.. and 01:00:5e:.. were dropped. An
+	// extended neighbour gets a 0x82 with the real destination; a
+	// seed-protocol neighbour gets a 0x81.
+	tn := newNet(t, "a", "b", "o")
+	tn.link("a", "b")
+	tn.link("a", "o", true)
+	tn.run()
+	tn.reset()
+	for _, dst := range []wire.MAC{{0x33, 0x33, 0xff, 0, 0, 2}, {0x01, 0x00, 0x5e, 0, 0, 251}} {
+		f := frame(dst, macOf("a"), 0x60, 0)
+		tn.nodes["a"].FrameFromTAP(tn.now, f)
+		tn.collect("a")
+		tn.run()
+		if got := tn.tap["b"]; len(got) != 1 || !bytes.Equal(got[0], f) {
+			t.Fatalf("b's TAP got %x, want %x with its multicast destination", got, f)
+		}
+		toSeed := tn.sentOn("a", "o")
+		if len(toSeed) == 0 || wire.Type(toSeed[len(toSeed)-1][0]) != wire.TypeBroadcastFrame {
+			t.Fatalf("seed neighbour got %x, want a 0x81", toSeed)
+		}
+		tn.reset()
+	}
+}
+
+func TestHealthTracerouteLine(t *testing.T) {
+	// Defect 6 and "Behaviour" 0x02/0x03: the answer is built exactly to
+	// the table, and a node that forwards a 0x03 appends its MAC to the
+	// reverse traceroute.
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	tn.advance(5 * time.Second)
+	id := tn.nodes["a"].StartHealth(tn.now)
+	tn.collect("a")
+	tn.run()
+	res := tn.health["a"]
+	if len(res) != 2 {
+		t.Fatalf("a got %d answers, want 2 (b and c)", len(res))
+	}
+	a, b, c := macOf("a"), macOf("b"), macOf("c")
+	want := map[wire.MAC]wire.HealthResponse{
+		b: {Dest: a, Origin: b, ID: id, Links: []wire.MAC{a, c},
+			Routes:     []wire.Route{{Target: a, NextHop: a}, {Target: c, NextHop: c}},
+			Traceroute: []wire.MAC{a, b}, Reverse: []wire.MAC{b}},
+		c: {Dest: a, Origin: c, ID: id, Links: []wire.MAC{b},
+			Routes:     []wire.Route{{Target: a, NextHop: b}, {Target: b, NextHop: b}},
+			Traceroute: []wire.MAC{a, b, c}, Reverse: []wire.MAC{c, b}},
+	}
+	for _, r := range res {
+		w := want[r.Response.Origin]
+		if !equalResponse(r.Response, w) {
+			t.Errorf("answer from %s:\n got %+v\nwant %+v", r.Response.Origin, r.Response, w)
+		}
+	}
+	// The 0x03 b sent for c carries b appended to the reverse traceroute,
+	// byte for byte as the table says.
+	var fwd []byte
+	for _, m := range tn.sentOn("b", "a") {
+		if wire.Type(m[0]) == wire.TypeHealthResponse && bytes.Equal(m[8:14], c[:]) {
+			fwd = m
+		}
+	}
+	idb := make([]byte, 8)
+	for i := range 8 {
+		idb[i] = byte(id >> (56 - 8*i))
+	}
+	wantBytes := slices.Concat([]byte{0x03, 0x01}, a[:], c[:], idb,
+		[]byte{0, 1}, b[:], []byte{0, 2}, a[:], b[:], b[:], b[:], []byte{0, 3}, a[:], b[:], c[:], c[:], b[:])
+	if !bytes.Equal(fwd, wantBytes) {
+		t.Fatalf("forwarded 0x03\n got %x\nwant %x", fwd, wantBytes)
+	}
+}
+
+func equalResponse(a, b wire.HealthResponse) bool {
+	return a.Dest == b.Dest && a.Origin == b.Origin && a.ID == b.ID &&
+		slices.Equal(a.Links, b.Links) && slices.Equal(a.Routes, b.Routes) &&
+		slices.Equal(a.Traceroute, b.Traceroute) && slices.Equal(a.Reverse, b.Reverse)
+}
+
+func TestHealthRequestNeverSentToSeedPeer(t *testing.T) {
+	// PROTOCOL.md "Interoperating": never send 0x02 to an original node.
+	tn := newNet(t, "a", "b", "o")
+	tn.link("a", "b")
+	tn.link("a", "o", true)
+	tn.run()
+	tn.reset()
+	tn.nodes["a"].StartHealth(tn.now)
+	tn.collect("a")
+	tn.run()
+	for _, m := range tn.sentOn("a", "o") {
+		if wire.Type(m[0]) == wire.TypeHealthRequest {
+			t.Fatal("0x02 sent to a seed-protocol peer")
+		}
+	}
+	if len(tn.health["a"]) != 1 {
+		t.Fatalf("%d answers, want 1 (b)", len(tn.health["a"]))
+	}
+}
+
+func TestSendQueueDropsDataNeverControl(t *testing.T) {
+	// Defect 7: writes to a slow peer buffered without bound.
+	q := SendQueue{DataLimit: 3}
+	for i := range 5 {
+		q.Push(Send{Msg: []byte{0x80, byte(i)}})
+	}
+	for i := range 10 {
+		if !q.Push(Send{Msg: []byte{0x00, byte(i)}, Control: true}) {
+			t.Fatal("control message dropped")
+		}
+	}
+	if q.Drops() != 2 || q.Len() != 13 {
+		t.Fatalf("drops %d len %d, want 2 and 13", q.Drops(), q.Len())
+	}
+	first, _ := q.Pop()
+	if !bytes.Equal(first, []byte{0x80, 0}) {
+		t.Fatalf("first out %x, want the first data message", first)
+	}
+	q.Release(first)
+	// Popping a data message makes room for one more.
+	if !q.Push(Send{Msg: []byte{0x80, 9}}) || q.Push(Send{Msg: []byte{0x80, 10}}) {
+		t.Fatal("queue did not admit exactly one data message after a pop")
+	}
+}
+
+func TestFailoverToBackupAtOnce(t *testing.T) {
+	// Defect 8: when a link drops, routes through it move at once to a
+	// neighbour that delivered the same announcement round.
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.link("a", "c")
+	tn.run()
+	tn.advance(5 * time.Second)
+	if got := tn.nextHop("a", "c"); got != "c" {
+		t.Fatalf("a's next hop to c = %q, want c", got)
+	}
+	tn.reset()
+	tn.cut("a", "c") // no time passes: no new announcement
+	if got := tn.nextHop("a", "c"); got != "b" {
+		t.Fatalf("after cut, a's next hop to c = %q, want b at once", got)
+	}
+	if ev := tn.eventsOf("a", EventRouteFailover); len(ev) != 1 || ev[0].MAC != macOf("c") {
+		t.Fatalf("failover events %v", ev)
+	}
+	f := frame(macOf("c"), macOf("a"), 7)
+	tn.nodes["a"].FrameFromTAP(tn.now, f)
+	tn.collect("a")
+	tn.run()
+	if len(tn.tap["c"]) != 1 {
+		t.Fatalf("frame not delivered after failover: c's TAP %x", tn.tap["c"])
+	}
+}
+
+func TestWithdrawWithoutBackup(t *testing.T) {
+	// Defect 8: a destination that is gone is withdrawn at once, not kept
+	// until expiry.
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	tn.advance(5 * time.Second)
+	tn.cut("b", "c")
+	if _, ok := tn.nodes["b"].Route(macOf("c")); ok {
+		t.Fatal("b still routes to c with no link and no backup")
+	}
+	if len(tn.eventsOf("b", EventRouteWithdrawn)) == 0 {
+		t.Fatal("no withdrawal event")
+	}
+	tn.nodes["b"].FrameFromTAP(tn.now, frame(macOf("c"), macOf("b")))
+	tn.collect("b")
+	if tn.nodes["b"].Stats().Drops[DropNoRoute] != 1 {
+		t.Fatal("frame to a withdrawn route not dropped as no route")
+	}
+}
+
+func TestBackupNeverLeadsBackThroughUs(t *testing.T) {
+	// A copy of the round whose path already contains this node is not a
+	// backup: following it would loop.
+	tn := newNet(t, "b", "x", "d")
+	tn.link("b", "x")
+	tn.link("b", "d")
+	tn.run()
+	id := uint64(t0.Add(time.Hour).UnixMilli())
+	target := wire.MAC{0x02, 0, 0, 0, 0, 'z'}
+	info := wire.Info{ID: id, MAC: target}
+	tn.inject("b", "x", (&wire.InfoPath{PathKnown: true, Path: []wire.MAC{macOf("x")}, Info: info}).Append(nil))
+	tn.inject("b", "d", (&wire.InfoPath{PathKnown: true, Path: []wire.MAC{macOf("x"), macOf("b"), macOf("d")}, Info: info}).Append(nil))
+	if ri, _ := tn.nodes["b"].Route(target); len(ri.Backups) != 0 {
+		t.Fatalf("backups %v include a path through b", ri.Backups)
+	}
+	tn.inject("b", "d", (&wire.InfoPath{PathKnown: true, Path: []wire.MAC{macOf("q"), macOf("d")}, Info: info}).Append(nil))
+	if ri, _ := tn.nodes["b"].Route(target); !slices.Equal(ri.Backups, []LinkID{tn.linkID("b", "d")}) {
+		t.Fatalf("backups %v, want d", ri.Backups)
+	}
+	// A seed-protocol copy (path unknown) is never a backup.
+	tn2 := newNet(t, "b", "x", "o")
+	tn2.link("b", "x")
+	tn2.link("b", "o", true)
+	tn2.run()
+	tn2.inject("b", "x", (&wire.InfoPath{PathKnown: true, Path: []wire.MAC{macOf("x")}, Info: info}).Append(nil))
+	tn2.inject("b", "o", info.Append(nil))
+	if ri, _ := tn2.nodes["b"].Route(target); len(ri.Backups) != 0 {
+		t.Fatalf("backup over a path of unknown nodes: %v", ri.Backups)
+	}
+}
+
+func TestHopLimit(t *testing.T) {
+	// Defect 9: a targeted frame had no hop limit.
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	f := frame(macOf("c"), macOf("a"), 1)
+	tn.reset()
+	tn.inject("b", "a", (&wire.LimitedFrame{Hops: 1, Frame: f}).Append(nil))
+	if tn.nodes["b"].Stats().Drops[DropHopLimit] != 1 || len(tn.sentOn("b", "c")) != 0 {
+		t.Fatal("frame with 1 hop left was forwarded")
+	}
+	tn.inject("b", "a", (&wire.LimitedFrame{Hops: 5, Frame: f}).Append(nil))
+	sent := tn.sentOn("b", "c")
+	if len(sent) != 1 || !bytes.Equal(sent[0], (&wire.LimitedFrame{Hops: 4, Frame: f}).Append(nil)) {
+		t.Fatalf("forwarded %x, want the frame with 4 hops", sent)
+	}
+}
+
+func TestSeedTargetedFrameGetsHopLimit(t *testing.T) {
+	// A 0x80 from a seed-protocol peer enters the extended mesh with a
+	// fresh hop limit; toward a seed peer it stays a 0x80.
+	tn := newNet(t, "o", "b", "c")
+	tn.link("o", "b", true)
+	tn.link("b", "c")
+	tn.run()
+	tn.reset()
+	f := frame(macOf("c"), macOf("o"), 1)
+	tn.inject("b", "o", (&wire.TargetedFrame{Frame: f}).Append(nil))
+	sent := tn.sentOn("b", "c")
+	want := (&wire.LimitedFrame{Hops: 63, Frame: f}).Append(nil)
+	if len(sent) != 1 || !bytes.Equal(sent[0], want) {
+		t.Fatalf("b sent %x, want %x", sent, want)
+	}
+	tn.run()
+	tn.reset()
+	back := frame(macOf("o"), macOf("c"), 2)
+	tn.inject("b", "c", (&wire.LimitedFrame{Hops: 9, Frame: back}).Append(nil))
+	sent = tn.sentOn("b", "o")
+	if len(sent) != 1 || !bytes.Equal(sent[0], (&wire.TargetedFrame{Frame: back}).Append(nil)) {
+		t.Fatalf("b sent %x toward the seed peer, want a 0x80", sent)
+	}
+}
+
+func TestRouteLoopDropped(t *testing.T) {
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	// b's route to a points at a; a frame for a arriving from a is a loop.
+	tn.inject("b", "a", (&wire.LimitedFrame{Hops: 9, Frame: frame(macOf("a"), macOf("z"))}).Append(nil))
+	if tn.nodes["b"].Stats().Drops[DropRouteLoop] != 1 {
+		t.Fatal("frame sent back where it came from")
+	}
+}
+
+func TestMalformedInput(t *testing.T) {
+	// Defect 11 and "Malformed input": never forwarded; dropped on a seed
+	// link (which stays up), a violation on an extended link.
+	bad := [][]byte{
+		{}, // zero length
+		append((&wire.InitialInfo{ID: 1, MAC: macOf("a"), Port: 1}).Append(nil), 0), // trailing
+		{0x80, 2, 0, 0, 0, 0, 'c'},                                  // 0x80 with a 6-byte body
+		{0x00, 2, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 'a', 0, 1}, // version 2
+	}
+	for i, msg := range bad {
+		for _, seed := range []bool{true, false} {
+			tn := newNet(t, "a", "b", "c")
+			tn.link("a", "b", seed)
+			tn.link("b", "c")
+			tn.run()
+			tn.reset()
+			tn.inject("b", "a", msg)
+			if len(tn.sentOn("b", "c")) != 0 {
+				t.Errorf("case %d seed=%v: malformed message forwarded", i, seed)
+			}
+			closed := len(tn.closes["b"]) == 1
+			if seed && (closed || tn.nodes["b"].Stats().Drops[DropMalformed] != 1) {
+				t.Errorf("case %d: seed link closed=%v drops=%d, want open and 1 drop", i, closed, tn.nodes["b"].Stats().Drops[DropMalformed])
+			}
+			if !seed && !closed {
+				t.Errorf("case %d: extended link not closed", i)
+			}
+		}
+	}
+}
+
+func TestUnknownTypeDroppedNotClosed(t *testing.T) {
+	// A later extension may add types: count and skip them.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	tn.inject("b", "a", []byte{0x7e, 1, 2})
+	if len(tn.closes["b"]) != 0 || tn.nodes["b"].Stats().Drops[DropUnknownType] != 1 {
+		t.Fatal("unknown type not dropped and counted, or link closed")
+	}
+}
+
+func TestFrameFromTAPChecks(t *testing.T) {
+	// Behaviour "Frames from the TAP": a foreign source is dropped; a
+	// destination without a route is dropped.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	n := tn.nodes["a"]
+	n.FrameFromTAP(tn.now, frame(macOf("b"), macOf("z")))
+	n.FrameFromTAP(tn.now, frame(macOf("q"), macOf("a")))
+	tn.collect("a")
+	s := n.Stats()
+	if s.Drops[DropNotOwnSource] != 1 || s.Drops[DropNoRoute] != 1 {
+		t.Fatalf("drops %v", s.Drops)
+	}
+}
+
+func TestBroadcastFromUnknownSourceDropped(t *testing.T) {
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	tn.inject("b", "a", bcast(wire.MAC{2, 9, 9, 9, 9, 9}, 5))
+	if len(tn.tap["b"]) != 0 || tn.nodes["b"].Stats().Drops[DropUnknownSource] != 1 {
+		t.Fatal("broadcast from a source never linked or announced was delivered")
+	}
+}
+
+func TestNoIncomingAnnouncesNoAddress(t *testing.T) {
+	tn := newNetWith(t, func(name string, c *Config) { c.NoIncoming = name == "a" }, "a", "b", "o")
+	tn.link("a", "b")
+	tn.link("a", "o", true)
+	tn.run()
+	for _, m := range tn.sentOn("a", "o") {
+		if wire.Type(m[0]) == wire.TypeInitialInfo {
+			t.Fatal("no_incoming node sent a 0x00")
+		}
+	}
+	seedMsgs := tn.sentOn("a", "o")
+	info, err := wire.DecodeInfo(seedMsgs[0])
+	if err != nil || info.Addr.IsValid() || info.MAC != macOf("a") {
+		t.Fatalf("no_incoming announcement to seed peer: %+v, %v", info, err)
+	}
+	for _, p := range tn.nodes["b"].Cache() {
+		if p.MAC == macOf("a") {
+			t.Fatal("b cached an address for a no_incoming node")
+		}
+	}
+	if tn.nextHop("b", "a") != "a" {
+		t.Fatal("no_incoming node not routable")
+	}
+}
+
+func TestNoRelayCarriesNothingForOthers(t *testing.T) {
+	tn := newNetWith(t, func(name string, c *Config) { c.NoRelay = name == "b" }, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	tn.advance(5 * time.Second)
+	if tn.nextHop("a", "c") != "" {
+		t.Fatal("a routes to c through a no_relay node")
+	}
+	if tn.nextHop("a", "b") != "b" || tn.nextHop("b", "c") != "c" {
+		t.Fatal("no_relay node itself is not routable")
+	}
+	tn.inject("b", "a", (&wire.LimitedFrame{Hops: 9, Frame: frame(macOf("c"), macOf("a"))}).Append(nil))
+	if tn.nodes["b"].Stats().Drops[DropNoRelay] != 1 {
+		t.Fatal("no_relay node forwarded a frame")
+	}
+}
+
+func TestRouteExpiry(t *testing.T) {
+	// "Route expiry", with the timer configurable: a route not refreshed
+	// within RouteExpiry is purged, within a tenth of it.
+	tn := newNetWith(t, func(_ string, c *Config) {
+		c.RouteExpiry = time.Minute
+		c.AnnounceInterval = time.Hour // no refresh
+		c.LinkTimeout = 2 * time.Hour
+	}, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	// a learnt c's route when b-c came up; now c stays silent.
+	if tn.nextHop("a", "c") != "b" {
+		t.Fatal("no route to c")
+	}
+	tn.advance(59 * time.Second)
+	if tn.nextHop("a", "c") == "" {
+		t.Fatal("route expired early")
+	}
+	tn.advance(7 * time.Second)
+	if tn.nextHop("a", "c") != "" {
+		t.Fatal("route not expired 66 s after its last announcement with a 60 s expiry")
+	}
+	if len(tn.eventsOf("a", EventRouteExpired)) == 0 {
+		t.Fatal("no expiry event")
+	}
+}
+
+func TestTimersConfigurable(t *testing.T) {
+	tn := newNetWith(t, func(_ string, c *Config) { c.AnnounceInterval = 2 * time.Second }, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	tn.reset()
+	tn.advance(time.Second)
+	if len(tn.sentOn("a", "b")) != 0 {
+		t.Fatal("announced before the interval")
+	}
+	tn.advance(time.Second)
+	if len(tn.sentOn("a", "b")) != 1 {
+		t.Fatalf("sent %d messages at the 2 s interval, want 1 announcement", len(tn.sentOn("a", "b")))
+	}
+	if d := tn.nodes["a"].NextDeadline(); !d.Equal(tn.now.Add(2 * time.Second)) {
+		t.Fatalf("next deadline %v, want %v", d, tn.now.Add(2*time.Second))
+	}
+}
+
+func TestLinkTimeoutClosesSilentLink(t *testing.T) {
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	tn.hold = func(m inflight) bool { return m.to == "a" } // b goes silent
+	tn.advance(10 * time.Second)
+	if len(tn.closes["a"]) != 0 {
+		t.Fatal("closed before the timeout")
+	}
+	tn.advance(5 * time.Second)
+	if len(tn.closes["a"]) != 1 || !errors.Is(tn.closes["a"][0].Reason, ErrLinkSilent) {
+		t.Fatalf("closes %v, want one for a silent link after 15 s", tn.closes["a"])
+	}
+}
+
+func TestSelfAndDuplicateLinks(t *testing.T) {
+	// "Identity and links": a link to one's own MAC is closed; one link
+	// per peer, both ends keeping the one dialled by the smaller MAC.
+	tn := newNet(t, "a", "b")
+	n := tn.nodes["a"]
+	n.LinkUp(tn.now, 100, macOf("a"), addrOf("a"), true, true)
+	tn.collect("a")
+	if len(tn.closes["a"]) != 1 || !errors.Is(tn.closes["a"][0].Reason, ErrSelfLink) {
+		t.Fatalf("closes %v, want the self link", tn.closes["a"])
+	}
+	tn.reset()
+	// Simultaneous dials: link 1 dialled by a, link 2 dialled by b.
+	tn.link("a", "b") // a dials: ids 1 (a) / 2 (b)
+	tn.link("b", "a") // b dials: ids 3 (b) / 4 (a)
+	// a < b, so both keep the link a dialled and close the other.
+	ca, cb := tn.closes["a"], tn.closes["b"]
+	if len(ca) != 1 || ca[0].Link != 4 || len(cb) != 1 || cb[0].Link != 3 {
+		t.Fatalf("closes a=%v b=%v, want a to close 4 and b to close 3", ca, cb)
+	}
+}
+
+func TestConnectPolicy(t *testing.T) {
+	// "Connecting": dial the seed and cached peers up to MaxLinks, back off
+	// a peer whose dial failed, and retry quickly below MinLinks.
+	var cache []Peer
+	for i := range 20 {
+		cache = append(cache, Peer{MAC: wire.MAC{2, 1, 0, 0, 0, byte(i)}, Addr: netip.MustParseAddrPort("127.0.1.1:41744")})
+	}
+	seed := Peer{MAC: macOf("s"), Addr: addrOf("s")}
+	tn := newNetWith(t, func(_ string, c *Config) {
+		c.Cache, c.Seeds, c.MaxLinks = cache, []Peer{seed}, 5
+	}, "a")
+	dials := tn.dials["a"]
+	if len(dials) != 5 || dials[0] != seed {
+		t.Fatalf("dials %v, want the seed then 4 cached peers (MaxLinks 5)", dials)
+	}
+	n := tn.nodes["a"]
+	// Every dial fails: the peers are backed off, then redialled quickly
+	// because a has fewer than MinLinks links.
+	for _, d := range dials {
+		n.DialFailed(tn.now, d.MAC, errors.New("refused"))
+	}
+	tn.collect("a")
+	tn.dials = map[string][]Peer{}
+	tn.advance(100 * time.Millisecond)
+	if got := tn.dials["a"]; len(got) != 5 || slices.Contains(got, seed) {
+		t.Fatalf("after failures dials %v, want 5 other peers and not the backed-off seed", got)
+	}
+	tn.dials = map[string][]Peer{}
+	// Backoff is at most 1.5 s for a first failure: by 2 s the seed is
+	// dialled again, well before the 60 s connect interval.
+	if dl := n.NextDeadline(); dl.Sub(tn.now) > 2*time.Second {
+		t.Fatalf("next deadline in %v, want a quick retry below MinLinks", dl.Sub(tn.now))
+	}
+	tn.advance(2 * time.Second)
+	if !slices.Contains(tn.dials["a"], seed) {
+		t.Fatalf("seed not redialled after its backoff: %v", tn.dials["a"])
+	}
+}
+
+func TestDeterministicOutput(t *testing.T) {
+	// Map order never reaches output order: two identical runs produce
+	// identical sends.
+	run := func() [][]byte {
+		tn := newNet(t, "a", "b", "c", "d")
+		tn.link("a", "b")
+		tn.link("a", "c")
+		tn.link("a", "d")
+		tn.link("b", "c")
+		tn.run()
+		tn.advance(5 * time.Second)
+		var out [][]byte
+		for _, name := range tn.names {
+			for _, s := range tn.sent[name] {
+				out = append(out, append([]byte{byte(s.Link)}, s.Msg...))
+			}
+		}
+		return out
+	}
+	a, b := run(), run()
+	if len(a) != len(b) {
+		t.Fatalf("runs sent %d and %d messages", len(a), len(b))
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			t.Fatalf("message %d differs: %x vs %x", i, a[i], b[i])
+		}
+	}
+}

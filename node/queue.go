@@ -1,0 +1,81 @@
+package node
+
+// SendQueue is the bounded output queue of one link, used by drivers (the
+// daemon and the simulator) between a Ready and the link's writer. It
+// holds at most DataLimit data messages (Ethernet frames): a data message
+// that finds the queue full is dropped and counted (defect 7: the original
+// buffered without bound). Control messages (announcements, health) are
+// never dropped; the protocol sends a bounded number of them per interval.
+//
+// Push copies the message into a buffer the queue owns; Pop hands the
+// buffer to the writer, which gives it back with Release. A SendQueue is
+// not safe for concurrent use.
+type SendQueue struct {
+	// DataLimit is the most data messages queued at once (default 256).
+	DataLimit int
+
+	items []queued
+	head  int
+	data  int
+	drops uint64
+	free  [][]byte
+}
+
+type queued struct {
+	msg     []byte
+	control bool
+}
+
+// Push queues a copy of s.Msg. It returns false, and counts a drop, when s
+// is data and the queue already holds DataLimit data messages.
+func (q *SendQueue) Push(s Send) bool {
+	limit := q.DataLimit
+	if limit <= 0 {
+		limit = 256
+	}
+	if !s.Control && q.data >= limit {
+		q.drops++
+		return false
+	}
+	var buf []byte
+	if k := len(q.free); k > 0 {
+		buf, q.free = q.free[k-1], q.free[:k-1]
+	}
+	buf = append(buf[:0], s.Msg...)
+	if q.head > 0 && q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	q.items = append(q.items, queued{msg: buf, control: s.Control})
+	if !s.Control {
+		q.data++
+	}
+	return true
+}
+
+// Pop removes the oldest message. The caller owns the buffer until it
+// passes it to Release.
+func (q *SendQueue) Pop() ([]byte, bool) {
+	if q.head == len(q.items) {
+		return nil, false
+	}
+	it := q.items[q.head]
+	q.items[q.head] = queued{}
+	q.head++
+	if !it.control {
+		q.data--
+	}
+	return it.msg, true
+}
+
+// Release returns a buffer from Pop for reuse.
+func (q *SendQueue) Release(buf []byte) {
+	if cap(buf) <= 2*1024*64 && len(q.free) < 64 {
+		q.free = append(q.free, buf[:0])
+	}
+}
+
+// Len returns the number of queued messages.
+func (q *SendQueue) Len() int { return len(q.items) - q.head }
+
+// Drops returns the number of data messages dropped at a full queue.
+func (q *SendQueue) Drops() uint64 { return q.drops }

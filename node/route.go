@@ -1,0 +1,326 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// route is how this node reaches one MAC: through the neighbour from which
+// that MAC's newest announcement arrived first (first-path routing).
+type route struct {
+	id  uint64 // the announcement round: its id
+	via LinkID // 0 when withdrawn
+	// path is the announcement's path as received over via (relayers,
+	// nearest the target first; the last is the neighbour), pathKnown
+	// false when it crossed a seed-protocol node.
+	path      []wire.MAC
+	pathKnown bool
+	// backups are other neighbours that delivered the same round, in
+	// arrival order, whose path does not contain this node: moving to
+	// one of them cannot loop back through us.
+	backups   []LinkID
+	addr      netip.AddrPort // announced address; invalid for none
+	refreshed time.Time
+	learned   time.Time
+}
+
+// RouteInfo describes a route for status displays and tests.
+type RouteInfo struct {
+	Target    wire.MAC
+	Via       LinkID
+	NextHop   wire.MAC
+	ID        uint64
+	Hops      int // links to the target; -1 when the path is unknown
+	Backups   []LinkID
+	Refreshed time.Time
+	Learned   time.Time
+}
+
+// Route returns the route to mac, if there is one with a live next hop.
+func (n *Node) Route(mac wire.MAC) (RouteInfo, bool) {
+	r, ok := n.routes[mac]
+	if !ok || r.via == 0 {
+		return RouteInfo{}, false
+	}
+	return n.routeInfo(mac, r), true
+}
+
+// Routes returns every live route, sorted by target MAC.
+func (n *Node) Routes() []RouteInfo {
+	out := make([]RouteInfo, 0, len(n.routes))
+	for mac, r := range n.routes {
+		if r.via != 0 {
+			out = append(out, n.routeInfo(mac, r))
+		}
+	}
+	slices.SortFunc(out, func(a, b RouteInfo) int { return macCmp(a.Target, b.Target) })
+	return out
+}
+
+func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
+	ri := RouteInfo{Target: mac, Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backups),
+		Refreshed: r.refreshed, Learned: r.learned}
+	if l := n.links[r.via]; l != nil {
+		ri.NextHop = l.peer
+	}
+	if r.pathKnown {
+		ri.Hops = len(r.path) + 1
+	}
+	return ri
+}
+
+// announce floods this node's own announcement to every neighbour.
+// PROTOCOL.md "Behaviour": a node that takes incoming links sends 0x00 and
+// the neighbour fills in the address it sees; a no_incoming or no_relay
+// node sends an info without address itself. Extended neighbours get the
+// 0x85 form of that info, with an empty path.
+func (n *Node) announce() {
+	if len(n.linkOrder) == 0 {
+		return
+	}
+	id := n.newID()
+	var seedMsg, extMsg []byte
+	if n.cfg.NoIncoming || n.cfg.NoRelay {
+		info := wire.Info{ID: id, MAC: n.cfg.MAC}
+		seedMsg = n.encode(&info)
+		extMsg = n.encode(&wire.InfoPath{PathKnown: true, Info: info})
+	} else {
+		seedMsg = n.encode(&wire.InitialInfo{ID: id, MAC: n.cfg.MAC, Port: n.cfg.Port})
+		extMsg = seedMsg
+	}
+	for _, l := range n.linkOrder {
+		if l.extended {
+			n.send(l, extMsg, true)
+		} else {
+			n.send(l, seedMsg, true)
+		}
+	}
+}
+
+// receiveAnnouncement handles 0x00, 0x01 and 0x85.
+func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
+	var (
+		info      wire.Info
+		path      []wire.MAC
+		pathKnown bool
+	)
+	switch t {
+	case wire.TypeInitialInfo:
+		m, err := wire.DecodeInitialInfo(msg)
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		// Defect 4: a 0x00 travels one hop, so it must announce the
+		// certificate's MAC. Anything else is an attempt to take another
+		// member's traffic: close the link, on every kind of link.
+		if m.MAC != l.peer {
+			n.violation(l, fmt.Errorf("%w: announced %s", ErrSpoofedMAC, m.MAC))
+			return
+		}
+		// The neighbour turns 0x00 into 0x01 by adding the address it sees.
+		info = wire.Info{ID: m.ID, MAC: m.MAC, Port: m.Port, Addr: l.addr.Addr()}
+		pathKnown = true
+	case wire.TypeInfo:
+		m, err := wire.DecodeInfo(msg)
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		info = m
+		// A 0x01 about the neighbour itself (a no_incoming original) has
+		// come straight from it; any other crossed unknown nodes.
+		pathKnown = m.MAC == l.peer
+	case wire.TypeInfoPath:
+		m, err := wire.DecodeInfoPath(msg)
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		info, path, pathKnown = m.Info, m.Path, m.PathKnown
+		if pathKnown && (len(path) == 0 && m.MAC != l.peer || len(path) > 0 && path[len(path)-1] != l.peer) {
+			n.violation(l, fmt.Errorf("0x85 for %s: path %v does not end at the sender", m.MAC, path))
+			return
+		}
+	}
+	info.Addr = info.Addr.Unmap()
+	if info.MAC == n.cfg.MAC {
+		// Our own announcement, echoed by an original node or carried by
+		// a route that predates a restart: make sure our next ids are
+		// newer than anything the mesh has seen from us.
+		n.lastID = max(n.lastID, info.ID)
+		return
+	}
+	if info.MAC.IsGroup() || info.MAC.IsZero() {
+		n.malformed(l, fmt.Errorf("announcement for non-unicast MAC %s", info.MAC))
+		return
+	}
+	if pathKnown && slices.Contains(path, n.cfg.MAC) {
+		return // it already passed through us: a loop
+	}
+	r := n.routes[info.MAC]
+	switch {
+	case r != nil && info.ID < r.id:
+		return // an older round
+	case r != nil && info.ID == r.id && r.via != 0:
+		// A later copy of the current round: a backup next hop if it
+		// cannot lead back through us.
+		if l.id != r.via && pathKnown && !slices.Contains(r.backups, l.id) {
+			r.backups = append(r.backups, l.id)
+		}
+		return
+	case r != nil && info.ID == r.id && !(pathKnown && len(path) < wire.MaxPath):
+		return // a withdrawn round revives only over a path known to be loop-free
+	}
+	n.learn(l, info, path, pathKnown, r)
+}
+
+// learn makes l the route to info.MAC for round info.ID and floods the
+// announcement on.
+func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route) {
+	if r == nil {
+		r = &route{learned: n.now}
+		n.routes[info.MAC] = r
+		n.event(Event{Kind: EventRouteLearned, MAC: info.MAC, Link: l.id})
+	} else if r.via != l.id {
+		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
+	}
+	r.id, r.via, r.refreshed = info.ID, l.id, n.now
+	r.pathKnown = pathKnown
+	r.path = append(r.path[:0], path...)
+	r.backups = r.backups[:0]
+	n.updateCache(info)
+
+	if n.cfg.NoRelay {
+		return
+	}
+	// Flood on, never back to the link it came from (defect 1).
+	out := wire.InfoPath{PathKnown: pathKnown && len(path) < wire.MaxPath, Info: info}
+	var seedMsg, extMsg []byte
+	for _, o := range n.linkOrder {
+		if o == l {
+			continue
+		}
+		if o.extended {
+			if extMsg == nil {
+				if out.PathKnown {
+					out.Path = append(path[:len(path):len(path)], n.cfg.MAC)
+				}
+				extMsg = n.encode(&out)
+			}
+			n.send(o, extMsg, true)
+		} else {
+			if seedMsg == nil {
+				seedMsg = n.encode(&info)
+			}
+			n.send(o, seedMsg, true)
+		}
+	}
+}
+
+// updateCache records the announced address in the peer cache; an
+// announcement without address removes the entry (PROTOCOL.md "Learning a
+// route"). Only changes are output.
+func (n *Node) updateCache(info wire.Info) {
+	if !info.Addr.IsValid() {
+		if _, ok := n.cache[info.MAC]; ok {
+			delete(n.cache, info.MAC)
+			n.ready.CacheRemove = append(n.ready.CacheRemove, info.MAC)
+		}
+		return
+	}
+	ap := netip.AddrPortFrom(info.Addr, info.Port)
+	if old, ok := n.cache[info.MAC]; ok && old == ap {
+		return
+	}
+	n.cache[info.MAC] = ap
+	n.ready.CacheStore = append(n.ready.CacheStore, Peer{MAC: info.MAC, Addr: ap})
+}
+
+// failover moves every route through the link that went down to its first
+// live backup, at once, or withdraws it (defect 8: no blackhole until the
+// next announcement, no stale route until expiry).
+func (n *Node) failover(down LinkID) {
+	var affected []wire.MAC
+	for mac, r := range n.routes {
+		if i := slices.Index(r.backups, down); i >= 0 {
+			r.backups = slices.Delete(r.backups, i, i+1)
+		}
+		if r.via == down {
+			affected = append(affected, mac)
+		}
+	}
+	slices.SortFunc(affected, macCmp) // deterministic event order
+	for _, mac := range affected {
+		r := n.routes[mac]
+		r.via = 0
+		for len(r.backups) > 0 && r.via == 0 {
+			if _, ok := n.links[r.backups[0]]; ok {
+				r.via = r.backups[0]
+			}
+			r.backups = r.backups[1:]
+		}
+		if r.via != 0 {
+			// The path over the backup is not stored; it is known to
+			// avoid us, which is all later backup checks need.
+			r.path = r.path[:0]
+			r.pathKnown = false
+			n.stats.Failovers++
+			n.event(Event{Kind: EventRouteFailover, MAC: mac, Link: r.via, From: down})
+			continue
+		}
+		n.stats.Withdrawals++
+		n.event(Event{Kind: EventRouteWithdrawn, MAC: mac, From: down})
+	}
+}
+
+// sweep purges routes not refreshed within RouteExpiry, and the
+// de-duplication state of sources that are no longer routed.
+func (n *Node) sweep() {
+	var expired []wire.MAC
+	for mac, r := range n.routes {
+		if n.now.Sub(r.refreshed) >= n.cfg.RouteExpiry {
+			expired = append(expired, mac)
+		}
+	}
+	slices.SortFunc(expired, macCmp)
+	for _, mac := range expired {
+		r := n.routes[mac]
+		delete(n.routes, mac)
+		n.event(Event{Kind: EventRouteExpired, MAC: mac, From: r.via})
+	}
+	for _, seen := range []map[wire.MAC]*window{n.frameSeen, n.healthSeen} {
+		for mac, w := range seen {
+			w.expire(n.now, n.cfg.DedupSpan)
+			if w.empty() && !n.known(mac) {
+				delete(seen, mac)
+			}
+		}
+	}
+	for id, at := range n.healthPending {
+		if n.now.Sub(at) >= n.cfg.DedupSpan {
+			delete(n.healthPending, id)
+		}
+	}
+}
+
+// known reports whether mac was linked or announced and not expired.
+func (n *Node) known(mac wire.MAC) bool {
+	if _, ok := n.byPeer[mac]; ok {
+		return true
+	}
+	_, ok := n.routes[mac]
+	return ok
+}
+
+// nextHop returns the live link toward mac.
+func (n *Node) nextHop(mac wire.MAC) *link {
+	if r, ok := n.routes[mac]; ok && r.via != 0 {
+		return n.links[r.via]
+	}
+	return nil
+}
