@@ -1,0 +1,167 @@
+// Package tlstransport runs invpn links over TLS on TCP
+// (PROTOCOL.md "Identity and links").
+//
+// Both ends authenticate with certificates of one group CA (or a bundle of
+// CAs); a member's identity is the MAC in its certificate's Common Name.
+// Go's standard verification checks host names, never the Common Name, so
+// each side verifies the chain and the identity itself in
+// tls.Config.VerifyConnection, which runs on resumed sessions too.
+//
+// To share a mesh with an original node this package accepts TLS 1.2 as
+// well as 1.3 (MinVersion is TLS 1.2; Go prefers 1.3 whenever the peer
+// offers it, so two nodes of this project always speak 1.3). The server
+// asks for a client certificate without naming a CA, and the client sends
+// no SNI, as the original does. Each end offers the ALPN protocol
+// transport.ProtocolName; a link is Extended only when it was selected.
+//
+// The transport notices a dead peer within seconds (TCP keep-alive and, on
+// Linux, TCP_USER_TIMEOUT) but never redials: the node decides dials.
+package tlstransport
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/wire"
+)
+
+// Defaults for the zero fields of [Config].
+const (
+	DefaultDialTimeout      = 10 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultUserTimeout      = 15 * time.Second
+)
+
+// DefaultKeepAlive is the TCP keep-alive used when Config.KeepAlive is the
+// zero value: an idle peer is probed after 10 s, every 5 s, and dropped
+// after 3 unanswered probes.
+var DefaultKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// Config holds what both dialing and listening need. The zero values of the
+// optional fields select the defaults above.
+type Config struct {
+	// Cert is this member's certificate and key; its Common Name is the
+	// member's MAC. The key may be Ed25519, ECDSA or RSA.
+	Cert tls.Certificate
+	// CAs holds the group's CA certificates; peers must chain to one of them.
+	CAs *x509.CertPool
+
+	// DialTimeout bounds a whole dial: TCP connect and TLS handshake.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake of an incoming connection,
+	// so that a silent client cannot hold a goroutine.
+	HandshakeTimeout time.Duration
+	// KeepAlive configures TCP keep-alive. The zero value means
+	// DefaultKeepAlive; any other value is used as is (Enable false with a
+	// negative Idle disables keep-alive).
+	KeepAlive net.KeepAliveConfig
+	// UserTimeout is the TCP_USER_TIMEOUT (Linux only): how long written
+	// data may stay unacknowledged before the connection is dropped.
+	// Negative leaves the system default.
+	UserTimeout time.Duration
+
+	// HandshakeError, if not nil, is called from a listener goroutine with
+	// each incoming connection that failed the handshake or the
+	// certificate checks, so the daemon can log refused peers. It also
+	// gets errors of accepting TCP connections, with a zero address. It
+	// must not block for long: handshakes wait for it.
+	HandshakeError func(remote netip.AddrPort, err error)
+}
+
+// withDefaults checks c and fills its zero fields.
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Cert.Certificate) == 0 || c.Cert.PrivateKey == nil {
+		return c, errors.New("tlstransport: config has no certificate and key")
+	}
+	if c.CAs == nil {
+		return c, errors.New("tlstransport: config has no CA pool")
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.KeepAlive == (net.KeepAliveConfig{}) {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.UserTimeout == 0 {
+		c.UserTimeout = DefaultUserTimeout
+	}
+	return c, nil
+}
+
+// keepAlivePeriod is the legacy net.Dialer/ListenConfig KeepAlive field
+// matching c.KeepAlive: negative disables keep-alive when Enable is false.
+func (c Config) keepAlivePeriod() time.Duration {
+	if c.KeepAlive.Enable {
+		return 0
+	}
+	return -1
+}
+
+// baseTLS returns the settings common to both ends.
+func (c Config) baseTLS() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{c.Cert},
+		// TLS 1.2 is accepted for original nodes; 1.3 is preferred.
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{transport.ProtocolName},
+	}
+}
+
+// serverTLS is the configuration of the accepting end: any client
+// certificate is requested, then verified against the CA pool.
+func (c Config) serverTLS() *tls.Config {
+	t := c.baseTLS()
+	t.ClientAuth = tls.RequireAnyClientCert
+	t.VerifyConnection = func(cs tls.ConnectionState) error {
+		_, err := verifyPeer(cs, c.CAs, x509.ExtKeyUsageClientAuth)
+		return err
+	}
+	return t
+}
+
+// clientTLS is the configuration of a dial to want: Go's host name check is
+// replaced by the chain check and a check of the MAC in the Common Name.
+func (c Config) clientTLS(want wire.MAC) *tls.Config {
+	t := c.baseTLS()
+	t.InsecureSkipVerify = true // verified in VerifyConnection below
+	t.VerifyConnection = func(cs tls.ConnectionState) error {
+		got, err := verifyPeer(cs, c.CAs, x509.ExtKeyUsageServerAuth)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("certificate names %s: %w", got, transport.ErrWrongPeer)
+		}
+		return nil
+	}
+	return t
+}
+
+// verifyPeer checks the peer's chain against roots for usage and returns
+// the MAC in its Common Name. A certificate without extended key usages is
+// valid for any use, as with OpenSSL, so certificates made by the
+// original's openssl recipe pass.
+func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage) (wire.MAC, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return wire.MAC{}, fmt.Errorf("peer sent no certificate: %w", transport.ErrUntrusted)
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}
+	if _, err := leaf.Verify(opts); err != nil {
+		return wire.MAC{}, fmt.Errorf("certificate %q: %w: %w", leaf.Subject.CommonName, transport.ErrUntrusted, err)
+	}
+	return MACFromCert(leaf)
+}

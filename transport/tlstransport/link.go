@@ -1,0 +1,158 @@
+package tlstransport
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/wire"
+)
+
+const (
+	// readBufferSize holds two full TLS records.
+	readBufferSize = 32 << 10
+	// maxRetainedWriteBuffer caps the batch buffer a link keeps between
+	// writes; a larger batch's buffer is dropped after use.
+	maxRetainedWriteBuffer = 256 << 10
+)
+
+// link is a transport.Link over an established tls.Conn.
+type link struct {
+	conn     *tls.Conn
+	peer     wire.MAC
+	remote   netip.AddrPort
+	dialed   bool
+	extended bool
+
+	r    *wire.Reader // owned by the reader goroutine
+	wbuf []byte       // owned by the writer goroutine
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ transport.Link = (*link)(nil)
+
+// newLink wraps a conn whose handshake is complete and verified.
+func newLink(conn *tls.Conn, dialed bool) (*link, error) {
+	cs := conn.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return nil, fmt.Errorf("no peer certificate after handshake: %w", transport.ErrUntrusted)
+	}
+	peer, err := MACFromCert(cs.PeerCertificates[0])
+	if err != nil {
+		return nil, err
+	}
+	return &link{
+		conn:     conn,
+		peer:     peer,
+		remote:   addrPort(conn.RemoteAddr()),
+		dialed:   dialed,
+		extended: cs.NegotiatedProtocol == transport.ProtocolName,
+		r:        wire.NewReader(bufio.NewReaderSize(conn, readBufferSize)),
+	}, nil
+}
+
+// Peer returns the MAC in the peer certificate's Common Name.
+func (l *link) Peer() wire.MAC { return l.peer }
+
+// RemoteAddr returns the peer's socket address, IPv4 unmapped.
+func (l *link) RemoteAddr() netip.AddrPort { return l.remote }
+
+// Dialed reports whether this end dialed.
+func (l *link) Dialed() bool { return l.dialed }
+
+// Extended reports whether ALPN selected transport.ProtocolName.
+func (l *link) Extended() bool { return l.extended }
+
+// ReadMessage returns the next message; the slice is valid until the next
+// call. It returns io.EOF at end of stream and after Close.
+func (l *link) ReadMessage() ([]byte, error) {
+	msg, err := l.r.Next()
+	if err != nil {
+		if err == io.EOF || l.closed.Load() {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("tlstransport: read from %s at %s: %w", l.peer, l.remote, err)
+	}
+	return msg, nil
+}
+
+// WriteMessage frames msg and writes it in one Write.
+func (l *link) WriteMessage(msg []byte) error {
+	b, err := wire.AppendFrame(l.wbuf[:0], msg)
+	if err != nil {
+		return fmt.Errorf("tlstransport: write to %s: %w", l.peer, err)
+	}
+	return l.write(b, 1)
+}
+
+// WriteMessages frames all of msgs into one buffer and writes it in one
+// Write.
+func (l *link) WriteMessages(msgs [][]byte) error {
+	b := l.wbuf[:0]
+	for i, m := range msgs {
+		var err error
+		if b, err = wire.AppendFrame(b, m); err != nil {
+			return fmt.Errorf("tlstransport: write to %s: message %d of %d: %w", l.peer, i+1, len(msgs), err)
+		}
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return l.write(b, len(msgs))
+}
+
+// write sends the framed bytes b, which live in l.wbuf's array.
+func (l *link) write(b []byte, n int) error {
+	_, err := l.conn.Write(b)
+	if cap(b) > maxRetainedWriteBuffer {
+		b = nil
+	}
+	l.wbuf = b[:0]
+	if err != nil {
+		return fmt.Errorf("tlstransport: write %d message(s) to %s at %s: %w", n, l.peer, l.remote, err)
+	}
+	return nil
+}
+
+// closeNotifyTimeout bounds how long Close waits to send the TLS
+// close_notify alert to a peer that does not read.
+const closeNotifyTimeout = time.Second
+
+// Close sends close_notify and closes the connection; a pending
+// ReadMessage returns io.EOF. Later calls return nil.
+func (l *link) Close() error {
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		// tls.Conn.Close waits up to 5 s for the alert; do not wait that long.
+		_ = l.conn.NetConn().SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
+		if err := l.conn.Close(); err != nil {
+			l.closeErr = fmt.Errorf("tlstransport: close link to %s: %w", l.peer, err)
+		}
+	})
+	return l.closeErr
+}
+
+// tuneTCP sets the socket options every link gets, whichever end opened it.
+func tuneTCP(c net.Conn, userTimeout time.Duration) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	if err := tc.SetNoDelay(true); err != nil {
+		return fmt.Errorf("set TCP_NODELAY: %w", err)
+	}
+	if userTimeout > 0 {
+		return setUserTimeout(tc, userTimeout)
+	}
+	return nil
+}
