@@ -771,3 +771,39 @@ func TestDeterministicOutput(t *testing.T) {
 		}
 	}
 }
+
+func TestSeedLinkCarriesOnlySeedTypes(t *testing.T) {
+	// docs/protocol.md "How an original node is still served": whatever
+	// happens in the mesh, a seed-protocol link carries only the six seed
+	// types and never a 0x02, and the original node is routable.
+	tn := newNet(t, "a", "b", "c", "o")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.link("a", "c")
+	tn.link("b", "o", true)
+	tn.run()
+	tn.advance(5 * time.Second)
+	tn.nodes["a"].FrameFromTAP(tn.now, frame(wire.Broadcast, macOf("a"), 1))
+	tn.nodes["a"].FrameFromTAP(tn.now, frame(wire.MAC{0x33, 0x33, 0, 0, 0, 1}, macOf("a"), 2))
+	tn.nodes["a"].FrameFromTAP(tn.now, frame(macOf("o"), macOf("a"), 3))
+	tn.nodes["a"].StartHealth(tn.now)
+	tn.collect("a")
+	tn.run()
+	tn.cut("b", "c")
+	tn.advance(5 * time.Second)
+	allowed := []wire.Type{wire.TypeInitialInfo, wire.TypeInfo, wire.TypeHealthResponse, wire.TypeTargetedFrame, wire.TypeBroadcastFrame}
+	for _, m := range tn.sentOn("b", "o") {
+		if !slices.Contains(allowed, wire.Type(m[0])) {
+			t.Errorf("seed link carried %v", wire.Type(m[0]))
+		}
+	}
+	if tn.nextHop("a", "o") != "b" || tn.nextHop("c", "o") == "" {
+		t.Fatalf("original node not routable: a->%q c->%q", tn.nextHop("a", "o"), tn.nextHop("c", "o"))
+	}
+	if len(tn.tap["o"]) != 3 {
+		t.Fatalf("original node got %d frames, want broadcast, multicast (as broadcast) and unicast", len(tn.tap["o"]))
+	}
+	if !wire.MAC(tn.tap["o"][1][0:6]).IsBroadcast() {
+		t.Errorf("multicast reached the seed peer as %x, want a broadcast", tn.tap["o"][1][0:6])
+	}
+}
