@@ -58,3 +58,16 @@ func ParseMAC(s string) (MAC, error) {
 	}
 	return m, nil
 }
+
+// MarshalText formats m as String does, so MACs read well in JSON.
+func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses a MAC as ParseMAC does.
+func (m *MAC) UnmarshalText(b []byte) error {
+	v, err := ParseMAC(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}

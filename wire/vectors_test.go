@@ -231,3 +231,17 @@ func TestMAC(t *testing.T) {
 		t.Error("multicast not a group address")
 	}
 }
+
+func TestMACText(t *testing.T) {
+	b, err := macA.MarshalText()
+	if err != nil || string(b) != "02:50:56:00:00:01" {
+		t.Fatalf("MarshalText = %q, %v", b, err)
+	}
+	var m MAC
+	if err := m.UnmarshalText([]byte("02:50:56:00:00:02")); err != nil || m != macB {
+		t.Fatalf("UnmarshalText = %v, %v", m, err)
+	}
+	if err := m.UnmarshalText([]byte("nonsense")); err == nil {
+		t.Fatal("UnmarshalText accepted nonsense")
+	}
+}

@@ -21,7 +21,12 @@ import (
 //go:embed testdata/sample-stream.hex
 var sampleStream string
 
-var errUsage = errors.New("usage")
+// errUsage and errHelp end a command whose flags were wrong (exit 2) or
+// that printed its help (exit 0).
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help")
+)
 
 func runDecode(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("decode", flag.ContinueOnError)

@@ -18,6 +18,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"decode", "decode framed protocol messages (hex) and print them", runDecode},
+		{"status", "show a running daemon's links, routes and drops", runStatus},
+		{"health", "trace the mesh from the local daemon and report every node", runHealth},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) error {
 			fmt.Println("invpn", version)
 			return nil
@@ -54,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if err := c.run(args[1:], stdout, stderr); err != nil {
 				if err == errUsage {
 					return 2
+				}
+				if err == errHelp {
+					return 0
 				}
 				fmt.Fprintf(stderr, "invpn %s: %v\n", c.name, err)
 				return 1

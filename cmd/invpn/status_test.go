@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/wire"
+)
+
+type fakeDaemon struct{}
+
+var (
+	macA = wire.MAC{2, 0, 0, 0, 0, 0xa}
+	macB = wire.MAC{2, 0, 0, 0, 0, 0xb}
+)
+
+func (fakeDaemon) Status(context.Context) (*control.Status, error) {
+	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	return &control.Status{Version: "test", MAC: macA, Started: now.Add(-time.Minute), Now: now,
+		Links:  []control.LinkStatus{{Peer: macB, Addr: "10.0.0.2:41744", Dialed: true, Extended: true, Up: now.Add(-30 * time.Second), FramesIn: 5}},
+		Routes: []control.RouteStatus{{Target: macB, NextHop: macB, Hops: 1, Refreshed: now}},
+		Drops:  map[string]uint64{"no route": 3}}, nil
+}
+
+func (fakeDaemon) Health(context.Context, time.Duration) (*control.Health, error) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return &control.Health{Requester: macA, ID: 4, Start: start,
+		Answers: []node.HealthResult{{At: start.Add(3 * time.Millisecond), Response: wire.HealthResponse{
+			Dest: macA, Origin: macB, ID: 4, Links: []wire.MAC{macA}, Routes: []wire.Route{{Target: macA, NextHop: macA}},
+			Traceroute: []wire.MAC{macA, macB}, Reverse: []wire.MAC{macB}}}},
+		Routes: []node.RouteInfo{{Target: macB}}}, nil
+}
+
+func startFake(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	s, err := control.Listen(path, fakeDaemon{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	return path
+}
+
+func TestStatusCommand(t *testing.T) {
+	path := startFake(t)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"status", "--socket", path}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"node 02:00:00:00:00:0a  up 1m0s", "02:00:00:00:00:0b  10.0.0.2:41744  out  invpn/1", "no route 3"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"status", "--socket", path, "--json"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"peer": "02:00:00:00:00:0b"`) {
+		t.Fatalf("status --json: exit %d\n%s", code, out.String())
+	}
+}
+
+func TestHealthCommand(t *testing.T) {
+	path := startFake(t)
+	dot := filepath.Join(t.TempDir(), "mesh.dot")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"health", "--socket", path, "--dot", dot}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "02:00:00:00:00:0b  1         1          3ms") || !strings.Contains(out.String(), "1 nodes answered") {
+		t.Errorf("health table:\n%s", out.String())
+	}
+	b, err := os.ReadFile(dot)
+	if err != nil || !strings.Contains(string(b), `"02:00:00:00:00:0a" -- "02:00:00:00:00:0b"`) {
+		t.Errorf("DOT file %s, %v", b, err)
+	}
+}
+
+func TestStatusWithoutDaemon(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"status", "--socket", filepath.Join(t.TempDir(), "x.sock")}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "control socket") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
