@@ -48,6 +48,10 @@ type Config struct {
 	// (default 3 announce intervals). Every neighbour announces itself
 	// every interval, so a live link is never silent that long.
 	LinkTimeout time.Duration
+	// TriggerGap is the least time between two announcements of this node
+	// when lost links trigger them (default a tenth of AnnounceInterval):
+	// it bounds the control traffic of a storm of link failures.
+	TriggerGap time.Duration
 	// DedupSpan is how long broadcast and health-request ids are
 	// remembered per source (default 60 s): longer than the slowest path.
 	DedupSpan time.Duration
@@ -89,6 +93,7 @@ func (c *Config) setDefaults() {
 	def(&c.RouteExpiry, 5*time.Minute)
 	def(&c.LinkTimeout, 3*c.AnnounceInterval)
 	def(&c.DedupSpan, 60*time.Second)
+	def(&c.TriggerGap, c.AnnounceInterval/10)
 	def(&c.DialBackoffMin, time.Second)
 	def(&c.DialBackoffMax, c.ConnectInterval)
 	if c.MinLinks <= 0 {

@@ -43,6 +43,7 @@ type Node struct {
 
 	frameSeen  map[wire.MAC]*window // 0x81 and 0x82, keyed by source
 	healthSeen map[wire.MAC]*window // 0x02, keyed by requester
+	askSeen    map[wire.MAC]*window // 0x86, keyed by requester
 
 	lastID      uint64 // every id issued is greater
 	floorStored uint64 // the id floor the driver has been told to persist
@@ -52,6 +53,8 @@ type Node struct {
 	backoff map[wire.MAC]backoff
 
 	nextAnnounce time.Time
+	lastTriggered time.Time // last announcement triggered by a lost link
+	announceDue  time.Time // a triggered announcement waiting for TriggerGap; zero if none
 	nextConnect  time.Time
 	nextSweep    time.Time
 	started      bool
@@ -76,6 +79,7 @@ func New(cfg Config) (*Node, error) {
 		routes:        map[wire.MAC]*route{},
 		frameSeen:     map[wire.MAC]*window{},
 		healthSeen:    map[wire.MAC]*window{},
+		askSeen:       map[wire.MAC]*window{},
 		lastID:        cfg.IDFloor,
 		floorStored:   cfg.IDFloor,
 		cache:         map[wire.MAC]netip.AddrPort{},
@@ -149,6 +153,9 @@ func (n *Node) Tick(now time.Time) {
 	if !now.Before(n.nextAnnounce) {
 		n.announce()
 		n.nextAnnounce = now.Add(n.cfg.AnnounceInterval)
+	} else if !n.announceDue.IsZero() && !now.Before(n.announceDue) {
+		n.lastTriggered = now
+		n.announce()
 	}
 	if !now.Before(n.nextSweep) {
 		n.sweep()
@@ -175,6 +182,7 @@ func (n *Node) NextDeadline() time.Time {
 	}
 	later(n.nextConnect)
 	later(n.nextSweep)
+	later(n.announceDue)
 	for _, l := range n.linkOrder {
 		later(l.lastRecv.Add(n.cfg.LinkTimeout))
 	}
@@ -254,6 +262,9 @@ func (n *Node) removeLink(l *link, reason error) {
 	}
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
 	n.failover(l.id)
+	if _, ok := n.byPeer[l.peer]; !ok {
+		n.askAnnounce()
+	}
 }
 
 // Receive hands the node a message (type byte and body) that arrived on
@@ -285,6 +296,8 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveHealthRequest(l, msg)
 	case wire.TypeHealthResponse:
 		n.receiveHealthResponse(l, msg)
+	case wire.TypeAnnounceRequest:
+		n.receiveAnnounceRequest(l, msg)
 	}
 }
 

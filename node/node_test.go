@@ -527,8 +527,16 @@ func TestMalformedInput(t *testing.T) {
 			tn.run()
 			tn.reset()
 			tn.inject("b", "a", msg)
-			if len(tn.sentOn("b", "c")) != 0 {
-				t.Errorf("case %d seed=%v: malformed message forwarded", i, seed)
+			for _, m := range tn.sentOn("b", "c") {
+				// A closed link makes b announce itself and ask for a new
+				// round (0x86); nothing else may go out.
+				if info, err := wire.DecodeInitialInfo(m); err == nil && info.MAC == macOf("b") {
+					continue
+				}
+				if _, err := wire.DecodeAnnounceRequest(m); err == nil {
+					continue
+				}
+				t.Errorf("case %d seed=%v: malformed message forwarded: %x", i, seed, m)
 			}
 			closed := len(tn.closes["b"]) == 1
 			if seed && (closed || tn.nodes["b"].Stats().Drops[DropMalformed] != 1) {
@@ -805,5 +813,64 @@ func TestSeedLinkCarriesOnlySeedTypes(t *testing.T) {
 	}
 	if !wire.MAC(tn.tap["o"][1][0:6]).IsBroadcast() {
 		t.Errorf("multicast reached the seed peer as %x, want a broadcast", tn.tap["o"][1][0:6])
+	}
+}
+
+func TestLostLinkTriggersNewRound(t *testing.T) {
+	// Defect 8 where no backup is known: in a ring a-b-c-d-a, c's route to
+	// a runs over b; when a-b goes down, b withdraws, floods a 0x86, and
+	// a fresh round from a reaches everyone over d within one flood, with
+	// no time passing.
+	tn := newNet(t, "a", "b", "c", "d")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.link("c", "d")
+	tn.link("d", "a")
+	tn.run()
+	tn.advance(5 * time.Second)
+	tn.cut("a", "b")
+	tn.run()
+	for _, from := range []string{"b", "c"} {
+		want := map[string]string{"b": "c", "c": "d"}[from]
+		if got := tn.nextHop(from, "a"); got != want {
+			t.Errorf("%s's next hop to a = %q, want %q at once", from, got, want)
+		}
+	}
+	if got := tn.nextHop("a", "b"); got != "d" {
+		t.Errorf("a's next hop to b = %q, want d", got)
+	}
+	// The 0x86 never goes to a seed-protocol peer, and a storm of losses
+	// announces at most once per TriggerGap.
+	tn2 := newNet(t, "a", "b", "o", "x", "y")
+	tn2.link("a", "o", true)
+	tn2.link("a", "b")
+	tn2.link("a", "x")
+	tn2.link("a", "y")
+	tn2.run()
+	tn2.reset()
+	tn2.cut("a", "x")
+	tn2.cut("a", "y")
+	announces := 0
+	for _, m := range tn2.sentOn("a", "b") {
+		if wire.Type(m[0]) == wire.TypeInitialInfo {
+			announces++
+		}
+	}
+	if announces != 1 {
+		t.Errorf("%d announcements for two losses at once, want 1 (the next is due after TriggerGap)", announces)
+	}
+	for _, m := range tn2.sentOn("a", "o") {
+		if wire.Type(m[0]) == wire.TypeAnnounceRequest {
+			t.Error("0x86 sent to a seed-protocol peer")
+		}
+	}
+	due := tn2.nodes["a"].NextDeadline()
+	if d := due.Sub(tn2.now); d <= 0 || d > 500*time.Millisecond {
+		t.Fatalf("triggered announcement due in %v, want within TriggerGap (500ms)", d)
+	}
+	tn2.reset()
+	tn2.advance(due.Sub(tn2.now))
+	if got := tn2.sentOn("a", "b"); len(got) != 1 || wire.Type(got[0][0]) != wire.TypeInitialInfo {
+		t.Fatalf("after the gap a sent %x to b, want its announcement", got)
 	}
 }

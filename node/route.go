@@ -79,9 +79,11 @@ func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
 // node sends an info without address itself. Extended neighbours get the
 // 0x85 form of that info, with an empty path.
 func (n *Node) announce() {
+	n.announceDue = time.Time{}
 	if len(n.linkOrder) == 0 {
 		return
 	}
+
 	id := n.newID()
 	var seedMsg, extMsg []byte
 	if n.cfg.NoIncoming || n.cfg.NoRelay {
@@ -293,7 +295,7 @@ func (n *Node) sweep() {
 		delete(n.routes, mac)
 		n.event(Event{Kind: EventRouteExpired, MAC: mac, From: r.via})
 	}
-	for _, seen := range []map[wire.MAC]*window{n.frameSeen, n.healthSeen} {
+	for _, seen := range []map[wire.MAC]*window{n.frameSeen, n.healthSeen, n.askSeen} {
 		for mac, w := range seen {
 			w.expire(n.now, n.cfg.DedupSpan)
 			if w.empty() && !n.known(mac) {
@@ -323,4 +325,58 @@ func (n *Node) nextHop(mac wire.MAC) *link {
 		return n.links[r.via]
 	}
 	return nil
+}
+
+// askAnnounce is called when a link is lost: routes that crossed it, here
+// and anywhere in the mesh, are replaced by a fresh announcement round
+// rather than at the next announce interval (defect 8, where no loop-free
+// backup is known). The node floods a 0x86 to its extended neighbours and
+// announces itself; every node that receives the 0x86 does the same.
+func (n *Node) askAnnounce() {
+	if len(n.linkOrder) == 0 {
+		return
+	}
+	id := n.newID()
+	seen(n.askSeen, n.cfg.MAC).check(id, n.now, n.cfg.DedupSpan)
+	msg := n.encode(&wire.AnnounceRequest{ID: id, Requester: n.cfg.MAC})
+	for _, l := range n.linkOrder {
+		if l.extended {
+			n.send(l, msg, true)
+		}
+	}
+	n.triggerAnnounce()
+}
+
+// receiveAnnounceRequest handles a 0x86: flood it on once and announce.
+func (n *Node) receiveAnnounceRequest(l *link, msg []byte) {
+	m, err := wire.DecodeAnnounceRequest(msg)
+	if err != nil {
+		n.malformed(l, err)
+		return
+	}
+	if m.Requester == n.cfg.MAC || !seen(n.askSeen, m.Requester).check(m.ID, n.now, n.cfg.DedupSpan) {
+		return
+	}
+	if !n.cfg.NoRelay {
+		for _, o := range n.linkOrder {
+			if o != l && o.extended {
+				n.send(o, msg, true)
+			}
+		}
+	}
+	n.triggerAnnounce()
+}
+
+// triggerAnnounce announces now, or once TriggerGap has passed since the
+// last triggered announcement.
+func (n *Node) triggerAnnounce() {
+	at := n.lastTriggered.Add(n.cfg.TriggerGap)
+	if !n.now.Before(at) {
+		n.lastTriggered = n.now
+		n.announce()
+		return
+	}
+	if n.announceDue.IsZero() {
+		n.announceDue = at
+	}
 }

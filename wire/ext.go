@@ -16,10 +16,14 @@ const (
 	// on. n = 255 means the path is unknown (it crossed a seed-protocol
 	// node) and no path bytes follow.
 	TypeInfoPath Type = 0x85
+	// TypeAnnounceRequest (0x86) floods a request that every node announce
+	// itself again now, sent by a node that lost a link: id(8), then the
+	// requester's mac(6).
+	TypeAnnounceRequest Type = 0x86
 )
 
 func extensionKnown(t Type) bool {
-	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath
+	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest
 }
 
 func extensionName(t Type) string {
@@ -30,6 +34,8 @@ func extensionName(t Type) string {
 		return "limited frame"
 	case TypeInfoPath:
 		return "info with path"
+	case TypeAnnounceRequest:
+		return "announce request"
 	}
 	return "unknown"
 }

@@ -59,6 +59,9 @@ func FuzzDecodeBroadcastFrame(f *testing.F) {
 func FuzzDecodeGroupFrame(f *testing.F)   { fuzzDecoder(f, TypeGroupFrame, DecodeGroupFrame) }
 func FuzzDecodeLimitedFrame(f *testing.F) { fuzzDecoder(f, TypeLimitedFrame, DecodeLimitedFrame) }
 func FuzzDecodeInfoPath(f *testing.F)     { fuzzDecoder(f, TypeInfoPath, DecodeInfoPath) }
+func FuzzDecodeAnnounceRequest(f *testing.F) {
+	fuzzDecoder(f, TypeAnnounceRequest, DecodeAnnounceRequest)
+}
 
 // FuzzReader feeds arbitrary streams to Reader: it never panics, every
 // message it returns is non-empty and no longer than MaxMessage, the

@@ -202,3 +202,40 @@ func DecodeInfoPath(msg []byte) (InfoPath, error) {
 	m.Info = info
 	return m, err
 }
+
+// AnnounceRequest (0x86, an extension) asks every node that receives it to
+// announce itself again at once: id(8), requester mac(6). A node floods it
+// (de-duplicated per requester) when it loses a link, so that routes which
+// crossed the lost link are replaced within one flood rather than at the
+// next announce interval.
+type AnnounceRequest struct {
+	ID        uint64
+	Requester MAC
+}
+
+// Type returns TypeAnnounceRequest.
+func (*AnnounceRequest) Type() Type { return TypeAnnounceRequest }
+
+// Append appends the message to dst.
+func (m *AnnounceRequest) Append(dst []byte) []byte {
+	dst = append(dst, byte(TypeAnnounceRequest))
+	dst = binary.BigEndian.AppendUint64(dst, m.ID)
+	return append(dst, m.Requester[:]...)
+}
+
+var announceRequestFields = []field{{"type", 1}, {"id", 8}, {"mac", 6}}
+
+// DecodeAnnounceRequest decodes a 0x86 message (type byte included).
+func DecodeAnnounceRequest(msg []byte) (AnnounceRequest, error) {
+	const size = 1 + 8 + 6
+	if err := checkType(msg, TypeAnnounceRequest); err != nil {
+		return AnnounceRequest{}, err
+	}
+	if len(msg) < size {
+		return AnnounceRequest{}, shortErr(TypeAnnounceRequest, fieldAt(announceRequestFields, len(msg)), len(msg), size)
+	}
+	if len(msg) > size {
+		return AnnounceRequest{}, decodeErr(TypeAnnounceRequest, "mac", ErrTrailing, "%d bytes after the mac", len(msg)-size)
+	}
+	return AnnounceRequest{ID: binary.BigEndian.Uint64(msg[1:9]), Requester: MAC(msg[9:15])}, nil
+}

@@ -77,6 +77,9 @@ func genMessage() *rapid.Generator[Message] {
 			return m
 		}),
 		rapid.Custom(func(t *rapid.T) Message {
+			return &AnnounceRequest{ID: rapid.Uint64().Draw(t, "id"), Requester: genMAC().Draw(t, "mac")}
+		}),
+		rapid.Custom(func(t *rapid.T) Message {
 			return &TargetedFrame{Frame: genFrame(false).Draw(t, "frame")}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {
@@ -147,7 +150,7 @@ func TestRandomBytesProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		msg := rapid.SliceOfN(rapid.Byte(), 0, 300).Draw(t, "msg")
 		if len(msg) > 0 && rapid.Bool().Draw(t, "known type") {
-			msg[0] = rapid.SampledFrom([]byte{0, 1, 2, 3, 0x80, 0x81, 0x82, 0x84, 0x85}).Draw(t, "type")
+			msg[0] = rapid.SampledFrom([]byte{0, 1, 2, 3, 0x80, 0x81, 0x82, 0x84, 0x85, 0x86}).Draw(t, "type")
 		}
 		m, err := Decode(msg)
 		if err != nil {

@@ -105,6 +105,8 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeLimitedFrame(msg))
 	case TypeInfoPath:
 		return box(DecodeInfoPath(msg))
+	case TypeAnnounceRequest:
+		return box(DecodeAnnounceRequest(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }

@@ -72,6 +72,8 @@ var knownAnswers = []struct {
 		&LimitedFrame{Hops: 64, Frame: unhex(nil, "025056000002 025056000001 0800")}},
 	{"0x85 info with path (extension)", "85 | 02 | 025056000002 025056000003 | 01 | 0000000000000009 | 025056000001 | a310 | 01 | c0000201",
 		&InfoPath{PathKnown: true, Path: []MAC{macB, macC}, Info: Info{ID: 9, MAC: macA, Port: 41744, Addr: netip.MustParseAddr("192.0.2.1")}}},
+	{"0x86 announce request (extension)", "86 | 0000000000000010 | 025056000003",
+		&AnnounceRequest{ID: 16, Requester: macC}},
 	{"0x85 info with empty path (extension)", "85 | 00 | 01 | 000000000000000a | 025056000001 | 0000 | 00",
 		&InfoPath{PathKnown: true, Info: Info{ID: 10, MAC: macA}}},
 	{"0x85 info with unknown path (extension)", "85 | ff | 01 | 000000000000000b | 025056000001 | 0000 | 00",
@@ -147,6 +149,8 @@ func TestRejects(t *testing.T) {
 		{"0x82 unicast dst", "82 0000000000000001 025056000002 025056000001 86dd", ErrHeader, "dst mac"},
 		{"0x84 short", "84 40 025056000002", ErrShort, "src mac"},
 		{"0x85 bad inner version", "85 00 02 0000000000000001 025056000001 a310 00", ErrVersion, "version"},
+		{"0x86 short", "86 0000000000000010 0250", ErrShort, "mac"},
+		{"0x86 trailing", "86 0000000000000010 025056000003 00", ErrTrailing, "mac"},
 		{"0x85 path longer than message", "85 05 025056000002 01 0000000000000001 025056000001 a310 00", ErrCount, "path"},
 	}
 	for _, tc := range cases {
