@@ -52,12 +52,12 @@ type Node struct {
 	dialing map[wire.MAC]time.Time // pending dials and when they were asked for
 	backoff map[wire.MAC]backoff
 
-	nextAnnounce time.Time
+	nextAnnounce  time.Time
 	lastTriggered time.Time // last announcement triggered by a lost link
-	announceDue  time.Time // a triggered announcement waiting for TriggerGap; zero if none
-	nextConnect  time.Time
-	nextSweep    time.Time
-	started      bool
+	announceDue   time.Time // a triggered announcement waiting for TriggerGap; zero if none
+	nextConnect   time.Time
+	nextSweep     time.Time
+	started       bool
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 
