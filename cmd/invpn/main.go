@@ -17,6 +17,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run the daemon: invpn run -c FILE", runRun},
+		{"ca", "create a group CA: invpn ca init --dir DIR", runCA},
+		{"cert", "issue a member certificate: invpn cert issue --ca DIR --mac MAC --out DIR", runCert},
 		{"decode", "decode framed protocol messages (hex) and print them", runDecode},
 		{"status", "show a running daemon's links, routes and drops", runStatus},
 		{"health", "trace the mesh from the local daemon and report every node", runHealth},

@@ -1,0 +1,588 @@
+// Package daemon binds the pure node engine to links and the TAP device.
+//
+// One goroutine, the loop in [Daemon.Run], owns the *node.Node and every
+// value marked "loop" below. Other goroutines only read and write: one
+// reader and one writer per link, one TAP reader, one accepter per
+// listener and one goroutine per dial in progress. They hand their results
+// to the loop over channels; the loop feeds them to the node, then carries
+// out the node's Ready (sends, closes, TAP writes, dials, cache changes,
+// events) and calls Advance.
+//
+// Data flows one way through each direction: TAP reader → loop → link queue
+// → link writer on the way out ("inside" to "outside"), link reader → loop
+// → TAP on the way in.
+package daemon
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/config"
+	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
+	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/tapdev"
+	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/wire"
+)
+
+// Defaults of the zero fields of [Options].
+const (
+	DefaultDialTimeout       = 15 * time.Second
+	DefaultCacheSaveInterval = time.Second
+	DefaultQueueLimit        = 256
+)
+
+// inboundBatch is how many inputs the loop feeds the node before it
+// processes one Ready: messages and frames that arrive together are
+// handled together, and their sends are batched per link.
+const inboundBatch = 32
+
+// Transport is how the daemon reaches its peers.
+type Transport struct {
+	// Dialer opens links to peers. Required.
+	Dialer transport.Dialer
+	// Listen opens the listeners that accept links; nil for a node that
+	// takes no incoming links. The daemon closes the listeners when it
+	// stops and before it calls the Listen of a reloaded Transport.
+	Listen func() ([]transport.Listener, error)
+}
+
+// Reloaded is what Options.Reload gives the daemon on SIGHUP.
+type Reloaded struct {
+	// Config is the reloaded configuration. Its [network] init seeds
+	// replace the running ones; other changes need a restart.
+	Config *config.Config
+	// Transport is used for the links made from now on: its Dialer for
+	// new dials, its Listen in place of the running listeners. Links that
+	// are up stay up.
+	Transport Transport
+}
+
+// Options configure a Daemon.
+type Options struct {
+	// Config is the daemon's configuration. Required.
+	Config *config.Config
+	// MAC is the node's identity (its certificate's Common Name, the TAP
+	// device's MAC). Required.
+	MAC wire.MAC
+	// Transport reaches the peers. Its Dialer is required.
+	Transport Transport
+	// TAP is the frame device. Required. Run closes it when it returns.
+	TAP tapdev.Device
+	// Logger receives the daemon's log lines; nil means slog.Default().
+	Logger *slog.Logger
+	// Signals delivers the signals the daemon obeys: SIGHUP reloads
+	// (Options.Reload), any other signal stops it. nil means none.
+	Signals <-chan os.Signal
+	// Reload is called on SIGHUP. An error keeps the running
+	// configuration. nil means SIGHUP is only logged.
+	Reload func() (*Reloaded, error)
+
+	// DialTimeout bounds one dial (default DefaultDialTimeout).
+	DialTimeout time.Duration
+	// QueueLimit is the most data messages queued per link (default
+	// DefaultQueueLimit); more are dropped, control messages never.
+	QueueLimit int
+	// CacheSaveInterval is the least time between two saves of the peer
+	// cache (default DefaultCacheSaveInterval). The id floor is saved at
+	// once, and the cache when the daemon stops.
+	CacheSaveInterval time.Duration
+}
+
+// Daemon runs one mesh member. Create it with New and start it with Run.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+	tap  tapdev.Device
+
+	// Owned by the loop.
+	node       *node.Node
+	transport  Transport
+	listeners  []transport.Listener
+	links      map[node.LinkID]*peerLink
+	lastLinkID node.LinkID
+	dialing    map[wire.MAC]netip.AddrPort // dials in progress, for log lines
+	cache      cacheFile
+	queueDrops uint64 // data messages dropped at full link queues, all links
+	started    time.Time
+
+	// Channels from the other goroutines to the loop.
+	in       chan inbound
+	down     chan linkDown
+	dialed   chan dialResult
+	accepted chan transport.Link
+	ctrl     chan func()
+
+	ctx     context.Context // cancelled when the loop stops: ends dials and accepts
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the loop stops: senders give up
+	stopped chan struct{} // closed when Run has returned
+	wg      sync.WaitGroup
+}
+
+// inbound is a message from a link, or a frame from the TAP when link is
+// 0, in a pooled buffer the loop returns after the node is done with it.
+type inbound struct {
+	link node.LinkID
+	buf  *[]byte
+	n    int
+}
+
+type linkDown struct {
+	link node.LinkID
+	err  error
+}
+
+type dialResult struct {
+	peer node.Peer
+	link transport.Link
+	err  error
+}
+
+// New checks opts and builds the node from the configuration: its MAC,
+// port, flags, timers and link counts, the `init` seeds, and the peer
+// cache and id floor from the cache file (a damaged cache is logged and
+// ignored).
+func New(opts Options) (*Daemon, error) {
+	switch {
+	case opts.Config == nil:
+		return nil, errors.New("daemon: no configuration")
+	case opts.TAP == nil:
+		return nil, errors.New("daemon: no TAP device")
+	case opts.Transport.Dialer == nil:
+		return nil, errors.New("daemon: no dialer")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.QueueLimit <= 0 {
+		opts.QueueLimit = DefaultQueueLimit
+	}
+	if opts.CacheSaveInterval <= 0 {
+		opts.CacheSaveInterval = DefaultCacheSaveInterval
+	}
+	d := &Daemon{
+		opts:      opts,
+		log:       opts.Logger,
+		tap:       opts.TAP,
+		transport: opts.Transport,
+		links:     map[node.LinkID]*peerLink{},
+		dialing:   map[wire.MAC]netip.AddrPort{},
+		in:        make(chan inbound, 256),
+		down:      make(chan linkDown),
+		dialed:    make(chan dialResult),
+		accepted:  make(chan transport.Link),
+		ctrl:      make(chan func()),
+		done:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	cfg := opts.Config
+	d.cache = cacheFile{path: cfg.Network.Cache, interval: opts.CacheSaveInterval}
+	st, err := peercache.Load(cfg.Network.Cache)
+	if err != nil {
+		d.log.Warn("peer cache ignored", "file", cfg.Network.Cache, "err", err)
+	}
+	d.cache.st = st
+	n, err := node.New(NodeConfig(cfg, opts.MAC, st))
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	d.node = n
+	return d, nil
+}
+
+// NodeConfig returns the node configuration for cfg, identity mac and the
+// persisted state st.
+func NodeConfig(cfg *config.Config, mac wire.MAC, st peercache.State) node.Config {
+	var seed [32]byte
+	crand.Read(seed[:]) // never fails
+	nc := node.Config{
+		MAC:              mac,
+		Port:             cfg.Network.Port,
+		NoIncoming:       cfg.Network.NoIncoming,
+		NoRelay:          cfg.Network.NoRelay,
+		AnnounceInterval: cfg.Timers.Announce,
+		ConnectInterval:  cfg.Timers.Connect,
+		RouteExpiry:      cfg.Timers.RouteExpiry,
+		LinkTimeout:      cfg.Timers.LinkTimeout,
+		MinLinks:         cfg.Network.MinLinks,
+		MaxLinks:         cfg.Network.MaxLinks,
+		Seeds:            seeds(cfg),
+		IDFloor:          st.IDFloor,
+		Rand:             rand.New(rand.NewChaCha8(seed)),
+	}
+	// The node reads MinLinks 0 as "the default, 2"; the file's 0 (no
+	// quick redials) is expressed as 1, and neither may exceed MaxLinks.
+	if nc.MinLinks == 0 {
+		nc.MinLinks = 1
+	}
+	nc.MinLinks = min(nc.MinLinks, nc.MaxLinks)
+	for mac, addr := range st.Peers {
+		nc.Cache = append(nc.Cache, node.Peer{MAC: mac, Addr: addr})
+	}
+	slices.SortFunc(nc.Cache, func(a, b node.Peer) int { return macCmp(a.MAC, b.MAC) })
+	return nc
+}
+
+func seeds(cfg *config.Config) []node.Peer {
+	var out []node.Peer
+	for _, s := range cfg.Network.Init {
+		out = append(out, node.Peer{MAC: s.MAC, Addr: s.Addr})
+	}
+	return out
+}
+
+// NodeConfig returns the node's configuration with defaults filled in.
+func (d *Daemon) NodeConfig() node.Config { return d.node.Config() }
+
+// Run opens the listeners, starts reading the TAP device and runs the loop
+// until ctx is done or a stop signal arrives; then it closes the
+// listeners, the links and the TAP device, saves the peer cache, waits for
+// its goroutines and returns nil. It fails only when the listeners cannot
+// be opened. Run may be called once.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer close(d.stopped)
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.started = time.Now()
+	if d.transport.Listen != nil {
+		if err := d.listen(d.transport.Listen); err != nil {
+			d.cancel()
+			d.tap.Close()
+			return fmt.Errorf("daemon: %w", err)
+		}
+	}
+	d.wg.Add(1)
+	go d.readTAP()
+	d.log.Info("daemon started", "mac", d.opts.MAC, "tap", d.tap.Name(), "port", d.opts.Config.Network.Port,
+		"listeners", len(d.listeners), "seeds", len(d.opts.Config.Network.Init), "cached_peers", len(d.cache.st.Peers))
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	d.node.Tick(time.Now())
+	d.process()
+	for {
+		timer.Reset(d.untilDeadline())
+		select {
+		case <-ctx.Done():
+			return d.shutdown("context done")
+		case sig := <-d.opts.Signals:
+			if sig == syscall.SIGHUP {
+				d.reload()
+				continue
+			}
+			return d.shutdown("signal " + sig.String())
+		case m := <-d.in:
+			d.receive(m)
+		case ld := <-d.down:
+			d.linkDown(ld)
+		case r := <-d.dialed:
+			delete(d.dialing, r.peer.MAC)
+			if r.err != nil {
+				d.node.DialFailed(time.Now(), r.peer.MAC, r.err)
+				d.process()
+				continue
+			}
+			d.linkUp(r.link)
+		case l := <-d.accepted:
+			d.linkUp(l)
+		case f := <-d.ctrl:
+			f()
+		case <-timer.C:
+			now := time.Now()
+			d.node.Tick(now)
+			d.process()
+			if d.cache.due(now) {
+				d.saveCache()
+			}
+		}
+	}
+}
+
+// untilDeadline returns how long the loop may wait for input: until the
+// node's next deadline or a debounced cache save.
+func (d *Daemon) untilDeadline() time.Duration {
+	dl := d.node.NextDeadline()
+	if at, ok := d.cache.saveAt(); ok && (dl.IsZero() || at.Before(dl)) {
+		dl = at
+	}
+	if dl.IsZero() {
+		return time.Hour
+	}
+	return max(time.Until(dl), 0)
+}
+
+// receive hands the node m and, without waiting, whatever else is already
+// queued (up to inboundBatch), then processes one Ready and returns the
+// buffers.
+func (d *Daemon) receive(m inbound) {
+	var held [inboundBatch]*[]byte
+	k := 0
+	for {
+		now := time.Now()
+		msg := (*m.buf)[:m.n]
+		if m.link == 0 {
+			d.node.FrameFromTAP(now, msg)
+		} else {
+			if pl := d.links[m.link]; pl != nil {
+				pl.framesIn++
+				pl.bytesIn += uint64(m.n)
+			}
+			d.node.Receive(now, m.link, msg)
+		}
+		held[k] = m.buf
+		k++
+		if k == len(held) {
+			break
+		}
+		select {
+		case m = <-d.in:
+			continue
+		default:
+		}
+		break
+	}
+	d.process() // the node's outputs may point into the held buffers
+	for _, b := range held[:k] {
+		putBuf(b)
+	}
+}
+
+// process carries out the node's Ready and advances it.
+func (d *Daemon) process() {
+	r := d.node.Ready()
+	// Events first: they name links that Closes below forget.
+	for i := range r.Events {
+		d.logEvent(&r.Events[i])
+	}
+	for _, s := range r.Sends {
+		pl := d.links[s.Link]
+		if pl == nil {
+			continue
+		}
+		if !pl.push(s) {
+			pl.queueDrops++
+			d.queueDrops++
+			if d.log.Enabled(context.Background(), slog.LevelDebug) {
+				d.log.Debug("drop", "reason", node.DropQueueFull.String(), "peer", pl.peer, "addr", pl.addr, "link", pl.id)
+			}
+		}
+	}
+	for _, c := range r.Closes {
+		if pl := d.links[c.Link]; pl != nil {
+			pl.close()
+			delete(d.links, c.Link)
+		}
+	}
+	for _, f := range r.TAP {
+		if err := d.tap.WriteFrame(f); err != nil && !errors.Is(err, tapdev.ErrClosed) {
+			d.log.Warn("TAP write failed", "tap", d.tap.Name(), "len", len(f), "err", err)
+		}
+	}
+	for _, p := range r.Dials {
+		d.dial(p)
+	}
+	for _, p := range r.CacheStore {
+		d.cache.store(p.MAC, p.Addr)
+	}
+	for _, mac := range r.CacheRemove {
+		d.cache.remove(mac)
+	}
+	if r.IDFloor != 0 {
+		d.cache.st.IDFloor = r.IDFloor
+		d.saveCache()
+	}
+	for _, h := range r.Health {
+		d.log.Info("health answer", "origin", h.Response.Origin, "id", h.Response.ID)
+	}
+	d.node.Advance()
+}
+
+// linkUp starts a new link's goroutines and tells the node.
+func (d *Daemon) linkUp(l transport.Link) {
+	d.lastLinkID++ // never reused
+	pl := newPeerLink(d.lastLinkID, l, d.opts.QueueLimit)
+	d.links[pl.id] = pl
+	d.wg.Add(2)
+	go d.readLink(pl)
+	go d.writeLink(pl)
+	d.node.LinkUp(time.Now(), pl.id, pl.peer, pl.addr, l.Dialed(), l.Extended())
+	d.process()
+}
+
+// linkDown handles a link whose reader stopped. A link the node closed is
+// already forgotten.
+func (d *Daemon) linkDown(ld linkDown) {
+	pl := d.links[ld.link]
+	if pl == nil {
+		return
+	}
+	err := ld.err
+	if werr := pl.writeErr(); werr != nil {
+		err = werr
+	}
+	d.node.LinkDown(time.Now(), ld.link, err)
+	d.process() // logs the event while the link is still known
+	pl.close()
+	delete(d.links, ld.link)
+}
+
+// dial starts a goroutine that dials p and reports back to the loop.
+func (d *Daemon) dial(p node.Peer) {
+	d.dialing[p.MAC] = p.Addr
+	dialer := d.transport.Dialer // a reload changes it for later dials only
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(d.ctx, d.opts.DialTimeout)
+		l, err := dialer.Dial(ctx, p.MAC, p.Addr)
+		cancel()
+		select {
+		case d.dialed <- dialResult{peer: p, link: l, err: err}:
+		case <-d.done:
+			if l != nil {
+				l.Close()
+			}
+		}
+	}()
+}
+
+// listen opens listeners with fn and starts an accepting goroutine for each.
+func (d *Daemon) listen(fn func() ([]transport.Listener, error)) error {
+	lns, err := fn()
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	d.listeners = lns
+	for _, ln := range lns {
+		d.log.Info("listening", "addr", ln.Addr())
+		d.wg.Add(1)
+		go d.accept(ln)
+	}
+	return nil
+}
+
+func (d *Daemon) closeListeners() {
+	for _, ln := range d.listeners {
+		if err := ln.Close(); err != nil {
+			d.log.Warn("closing listener", "addr", ln.Addr(), "err", err)
+		}
+	}
+	d.listeners = nil
+}
+
+// accept runs in its own goroutine per listener until the listener is
+// closed or the daemon stops.
+func (d *Daemon) accept(ln transport.Listener) {
+	defer d.wg.Done()
+	var backoff time.Duration
+	for {
+		l, err := ln.Accept(d.ctx)
+		if err != nil {
+			if d.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			d.log.Warn("accept failed", "addr", ln.Addr(), "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-d.done:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case d.accepted <- l:
+		case <-d.done:
+			l.Close()
+			return
+		}
+	}
+}
+
+// reload applies a SIGHUP: new TLS identity for new links, new seeds. The
+// TAP device and the links that are up stay.
+func (d *Daemon) reload() {
+	if d.opts.Reload == nil {
+		d.log.Warn("SIGHUP ignored: this daemon has no reload")
+		return
+	}
+	r, err := d.opts.Reload()
+	if err != nil {
+		d.log.Error("reload failed; keeping the running configuration", "err", err)
+		return
+	}
+	if r.Transport.Dialer != nil {
+		d.transport.Dialer = r.Transport.Dialer
+	}
+	old := d.transport.Listen
+	switch {
+	case r.Transport.Listen == nil && old != nil:
+		d.log.Warn("reload: no_incoming changed; restart to apply it (still listening with the old certificate)")
+	case r.Transport.Listen != nil && old == nil:
+		d.log.Warn("reload: no_incoming changed; restart to apply it (still not listening)")
+	case r.Transport.Listen != nil:
+		d.closeListeners()
+		if err := d.listen(r.Transport.Listen); err != nil {
+			d.log.Error("reload: cannot listen with the new configuration; keeping the old", "err", err)
+			if err := d.listen(old); err != nil {
+				d.log.Error("reload: cannot listen again; no incoming links until the next reload", "err", err)
+			}
+		} else {
+			d.transport.Listen = r.Transport.Listen
+		}
+	}
+	if r.Config != nil {
+		d.node.SetSeeds(seeds(r.Config))
+		d.log.Info("reloaded", "file", r.Config.File, "seeds", len(r.Config.Network.Init), "listeners", len(d.listeners))
+	}
+	d.node.Tick(time.Now())
+	d.process()
+}
+
+// shutdown stops everything; it runs on the loop.
+func (d *Daemon) shutdown(why string) error {
+	d.log.Info("stopping", "reason", why, "links", len(d.links))
+	d.closeListeners()
+	d.cancel()
+	close(d.done)
+	for id, pl := range d.links {
+		pl.close()
+		delete(d.links, id)
+	}
+	d.tap.Close()
+	d.cache.dirty = true
+	d.saveCache()
+	d.wg.Wait()
+	d.log.Info("stopped")
+	return nil
+}
+
+func (d *Daemon) saveCache() {
+	if err := d.cache.save(time.Now()); err != nil {
+		d.log.Error("saving the peer cache", "file", d.cache.path, "err", err)
+	}
+}
+
+func macCmp(a, b wire.MAC) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}

@@ -1,0 +1,230 @@
+package daemon
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/tapdev"
+	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/wire"
+)
+
+// Batching of one link's writes: the writer takes at most this many
+// messages, or about this many bytes, per WriteMessages call.
+const (
+	maxBatchMsgs  = 64
+	maxBatchBytes = 128 << 10
+)
+
+// peerLink is the daemon's side of one link: the link, its send queue and
+// the channels that stop its goroutines.
+type peerLink struct {
+	id   node.LinkID
+	link transport.Link
+	peer wire.MAC
+	addr netip.AddrPort
+
+	// Owned by the loop.
+	framesIn, bytesIn uint64
+	queueDrops        uint64
+
+	// Written by the writer goroutine, read by the loop.
+	framesOut, bytesOut atomic.Uint64
+
+	mu   sync.Mutex     // guards q and werr
+	q    node.SendQueue // the loop pushes, the writer pops
+	werr error          // why the writer stopped
+
+	wake      chan struct{} // holds a token when q may be non-empty
+	closed    chan struct{} // closed by close
+	closeOnce sync.Once
+}
+
+func newPeerLink(id node.LinkID, l transport.Link, limit int) *peerLink {
+	pl := &peerLink{
+		id: id, link: l, peer: l.Peer(), addr: l.RemoteAddr(),
+		wake: make(chan struct{}, 1), closed: make(chan struct{}),
+	}
+	pl.q.DataLimit = limit
+	return pl
+}
+
+// push queues a copy of s for the writer; false when s is data and the
+// queue is full (node.SendQueue).
+func (pl *peerLink) push(s node.Send) bool {
+	pl.mu.Lock()
+	ok := pl.q.Push(s)
+	pl.mu.Unlock()
+	if ok {
+		select {
+		case pl.wake <- struct{}{}:
+		default:
+		}
+	}
+	return ok
+}
+
+func (pl *peerLink) queued() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.q.Len()
+}
+
+func (pl *peerLink) writeErr() error {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.werr
+}
+
+// close closes the link and stops the writer; the reader then sees EOF.
+func (pl *peerLink) close() {
+	pl.closeOnce.Do(func() {
+		close(pl.closed)
+		pl.link.Close()
+	})
+}
+
+// readLink runs in its own goroutine per link: it copies each message into
+// a pooled buffer for the loop and reports the end of the link.
+func (d *Daemon) readLink(pl *peerLink) {
+	defer d.wg.Done()
+	for {
+		msg, err := pl.link.ReadMessage()
+		if err != nil {
+			select {
+			case d.down <- linkDown{link: pl.id, err: err}:
+			case <-d.done:
+			}
+			return
+		}
+		b := getBuf(len(msg))
+		n := copy(*b, msg)
+		select {
+		case d.in <- inbound{link: pl.id, buf: b, n: n}:
+		case <-d.done:
+			putBuf(b)
+			return
+		}
+	}
+}
+
+// writeLink runs in its own goroutine per link: it drains the link's queue
+// in batches until the link is closed. A write error closes the link.
+func (d *Daemon) writeLink(pl *peerLink) {
+	defer d.wg.Done()
+	batch := make([][]byte, 0, maxBatchMsgs)
+	for {
+		select {
+		case <-pl.wake:
+		case <-pl.closed:
+			return
+		}
+		for {
+			size := 0
+			pl.mu.Lock()
+			for len(batch) < maxBatchMsgs && size < maxBatchBytes {
+				b, ok := pl.q.Pop()
+				if !ok {
+					break
+				}
+				batch = append(batch, b)
+				size += len(b) + 2
+			}
+			pl.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			err := pl.link.WriteMessages(batch)
+			if err == nil {
+				pl.framesOut.Add(uint64(len(batch)))
+				pl.bytesOut.Add(uint64(size))
+			}
+			pl.mu.Lock()
+			for _, b := range batch {
+				pl.q.Release(b)
+			}
+			if err != nil && pl.werr == nil {
+				pl.werr = err
+			}
+			pl.mu.Unlock()
+			clear(batch)
+			batch = batch[:0]
+			if err != nil {
+				pl.close()
+				return
+			}
+		}
+	}
+}
+
+// readTAP runs in its own goroutine: it reads frames from the TAP device
+// into pooled buffers for the loop until the device is closed.
+func (d *Daemon) readTAP() {
+	defer d.wg.Done()
+	size := d.tap.MTU() + tapdev.EthernetHeaderLen + 8 // room for two VLAN tags
+	var backoff time.Duration
+	for {
+		b := getBuf(size)
+		n, err := d.tap.ReadFrame((*b)[:size])
+		if err != nil {
+			putBuf(b)
+			if errors.Is(err, tapdev.ErrClosed) {
+				return
+			}
+			select {
+			case <-d.done:
+				return
+			default:
+			}
+			if errors.Is(err, io.ErrShortBuffer) {
+				continue // one oversized frame lost
+			}
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			d.log.Warn("TAP read failed", "tap", d.tap.Name(), "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-d.done:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case d.in <- inbound{buf: b, n: n}:
+		case <-d.done:
+			putBuf(b)
+			return
+		}
+	}
+}
+
+// Buffer pools: inbound messages and frames travel to the loop in pooled
+// buffers, small ones for ordinary frames and large ones for the rest.
+const smallBuf = 2048
+
+var (
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+	largePool = sync.Pool{New: func() any { b := make([]byte, wire.MaxMessage); return &b }}
+)
+
+// getBuf returns a buffer of at least n bytes, n <= wire.MaxMessage.
+func getBuf(n int) *[]byte {
+	if n <= smallBuf {
+		return smallPool.Get().(*[]byte)
+	}
+	return largePool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	switch len(*b) {
+	case smallBuf:
+		smallPool.Put(b)
+	case wire.MaxMessage:
+		largePool.Put(b)
+	}
+}

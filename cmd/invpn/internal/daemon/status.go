@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/wire"
+)
+
+// Snapshot is the state of a running daemon, taken in its loop.
+type Snapshot struct {
+	MAC     wire.MAC
+	Started time.Time
+	Now     time.Time
+	Links   []LinkStatus
+	Routes  []node.RouteInfo
+	// Stats are the node's counters; Stats.Drops[node.DropQueueFull]
+	// counts the data messages the daemon dropped at full link queues.
+	Stats node.Stats
+	// Cache is the peer cache, sorted by MAC.
+	Cache []node.Peer
+}
+
+// LinkStatus is one live link and its traffic.
+type LinkStatus struct {
+	node.LinkInfo
+	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64
+	QueueDrops          uint64
+	Queued              int // messages waiting for the writer
+}
+
+// Status returns a snapshot of the running daemon, taken by its loop. It
+// returns the zero Snapshot once Run has returned, and blocks until Run
+// has started.
+func (d *Daemon) Status() Snapshot {
+	reply := make(chan Snapshot, 1)
+	select {
+	case d.ctrl <- func() { reply <- d.snapshot() }:
+	case <-d.stopped:
+		return Snapshot{}
+	}
+	select {
+	case s := <-reply:
+		return s
+	case <-d.stopped:
+		return Snapshot{}
+	}
+}
+
+// snapshot runs on the loop.
+func (d *Daemon) snapshot() Snapshot {
+	s := Snapshot{
+		MAC: d.opts.MAC, Started: d.started, Now: time.Now(),
+		Routes: d.node.Routes(), Stats: d.node.Stats(), Cache: d.node.Cache(),
+	}
+	s.Stats.Drops[node.DropQueueFull] += d.queueDrops
+	for _, li := range d.node.Links() {
+		ls := LinkStatus{LinkInfo: li}
+		if pl := d.links[li.ID]; pl != nil {
+			ls.FramesIn, ls.BytesIn, ls.QueueDrops = pl.framesIn, pl.bytesIn, pl.queueDrops
+			ls.FramesOut, ls.BytesOut = pl.framesOut.Load(), pl.bytesOut.Load()
+			ls.Queued = pl.queued()
+		}
+		s.Links = append(s.Links, ls)
+	}
+	return s
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/config"
+	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
+	"github.com/invpn/invpn/tapdev"
+)
+
+const runUsage = `Usage: invpn run -c FILE
+
+Runs the invpn daemon: opens the TAP device named in [tap] with the MAC of the
+certificate in [ssl] cert, listens for links on [network] port (unless
+no_incoming), dials the [network] init seeds and the cached peers, and routes
+Ethernet frames through the mesh until it gets SIGTERM or SIGINT.
+
+SIGHUP reloads the certificate, key, CA and the init seeds from FILE without
+taking the TAP device down: links that are up stay, new links use the new
+files. Other changes need a restart.
+
+Needs CAP_NET_ADMIN (run as root) and /dev/net/tun. Logs go to standard error,
+as text or JSON ([log] format) at [log] level. See invpn.conf.sample for every
+key of FILE.
+`
+
+func runRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	cfgPath := fs.String("c", "", "the configuration `FILE` (required)")
+	if err := parseFlags(fs, args, stderr, runUsage); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		fmt.Fprint(stderr, "invpn run: -c FILE is required\n\n")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	mac, tc, err := daemon.LoadIdentity(cfg)
+	if err != nil {
+		return err
+	}
+	tr, err := daemon.TLSTransport(cfg, tc, log)
+	if err != nil {
+		return err
+	}
+	tap, err := tapdev.Open(tapdev.Config{Name: cfg.TAP.Name, MAC: mac, MTU: cfg.TAP.MTU, Addresses: cfg.TAP.Addresses})
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	d, err := daemon.New(daemon.Options{
+		Config:    cfg,
+		MAC:       mac,
+		Transport: tr,
+		TAP:       tap,
+		Logger:    log,
+		Signals:   sigs,
+		Reload:    daemon.TLSReload(*cfgPath, mac, log),
+	})
+	if err != nil {
+		tap.Close()
+		return err
+	}
+	return d.Run(context.Background())
+}
+
+// newLogger returns the logger [log] asks for, writing to w.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
