@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Throughput and latency of the invpn overlay against the raw veth underlay,
+# in network namespaces this script creates and always removes.
+#
+#   sudo bash cmd/invpn/bench/netns.sh [RUNS] [SECONDS]
+#
+# Measures, in one run: TCP throughput (iperf3, SECONDS per run, RUNS runs,
+# median) and ping RTT for (1) raw veth between two namespaces, (2) the
+# overlay between 2 invpn nodes, (3) a 3-node line where the middle node
+# relays. Prints Gbit/s, the ratio to raw veth, RTT added, CPU seconds of
+# the daemons per GB moved, and each daemon's peak RSS. All traffic stays
+# inside the namespaces; nothing else is touched.
+set -euo pipefail
+
+RUNS=${1:-3}
+SECS=${2:-10}
+cd "$(dirname "$0")/../../.."
+
+if [ "$(id -u)" -ne 0 ]; then echo "netns.sh: needs root (network namespaces and TAP devices)" >&2; exit 1; fi
+if [ ! -c /dev/net/tun ]; then echo "netns.sh: /dev/net/tun is missing (modprobe tun)" >&2; exit 1; fi
+if ! command -v iperf3 >/dev/null; then
+  echo "== installing iperf3"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null
+fi
+command -v ping >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping >/dev/null; }
+
+P="ivb$((RANDOM % 9000 + 1000))"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  sleep 0.3
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
+  for i in 1 2 3; do ip netns del "$P-$i" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+echo "== building invpn"
+go build -o "$WORK/invpn" ./cmd/invpn
+INVPN="$WORK/invpn"
+
+ns() { ip netns exec "$P-$1" "${@:2}"; }
+for i in 1 2 3; do ip netns add "$P-$i"; ns "$i" ip link set lo up; done
+# Underlay: 1 -- 2 -- 3 over veth pairs, addresses only inside the namespaces.
+ip link add "$P-a" netns "$P-1" type veth peer name "$P-b" netns "$P-2"
+ip link add "$P-c" netns "$P-2" type veth peer name "$P-d" netns "$P-3"
+ns 1 ip addr add 10.201.12.1/24 dev "$P-a"; ns 1 ip link set "$P-a" up
+ns 2 ip addr add 10.201.12.2/24 dev "$P-b"; ns 2 ip link set "$P-b" up
+ns 2 ip addr add 10.201.23.2/24 dev "$P-c"; ns 2 ip link set "$P-c" up
+ns 3 ip addr add 10.201.23.3/24 dev "$P-d"; ns 3 ip link set "$P-d" up
+
+"$INVPN" ca init --dir "$WORK/ca" >/dev/null
+for i in 1 2 3; do
+  "$INVPN" cert issue --ca "$WORK/ca" --mac "02:50:56:00:00:0$i" --out "$WORK/n$i" >/dev/null
+done
+
+# config I INIT: writes node I's config, dialling INIT (may be empty).
+config() {
+  cat > "$WORK/n$1/invpn.conf" <<CONF
+[ssl]
+key = node.key
+cert = node.crt
+ca = ca.crt
+[network]
+port = 41744
+cache = cache.json
+init = $2
+[tap]
+name = ${P}t$1
+address = 10.78.0.$1/24
+[log]
+level = warn
+[control]
+socket = ctl.sock
+CONF
+}
+
+start() { # start I: runs node I's daemon in its namespace
+  # ip netns exec execs the daemon, so $! is the daemon's PID (not a
+  # subshell's, as it would be through the ns function).
+  ip netns exec "$P-$1" "$INVPN" run -c "$WORK/n$1/invpn.conf" >"$WORK/n$1/log" 2>&1 &
+  PIDS+=($!)
+  eval "PID$1=$!"
+}
+
+stop_all() {
+  for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+
+wait_ping() { # wait_ping FROM ADDR: until one ping answers, at most 30 s
+  for _ in $(seq 60); do ns "$1" ping -c1 -W1 -q "$2" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "no answer from $2 in namespace $1 after 30 s" >&2; return 1
+}
+
+cpu_ticks() { # cpu_ticks PID...: user+system clock ticks
+  local t=0
+  for pid in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  echo "$t"
+}
+
+# measure NAME FROM SERVER_NS ADDR PIDS...: prints one result line
+measure() {
+  local name=$1 from=$2 srv=$3 addr=$4; shift 4
+  ns "$srv" iperf3 -s -D -1 >/dev/null 2>&1 || true
+  local rtt
+  rtt=$(ns "$from" ping -c 20 -i 0.05 -q "$addr" | awk -F'/' '/rtt/ {print $5}')
+  local results=() bytes=0 t0 t1
+  t0=$(cpu_ticks "$@" 2>/dev/null || echo 0)
+  for _ in $(seq "$RUNS"); do
+    ns "$srv" iperf3 -s -D -1 >/dev/null 2>&1 || true
+    sleep 0.2
+    local out
+    out=$(ns "$from" iperf3 -c "$addr" -t "$SECS" -J)
+    results+=("$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["end"]["sum_received"]["bits_per_second"]/1e9)')")
+    bytes=$((bytes + $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["end"]["sum_received"]["bytes"]))')))
+  done
+  t1=$(cpu_ticks "$@" 2>/dev/null || echo 0)
+  local med
+  med=$(printf '%s\n' "${results[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local cpu_per_gb="-"
+  if [ $# -gt 0 ]; then
+    cpu_per_gb=$(python3 -c "print(f'{($t1-$t0)/$(getconf CLK_TCK)/($bytes/1e9):.2f}')")
+  fi
+  local rss="-"
+  if [ $# -gt 0 ]; then
+    rss=$(for pid in "$@"; do awk '/VmHWM/ {printf "%.1f ", $2/1024}' "/proc/$pid/status"; done)
+  fi
+  echo "$name|$med|$rtt|$cpu_per_gb|$rss"
+}
+
+echo "== raw veth"
+RAW=$(measure "raw veth" 1 2 10.201.12.2)
+
+echo "== overlay, 2 nodes"
+config 1 ""; config 2 "02:50:56:00:00:01@10.201.12.1:41744"
+start 1; start 2
+wait_ping 1 10.78.0.2
+TWO=$(measure "overlay 2 nodes" 1 2 10.78.0.2 "$PID1" "$PID2")
+stop_all
+
+echo "== overlay, 3-node line through a relay"
+config 1 ""; config 2 "02:50:56:00:00:01@10.201.12.1:41744"; config 3 "02:50:56:00:00:02@10.201.23.2:41744"
+rm -f "$WORK"/n*/cache.json
+start 1; start 2; start 3
+wait_ping 1 10.78.0.3
+THREE=$(measure "overlay 3-node line" 1 3 10.78.0.3 "$PID1" "$PID2" "$PID3")
+stop_all
+
+raw_gbps=$(echo "$RAW" | cut -d'|' -f2); raw_rtt=$(echo "$RAW" | cut -d'|' -f3)
+echo
+echo "invpn netns benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, iperf3 ${SECS}s x ${RUNS} (median)"
+printf '%-22s %9s %8s %10s %12s %s\n' "path" "Gbit/s" "of raw" "RTT +ms" "CPU s/GB" "peak RSS MiB"
+for line in "$RAW" "$TWO" "$THREE"; do
+  IFS='|' read -r name gbps rtt cpu rss <<<"$line"
+  python3 - "$name" "$gbps" "$rtt" "$cpu" "$rss" "$raw_gbps" "$raw_rtt" <<'PY'
+import sys
+name, gbps, rtt, cpu, rss, raw, raw_rtt = sys.argv[1:]
+print(f"{name:<22} {float(gbps):9.2f} {float(gbps)/float(raw)*100:7.1f}% {float(rtt)-float(raw_rtt):10.3f} {cpu:>12} {rss}")
+PY
+done
