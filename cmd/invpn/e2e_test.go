@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -189,6 +190,8 @@ socket = %s
 		t.Logf("node %d RSS: %s", i, rss(nodes[i].cmd.Process.Pid))
 	}
 
+	checkHealthAndStatus(t, bin, nodes)
+
 	// Kill the relay node 1's route to node 4 goes through.
 	relay := relayOf(t, nodes[1], nodes[4].mac, nodes[2], nodes[3])
 	t.Logf("killing relay node %d (pid %d)", relay.i, relay.cmd.Process.Pid)
@@ -207,6 +210,102 @@ socket = %s
 		t.Errorf("node 1 did not log the relay's link going down")
 	}
 	t.Logf("end-to-end test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// checkHealthAndStatus runs `invpn health` and `invpn status` against
+// node 1's control socket, in its namespace. PROTOCOL.md "Behaviour",
+// Health: every node answers, nodes 2 and 3 over one link each way and
+// node 4 over two; status lists node 1's links to nodes 2 and 3.
+func checkHealthAndStatus(t *testing.T, bin string, nodes []*e2eNode) {
+	t.Helper()
+	n1 := nodes[1]
+	sock := filepath.Join(n1.dir, "invpn.sock")
+	out, ok := nsRun(n1.ns, bin, "health", "--socket", sock, "--timeout", "1s")
+	if !ok {
+		t.Fatalf("invpn health: %s", out)
+	}
+	t.Logf("invpn health on node 1:\n%s", out)
+	out, ok = nsRun(n1.ns, bin, "health", "--socket", sock, "--timeout", "1s", "--json")
+	if !ok {
+		t.Fatalf("invpn health --json: %s", out)
+	}
+	var rep struct {
+		Requester string `json:"requester"`
+		Answers   []struct {
+			Node     string   `json:"node"`
+			HopsOut  int      `json:"hops_out"`
+			HopsBack int      `json:"hops_back"`
+			PathOut  []string `json:"path_out"`
+			PathBack []string `json:"path_back"`
+		} `json:"answers"`
+		Missing []string `json:"missing"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("invpn health --json: %v\n%s", err, out)
+	}
+	// First-path routing takes whichever path delivered first, so a path
+	// may be longer than the shortest one (1-3-4-2 to node 2, say); it
+	// must still be a path over the square's links, and the hop counts
+	// must be its length.
+	index := map[string]int{}
+	for i := 1; i <= 4; i++ {
+		index[nodes[i].mac.String()] = i
+	}
+	linked := func(a, b int) bool {
+		switch [2]int{min(a, b), max(a, b)} {
+		case [2]int{1, 2}, [2]int{1, 3}, [2]int{2, 4}, [2]int{3, 4}:
+			return true
+		}
+		return false
+	}
+	isPath := func(p []string, from, to int) bool {
+		if len(p) < 2 || index[p[0]] != from || index[p[len(p)-1]] != to {
+			return false
+		}
+		seen := map[string]bool{}
+		for i, m := range p {
+			if seen[m] || index[m] == 0 || i > 0 && !linked(index[p[i-1]], index[m]) {
+				return false
+			}
+			seen[m] = true
+		}
+		return true
+	}
+	distance := map[int]int{2: 1, 3: 1, 4: 2}
+	for _, a := range rep.Answers {
+		i := index[a.Node]
+		d := distance[i]
+		if d == 0 {
+			t.Errorf("health: answer from unknown or repeated node %s", a.Node)
+			continue
+		}
+		delete(distance, i)
+		if !isPath(a.PathOut, 1, i) || !isPath(a.PathBack, i, 1) || a.HopsOut != len(a.PathOut)-1 || a.HopsBack != len(a.PathBack)-1 ||
+			a.HopsOut < d || a.HopsBack < d {
+			t.Errorf("health: node %d answered over %d hops out (%v) and %d back (%v)", i, a.HopsOut, a.PathOut, a.HopsBack, a.PathBack)
+		}
+	}
+	if len(distance) != 0 || len(rep.Missing) != 0 || rep.Requester != n1.mac.String() {
+		t.Errorf("health: no answer from nodes %v; missing %v; requester %s", distance, rep.Missing, rep.Requester)
+	}
+
+	out, ok = nsRun(n1.ns, bin, "status", "--socket", sock)
+	if !ok {
+		t.Fatalf("invpn status: %s", out)
+	}
+	t.Logf("invpn status on node 1:\n%s", out)
+	for _, want := range []string{
+		"node " + n1.mac.String(),
+		nodes[2].mac.String() + "  10.99.12.2:",
+		nodes[3].mac.String() + "  10.99.13.3:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("invpn status lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(nodes[4].mac.String()) + `\s+02:50:56:00:00:0[23]\s+2\s`).MatchString(out) {
+		t.Errorf("invpn status: no 2-hop route to node 4 via node 2 or 3")
+	}
 }
 
 // startE2E starts n's daemon in its namespace; cleanup stops it with

@@ -22,6 +22,10 @@ certificate in [ssl] cert, listens for links on [network] port (unless
 no_incoming), dials the [network] init seeds and the cached peers, and routes
 Ethernet frames through the mesh until it gets SIGTERM or SIGINT.
 
+It answers ` + "`invpn status`" + ` and ` + "`invpn health`" + ` on the [control] socket (root
+only) and, when [metrics] listen is set, serves Prometheus metrics at
+http://LISTEN/metrics. Both stop with the daemon.
+
 SIGHUP reloads the certificate, key, CA and the init seeds from FILE without
 taking the TAP device down: links that are up stay, new links use the new
 files. Other changes need a restart.
@@ -70,6 +74,10 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		Logger:    log,
 		Signals:   sigs,
 		Reload:    daemon.TLSReload(*cfgPath, mac, log),
+
+		Version:       version,
+		ControlSocket: cfg.Control.Socket,
+		MetricsListen: cfg.Metrics.Listen,
 	})
 	if err != nil {
 		tap.Close()

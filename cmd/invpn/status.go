@@ -133,6 +133,19 @@ func writeStatus(w io.Writer, st *control.Status) error {
 	for _, k := range reasons {
 		fmt.Fprintf(w, "  %s %d", k, st.Drops[k])
 	}
+	fmt.Fprintln(w)
+	if len(st.Counters) == 0 {
+		return nil
+	}
+	var names []string
+	for k := range st.Counters {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	fmt.Fprintf(w, "counters:")
+	for _, k := range names {
+		fmt.Fprintf(w, "  %s %d", k, st.Counters[k])
+	}
 	_, err := fmt.Fprintln(w)
 	return err
 }

@@ -24,9 +24,10 @@ var (
 func (fakeDaemon) Status(context.Context) (*control.Status, error) {
 	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
 	return &control.Status{Version: "test", MAC: macA, Started: now.Add(-time.Minute), Now: now,
-		Links:  []control.LinkStatus{{Peer: macB, Addr: "10.0.0.2:41744", Dialed: true, Extended: true, Up: now.Add(-30 * time.Second), FramesIn: 5}},
-		Routes: []control.RouteStatus{{Target: macB, NextHop: macB, Hops: 1, Refreshed: now}},
-		Drops:  map[string]uint64{"no route": 3}}, nil
+		Links:    []control.LinkStatus{{Peer: macB, Addr: "10.0.0.2:41744", Dialed: true, Extended: true, Up: now.Add(-30 * time.Second), FramesIn: 5}},
+		Routes:   []control.RouteStatus{{Target: macB, NextHop: macB, Hops: 1, Refreshed: now}},
+		Drops:    map[string]uint64{"no route": 3},
+		Counters: map[string]uint64{"failovers": 2, "route_changes": 5}}, nil
 }
 
 func (fakeDaemon) Health(context.Context, time.Duration) (*control.Health, error) {
@@ -57,7 +58,7 @@ func TestStatusCommand(t *testing.T) {
 	if code := run([]string{"status", "--socket", path}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"node 02:00:00:00:00:0a  up 1m0s", "02:00:00:00:00:0b  10.0.0.2:41744  out  invpn/1", "no route 3"} {
+	for _, want := range []string{"node 02:00:00:00:00:0a  up 1m0s", "02:00:00:00:00:0b  10.0.0.2:41744  out  invpn/1", "no route 3", "counters:  failovers 2  route_changes 5"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}

@@ -6,7 +6,9 @@
 // listener and one goroutine per dial in progress. They hand their results
 // to the loop over channels; the loop feeds them to the node, then carries
 // out the node's Ready (sends, closes, TAP writes, dials, cache changes,
-// events) and calls Advance.
+// health answers, events) and calls Advance. The control socket and the
+// metrics endpoint have goroutines of their own that reach the loop only
+// through the same kind of channel (see control.go).
 //
 // Data flows one way through each direction: TAP reader → loop → link queue
 // → link writer on the way out ("inside" to "outside"), link reader → loop
@@ -29,6 +31,8 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/config"
+	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/tapdev"
@@ -98,6 +102,18 @@ type Options struct {
 	// cache (default DefaultCacheSaveInterval). The id floor is saved at
 	// once, and the cache when the daemon stops.
 	CacheSaveInterval time.Duration
+
+	// Version is the version the control socket reports.
+	Version string
+	// ControlSocket is the path of the control socket ([control] socket)
+	// that `invpn status` and `invpn health` use; empty means none. Run
+	// creates it (root only, its directory 0700 if missing) before the
+	// loop starts and removes it when it stops.
+	ControlSocket string
+	// MetricsListen is the host:port of the Prometheus endpoint ([metrics]
+	// listen); empty means off. Run opens it before the loop starts and
+	// closes it when it stops.
+	MetricsListen string
 }
 
 // Daemon runs one mesh member. Create it with New and start it with Run.
@@ -116,6 +132,16 @@ type Daemon struct {
 	cache      cacheFile
 	queueDrops uint64 // data messages dropped at full link queues, all links
 	started    time.Time
+	// routeChanges counts EventRouteChanged: the node counts failovers
+	// and withdrawals itself, not changes.
+	routeChanges uint64
+	health       map[uint64]*healthWait // health requests of control clients, by id
+
+	// Opened by Run before the loop starts; their goroutines stop with
+	// d.ctx.
+	control   *control.Server
+	metrics   *metrics.Registry // nil when metrics are off
+	metricsLn net.Listener
 
 	// Channels from the other goroutines to the loop.
 	in       chan inbound
@@ -182,6 +208,7 @@ func New(opts Options) (*Daemon, error) {
 		transport: opts.Transport,
 		links:     map[node.LinkID]*peerLink{},
 		dialing:   map[wire.MAC]netip.AddrPort{},
+		health:    map[uint64]*healthWait{},
 		in:        make(chan inbound, 256),
 		down:      make(chan linkDown),
 		dialed:    make(chan dialResult),
@@ -251,20 +278,28 @@ func (d *Daemon) NodeConfig() node.Config { return d.node.Config() }
 
 // Run opens the listeners, starts reading the TAP device and runs the loop
 // until ctx is done or a stop signal arrives; then it closes the
-// listeners, the links and the TAP device, saves the peer cache, waits for
-// its goroutines and returns nil. It fails only when the listeners cannot
-// be opened. Run may be called once.
+// listeners, the control socket, the metrics endpoint, the links and the
+// TAP device, saves the peer cache, waits for its goroutines and returns
+// nil. It fails only when the control socket, the metrics endpoint or the
+// listeners cannot be opened. Run may be called once.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer close(d.stopped)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.started = time.Now()
+	if err := d.openServers(); err != nil {
+		d.cancel()
+		d.tap.Close()
+		return fmt.Errorf("daemon: %w", err)
+	}
 	if d.transport.Listen != nil {
 		if err := d.listen(d.transport.Listen); err != nil {
 			d.cancel()
+			d.closeServers()
 			d.tap.Close()
 			return fmt.Errorf("daemon: %w", err)
 		}
 	}
+	d.serve()
 	d.wg.Add(1)
 	go d.readTAP()
 	d.log.Info("daemon started", "mac", d.opts.MAC, "tap", d.tap.Name(), "port", d.opts.Config.Network.Port,
@@ -366,6 +401,9 @@ func (d *Daemon) process() {
 	r := d.node.Ready()
 	// Events first: they name links that Closes below forget.
 	for i := range r.Events {
+		if r.Events[i].Kind == node.EventRouteChanged {
+			d.routeChanges++
+		}
 		d.logEvent(&r.Events[i])
 	}
 	for _, s := range r.Sends {
@@ -406,7 +444,7 @@ func (d *Daemon) process() {
 		d.saveCache()
 	}
 	for _, h := range r.Health {
-		d.log.Info("health answer", "origin", h.Response.Origin, "id", h.Response.ID)
+		d.healthAnswer(h)
 	}
 	d.node.Advance()
 }

@@ -17,6 +17,9 @@ type Snapshot struct {
 	// Stats are the node's counters; Stats.Drops[node.DropQueueFull]
 	// counts the data messages the daemon dropped at full link queues.
 	Stats node.Stats
+	// RouteChanges counts routes moved by a newer announcement
+	// (node.EventRouteChanged).
+	RouteChanges uint64
 	// Cache is the peer cache, sorted by MAC.
 	Cache []node.Peer
 }
@@ -53,6 +56,7 @@ func (d *Daemon) snapshot() Snapshot {
 	s := Snapshot{
 		MAC: d.opts.MAC, Started: d.started, Now: time.Now(),
 		Routes: d.node.Routes(), Stats: d.node.Stats(), Cache: d.node.Cache(),
+		RouteChanges: d.routeChanges,
 	}
 	s.Stats.Drops[node.DropQueueFull] += d.queueDrops
 	for _, li := range d.node.Links() {

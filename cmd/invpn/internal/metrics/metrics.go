@@ -114,18 +114,27 @@ func Listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves /metrics on ln until ctx ends, then closes ln.
+// Serve serves /metrics on ln until ctx ends, then closes ln. It returns
+// when the server has shut down: scrapes in progress get up to 2 s to
+// finish.
 func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", r.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	shutdown := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(shutdown)
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
 	})
-	defer stop()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := srv.Serve(ln)
+	if !stop() {
+		<-shutdown // Serve returns as Shutdown starts; wait for it to end
+	} else {
+		srv.Close()
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	return nil
