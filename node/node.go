@@ -229,6 +229,7 @@ func (n *Node) LinkUp(now time.Time, id LinkID, peer wire.MAC, addr netip.AddrPo
 	n.event(Event{Kind: EventLinkUp, MAC: peer, Link: id})
 	// PROTOCOL.md "Behaviour": announce right after each link comes up.
 	n.announce()
+	n.sendTable(l)
 }
 
 // keepDialedBy reports whether l is the link both ends keep: the one
@@ -316,6 +317,13 @@ func (n *Node) malformed(l *link, err error) {
 
 func (n *Node) violation(l *link, err error) {
 	n.stats.Violations++
+	// A peer that broke the protocol is not redialled from the cache, and
+	// not before the longest backoff.
+	if _, ok := n.cache[l.peer]; ok {
+		delete(n.cache, l.peer)
+		n.ready.CacheRemove = append(n.ready.CacheRemove, l.peer)
+	}
+	n.backoff[l.peer] = backoff{fails: 64, until: n.now.Add(n.cfg.DialBackoffMax)}
 	err = fmt.Errorf("link %d to %s at %s: %w", l.id, l.peer, l.addr, err)
 	n.event(Event{Kind: EventViolation, MAC: l.peer, Link: l.id, Err: err})
 	n.closeLink(l, err)

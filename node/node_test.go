@@ -874,3 +874,58 @@ func TestLostLinkTriggersNewRound(t *testing.T) {
 		t.Fatalf("after the gap a sent %x to b, want its announcement", got)
 	}
 }
+
+func TestNewLinkLearnsTableAtOnce(t *testing.T) {
+	// A node that joins (or a partition that heals) can reach every node at
+	// once: the new neighbour sends copies of its current rounds, instead
+	// of the joiner waiting for each node's next announcement.
+	tn := newNet(t, "a", "b", "c", "d", "o")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	tn.advance(5 * time.Second)
+	tn.link("d", "c") // d joins at c; no time passes
+	tn.run()
+	for _, to := range []string{"a", "b", "c"} {
+		if tn.nextHop("d", to) != "c" {
+			t.Errorf("d has no route to %s through c right after joining", to)
+		}
+	}
+	if ri, _ := tn.nodes["d"].Route(macOf("a")); ri.Hops != 3 {
+		t.Errorf("d's route to a has %d hops, want 3 (the path came with the copy)", ri.Hops)
+	}
+	if tn.nextHop("a", "d") != "b" {
+		t.Error("a has no route to the joiner")
+	}
+	// A seed-protocol neighbour gets the copies as 0x01.
+	tn.link("o", "a", true)
+	tn.run()
+	infos := 0
+	for _, m := range tn.sentOn("a", "o") {
+		if wire.Type(m[0]) == wire.TypeInfo {
+			infos++
+		}
+	}
+	if infos < 3 {
+		t.Errorf("seed neighbour got %d 0x01 copies, want one per route (b, c, d)", infos)
+	}
+}
+
+func TestViolatorNotRedialled(t *testing.T) {
+	// A peer cut for a protocol violation leaves the peer cache and is not
+	// redialled before the longest backoff.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	if len(tn.nodes["b"].Cache()) != 1 {
+		t.Fatal("a not cached")
+	}
+	tn.inject("b", "a", (&wire.InitialInfo{ID: uint64(t0.Add(time.Hour).UnixMilli()), MAC: macOf("z"), Port: 1}).Append(nil))
+	if len(tn.nodes["b"].Cache()) != 0 {
+		t.Fatal("violator still cached")
+	}
+	tn.advance(30 * time.Second)
+	if slices.ContainsFunc(tn.dials["b"], func(p Peer) bool { return p.MAC == macOf("a") }) {
+		t.Fatal("violator redialled")
+	}
+}

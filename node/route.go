@@ -23,7 +23,7 @@ type route struct {
 	// arrival order, whose path does not contain this node: moving to
 	// one of them cannot loop back through us.
 	backups   []LinkID
-	addr      netip.AddrPort // announced address; invalid for none
+	info      wire.Info // the announcement, as an info (address filled in)
 	refreshed time.Time
 	learned   time.Time
 }
@@ -191,7 +191,7 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	} else if r.via != l.id {
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
 	}
-	r.id, r.via, r.refreshed = info.ID, l.id, n.now
+	r.id, r.via, r.refreshed, r.info = info.ID, l.id, n.now, info
 	r.pathKnown = pathKnown
 	r.path = append(r.path[:0], path...)
 	r.backups = r.backups[:0]
@@ -378,5 +378,36 @@ func (n *Node) triggerAnnounce() {
 	}
 	if n.announceDue.IsZero() {
 		n.announceDue = at
+	}
+}
+
+// sendTable gives a new neighbour a copy of the current round of every
+// route, as if each announcement had been flooded to it, so that it (and
+// the part of the mesh behind it) can reach everything at once instead of
+// at the next announce interval of each node. The copies carry the rounds'
+// ids, so nothing older replaces anything newer, and their paths, so none
+// can loop back.
+func (n *Node) sendTable(l *link) {
+	if n.cfg.NoRelay {
+		return
+	}
+	macs := make([]wire.MAC, 0, len(n.routes))
+	for mac, r := range n.routes {
+		if r.via != 0 && r.via != l.id && mac != l.peer {
+			macs = append(macs, mac)
+		}
+	}
+	slices.SortFunc(macs, macCmp)
+	for _, mac := range macs {
+		r := n.routes[mac]
+		if !l.extended {
+			n.send(l, n.encode(&r.info), true)
+			continue
+		}
+		out := wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}
+		if out.PathKnown {
+			out.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
+		}
+		n.send(l, n.encode(&out), true)
 	}
 }

@@ -46,6 +46,11 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	// Catch signals before anything is opened: a SIGTERM during start-up
+	// waits in the channel and stops the daemon cleanly once it runs.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
@@ -63,9 +68,6 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	d, err := daemon.New(daemon.Options{
 		Config:    cfg,
 		MAC:       mac,
