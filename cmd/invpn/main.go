@@ -23,6 +23,7 @@ func commands() []command {
 		{"decode", "decode framed protocol messages (hex) and print them", runDecode},
 		{"status", "show a running daemon's links, routes and drops", runStatus},
 		{"health", "trace the mesh from the local daemon and report every node", runHealth},
+		{"demo", "run a throwaway mesh in network namespaces and show failover (root)", runDemo},
 		{"version", "print the version", func([]string, io.Writer, io.Writer) error {
 			fmt.Println("invpn", version)
 			return nil
