@@ -21,6 +21,7 @@ func commands() []command {
 		{"ca", "create a group CA: invpn ca init --dir DIR", runCA},
 		{"cert", "issue a member certificate: invpn cert issue --ca DIR --mac MAC --out DIR", runCert},
 		{"decode", "decode framed protocol messages (hex) and print them", runDecode},
+		{"sim", "run a scenario in the deterministic mesh simulator", runSim},
 		{"status", "show a running daemon's links, routes and drops", runStatus},
 		{"health", "trace the mesh from the local daemon and report every node", runHealth},
 		{"demo", "run a throwaway mesh in network namespaces and show failover (root)", runDemo},

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/invpn/invpn/scenarios"
+	"github.com/invpn/invpn/sim"
+)
+
+// defaultScenario is what `invpn sim` runs when given no file.
+const defaultScenario = "wan-3site.yaml"
+
+// errExpectations is returned when a scenario's expectations fail.
+var errExpectations = errors.New("expectations failed")
+
+// sweepParams are the parameters --sweep can vary.
+var sweepParams = map[string]func(s *sim.Scenario, v string) error{
+	"announce": func(s *sim.Scenario, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("announce interval %q: want a duration like 5s", v)
+		}
+		s.Timers.Announce = d
+		return nil
+	},
+	"max_links": func(s *sim.Scenario, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("max_links %q: want a positive integer", v)
+		}
+		s.Timers.MaxLinks = n
+		if s.Timers.MinLinks > n {
+			s.Timers.MinLinks = n
+		}
+		return nil
+	},
+	"latency": func(s *sim.Scenario, v string) error {
+		lo, hi, ok := strings.Cut(v, "..")
+		if !ok {
+			hi = lo
+		}
+		a, err1 := time.ParseDuration(lo)
+		b, err2 := time.ParseDuration(hi)
+		if err1 != nil || err2 != nil || b < a {
+			return fmt.Errorf("latency %q: want a duration or a range like 2ms..20ms", v)
+		}
+		s.LAN.Latency = sim.Range{Min: a, Max: b}
+		return nil
+	},
+}
+
+func runSim(args []string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	seed := fset.Uint64("seed", 0, "run with `SEED` instead of the scenario's seed")
+	asJSON := fset.Bool("json", false, "print the report as JSON")
+	asCSV := fset.Bool("csv", false, "print the summary as CSV (one row per run)")
+	sweep := fset.String("sweep", "", "run once per value of a parameter: `PARAM=v1,v2,...` with PARAM one of announce, max_links, latency")
+	plotFile := fset.String("plot", "", "write failover times as an SVG plot to `FILE.svg`")
+	fset.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: invpn sim [flags] [FILE.yaml]
+
+Runs a scenario in the deterministic simulator: many invpn nodes in one
+process, on a virtual clock, over simulated links with latency, bandwidth
+and faults (cuts, partitions, crashes, clock jumps). The same seed gives
+the same run, event for event. Without FILE it runs the built-in scenario
+%q. The scenario format is described in scenarios/README.md; the built-in
+scenarios are: %s.
+
+The report gives the time to converge, the failover time after each fault
+(p50, p95, max), frames delivered, lost and duplicated, control traffic
+per node, and whether each expectation of the scenario held. The exit
+status is 1 when an expectation fails.
+
+Flags (one or two dashes):
+`, defaultScenario, strings.Join(embeddedNames(), ", "))
+		fset.PrintDefaults()
+		fmt.Fprintf(stderr, `
+Examples:
+  invpn sim
+  invpn sim --seed 42 scenarios/ring-300.yaml
+  invpn sim --sweep announce=1s,2s,5s,10s --csv
+  invpn sim --plot failover.svg scenarios/random-200.yaml
+`)
+	}
+	// Flags may come after the file name too.
+	var files []string
+	rest := args
+	for {
+		if err := fset.Parse(rest); err != nil {
+			if err == flag.ErrHelp {
+				return nil
+			}
+			return errUsage
+		}
+		if fset.NArg() == 0 {
+			break
+		}
+		files = append(files, fset.Arg(0))
+		rest = fset.Args()[1:]
+	}
+	if len(files) > 1 {
+		fmt.Fprintf(stderr, "invpn sim: one scenario file at a time, got %v\n", files)
+		return errUsage
+	}
+	if *asJSON && *asCSV {
+		fmt.Fprintln(stderr, "invpn sim: --json and --csv exclude each other")
+		return errUsage
+	}
+	var (
+		name string
+		src  []byte
+		err  error
+	)
+	if len(files) == 0 {
+		name = defaultScenario
+		src, err = fs.ReadFile(scenarios.Files, name)
+	} else {
+		name = files[0]
+		src, err = os.ReadFile(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A built-in scenario may be named without its directory.
+			if b, err2 := fs.ReadFile(scenarios.Files, strings.TrimPrefix(name, "scenarios/")); err2 == nil {
+				src, err = b, nil
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("read scenario: %w", err)
+	}
+	base, err := sim.ParseScenario(name, src)
+	if err != nil {
+		return err
+	}
+
+	type run struct {
+		label  string
+		report *sim.Report
+		wall   time.Duration
+	}
+	var runs []run
+	values := []string{""}
+	param := ""
+	if *sweep != "" {
+		p, list, ok := strings.Cut(*sweep, "=")
+		set, known := sweepParams[p]
+		if !ok || !known || list == "" {
+			fmt.Fprintf(stderr, "invpn sim: --sweep %q: want PARAM=v1,v2,... with PARAM one of announce, max_links, latency\n", *sweep)
+			return errUsage
+		}
+		param, values = p, strings.Split(list, ",")
+		for _, v := range values {
+			if err := set(&sim.Scenario{}, v); err != nil {
+				return fmt.Errorf("--sweep: %w", err)
+			}
+		}
+	}
+	for _, v := range values {
+		s := *base
+		label := base.Name
+		if param != "" {
+			if err := sweepParams[param](&s, v); err != nil {
+				return fmt.Errorf("--sweep: %w", err)
+			}
+			label = param + "=" + v
+		}
+		bar := newProgress(stderr, label)
+		start := time.Now()
+		r, err := s.Run(sim.RunOptions{Seed: *seed, Progress: bar.update})
+		bar.done()
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run{label: label, report: r, wall: time.Since(start)})
+	}
+
+	if *plotFile != "" {
+		if err := writePlot(*plotFile, base.Name, func(yield func(string, *sim.Report) bool) {
+			for _, r := range runs {
+				if !yield(r.label, r.report) {
+					return
+				}
+			}
+		}); err != nil {
+			return err
+		}
+	}
+
+	ok := true
+	for _, r := range runs {
+		ok = ok && r.report.OK
+	}
+	switch {
+	case *asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if param == "" {
+			err = enc.Encode(runs[0].report)
+		} else {
+			var all []*sim.Report
+			for _, r := range runs {
+				all = append(all, r.report)
+			}
+			err = enc.Encode(all)
+		}
+	case *asCSV:
+		cw := csv.NewWriter(stdout)
+		_ = cw.Write([]string{"run", "seed", "nodes", "simulated_s", "converged", "converge_s", "faults", "unrecovered",
+			"failover_p50_s", "failover_p95_s", "failover_max_s", "frames_expected", "delivered", "lost", "duplicated",
+			"loops", "control_msgs_per_node_s", "control_bytes_per_node_s", "events", "wall_s", "ok"})
+		for _, r := range runs {
+			rp := r.report
+			sec := func(d sim.Dur) string { return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', 3, 64) }
+			_ = cw.Write([]string{r.label, strconv.FormatUint(rp.Seed, 10), strconv.Itoa(rp.Nodes), sec(rp.Duration),
+				strconv.FormatBool(rp.Converged), sec(rp.ConvergeIn), strconv.Itoa(rp.Failover.Faults),
+				strconv.Itoa(rp.Failover.Unrecovered), sec(rp.Failover.P50), sec(rp.Failover.P95), sec(rp.Failover.Max),
+				strconv.FormatUint(rp.Frames.Expected, 10), strconv.FormatUint(rp.Frames.Delivered, 10),
+				strconv.FormatUint(rp.Frames.Lost, 10), strconv.FormatUint(rp.Frames.Duplicated, 10),
+				strconv.FormatUint(rp.Frames.Loops, 10), strconv.FormatFloat(rp.ControlMsgs, 'f', 2, 64),
+				strconv.FormatFloat(rp.ControlB, 'f', 0, 64), strconv.FormatUint(rp.Totals.Events, 10),
+				strconv.FormatFloat(r.wall.Seconds(), 'f', 2, 64), strconv.FormatBool(rp.OK)})
+		}
+		cw.Flush()
+		err = cw.Error()
+	case param != "":
+		fmt.Fprintf(stdout, "sweep of %s over scenario %s (%s)\n\n", param, base.Name, name)
+		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, param+"\tconverge\tfailover p50\tp95\tmax\tlost\tctl msgs/node/s\tctl bytes/node/s\texpectations")
+		for i, r := range runs {
+			rp := r.report
+			conv := "never"
+			if rp.Converged {
+				conv = rp.ConvergeIn.String()
+			}
+			lost := 0.0
+			if rp.Frames.Expected > 0 {
+				lost = 100 * float64(rp.Frames.Lost) / float64(rp.Frames.Expected)
+			}
+			verdict := "ok"
+			if !rp.OK {
+				verdict = "FAIL"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%v\t%.2f%%\t%.2f\t%.0f\t%s\n", values[i], conv, rp.Failover.P50, rp.Failover.P95,
+				rp.Failover.Max, lost, rp.ControlMsgs, rp.ControlB, verdict)
+		}
+		err = tw.Flush()
+	default:
+		r := runs[0]
+		fmt.Fprint(stdout, r.report.Text())
+		fmt.Fprintf(stdout, "speed     %.1f s of wall time: %.0f simulated s per wall s, %.0f events/s\n", r.wall.Seconds(),
+			time.Duration(r.report.Duration).Seconds()/max(r.wall.Seconds(), 1e-9), float64(r.report.Totals.Events)/max(r.wall.Seconds(), 1e-9))
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if *plotFile != "" && !*asJSON && !*asCSV {
+		fmt.Fprintf(stdout, "plot      %s\n", *plotFile)
+	}
+	if !ok {
+		return errExpectations
+	}
+	return nil
+}
+
+// embeddedNames lists the built-in scenarios.
+func embeddedNames() []string {
+	names, _ := fs.Glob(scenarios.Files, "*.yaml")
+	return names
+}
+
+// writePlot draws each run's failover times (recovery against the time
+// of the fault) as one series of an SVG plot.
+func writePlot(file, title string, runs func(yield func(string, *sim.Report) bool)) error {
+	p := plot.New()
+	p.Title.Text = "failover: " + title
+	p.X.Label.Text = "fault at (s)"
+	p.Y.Label.Text = "recovery (s)"
+	var series []any
+	for label, r := range runs {
+		var pts plotter.XYs
+		for _, f := range r.Faults {
+			if f.Recovered {
+				pts = append(pts, plotter.XY{X: time.Duration(f.At).Seconds(), Y: time.Duration(f.Recovery).Seconds()})
+			}
+		}
+		if len(pts) > 0 {
+			series = append(series, label, pts)
+		}
+	}
+	if len(series) == 0 {
+		return fmt.Errorf("plot %s: no recovered fault to plot", file)
+	}
+	if err := plotutil.AddLinePoints(p, series...); err != nil {
+		return fmt.Errorf("plot %s: %w", file, err)
+	}
+	if !strings.HasSuffix(strings.ToLower(file), ".svg") {
+		return fmt.Errorf("plot %s: the file name must end in .svg", file)
+	}
+	if err := p.Save(8*vg.Inch, 5*vg.Inch, file); err != nil {
+		return fmt.Errorf("plot %s: %w", file, err)
+	}
+	return nil
+}
+
+// progress draws a progress bar on a terminal once a run has taken more
+// than two seconds of wall time.
+type progress struct {
+	w     io.Writer
+	label string
+	tty   bool
+	start time.Time
+	shown bool
+	last  time.Time
+}
+
+func newProgress(w io.Writer, label string) *progress {
+	p := &progress{w: w, label: label, start: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(done, total time.Duration) {
+	if !p.tty {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.start) < 2*time.Second || now.Sub(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last, p.shown = now, true
+	const width = 30
+	frac := float64(done) / float64(max(total, 1))
+	n := int(frac * width)
+	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %v/%v", p.label, strings.Repeat("#", n), strings.Repeat(" ", width-n), 100*frac,
+		done.Truncate(time.Second), total)
+}
+
+func (p *progress) done() {
+	if p.shown {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", len(p.label)+60))
+	}
+}

@@ -1,0 +1,33 @@
+// Package sim is the deterministic simulator of an invpn mesh, after
+// TigerBeetle's VOPR and FoundationDB's simulator: one thread, one seeded
+// random source, a virtual clock and faults injected on purpose, so every
+// run — and every failure — replays exactly from one printed seed.
+//
+// A [World] holds many [node.Node] values and plays the part of their
+// drivers: it feeds each node its inputs (links up and down, messages,
+// TAP frames, ticks, failed dials) and carries out the node's Ready
+// (sends, closes, dials, TAP writes, peer-cache and id-floor persistence)
+// through simulated links. Everything happens in a discrete-event loop:
+// a heap of events ordered by (virtual time, sequence number). Links have
+// a latency, optionally a bandwidth with a bounded send queue, deliver in
+// order per direction (TCP), and are noticed cut only after a detection
+// delay. Faults are link cuts, partitions, node crashes and restarts, and
+// clock skews and jumps.
+//
+// While it runs, the world checks the protocol's invariants against its
+// own ground truth: broadcasts delivered at most once and never to their
+// source, unicast frames never looping, health traceroutes equal to the
+// paths the messages travelled, and (when asked) every node's first-path
+// route equal to a naive model computed from the log of announcement
+// arrivals. It measures how long the mesh takes to converge and to fail
+// over after each fault. A running FNV-64 hash of the event trace proves
+// that the same seed gives the same run.
+//
+// [Scenario] values, parsed from the YAML files of the scenarios package,
+// describe a topology, link parameters, timers, a fault schedule, traffic
+// and expectations; [Run] plays one and returns a [Report].
+//
+// The package is pure (STYLE.md habit 14): no goroutines, clocks, files,
+// sockets or global randomness. Reading files and writing plots is the
+// command's job (cmd/invpn sim).
+package sim

@@ -1,0 +1,185 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// Edge is a static link of a topology between nodes A and B.
+type Edge struct {
+	A, B int
+	WAN  bool
+}
+
+// Topology is a graph of nodes and static edges. An organic topology has
+// no edges: its nodes start with a seed and build the mesh themselves.
+type Topology struct {
+	Kind  string
+	N     int
+	Edges []Edge
+	// Site of each node (multi-site), nil otherwise.
+	Site []int
+	// Organic: every pair may link, node 0 is every other node's seed,
+	// and nodes join one after the other.
+	Organic bool
+}
+
+// Line is 0 - 1 - ... - n-1.
+func Line(n int) Topology {
+	t := Topology{Kind: "line", N: n}
+	for i := 1; i < n; i++ {
+		t.Edges = append(t.Edges, Edge{A: i - 1, B: i})
+	}
+	return t
+}
+
+// Ring is a line closed into a cycle.
+func Ring(n int) Topology {
+	t := Line(n)
+	t.Kind = "ring"
+	if n > 2 {
+		t.Edges = append(t.Edges, Edge{A: n - 1, B: 0})
+	}
+	return t
+}
+
+// Star links node 0 to every other node.
+func Star(n int) Topology {
+	t := Topology{Kind: "star", N: n}
+	for i := 1; i < n; i++ {
+		t.Edges = append(t.Edges, Edge{A: 0, B: i})
+	}
+	return t
+}
+
+// Grid is a rows x cols grid, node r*cols+c.
+func Grid(rows, cols int) Topology {
+	t := Topology{Kind: "grid", N: rows * cols}
+	for r := range rows {
+		for c := range cols {
+			i := r*cols + c
+			if c+1 < cols {
+				t.Edges = append(t.Edges, Edge{A: i, B: i + 1})
+			}
+			if r+1 < rows {
+				t.Edges = append(t.Edges, Edge{A: i, B: i + cols})
+			}
+		}
+	}
+	return t
+}
+
+// FullMesh links every pair.
+func FullMesh(n int) Topology {
+	t := Topology{Kind: "mesh", N: n}
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			t.Edges = append(t.Edges, Edge{A: i, B: j})
+		}
+	}
+	return t
+}
+
+// Random is a connected random graph with the given mean degree: a
+// random spanning tree plus random extra edges.
+func Random(n int, degree float64, rng *rand.Rand) Topology {
+	t := Topology{Kind: "random", N: n}
+	t.Edges = randomEdges(n, 0, degree, rng, nil)
+	return t
+}
+
+// randomEdges returns a connected random graph over nodes base..base+n-1.
+func randomEdges(n, base int, degree float64, rng *rand.Rand, have map[uint64]bool) []Edge {
+	if have == nil {
+		have = map[uint64]bool{}
+	}
+	var out []Edge
+	add := func(a, b int) bool {
+		k := pairKey(a, b)
+		if a == b || have[k] {
+			return false
+		}
+		have[k] = true
+		out = append(out, Edge{A: min(a, b), B: max(a, b)})
+		return true
+	}
+	for i := 1; i < n; i++ {
+		add(base+i, base+rng.IntN(i))
+	}
+	want := int(float64(n)*degree/2 + 0.5)
+	maxEdges := n * (n - 1) / 2
+	want = min(want, maxEdges)
+	for tries := 0; len(out) < want && tries < 100*want; tries++ {
+		add(base+rng.IntN(n), base+rng.IntN(n))
+	}
+	return out
+}
+
+// MultiSite is `sites` sites of perSite nodes, each site a random graph
+// of mean degree 4 (a full mesh when smaller than 6), joined by wanLinks
+// WAN edges between every pair of sites.
+func MultiSite(sites, perSite, wanLinks int, rng *rand.Rand) Topology {
+	t := Topology{Kind: "multisite", N: sites * perSite}
+	have := map[uint64]bool{}
+	for s := range sites {
+		t.Site = append(t.Site, slices.Repeat([]int{s}, perSite)...)
+		if perSite < 6 {
+			for i := range perSite {
+				for j := i + 1; j < perSite; j++ {
+					have[pairKey(s*perSite+i, s*perSite+j)] = true
+					t.Edges = append(t.Edges, Edge{A: s*perSite + i, B: s*perSite + j})
+				}
+			}
+			continue
+		}
+		t.Edges = append(t.Edges, randomEdges(perSite, s*perSite, 4, rng, have)...)
+	}
+	for a := range sites {
+		for b := a + 1; b < sites; b++ {
+			for range wanLinks {
+				for tries := 0; tries < 100; tries++ {
+					x, y := a*perSite+rng.IntN(perSite), b*perSite+rng.IntN(perSite)
+					if !have[pairKey(x, y)] {
+						have[pairKey(x, y)] = true
+						t.Edges = append(t.Edges, Edge{A: x, B: y, WAN: true})
+						break
+					}
+				}
+			}
+		}
+	}
+	return t
+}
+
+// Organic is n nodes with no static edges; each starts with node 0 as its
+// seed and builds the mesh through its peer cache and connect policy.
+func Organic(n int) Topology { return Topology{Kind: "organic", N: n, Organic: true} }
+
+// Build adds t's nodes and edges to w. An organic topology's nodes after
+// the first start down: start them with Restart (Scenario does so one
+// after the other).
+func (w *World) Build(t Topology) error {
+	if t.N < 1 {
+		return fmt.Errorf("sim: topology %s: %d nodes", t.Kind, t.N)
+	}
+	base := len(w.nodes)
+	if t.Organic {
+		w.AllowAll()
+		w.AddNode(NodeOptions{})
+		for range t.N - 1 {
+			w.AddNode(NodeOptions{Seeds: []int{base}, Down: true})
+		}
+		return nil
+	}
+	for range t.N {
+		w.AddNode(NodeOptions{})
+	}
+	for _, e := range t.Edges {
+		if e.A < 0 || e.B < 0 || e.A >= t.N || e.B >= t.N || e.A == e.B {
+			return fmt.Errorf("sim: topology %s: bad edge %d-%d", t.Kind, e.A, e.B)
+		}
+		w.AddEdge(base+e.A, base+e.B, e.WAN)
+	}
+	return nil
+}
