@@ -61,7 +61,8 @@ type Config struct {
 	// MaxLinks caps the links the connect policy dials (default 8; the
 	// original dialled up to 100, see docs/protocol.md).
 	MaxLinks int
-	// HopLimit is the hop limit given to targeted frames (default 64).
+	// HopLimit is the hop limit given to targeted frames (default 255,
+	// the most one byte carries: a 300-node ring has paths of 150 hops).
 	HopLimit uint8
 	// DialBackoffMin and DialBackoffMax bound the redial backoff of one
 	// peer (defaults 1 s and ConnectInterval).
@@ -70,7 +71,10 @@ type Config struct {
 	// id floor (default 1 h of milliseconds).
 	IDReserve uint64
 
-	// Seeds are the `init` peers, dialled whenever they are not linked.
+	// Seeds are the `init` peers, dialled while the node has fewer than
+	// MinLinks links. A link this node dialled to a seed is closed once the
+	// node has MinLinks other links, so the seed does not become the hub
+	// of every node that ever joined through it.
 	Seeds []Peer
 	// Cache is the peer cache loaded at start.
 	Cache []Peer
@@ -103,7 +107,7 @@ func (c *Config) setDefaults() {
 		c.MaxLinks = 8
 	}
 	if c.HopLimit == 0 {
-		c.HopLimit = 64
+		c.HopLimit = 255
 	}
 	if c.IDReserve == 0 {
 		c.IDReserve = uint64(time.Hour / time.Millisecond)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -31,12 +32,18 @@ func (n *Node) DialFailed(now time.Time, mac wire.MAC, err error) {
 	d = d/2 + time.Duration(n.cfg.Rand.Uint64()%uint64(d))
 	b.until = n.now.Add(d)
 	n.backoff[mac] = b
+	n.scheduleDial()
 	n.event(Event{Kind: EventDialFailed, MAC: mac, Err: fmt.Errorf("dial %s: %w (retry in %v)", mac, err, d)})
 }
 
-// connect runs the connect policy (PROTOCOL.md "Connecting"): dial the
-// seeds that are not linked, then cached peers in random order until the
-// node has or is dialling MaxLinks links.
+// ErrBootstrapDone is the reason a node closes its link to a seed once it
+// has MinLinks other links.
+var ErrBootstrapDone = errors.New("seed link no longer needed: the node has min_links other links")
+
+// connect runs the connect policy (docs/protocol.md "Connect policy"):
+// below MinLinks dial the seeds that are not linked; dial cached peers in
+// random order until the node has or is dialling MaxLinks links; close a
+// link to a seed that is no longer needed.
 func (n *Node) connect() {
 	// A dial the driver never answered is forgotten after one interval.
 	for mac, at := range n.dialing {
@@ -44,14 +51,16 @@ func (n *Node) connect() {
 			delete(n.dialing, mac)
 		}
 	}
+	bootstrap := len(n.links) < n.cfg.MinLinks
 	for _, s := range n.cfg.Seeds {
-		if n.canDial(s.MAC) {
+		if bootstrap && n.canDial(s.MAC) {
 			n.dial(s)
 		}
 	}
+	n.releaseSeeds()
 	var cands []Peer
 	for mac, addr := range n.cache {
-		if n.canDial(mac) {
+		if n.canDial(mac) && (bootstrap || !n.isSeed(mac)) {
 			cands = append(cands, Peer{MAC: mac, Addr: addr})
 		}
 	}
@@ -65,6 +74,37 @@ func (n *Node) connect() {
 			break
 		}
 		n.dial(p)
+	}
+}
+
+// releaseSeeds closes the links this node dialled to seeds once it has
+// MinLinks other links.
+func (n *Node) releaseSeeds() {
+	for _, s := range n.cfg.Seeds {
+		l, ok := n.byPeer[s.MAC]
+		if ok && l.dialed && len(n.links)-1 >= n.cfg.MinLinks {
+			n.closeLink(l, fmt.Errorf("link %d to %s: %w", l.id, l.peer, ErrBootstrapDone))
+		}
+	}
+}
+
+func (n *Node) isSeed(mac wire.MAC) bool {
+	return slices.ContainsFunc(n.cfg.Seeds, func(p Peer) bool { return p.MAC == mac })
+}
+
+// quickDial reports whether the node dials as soon as a peer leaves its
+// backoff: it has fewer than MinLinks links and room for another dial.
+func (n *Node) quickDial() bool {
+	return len(n.links) < n.cfg.MinLinks && len(n.links)+len(n.dialing) < n.cfg.MaxLinks
+}
+
+// scheduleDial recomputes when a quick dial is next possible. It scans the
+// peer cache, so it runs when links, dials or backoffs change, not on
+// every deadline query.
+func (n *Node) scheduleDial() {
+	n.dialAt = time.Time{}
+	if n.quickDial() {
+		n.dialAt = n.nextDialable()
 	}
 }
 
@@ -87,12 +127,6 @@ func (n *Node) dial(p Peer) {
 	}
 	n.dialing[p.MAC] = n.now
 	n.ready.Dials = append(n.ready.Dials, p)
-}
-
-// dialable reports whether some seed or cached peer can be dialled now.
-func (n *Node) dialable(now time.Time) bool {
-	t := n.nextDialable()
-	return !t.IsZero() && !now.Before(t)
 }
 
 // nextDialable returns the earliest time a seed or cached peer that is not
@@ -127,7 +161,10 @@ func (n *Node) nextDialable() time.Time {
 }
 
 // SetSeeds replaces the `init` peers (on a configuration reload).
-func (n *Node) SetSeeds(seeds []Peer) { n.cfg.Seeds = slices.Clone(seeds) }
+func (n *Node) SetSeeds(seeds []Peer) {
+	n.cfg.Seeds = slices.Clone(seeds)
+	n.scheduleDial()
+}
 
 // Cache returns the peer cache, sorted by MAC.
 func (n *Node) Cache() []Peer {

@@ -15,12 +15,15 @@ const windowSize = 64
 // and dropped a broadcast that arrived after a newer one). An id at or
 // below floor is treated as seen: floor rises to each id that leaves the
 // window, by age or because the window is full, so nothing is delivered
-// twice; a broadcast delayed past the span may be lost.
+// twice; a broadcast delayed past the span may be lost. The ring starts
+// small and grows to windowSize only for sources that send that much:
+// every node keeps a window per source, so their size is the mesh's
+// memory squared.
 type window struct {
 	floor uint64
-	ids   [windowSize]uint64
-	at    [windowSize]time.Time
-	head  int // index of the oldest entry
+	ids   []uint64 // a ring, oldest at head
+	at    []int64  // when each id was seen, UnixNano on the node's clock
+	head  int
 	n     int
 }
 
@@ -31,29 +34,45 @@ func (w *window) check(id uint64, now time.Time, span time.Duration) bool {
 		return false
 	}
 	for i := range w.n {
-		if w.ids[(w.head+i)%windowSize] == id {
+		if w.ids[(w.head+i)%len(w.ids)] == id {
 			return false
 		}
 	}
-	if w.n == windowSize {
-		w.pop()
+	if w.n == len(w.ids) {
+		if len(w.ids) < windowSize {
+			w.grow()
+		} else {
+			w.pop()
+		}
 	}
-	j := (w.head + w.n) % windowSize
-	w.ids[j], w.at[j] = id, now
+	j := (w.head + w.n) % len(w.ids)
+	w.ids[j], w.at[j] = id, now.UnixNano()
 	w.n++
 	return true
 }
 
+// grow doubles the ring (from 4), keeping the order of its entries.
+func (w *window) grow() {
+	size := min(max(4, 2*len(w.ids)), windowSize)
+	ids, at := make([]uint64, size), make([]int64, size)
+	for i := range w.n {
+		k := (w.head + i) % len(w.ids)
+		ids[i], at[i] = w.ids[k], w.at[k]
+	}
+	w.ids, w.at, w.head = ids, at, 0
+}
+
 // expire forgets ids seen longer than span ago.
 func (w *window) expire(now time.Time, span time.Duration) {
-	for w.n > 0 && now.Sub(w.at[w.head]) >= span {
+	limit := now.Add(-span).UnixNano()
+	for w.n > 0 && w.at[w.head] <= limit {
 		w.pop()
 	}
 }
 
 func (w *window) pop() {
 	w.floor = max(w.floor, w.ids[w.head])
-	w.head = (w.head + 1) % windowSize
+	w.head = (w.head + 1) % len(w.ids)
 	w.n--
 }
 

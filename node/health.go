@@ -102,7 +102,7 @@ func (n *Node) receiveHealthResponse(l *link, msg []byte) {
 	}
 	if resp.Dest == n.cfg.MAC {
 		if _, ok := n.healthPending[resp.ID]; ok {
-			n.ready.Health = append(n.ready.Health, HealthResult{Response: resp, At: n.now})
+			n.ready.Health = append(n.ready.Health, HealthResult{Response: resp, At: n.input})
 		}
 		return
 	}

@@ -32,8 +32,9 @@ type link struct {
 
 // Node is the protocol engine of one mesh member. Create it with New.
 type Node struct {
-	cfg Config
-	now time.Time
+	cfg   Config
+	now   time.Time // the node's own clock, which never goes back
+	input time.Time // the driver's time at the last input
 
 	links     map[LinkID]*link
 	linkOrder []*link // sorted by id: the flooding order
@@ -51,6 +52,7 @@ type Node struct {
 	cache   map[wire.MAC]netip.AddrPort
 	dialing map[wire.MAC]time.Time // pending dials and when they were asked for
 	backoff map[wire.MAC]backoff
+	dialAt  time.Time // below MinLinks: when a peer can next be dialled; zero if none
 
 	nextAnnounce  time.Time
 	lastTriggered time.Time // last announcement triggered by a lost link
@@ -125,19 +127,24 @@ func (n *Node) Advance() {
 	n.arena = n.arena[:0]
 }
 
-// tick advances the node's notion of time; it starts the timers on the
-// first input.
+// tick advances the node's own clock by the time that passed since the
+// last input; it starts the timers on the first input. The node's clock
+// only moves forward: a clock that the driver's time steps back is not
+// followed back (the node's timers would freeze until the driver's time
+// caught up), and ids come from the driver's time (see newID).
 func (n *Node) tick(now time.Time) {
-	if now.After(n.now) {
-		n.now = now
-	}
 	if !n.started {
 		n.started = true
-		n.now = now
+		n.now, n.input = now, now
 		n.nextAnnounce = now
 		n.nextConnect = now
 		n.nextSweep = now.Add(n.sweepInterval())
+		return
 	}
+	if d := now.Sub(n.input); d > 0 {
+		n.now = n.now.Add(d)
+	}
+	n.input = now
 }
 
 // Tick tells the node the time is now and runs what is due: the
@@ -161,16 +168,27 @@ func (n *Node) Tick(now time.Time) {
 		n.sweep()
 		n.nextSweep = now.Add(n.sweepInterval())
 	}
-	if !now.Before(n.nextConnect) || (len(n.links) < n.cfg.MinLinks && n.dialable(now)) {
+	if !now.Before(n.nextConnect) || (n.quickDial() && !n.dialAt.IsZero() && !now.Before(n.dialAt)) {
 		n.connect()
 		if !now.Before(n.nextConnect) {
 			n.nextConnect = now.Add(n.cfg.ConnectInterval)
 		}
+		n.scheduleDial()
 	}
 }
 
-// NextDeadline returns when the node next needs a Tick.
+// NextDeadline returns when, in the driver's time, the node next needs a
+// Tick. It is after the time of the last input unless something is due.
 func (n *Node) NextDeadline() time.Time {
+	d := n.nextDeadline()
+	if d.IsZero() {
+		return d
+	}
+	return n.input.Add(d.Sub(n.now))
+}
+
+// nextDeadline returns the next deadline on the node's own clock.
+func (n *Node) nextDeadline() time.Time {
 	if !n.started {
 		return time.Time{}
 	}
@@ -186,8 +204,8 @@ func (n *Node) NextDeadline() time.Time {
 	for _, l := range n.linkOrder {
 		later(l.lastRecv.Add(n.cfg.LinkTimeout))
 	}
-	if len(n.links) < n.cfg.MinLinks {
-		later(n.nextDialable())
+	if n.quickDial() {
+		later(n.dialAt)
 	}
 	return d
 }
@@ -226,6 +244,7 @@ func (n *Node) LinkUp(now time.Time, id LinkID, peer wire.MAC, addr netip.AddrPo
 	n.byPeer[peer] = l
 	i, _ := slices.BinarySearchFunc(n.linkOrder, id, func(l *link, id LinkID) int { return cmpID(l.id, id) })
 	n.linkOrder = slices.Insert(n.linkOrder, i, l)
+	n.scheduleDial()
 	n.event(Event{Kind: EventLinkUp, MAC: peer, Link: id})
 	// PROTOCOL.md "Behaviour": announce right after each link comes up.
 	n.announce()
@@ -263,6 +282,7 @@ func (n *Node) removeLink(l *link, reason error) {
 	}
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
 	n.failover(l.id)
+	n.scheduleDial()
 	if _, ok := n.byPeer[l.peer]; !ok {
 		n.askAnnounce()
 	}
@@ -359,7 +379,7 @@ func (n *Node) sinceMark(start int) []byte {
 // run or (through the persisted floor) an earlier one, and at least the
 // clock in milliseconds, as the original's ids.
 func (n *Node) newID() uint64 {
-	id := max(uint64(n.now.UnixMilli()), n.lastID+1)
+	id := max(uint64(n.input.UnixMilli()), n.lastID+1)
 	n.lastID = id
 	if id+n.cfg.IDReserve/2 > n.floorStored {
 		n.floorStored = id + n.cfg.IDReserve

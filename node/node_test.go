@@ -485,7 +485,7 @@ func TestSeedTargetedFrameGetsHopLimit(t *testing.T) {
 	f := frame(macOf("c"), macOf("o"), 1)
 	tn.inject("b", "o", (&wire.TargetedFrame{Frame: f}).Append(nil))
 	sent := tn.sentOn("b", "c")
-	want := (&wire.LimitedFrame{Hops: 63, Frame: f}).Append(nil)
+	want := (&wire.LimitedFrame{Hops: 254, Frame: f}).Append(nil)
 	if len(sent) != 1 || !bytes.Equal(sent[0], want) {
 		t.Fatalf("b sent %x, want %x", sent, want)
 	}
@@ -712,10 +712,10 @@ func TestSelfAndDuplicateLinks(t *testing.T) {
 }
 
 func TestConnectPolicy(t *testing.T) {
-	// "Connecting": dial the seed and cached peers up to MaxLinks, back off
-	// a peer whose dial failed, and retry quickly below MinLinks.
+	// "Connect policy": dial the seed and cached peers up to MaxLinks, back
+	// off a peer whose dial failed, and retry quickly below MinLinks.
 	var cache []Peer
-	for i := range 20 {
+	for i := range 6 {
 		cache = append(cache, Peer{MAC: wire.MAC{2, 1, 0, 0, 0, byte(i)}, Addr: netip.MustParseAddrPort("127.0.1.1:41744")})
 	}
 	seed := Peer{MAC: macOf("s"), Addr: addrOf("s")}
@@ -727,26 +727,97 @@ func TestConnectPolicy(t *testing.T) {
 		t.Fatalf("dials %v, want the seed then 4 cached peers (MaxLinks 5)", dials)
 	}
 	n := tn.nodes["a"]
-	// Every dial fails: the peers are backed off, then redialled quickly
-	// because a has fewer than MinLinks links.
+	// Every dial fails: those peers are backed off and the other two are
+	// dialled at once, because a has fewer than MinLinks links.
 	for _, d := range dials {
 		n.DialFailed(tn.now, d.MAC, errors.New("refused"))
 	}
 	tn.collect("a")
 	tn.dials = map[string][]Peer{}
 	tn.advance(100 * time.Millisecond)
-	if got := tn.dials["a"]; len(got) != 5 || slices.Contains(got, seed) {
-		t.Fatalf("after failures dials %v, want 5 other peers and not the backed-off seed", got)
+	if got := tn.dials["a"]; len(got) != 2 || slices.Contains(got, seed) {
+		t.Fatalf("after failures dials %v, want the 2 peers not yet tried", got)
 	}
+	for _, d := range tn.dials["a"] {
+		n.DialFailed(tn.now, d.MAC, errors.New("refused"))
+	}
+	tn.collect("a")
 	tn.dials = map[string][]Peer{}
-	// Backoff is at most 1.5 s for a first failure: by 2 s the seed is
-	// dialled again, well before the 60 s connect interval.
-	if dl := n.NextDeadline(); dl.Sub(tn.now) > 2*time.Second {
+	// Everything is backed off now. A first failure backs off at most
+	// 1.5 s: by 2 s the seed is dialled again, well before the 60 s
+	// connect interval, and nothing is due before its backoff ends.
+	if dl := n.NextDeadline(); dl.Sub(tn.now) > 2*time.Second || !dl.After(tn.now) {
 		t.Fatalf("next deadline in %v, want a quick retry below MinLinks", dl.Sub(tn.now))
 	}
 	tn.advance(2 * time.Second)
 	if !slices.Contains(tn.dials["a"], seed) {
 		t.Fatalf("seed not redialled after its backoff: %v", tn.dials["a"])
+	}
+}
+
+func TestNoBusyDeadlineAtMaxDials(t *testing.T) {
+	// Below MinLinks but with MaxLinks dials pending, nothing can be dialled:
+	// the next deadline must not be due already (a driver would spin).
+	var cache []Peer
+	for i := range 3 {
+		cache = append(cache, Peer{MAC: wire.MAC{2, 1, 0, 0, 0, byte(i)}, Addr: netip.MustParseAddrPort("127.0.1.1:41744")})
+	}
+	tn := newNetWith(t, func(_ string, c *Config) { c.Cache, c.MinLinks, c.MaxLinks = cache, 2, 2 }, "a")
+	if len(tn.dials["a"]) != 2 {
+		t.Fatalf("dials %v, want 2", tn.dials["a"])
+	}
+	if d := tn.nodes["a"].NextDeadline(); !d.After(tn.now) {
+		t.Fatalf("deadline %v is not after now %v", d, tn.now)
+	}
+}
+
+func TestClockStepsBack(t *testing.T) {
+	// A driver clock stepped back does not freeze the node's timers: the
+	// node announces one interval of elapsed time after the step.
+	tn := newNet(t, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	n := tn.nodes["a"]
+	back := tn.now.Add(-time.Hour)
+	n.Tick(back)
+	tn.collect("a")
+	tn.reset()
+	if d := n.NextDeadline(); d.Sub(back) > 5*time.Second || d.Before(back) {
+		t.Fatalf("next deadline %v is not within one interval of the stepped-back clock %v", d, back)
+	}
+	n.Tick(back.Add(5 * time.Second))
+	tn.collect("a")
+	if len(tn.sentOn("a", "b")) == 0 {
+		t.Fatal("no announcement one interval after the clock stepped back")
+	}
+}
+
+func TestSeedLinkReleasedAfterBootstrap(t *testing.T) {
+	// The seed is dialled while the node has fewer than MinLinks links, and
+	// the link to it is closed once the node has MinLinks other links, so a
+	// seed does not collect a link from every node that joined through it.
+	seed := Peer{MAC: macOf("s"), Addr: addrOf("s")}
+	tn := newNetWith(t, func(name string, c *Config) {
+		if name == "j" {
+			c.Seeds = []Peer{seed}
+		}
+	}, "j", "s", "x", "y")
+	if d := tn.dials["j"]; len(d) != 1 || d[0] != seed {
+		t.Fatalf("joiner dials %v, want the seed", d)
+	}
+	tn.link("j", "s")
+	tn.link("j", "x")
+	tn.link("y", "j")
+	tn.link("s", "x")
+	tn.run()
+	for range 12 { // a minute: the connect policy runs
+		tn.advance(5 * time.Second)
+	}
+	if tn.nextHop("j", "s") == "s" || len(tn.closes["j"]) == 0 || !errors.Is(tn.closes["j"][0].Reason, ErrBootstrapDone) {
+		t.Fatalf("seed link kept: closes %v", tn.closes["j"])
+	}
+	if tn.nextHop("j", "s") == "" {
+		t.Fatal("seed no longer reachable after its link was released")
 	}
 }
 

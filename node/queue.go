@@ -29,17 +29,15 @@ type queued struct {
 // Push queues a copy of s.Msg. It returns false, and counts a drop, when s
 // is data and the queue already holds DataLimit data messages.
 func (q *SendQueue) Push(s Send) bool {
-	limit := q.DataLimit
-	if limit <= 0 {
-		limit = 256
-	}
-	if !s.Control && q.data >= limit {
+	if !s.Control && q.data >= q.limit() {
 		q.drops++
 		return false
 	}
 	var buf []byte
 	if k := len(q.free); k > 0 {
 		buf, q.free = q.free[k-1], q.free[:k-1]
+	} else if len(s.Msg) <= smallQueueBuf {
+		buf = make([]byte, 0, smallQueueBuf) // one size, so that any buffer fits any frame
 	}
 	buf = append(buf[:0], s.Msg...)
 	if q.head > 0 && q.head == len(q.items) {
@@ -67,11 +65,30 @@ func (q *SendQueue) Pop() ([]byte, bool) {
 	return it.msg, true
 }
 
-// Release returns a buffer from Pop for reuse.
+// Release returns a buffer from Pop for reuse. The queue keeps enough
+// frame-sized buffers for a full queue, so that a link at its limit does
+// not allocate per message, but at most 64 larger ones.
 func (q *SendQueue) Release(buf []byte) {
-	if cap(buf) <= 2*1024*64 && len(q.free) < 64 {
+	switch {
+	case cap(buf) <= smallQueueBuf:
+		if len(q.free) < q.limit()+16 {
+			q.free = append(q.free, buf[:0])
+		}
+	case cap(buf) <= 2*1024*64 && len(q.free) < 64:
 		q.free = append(q.free, buf[:0])
 	}
+}
+
+// smallQueueBuf is the capacity of the buffers a SendQueue keeps for every
+// queued data message: a full-size frame of a 1500-byte MTU with VLAN tags
+// and the message header fits.
+const smallQueueBuf = 2048
+
+func (q *SendQueue) limit() int {
+	if q.DataLimit <= 0 {
+		return 256
+	}
+	return q.DataLimit
 }
 
 // Len returns the number of queued messages.

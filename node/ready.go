@@ -32,7 +32,7 @@ type Close struct {
 // HealthResult is one answer (0x03) to a health request this node started.
 type HealthResult struct {
 	Response wire.HealthResponse
-	At       time.Time // when the answer arrived
+	At       time.Time // when the answer arrived, in the driver's time
 }
 
 // Ready is what a Node asks its driver to do after one or more inputs.

@@ -239,8 +239,15 @@ func (n *Node) updateCache(info wire.Info) {
 	if old, ok := n.cache[info.MAC]; ok && old == ap {
 		return
 	}
+	_, known := n.cache[info.MAC]
 	n.cache[info.MAC] = ap
 	n.ready.CacheStore = append(n.ready.CacheStore, Peer{MAC: info.MAC, Addr: ap})
+	if !known && n.quickDial() && (n.dialAt.IsZero() || n.now.Before(n.dialAt)) {
+		// A new peer to dial: do not wait for a backoff of others.
+		if _, linked := n.byPeer[info.MAC]; !linked {
+			n.dialAt = n.now
+		}
+	}
 }
 
 // failover moves every route through the link that went down to its first
@@ -297,8 +304,11 @@ func (n *Node) sweep() {
 	}
 	for _, seen := range []map[wire.MAC]*window{n.frameSeen, n.healthSeen, n.askSeen} {
 		for mac, w := range seen {
+			// An empty window holds only its floor, and every id below it
+			// was seen more than DedupSpan ago: no copy is still on its
+			// way, so the window can go.
 			w.expire(n.now, n.cfg.DedupSpan)
-			if w.empty() && !n.known(mac) {
+			if w.empty() {
 				delete(seen, mac)
 			}
 		}
