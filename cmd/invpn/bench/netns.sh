@@ -4,6 +4,10 @@
 #
 #   sudo bash cmd/invpn/bench/netns.sh [RUNS] [SECONDS]
 #
+# With PERF_DIR=dir set, the first overlay run of each measurement is
+# profiled with perf record (daemons only) into dir/NAME.data, and the top
+# of its report is written to dir/NAME.txt.
+#
 # Measures, in one run: TCP throughput (iperf3, SECONDS per run, RUNS runs,
 # median) and ping RTT for (1) raw veth between two namespaces, (2) the
 # overlay between 2 invpn nodes, (3) a 3-node line where the middle node
@@ -31,7 +35,10 @@ cleanup() {
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
   sleep 0.3
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
-  for i in 1 2 3; do ip netns del "$P-$i" 2>/dev/null || true; done
+  for i in 1 2 3; do # iperf3 servers and anything else left inside
+    ip netns pids "$P-$i" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$P-$i" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -79,14 +86,19 @@ CONF
 start() { # start I: runs node I's daemon in its namespace
   # ip netns exec execs the daemon, so $! is the daemon's PID (not a
   # subshell's, as it would be through the ns function).
-  ip netns exec "$P-$1" "$INVPN" run -c "$WORK/n$1/invpn.conf" >"$WORK/n$1/log" 2>&1 &
+  ip netns exec "$P-$1" env ${DAEMON_ENV:-} "$INVPN" run -c "$WORK/n$1/invpn.conf" >"$WORK/n$1/log" 2>&1 &
   PIDS+=($!)
   eval "PID$1=$!"
 }
 
 stop_all() {
+  if [ -n "${PERF_DIR:-}" ]; then for i in 1 2 3; do
+    ip netns exec "$P-$i" ip -s link >"$PERF_DIR/$1.n$i.links" 2>/dev/null || true
+    [ -S "$WORK/n$i/ctl.sock" ] && "$INVPN" status -c "$WORK/n$i/invpn.conf" >"$PERF_DIR/$1.n$i.status" 2>&1 || true
+  done; fi
   for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   PIDS=()
+  if [ -n "${PERF_DIR:-}" ]; then for i in 1 2 3; do [ -f "$WORK/n$i/log" ] && cp "$WORK/n$i/log" "$PERF_DIR/$1.n$i.log" || true; done; fi
 }
 
 wait_ping() { # wait_ping FROM ADDR: until one ping answers, at most 30 s
@@ -103,20 +115,39 @@ cpu_ticks() { # cpu_ticks PID...: user+system clock ticks
 # measure NAME FROM SERVER_NS ADDR PIDS...: prints one result line
 measure() {
   local name=$1 from=$2 srv=$3 addr=$4; shift 4
-  ns "$srv" iperf3 -s -D -1 >/dev/null 2>&1 || true
+  # RTT: median of 50 pings (the mean is dominated by the odd outlier of
+  # a loaded 2-core machine), after 5 that warm up ARP and the daemons.
   local rtt
-  rtt=$(ns "$from" ping -c 20 -i 0.05 -q "$addr" | awk -F'/' '/rtt/ {print $5}')
-  local results=() bytes=0 t0 t1
+  ns "$from" ping -c 5 -i 0.05 -q "$addr" >/dev/null 2>&1 || true
+  rtt=$(ns "$from" ping -c 50 -i 0.02 "$addr" | sed -n 's/.*time=\([0-9.]*\).*/\1/p' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local results=() bytes=0 retrans=0 t0 t1
   t0=$(cpu_ticks "$@" 2>/dev/null || echo 0)
+  local run=0 perfpid="" tag
+  tag=$(echo "$name" | tr -c 'a-z0-9\n' '-')
   for _ in $(seq "$RUNS"); do
+    run=$((run + 1))
     ns "$srv" iperf3 -s -D -1 >/dev/null 2>&1 || true
     sleep 0.2
+    if [ -n "${PERF_DIR:-}" ] && [ $# -gt 0 ] && [ "$run" -eq 1 ]; then
+      mkdir -p "$PERF_DIR"
+      perf record -q -g -p "$(IFS=,; echo "$*")" -o "$PERF_DIR/$tag.data" -- sleep "$SECS" >/dev/null 2>&1 &
+      perfpid=$!
+    fi
     local out
     out=$(ns "$from" iperf3 -c "$addr" -t "$SECS" -J)
+    if [ -n "$perfpid" ]; then
+      wait "$perfpid" 2>/dev/null || true
+      perf report -q --no-children --sort sym -i "$PERF_DIR/$tag.data" 2>/dev/null | grep -v '^$' | grep -v '^ *|' | grep -v -- '---' | head -50 >"$PERF_DIR/$tag.txt" || true
+      perfpid=""
+    fi
     results+=("$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["end"]["sum_received"]["bits_per_second"]/1e9)')")
     bytes=$((bytes + $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["end"]["sum_received"]["bytes"]))')))
+    retrans=$((retrans + $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["end"]["sum_sent"].get("retransmits", 0)))')))
   done
   t1=$(cpu_ticks "$@" 2>/dev/null || echo 0)
+  if [ -n "${PERF_DIR:-}" ]; then
+    for pid in "$@"; do cat "/proc/$pid/smaps_rollup" >"$PERF_DIR/$tag.$pid.smaps" 2>/dev/null || true; done
+  fi
   local med
   med=$(printf '%s\n' "${results[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   local cpu_per_gb="-"
@@ -127,7 +158,7 @@ measure() {
   if [ $# -gt 0 ]; then
     rss=$(for pid in "$@"; do awk '/VmHWM/ {printf "%.1f ", $2/1024}' "/proc/$pid/status"; done)
   fi
-  echo "$name|$med|$rtt|$cpu_per_gb|$rss"
+  echo "$name|$med|$rtt|$cpu_per_gb|$((retrans / RUNS))|$rss"
 }
 
 echo "== raw veth"
@@ -138,7 +169,7 @@ config 1 ""; config 2 "02:50:56:00:00:01@10.201.12.1:41744"
 start 1; start 2
 wait_ping 1 10.78.0.2
 TWO=$(measure "overlay 2 nodes" 1 2 10.78.0.2 "$PID1" "$PID2")
-stop_all
+stop_all two
 
 echo "== overlay, 3-node line through a relay"
 config 1 ""; config 2 "02:50:56:00:00:01@10.201.12.1:41744"; config 3 "02:50:56:00:00:02@10.201.23.2:41744"
@@ -146,17 +177,17 @@ rm -f "$WORK"/n*/cache.json
 start 1; start 2; start 3
 wait_ping 1 10.78.0.3
 THREE=$(measure "overlay 3-node line" 1 3 10.78.0.3 "$PID1" "$PID2" "$PID3")
-stop_all
+stop_all three
 
 raw_gbps=$(echo "$RAW" | cut -d'|' -f2); raw_rtt=$(echo "$RAW" | cut -d'|' -f3)
 echo
 echo "invpn netns benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, iperf3 ${SECS}s x ${RUNS} (median)"
-printf '%-22s %9s %8s %10s %12s %s\n' "path" "Gbit/s" "of raw" "RTT +ms" "CPU s/GB" "peak RSS MiB"
+printf '%-22s %9s %8s %10s %12s %8s %s\n' "path" "Gbit/s" "of raw" "RTT +ms" "CPU s/GB" "retrans" "peak RSS MiB"
 for line in "$RAW" "$TWO" "$THREE"; do
-  IFS='|' read -r name gbps rtt cpu rss <<<"$line"
-  python3 - "$name" "$gbps" "$rtt" "$cpu" "$rss" "$raw_gbps" "$raw_rtt" <<'PY'
+  IFS='|' read -r name gbps rtt cpu retr rss <<<"$line"
+  python3 - "$name" "$gbps" "$rtt" "$cpu" "$retr" "$rss" "$raw_gbps" "$raw_rtt" <<'PY'
 import sys
-name, gbps, rtt, cpu, rss, raw, raw_rtt = sys.argv[1:]
-print(f"{name:<22} {float(gbps):9.2f} {float(gbps)/float(raw)*100:7.1f}% {float(rtt)-float(raw_rtt):10.3f} {cpu:>12} {rss}")
+name, gbps, rtt, cpu, retr, rss, raw, raw_rtt = sys.argv[1:]
+print(f"{name:<22} {float(gbps):9.2f} {float(gbps)/float(raw)*100:7.1f}% {float(rtt)-float(raw_rtt):10.3f} {cpu:>12} {retr:>8} {rss}")
 PY
 done

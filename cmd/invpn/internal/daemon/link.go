@@ -35,19 +35,102 @@ type peerLink struct {
 
 	// Written by the writer goroutine, read by the loop.
 	framesOut, bytesOut atomic.Uint64
+	writes              atomic.Uint64 // WriteMessages calls: framesOut/writes is the batch size
 
 	mu   sync.Mutex     // guards q and werr
 	q    node.SendQueue // the loop pushes, the writer pops
 	werr error          // why the writer stopped
+
+	fc        *flowControl
+	congested bool // guarded by mu: counted in fc.congested
+	limit     int
 
 	wake      chan struct{} // holds a token when q may be non-empty
 	closed    chan struct{} // closed by close
 	closeOnce sync.Once
 }
 
-func newPeerLink(id node.LinkID, l transport.Link, limit int) *peerLink {
+// flowControl lets the TAP reader and the link readers wait briefly for a link queue to drain
+// instead of reading frames that would be dropped at a full queue. A link
+// is congested from the moment its queue reaches 3/4 of its limit until its
+// writer brings it below 1/4. Traffic from the host's own TCP then meets
+// the TAP device's queue (and TCP small queues) instead of losses, which
+// halve its congestion window. The wait is bounded per congestion episode
+// (maxStall), so a stuck peer holds up traffic to other peers at most that
+// long.
+type flowControl struct {
+	congested atomic.Int32  // links congested now
+	epoch     atomic.Uint64 // counts links becoming congested
+
+	mu      sync.Mutex
+	drained chan struct{} // closed (and replaced) when congested drops to 0
+}
+
+// maxStall is the longest a reader waits for one congestion episode.
+const maxStall = 2 * time.Millisecond
+
+func newFlowControl() *flowControl { return &flowControl{drained: make(chan struct{})} }
+
+func (fc *flowControl) enter() {
+	fc.epoch.Add(1)
+	fc.congested.Add(1)
+}
+
+func (fc *flowControl) leave() {
+	if fc.congested.Add(-1) == 0 {
+		fc.mu.Lock()
+		close(fc.drained)
+		fc.drained = make(chan struct{}) // once per episode, not per frame
+		fc.mu.Unlock()
+	}
+}
+
+// staller is one reader's side of flowControl: it remembers the episode it
+// gave up waiting for. Owned by one reader goroutine.
+type staller struct {
+	fc     *flowControl
+	timer  *time.Timer
+	gaveUp uint64
+}
+
+func newStaller(fc *flowControl) *staller {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &staller{fc: fc, timer: t}
+}
+
+// wait returns at once unless a link is congested; then it waits until no
+// link is, for at most maxStall per episode. It returns false when done is
+// closed.
+func (s *staller) wait(done <-chan struct{}) bool {
+	if s.fc.congested.Load() == 0 {
+		return true
+	}
+	ep := s.fc.epoch.Load()
+	if ep == s.gaveUp {
+		return true
+	}
+	s.fc.mu.Lock()
+	ch := s.fc.drained
+	s.fc.mu.Unlock()
+	if s.fc.congested.Load() == 0 {
+		return true
+	}
+	s.timer.Reset(maxStall)
+	defer s.timer.Stop()
+	select {
+	case <-ch:
+	case <-s.timer.C:
+		s.gaveUp = ep
+	case <-done:
+		return false
+	}
+	return true
+}
+
+func newPeerLink(id node.LinkID, l transport.Link, limit int, fc *flowControl) *peerLink {
 	pl := &peerLink{
-		id: id, link: l, peer: l.Peer(), addr: l.RemoteAddr(),
+		id: id, link: l, peer: l.Peer(), addr: l.RemoteAddr(), fc: fc, limit: limit,
 		wake: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
 	pl.q.DataLimit = limit
@@ -59,6 +142,10 @@ func newPeerLink(id node.LinkID, l transport.Link, limit int) *peerLink {
 func (pl *peerLink) push(s node.Send) bool {
 	pl.mu.Lock()
 	ok := pl.q.Push(s)
+	if !pl.congested && pl.q.Len() >= pl.limit*3/4 {
+		pl.congested = true
+		pl.fc.enter()
+	}
 	pl.mu.Unlock()
 	if ok {
 		select {
@@ -85,6 +172,12 @@ func (pl *peerLink) writeErr() error {
 func (pl *peerLink) close() {
 	pl.closeOnce.Do(func() {
 		close(pl.closed)
+		pl.mu.Lock()
+		if pl.congested {
+			pl.congested = false
+			pl.fc.leave()
+		}
+		pl.mu.Unlock()
 		pl.link.Close()
 	})
 }
@@ -93,7 +186,11 @@ func (pl *peerLink) close() {
 // a pooled buffer for the loop and reports the end of the link.
 func (d *Daemon) readLink(pl *peerLink) {
 	defer d.wg.Done()
+	st := newStaller(d.fc)
 	for {
+		if !st.wait(d.done) {
+			return
+		}
 		msg, err := pl.link.ReadMessage()
 		if err != nil {
 			select {
@@ -141,6 +238,7 @@ func (d *Daemon) writeLink(pl *peerLink) {
 			}
 			err := pl.link.WriteMessages(batch)
 			if err == nil {
+				pl.writes.Add(1)
 				pl.framesOut.Add(uint64(len(batch)))
 				pl.bytesOut.Add(uint64(size))
 			}
@@ -150,6 +248,10 @@ func (d *Daemon) writeLink(pl *peerLink) {
 			}
 			if err != nil && pl.werr == nil {
 				pl.werr = err
+			}
+			if pl.congested && pl.q.Len() < pl.limit/4 {
+				pl.congested = false
+				pl.fc.leave()
 			}
 			pl.mu.Unlock()
 			clear(batch)
@@ -168,7 +270,11 @@ func (d *Daemon) readTAP() {
 	defer d.wg.Done()
 	size := d.tap.MTU() + tapdev.EthernetHeaderLen + 8 // room for two VLAN tags
 	var backoff time.Duration
+	st := newStaller(d.fc)
 	for {
+		if !st.wait(d.done) {
+			return
+		}
 		b := getBuf(size)
 		n, err := d.tap.ReadFrame((*b)[:size])
 		if err != nil {

@@ -1,0 +1,380 @@
+package daemon
+
+// Benchmarks of the daemon's data path over a real TLS link on the
+// loopback: one Daemon with a zero-allocation fake TAP device, and a peer
+// driven by the benchmark (a node.Node of its own on a tlstransport link).
+//
+//	outside: TAP frame → readTAP → loop (node.FrameFromTAP) → link queue →
+//	         writer → TLS record on the socket (BenchmarkInsideToOutside)
+//	inside:  TLS record → link reader → loop (node.Receive) → TAP write
+//	         (BenchmarkOutsideToInside)
+//
+// One op is one frame; allocs/op counts every goroutine of the process.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/config"
+	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
+	"github.com/invpn/invpn/cmd/invpn/internal/pki"
+	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/tapdev"
+	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/transport/tlstransport"
+	"github.com/invpn/invpn/wire"
+)
+
+// benchTAP is a tapdev.Device that allocates nothing per frame: ReadFrame
+// returns copies of frame, as many as the benchmark grants through gate;
+// WriteFrame only counts.
+type benchTAP struct {
+	frame  []byte
+	gate   chan int // grants of frames to read
+	left   int      // owned by the reading goroutine
+	closed chan struct{}
+	once   sync.Once
+
+	written atomic.Int64
+	want    atomic.Int64
+	done    chan struct{} // gets a token when written reaches want
+}
+
+func newBenchTAP() *benchTAP {
+	return &benchTAP{gate: make(chan int, 16), closed: make(chan struct{}), done: make(chan struct{}, 1)}
+}
+
+func (t *benchTAP) ReadFrame(buf []byte) (int, error) {
+	for t.left == 0 {
+		select {
+		case k := <-t.gate:
+			t.left = k
+		case <-t.closed:
+			return 0, tapdev.ErrClosed
+		}
+	}
+	t.left--
+	return copy(buf, t.frame), nil
+}
+
+func (t *benchTAP) WriteFrame(frame []byte) error {
+	if len(frame) >= tapdev.EthernetHeaderLen && frame[12] == 0x88 && frame[13] == 0xb5 {
+		if t.written.Add(1) == t.want.Load() {
+			select {
+			case t.done <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+func (t *benchTAP) Name() string { return "bench0" }
+func (t *benchTAP) MTU() int     { return tapdev.DefaultMTU }
+func (t *benchTAP) Close() error {
+	t.once.Do(func() { close(t.closed) })
+	return nil
+}
+
+// benchPeer is the far end of the daemon's link: a node.Node driven by one
+// goroutine that reads the link. Data frames (0x80, 0x84) are counted, not
+// given to the node.
+type benchPeer struct {
+	link transport.Link
+	wmu  sync.Mutex // serialises writes: the driver and the benchmark
+
+	recv     atomic.Int64
+	progress chan struct{} // a token every 64 frames received
+	routed   chan struct{} // closed once the peer has a route to the daemon
+	stopped  chan struct{}
+}
+
+type benchRig struct {
+	d    *Daemon
+	tap  *benchTAP
+	peer *benchPeer
+	dmac wire.MAC
+	pmac wire.MAC
+	stop func()
+}
+
+func benchIdentity(b *testing.B, caDir, dir string, mac wire.MAC, port uint16, init string) *config.Config {
+	b.Helper()
+	if err := pki.IssueNode(caDir, mac, dir); err != nil {
+		b.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.File = filepath.Join(dir, "invpn.conf")
+	cfg.SSL.Cert = filepath.Join(dir, "node.crt")
+	cfg.SSL.Key = filepath.Join(dir, "node.key")
+	cfg.SSL.CA = filepath.Join(dir, "ca.crt")
+	cfg.Network.Port = port
+	cfg.Network.Cache = filepath.Join(dir, "cache.json")
+	return cfg
+}
+
+func startBenchRig(b *testing.B) *benchRig {
+	b.Helper()
+	dir := b.TempDir()
+	caDir := filepath.Join(dir, "ca")
+	if err := pki.InitCA(caDir); err != nil {
+		b.Fatal(err)
+	}
+	r := &benchRig{dmac: wire.MAC{0x02, 0x50, 0x56, 0, 0, 1}, pmac: wire.MAC{0x02, 0x50, 0x56, 0, 0, 2}}
+	port := freePortB(b)
+	dcfg := benchIdentity(b, caDir, filepath.Join(dir, "d"), r.dmac, port, "")
+	pcfg := benchIdentity(b, caDir, filepath.Join(dir, "p"), r.pmac, 0, "")
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	mac, tc, err := LoadIdentity(dcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dcfg.Network.Listen = append(dcfg.Network.Listen, mustAddr("127.0.0.1"))
+	tr, err := TLSTransport(dcfg, tc, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.tap = newBenchTAP()
+	r.tap.frame = make([]byte, 64)
+	r.d, err = New(Options{Config: dcfg, MAC: mac, Transport: tr, TAP: r.tap, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- r.d.Run(ctx) }()
+
+	_, ptc, err := LoadIdentity(pcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dialer, err := tlstransport.NewDialer(ptc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var l transport.Link
+	for i := 0; ; i++ {
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		l, err = dialer.Dial(dctx, r.dmac, netipAddrPort("127.0.0.1", port))
+		dcancel()
+		if err == nil {
+			break
+		}
+		if i == 50 {
+			b.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p := &benchPeer{link: l, progress: make(chan struct{}, 1), routed: make(chan struct{}), stopped: make(chan struct{})}
+	r.peer = p
+	pn, err := node.New(NodeConfig(pcfg, r.pmac, peercache.State{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	go p.drive(pn, r.dmac)
+
+	deadline := time.Now().Add(5 * time.Second)
+	for !hasRoute(r.d.Status(), r.pmac) {
+		if time.Now().After(deadline) {
+			b.Fatal("daemon has no route to the peer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-p.routed:
+	case <-time.After(5 * time.Second):
+		b.Fatal("peer has no route to the daemon")
+	}
+	r.stop = func() {
+		cancel()
+		<-errc
+		l.Close()
+		<-p.stopped
+	}
+	return r
+}
+
+// drive runs the peer's node: every non-data message goes to the node, and
+// its sends are written back on the link.
+func (p *benchPeer) drive(n *node.Node, target wire.MAC) {
+	defer close(p.stopped)
+	now := time.Now()
+	n.LinkUp(now, 1, p.link.Peer(), p.link.RemoteAddr(), p.link.Dialed(), p.link.Extended())
+	p.flush(n)
+	routed := false
+	var last time.Time
+	for {
+		msg, err := p.link.ReadMessage()
+		if err != nil {
+			return
+		}
+		if len(msg) > 0 && (msg[0] == byte(wire.TypeTargetedFrame) || msg[0] == byte(wire.TypeLimitedFrame)) {
+			if p.recv.Add(1)%64 == 0 {
+				select {
+				case p.progress <- struct{}{}:
+				default:
+				}
+			}
+			continue
+		}
+		now := time.Now()
+		n.Receive(now, 1, msg)
+		if now.Sub(last) > 50*time.Millisecond {
+			n.Tick(now)
+			last = now
+		}
+		p.flush(n)
+		if !routed {
+			for _, rt := range n.Routes() {
+				if rt.Target == target {
+					routed = true
+					close(p.routed)
+					break
+				}
+			}
+		}
+	}
+}
+
+func (p *benchPeer) flush(n *node.Node) {
+	r := n.Ready()
+	var msgs [][]byte
+	for _, s := range r.Sends {
+		msgs = append(msgs, s.Msg)
+	}
+	if len(msgs) > 0 {
+		p.wmu.Lock()
+		_ = p.link.WriteMessages(msgs)
+		p.wmu.Unlock()
+	}
+	n.Advance()
+}
+
+// benchFrame is an Ethernet frame of size bytes from src to dst with the
+// local experimental EtherType 0x88b5.
+func benchFrame(dst, src wire.MAC, size int) []byte {
+	f := make([]byte, size)
+	copy(f, dst[:])
+	copy(f[6:], src[:])
+	f[12], f[13] = 0x88, 0xb5
+	return f
+}
+
+var benchSizes = []int{64, 512, 1514}
+
+// BenchmarkInsideToOutside: frames read from the TAP device leave on the
+// TLS link. The benchmark grants at most window frames beyond those the
+// peer has received, so that the link queue (256) never drops.
+func BenchmarkInsideToOutside(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("frame=%d", size), func(b *testing.B) {
+			r := startBenchRig(b)
+			defer r.stop()
+			r.tap.frame = benchFrame(r.pmac, r.dmac, size)
+			const window, grant = 192, 32
+			base := r.peer.recv.Load()
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			sent := 0
+			for sent < b.N {
+				if int64(sent)-(r.peer.recv.Load()-base) < window {
+					k := min(grant, b.N-sent)
+					r.tap.gate <- k
+					sent += k
+					continue
+				}
+				<-r.peer.progress
+			}
+			for r.peer.recv.Load()-base < int64(b.N) {
+				select {
+				case <-r.peer.progress:
+				case <-time.After(time.Millisecond):
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/frame")
+			frames, writes := r.linkCounters()
+			b.ReportMetric(float64(frames)/float64(max(writes, 1)), "frames/write")
+		})
+	}
+}
+
+// linkCounters returns the frames and writes of the daemon's links, read
+// on the loop.
+func (r *benchRig) linkCounters() (frames, writes uint64) {
+	done := make(chan struct{})
+	r.d.ctrl <- func() {
+		for _, pl := range r.d.links {
+			frames += pl.framesOut.Load()
+			writes += pl.writes.Load()
+		}
+		close(done)
+	}
+	<-done
+	return frames, writes
+}
+
+// BenchmarkOutsideToInside: frames arriving on the TLS link, written in
+// batches of 32 messages (as a daemon's link writer does), reach the TAP.
+func BenchmarkOutsideToInside(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("frame=%d", size), func(b *testing.B) {
+			r := startBenchRig(b)
+			defer r.stop()
+			msg := (&wire.LimitedFrame{Hops: 8, Frame: benchFrame(r.dmac, r.pmac, size)}).Append(nil)
+			batch := make([][]byte, 32)
+			for i := range batch {
+				batch[i] = msg
+			}
+			r.tap.written.Store(0)
+			r.tap.want.Store(int64(b.N))
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for sent := 0; sent < b.N; {
+				k := min(len(batch), b.N-sent)
+				r.peer.wmu.Lock()
+				err := r.peer.link.WriteMessages(batch[:k])
+				r.peer.wmu.Unlock()
+				if err != nil {
+					b.Fatal(err)
+				}
+				sent += k
+			}
+			select {
+			case <-r.tap.done:
+			case <-time.After(30 * time.Second):
+				b.Fatalf("%d of %d frames reached the TAP", r.tap.written.Load(), b.N)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/frame")
+		})
+	}
+}
+
+func freePortB(b *testing.B) uint16 {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func netipAddrPort(host string, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr(host), port)
+}
