@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +21,6 @@ func commands() []command {
 		{"run", "run the daemon: invpn run -c FILE", runRun},
 		{"ca", "create a group CA: invpn ca init --dir DIR", runCA},
 		{"cert", "issue a member certificate: invpn cert issue --ca DIR --mac MAC --out DIR", runCert},
-		{"decode", "decode framed protocol messages (hex) and print them", runDecode},
 		{"sim", "run a scenario in the deterministic mesh simulator", runSim},
 		{"status", "show a running daemon's links, routes and drops", runStatus},
 		{"health", "trace the mesh from the local daemon and report every node", runHealth},
@@ -31,6 +31,13 @@ func commands() []command {
 		}},
 	}
 }
+
+// errUsage and errHelp end a command whose flags were wrong (exit 2) or
+// that printed its help (exit 0).
+var (
+	errUsage = errors.New("usage")
+	errHelp  = errors.New("help")
+)
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"

@@ -25,7 +25,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -303,9 +302,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.serve()
-	if _, ok := d.tap.(*tapdev.TAP); ok {
-		defer tuneRuntime(d.log)()
-	}
 	d.wg.Add(1)
 	go d.readTAP()
 	d.log.Info("daemon started", "mac", d.opts.MAC, "tap", d.tap.Name(), "port", d.opts.Config.Network.Port,
@@ -351,29 +347,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 	}
-}
-
-// tuneRuntime sets GOMAXPROCS to 1 unless the GOMAXPROCS environment
-// variable chooses, and returns a function that restores the previous
-// value. Run calls it only for a real TAP device, that is in the `invpn
-// run` process, never in tests that run daemons in their own process.
-//
-// The data path is a pipeline of goroutines (TAP reader → loop → link
-// writer, link reader → loop → TAP) that hand each frame on. With one P a
-// hand-off puts the receiver in the P's run queue and the next switch is a
-// cheap goroutine switch on the same thread; with more Ps the runtime
-// wakes an idle thread (futex) for nearly every hand-off, and context
-// switches became the largest cost of the data path (perf on
-// cmd/invpn/bench/netns.sh: a third of the daemons' CPU time in
-// finish_task_switch). One P moved 27 % more over 2 nodes and 44 % more
-// over a 3-node line on a 2-core machine, with less CPU per byte.
-func tuneRuntime(log *slog.Logger) (restore func()) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return func() {}
-	}
-	prev := runtime.GOMAXPROCS(1)
-	log.Debug("GOMAXPROCS set to 1 for the data path", "was", prev)
-	return func() { runtime.GOMAXPROCS(prev) }
 }
 
 // untilDeadline returns how long the loop may wait for input: until the

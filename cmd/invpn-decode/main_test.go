@@ -8,8 +8,8 @@ import (
 
 func TestDecodeSample(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"decode"}, &out, &errOut); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut.String())
+	if err := runDecode(nil, &out, &errOut); err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
 	}
 	for _, want := range []string{
 		"1: 0x00 initial info id=1700000000000 mac=02:50:56:00:00:01 port=41744",
@@ -20,12 +20,5 @@ func TestDecodeSample(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
-	}
-}
-
-func TestUnknownCommand(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
-		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
 }

@@ -1,3 +1,7 @@
+// Command invpn-decode decodes a stream of framed invpn protocol messages
+// written as hex and prints each message, with a summary of any Ethernet
+// frame it carries. It is a separate command so that the daemon does not
+// link gopacket, whose layer tables cost every process several MiB.
 package main
 
 import (
@@ -16,24 +20,29 @@ import (
 )
 
 // sampleStream is a short framed exchange written by hand from the packet
-// table: what `invpn decode` shows when given no input.
+// table: what invpn-decode shows when given no input.
 //
 //go:embed testdata/sample-stream.hex
 var sampleStream string
 
-// errUsage and errHelp end a command whose flags were wrong (exit 2) or
-// that printed its help (exit 0).
-var (
-	errUsage = errors.New("usage")
-	errHelp  = errors.New("help")
-)
+func main() {
+	if err := runDecode(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if err != errUsage {
+			fmt.Fprintf(os.Stderr, "invpn-decode: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errUsage ends a run whose flags were wrong.
+var errUsage = errors.New("usage")
 
 func runDecode(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
+	fs := flag.NewFlagSet("invpn-decode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "read hex from `FILE` ('-' for standard input); default: a built-in sample exchange")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: invpn decode [-f FILE]\n\n"+
+		fmt.Fprintf(stderr, "Usage: invpn-decode [-f FILE]\n\n"+
 			"Decodes a stream of framed invpn messages (2-byte length, type, body) written\n"+
 			"as hex (whitespace and '#' comments ignored) and prints each message.\n\nFlags:\n")
 		fs.PrintDefaults()
