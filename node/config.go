@@ -71,10 +71,7 @@ type Config struct {
 	// id floor (default 1 h of milliseconds).
 	IDReserve uint64
 
-	// Seeds are the `init` peers, dialled while the node has fewer than
-	// MinLinks links. A link this node dialled to a seed is closed once the
-	// node has MinLinks other links, so the seed does not become the hub
-	// of every node that ever joined through it.
+	// Seeds are the `init` peers, dialled whenever they are not linked.
 	Seeds []Peer
 	// Cache is the peer cache loaded at start.
 	Cache []Peer

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -36,14 +35,9 @@ func (n *Node) DialFailed(now time.Time, mac wire.MAC, err error) {
 	n.event(Event{Kind: EventDialFailed, MAC: mac, Err: fmt.Errorf("dial %s: %w (retry in %v)", mac, err, d)})
 }
 
-// ErrBootstrapDone is the reason a node closes its link to a seed once it
-// has MinLinks other links.
-var ErrBootstrapDone = errors.New("seed link no longer needed: the node has min_links other links")
-
 // connect runs the connect policy (docs/protocol.md "Connect policy"):
-// below MinLinks dial the seeds that are not linked; dial cached peers in
-// random order until the node has or is dialling MaxLinks links; close a
-// link to a seed that is no longer needed.
+// dial the seeds that are not linked, then cached peers in random order
+// until the node has or is dialling MaxLinks links.
 func (n *Node) connect() {
 	// A dial the driver never answered is forgotten after one interval.
 	for mac, at := range n.dialing {
@@ -51,16 +45,14 @@ func (n *Node) connect() {
 			delete(n.dialing, mac)
 		}
 	}
-	bootstrap := len(n.links) < n.cfg.MinLinks
 	for _, s := range n.cfg.Seeds {
-		if bootstrap && n.canDial(s.MAC) {
+		if n.canDial(s.MAC) {
 			n.dial(s)
 		}
 	}
-	n.releaseSeeds()
 	var cands []Peer
 	for mac, addr := range n.cache {
-		if n.canDial(mac) && (bootstrap || !n.isSeed(mac)) {
+		if n.canDial(mac) {
 			cands = append(cands, Peer{MAC: mac, Addr: addr})
 		}
 	}
@@ -75,21 +67,6 @@ func (n *Node) connect() {
 		}
 		n.dial(p)
 	}
-}
-
-// releaseSeeds closes the links this node dialled to seeds once it has
-// MinLinks other links.
-func (n *Node) releaseSeeds() {
-	for _, s := range n.cfg.Seeds {
-		l, ok := n.byPeer[s.MAC]
-		if ok && l.dialed && len(n.links)-1 >= n.cfg.MinLinks {
-			n.closeLink(l, fmt.Errorf("link %d to %s: %w", l.id, l.peer, ErrBootstrapDone))
-		}
-	}
-}
-
-func (n *Node) isSeed(mac wire.MAC) bool {
-	return slices.ContainsFunc(n.cfg.Seeds, func(p Peer) bool { return p.MAC == mac })
 }
 
 // quickDial reports whether the node dials as soon as a peer leaves its
