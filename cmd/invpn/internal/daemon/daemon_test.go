@@ -260,12 +260,23 @@ func TestLinkDownWithdrawsRoutes(t *testing.T) {
 	checkLeaks(t)
 	_, ns := line(t)
 	ns[1].stop() // the middle daemon closes its links
-	// Nodes 1 and 3 then link directly from their caches, so the routes
-	// come back: watch the withdrawals in the logs.
+	// Nodes 1 and 3 are below min_links, so they also link directly from
+	// their caches, sometimes before node 2 stops. Either way no route may
+	// stay on the stopped node: it is withdrawn, fails over or already
+	// went direct.
 	for _, c := range [][2]*testNode{{ns[0], ns[2]}, {ns[2], ns[0]}} {
-		want := "msg=\"route withdrawn\" target=" + c[1].mac.String()
-		waitFor(t, 2*time.Second, c[0].mac.String()+" withdraws its route to "+c[1].mac.String(),
-			func() bool { return strings.Contains(c[0].logs.String(), want) })
+		waitFor(t, 2*time.Second, c[0].mac.String()+" has no route to "+c[1].mac.String()+" via the stopped node",
+			func() bool {
+				if !strings.Contains(c[0].logs.String(), "msg=\"link down\" peer="+ns[1].mac.String()) {
+					return false
+				}
+				for _, rt := range c[0].d.Status().Routes {
+					if rt.NextHop == ns[1].mac {
+						return false
+					}
+				}
+				return true
+			})
 	}
 	// Withdrawn at once (no wait for an announcement or expiry): the
 	// route to node 3 is either gone or goes directly.
@@ -279,7 +290,6 @@ func TestLinkDownWithdrawsRoutes(t *testing.T) {
 		"msg=\"link up\" peer=" + ns[1].mac.String() + " addr=10.0.0.2:",
 		"msg=\"link down\" peer=" + ns[1].mac.String() + " addr=10.0.0.2:",
 		"msg=\"route learned\" target=" + ns[2].mac.String() + " via=" + ns[1].mac.String() + " via_addr=10.0.0.2:",
-		"msg=\"route withdrawn\" target=" + ns[2].mac.String(),
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("node 1's log lacks %q:\n%s", want, logs)
