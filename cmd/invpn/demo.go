@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -139,6 +140,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		{fmt.Sprintf("starting %d daemons (announce every %v)", d.n, d.announce), d.startDaemons},
 		{"waiting for the mesh: pinging every node from node 1 over the overlay", d.waitMesh},
 		{fmt.Sprintf("pinging node %d (%s) from node 1", target, d.overlay(target)), func(ctx context.Context) error { return d.pingAcross(ctx, target) }},
+		{"asking the mesh from node 1: invpn health, then invpn status", d.showHealth},
 		{fmt.Sprintf("cutting the route: killing the relay between node 1 and node %d while pinging every %v", target, demoPingInterval),
 			func(ctx context.Context) error { return d.failover(ctx, target) }},
 	}
@@ -274,6 +276,24 @@ func (d *demo) pingAcross(ctx context.Context, target int) error {
 	}
 	path, err := d.route(1, target)
 	d.say("    route: %s", d.pathString(path, err))
+	return nil
+}
+
+// showHealth runs `invpn health` and `invpn status` against node 1's
+// control socket and prints what they print.
+func (d *demo) showHealth(ctx context.Context) error {
+	sock := filepath.Join(d.nodes[1].dir, "invpn.sock")
+	for _, args := range [][]string{{"health", "--timeout", "1s"}, {"status"}} {
+		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", d.nodes[1].ns, d.bin}, append(args, "--socket", sock)...)...)
+		out, err := cmd.CombinedOutput()
+		d.say("    $ invpn %s --socket %s", strings.Join(args, " "), sock)
+		for line := range strings.SplitSeq(strings.TrimRight(string(out), "\n"), "\n") {
+			d.say("    %s", line)
+		}
+		if err != nil {
+			return fmt.Errorf("invpn %s: %w", args[0], err)
+		}
+	}
 	return nil
 }
 

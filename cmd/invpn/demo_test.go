@@ -71,6 +71,9 @@ func TestDemo(t *testing.T) {
 		`node 1 -> node 3 \(10\.77\.0\.3\): first reply`,
 		`\n    [1-9]\d*/5 replies, rtt min/avg/max`,
 		`route: node 1 -> node [24] -> node 3`,
+		`\$ invpn health --timeout 1s --socket `,
+		`3 nodes answered\n`,
+		`ROUTE TO +NEXT HOP`,
 		`failover: (no ping lost|replies stopped for \S+ \(\d+ pings? lost\))`,
 		`new route: node 1 -> node [24] -> node 3`,
 		`The mesh routed around the failure`,
@@ -111,7 +114,7 @@ func TestDemoInterrupt(t *testing.T) {
 			pid, _ := strconv.Atoi(m[1])
 			pids = append(pids, pid)
 		}
-		if strings.Contains(line, "[4/6]") {
+		if strings.Contains(line, "[4/7]") {
 			cmd.Process.Signal(syscall.SIGINT) // the demo's own PID
 			break
 		}

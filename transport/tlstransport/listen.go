@@ -40,14 +40,23 @@ type Listener struct {
 var _ transport.Listener = (*Listener)(nil)
 
 // Listen listens on the TCP address addr ("127.0.0.1:41744", "[::1]:0")
-// and accepts members of the group configured in cfg.
+// and accepts members of the group configured in cfg. An IPv6 address is
+// listened on for IPv6 only, so that "0.0.0.0" and "::" on the same port
+// can be two listeners side by side (as `listen = 0.0.0.0, ::` asks).
 func Listen(cfg Config, addr string) (*Listener, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	network := "tcp"
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		network = "tcp4"
+		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+			network = "tcp6" // sets IPV6_V6ONLY
+		}
+	}
 	lc := net.ListenConfig{KeepAlive: cfg.keepAlivePeriod(), KeepAliveConfig: cfg.KeepAlive}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	ln, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("tlstransport: listen on %s: %w", addr, err)
 	}

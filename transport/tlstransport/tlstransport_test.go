@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -574,4 +575,20 @@ func TestClientWithoutCertificateRefused(t *testing.T) {
 		t.Error("listener reported a nil error")
 	}
 	expectNoLink(t, ln)
+}
+
+// TestListenBothFamiliesOnOnePort: `listen = 0.0.0.0, ::` opens two
+// listeners on the same port, which needs the IPv6 one to be IPv6-only.
+func TestListenBothFamiliesOnOnePort(t *testing.T) {
+	cfg := newCA(t, "group").member(t, macA.String(), kindECDSA)
+	l4, err := Listen(cfg, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l4.Close()
+	l6, err := Listen(cfg, fmt.Sprintf("[::]:%d", l4.Addr().Port()))
+	if err != nil {
+		t.Fatalf("IPv6 listener on the IPv4 listener's port: %v", err)
+	}
+	l6.Close()
 }
