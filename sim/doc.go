@@ -20,7 +20,7 @@
 // paths the messages travelled, and (when asked) every node's first-path
 // route equal to a naive model computed from the log of announcement
 // arrivals. It measures how long the mesh takes to converge and to fail
-// over after each fault. A running FNV-64 hash of the event trace proves
+// over after each fault. A running FNV-style hash of the event trace proves
 // that the same seed gives the same run.
 //
 // [Scenario] values, parsed from the YAML files of the scenarios package,

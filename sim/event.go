@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -42,10 +43,10 @@ func (k evKind) String() string {
 	return fmt.Sprintf("ev(%d)", k)
 }
 
-// event is one entry of the world's queue.
+// event is one entry of the world's queue. It lives in the queue's slab
+// while pending; the heap orders small keys that point at it.
 type event struct {
 	at    int64
-	seq   uint64
 	kind  evKind
 	from  int8 // the sending end of c
 	node  int32
@@ -57,52 +58,107 @@ type event struct {
 	fn    func()
 }
 
-// eventHeap is a binary min-heap ordered by (at, seq).
-type eventHeap []event
+// The heap key packs the sequence number above the slab slot, so that
+// comparing (at, key) orders events by (at, seq) exactly: seq is unique.
+const (
+	slotBits = 26 // up to 64 Mi pending events
+	slotMask = 1<<slotBits - 1
+	maxSeq   = 1<<(64-slotBits) - 1 // about 2.7e11 events per world
+)
 
-func (h eventHeap) less(i, j int) bool {
-	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
+// qkey is one entry of the heap: 16 bytes and no pointers, so sifting
+// moves little memory and needs no write barriers; four children share a
+// cache line.
+type qkey struct {
+	at int64
+	sk uint64 // seq<<slotBits | slot
 }
 
-func (h *eventHeap) push(ev event) {
-	*h = append(*h, ev)
-	q := *h
-	i := len(q) - 1
+func (a qkey) less(b qkey) bool { return a.at < b.at || a.at == b.at && a.sk < b.sk }
+
+// eventQueue is the world's pending events: a 4-ary min-heap of keys
+// ordered by (at, seq) over a slab of events with a free list.
+type eventQueue struct {
+	keys []qkey
+	slab []event
+	free []int32
+}
+
+func (q *eventQueue) len() int { return len(q.keys) }
+
+// next returns the time of the earliest event; the queue must not be
+// empty.
+func (q *eventQueue) next() int64 { return q.keys[0].at }
+
+// push adds ev with sequence number seq.
+func (q *eventQueue) push(ev *event, seq uint64) {
+	var slot int32
+	if n := len(q.free); n > 0 {
+		slot = q.free[n-1]
+		q.free = q.free[:n-1]
+		q.slab[slot] = *ev
+	} else {
+		if len(q.slab) > slotMask {
+			panic("sim: more than 64 Mi events pending")
+		}
+		if seq > maxSeq {
+			panic("sim: event sequence numbers exhausted")
+		}
+		slot = int32(len(q.slab))
+		q.slab = append(q.slab, *ev)
+	}
+	k := qkey{at: ev.at, sk: seq<<slotBits | uint64(slot)}
+	q.keys = append(q.keys, k)
+	q.up(len(q.keys)-1, k)
+}
+
+// up places k at hole i or above it.
+func (q *eventQueue) up(i int, k qkey) {
+	keys := q.keys
 	for i > 0 {
-		p := (i - 1) / 2
-		if !q.less(i, p) {
+		p := (i - 1) / 4
+		if !k.less(keys[p]) {
 			break
 		}
-		q[i], q[p] = q[p], q[i]
+		keys[i] = keys[p]
 		i = p
 	}
+	keys[i] = k
 }
 
-func (h *eventHeap) pop() event {
-	q := *h
-	top := q[0]
-	last := len(q) - 1
-	q[0] = q[last]
-	q[last] = event{}
-	q = q[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(q) {
-			break
+// pop removes the earliest event into *ev; the queue must not be empty.
+func (q *eventQueue) pop(ev *event) {
+	keys := q.keys
+	slot := int32(keys[0].sk & slotMask)
+	last := len(keys) - 1
+	k := keys[last]
+	keys = keys[:last]
+	q.keys = keys
+	if last > 0 {
+		// Move the hole down to a leaf along the smallest children, then
+		// sift the former last key up from there: it usually belongs
+		// near the bottom, so this compares less than a plain sift-down.
+		i := 0
+		for {
+			c := 4*i + 1
+			if c >= last {
+				break
+			}
+			m := c
+			end := min(c+4, last)
+			for j := c + 1; j < end; j++ {
+				if keys[j].less(keys[m]) {
+					m = j
+				}
+			}
+			keys[i] = keys[m]
+			i = m
 		}
-		m := l
-		if r := l + 1; r < len(q) && q.less(r, l) {
-			m = r
-		}
-		if !q.less(m, i) {
-			break
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
+		q.up(i, k)
 	}
-	*h = q
-	return top
+	*ev = q.slab[slot]
+	q.slab[slot] = event{}
+	q.free = append(q.free, slot)
 }
 
 // traceRec is one entry of the trace: what happened, for the hash and
@@ -121,36 +177,48 @@ const (
 	fnvPrime  = 1099511628211
 )
 
-func fnvUint64(h, v uint64) uint64 {
-	for range 8 {
-		h ^= v & 0xff
-		h *= fnvPrime
-		v >>= 8
-	}
-	return h
-}
+// mix folds one 64-bit word into the trace hash: an FNV-1a step over the
+// whole word, then a rotation so that high bits reach the low ones too.
+func mix(h, v uint64) uint64 { return bits.RotateLeft64((h^v)*fnvPrime, 29) }
 
-// record adds r to the trace hash and the ring of recent events.
+// record adds r to the trace hash and the ring of recent events. The
+// message is hashed whole, eight bytes at a time, after its length.
 func (w *World) record(r traceRec) {
 	r.at = w.now
-	h := fnvUint64(w.hash, uint64(r.at))
-	h = fnvUint64(h, uint64(r.kind)|uint64(uint32(r.node))<<8|uint64(uint32(r.peer))<<40)
-	h = fnvUint64(h, r.aux)
-	for _, b := range r.msg {
-		h ^= uint64(b)
-		h *= fnvPrime
+	h := mix(w.hash, uint64(r.at))
+	h = mix(h, uint64(r.kind)|uint64(uint32(r.node))<<8|uint64(uint32(r.peer))<<40)
+	h = mix(h, r.aux)
+	if msg := r.msg; len(msg) > 0 {
+		h = mix(h, uint64(len(msg)))
+		for len(msg) >= 8 {
+			h = mix(h, binary.LittleEndian.Uint64(msg))
+			msg = msg[8:]
+		}
+		if len(msg) > 0 {
+			var t uint64
+			for k, b := range msg {
+				t |= uint64(b) << (8 * k)
+			}
+			h = mix(h, t)
+		}
 	}
 	w.hash = h
-	w.trace[w.traceN%len(w.trace)] = r
-	w.traceN++
+	w.trace[w.traceN] = r
+	if w.traceN++; w.traceN == len(w.trace) {
+		w.traceN = 0
+		w.traceFull = true
+	}
 }
 
 // Trace formats the most recent events, oldest first.
 func (w *World) Trace() string {
 	var b strings.Builder
-	n := min(w.traceN, len(w.trace))
-	for k := w.traceN - n; k < w.traceN; k++ {
-		b.WriteString(w.formatRec(w.trace[k%len(w.trace)]))
+	first, n := 0, w.traceN
+	if w.traceFull {
+		first, n = w.traceN, len(w.trace)
+	}
+	for k := range n {
+		b.WriteString(w.formatRec(w.trace[(first+k)%len(w.trace)]))
 		b.WriteByte('\n')
 	}
 	return b.String()

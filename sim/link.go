@@ -55,6 +55,52 @@ type direction struct {
 	last int64 // arrival time of the last message: TCP keeps order
 	q    *node.SendQueue
 	busy bool // a message is being serialized
+	// inFlight holds the messages on the wire, in arrival order, from
+	// inFlight[head] on. Arrivals of one direction never overtake each
+	// other, so only the first of them waits in the world's queue (see
+	// World.sendOnWire): the heap stays as small as the number of busy
+	// directions instead of the number of messages in flight.
+	inFlight []inFlight
+	head     int
+}
+
+// inFlight is one message on the wire: it arrives at `at`, in the order
+// of its sequence number among events of the same time.
+type inFlight struct {
+	at  int64
+	seq uint64
+	msg []byte
+}
+
+// sendOnWire schedules msg to arrive at the far end of direction `from`
+// of c at `at`, which is no earlier than any arrival already scheduled on
+// it. The event is ordered exactly as if it were queued on its own.
+func (w *World) sendOnWire(c *conn, from int, at int64, msg []byte) {
+	w.seq++
+	d := &c.dir[from]
+	if d.head == len(d.inFlight) {
+		d.inFlight, d.head = d.inFlight[:0], 0
+		w.queue.push(&event{at: at, kind: evDeliver, c: c, from: int8(from)}, w.seq)
+	} else if d.head >= 64 && 2*d.head >= len(d.inFlight) {
+		n := copy(d.inFlight, d.inFlight[d.head:])
+		clear(d.inFlight[n:])
+		d.inFlight, d.head = d.inFlight[:n], 0
+	}
+	d.inFlight = append(d.inFlight, inFlight{at: at, seq: w.seq, msg: msg})
+}
+
+// arrive takes the first message on the wire of direction `from` of c
+// and queues the arrival of the next one.
+func (w *World) arrive(c *conn, from int) []byte {
+	d := &c.dir[from]
+	msg := d.inFlight[d.head].msg
+	d.inFlight[d.head] = inFlight{}
+	d.head++
+	if d.head < len(d.inFlight) {
+		next := &d.inFlight[d.head]
+		w.queue.push(&event{at: next.at, kind: evDeliver, c: c, from: int8(from)}, next.seq)
+	}
+	return msg
 }
 
 func pairKey(a, b int) uint64 {
@@ -153,7 +199,7 @@ func (w *World) transmit(c *conn, from int, msg []byte, control bool) {
 	if c.e.bandwidth <= 0 {
 		at := max(w.now+c.e.lat, d.last)
 		d.last = at
-		w.push(event{at: at, kind: evDeliver, c: c, from: int8(from), msg: msg})
+		w.sendOnWire(c, from, at, msg)
 		return
 	}
 	if !d.busy {
@@ -185,7 +231,7 @@ func (w *World) txDone(c *conn, from int, msg []byte) {
 	}
 	at := max(w.now+c.e.lat, d.last)
 	d.last = at
-	w.push(event{at: at, kind: evDeliver, c: c, from: int8(from), msg: msg})
+	w.sendOnWire(c, from, at, msg)
 	if d.q != nil {
 		if next, ok := d.q.Pop(); ok {
 			w.push(event{at: w.now + w.txTime(c, next), kind: evTxDone, c: c, from: int8(from), msg: next})

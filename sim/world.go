@@ -198,7 +198,7 @@ type World struct {
 	rng   *rand.Rand
 	now   int64 // virtual nanoseconds since Start
 	seq   uint64
-	queue eventHeap
+	queue eventQueue
 
 	nodes   []*simNode
 	byAddr  map[netip.AddrPort]int
@@ -210,10 +210,11 @@ type World struct {
 	nextID  node.LinkID
 	lossSeq uint64 // bumped whenever a link or node is lost
 
-	events uint64
-	hash   uint64
-	trace  []traceRec
-	traceN int
+	events    uint64
+	hash      uint64
+	trace     []traceRec // a ring of the most recent records
+	traceN    int        // the next slot of trace
+	traceFull bool       // trace has wrapped
 
 	obs        observer
 	probe      prober
@@ -268,7 +269,8 @@ func (w *World) Now() time.Time { return Start.Add(time.Duration(w.now)) }
 // Elapsed returns the virtual time since Start.
 func (w *World) Elapsed() time.Duration { return time.Duration(w.now) }
 
-// Hash returns the running FNV-64a hash of the event trace.
+// Hash returns the running hash of the event trace (FNV-1a steps over
+// 64-bit words).
 func (w *World) Hash() uint64 { return w.hash }
 
 // Totals returns the world-wide counters.
@@ -391,8 +393,9 @@ func (w *World) After(d time.Duration, fn func()) { w.At(time.Duration(w.now)+d,
 // RunUntil processes events until the virtual time reaches Start+t; the
 // clock then stands at t.
 func (w *World) RunUntil(t time.Duration) {
-	for len(w.queue) > 0 && w.queue[0].at <= int64(t) {
-		ev := w.queue.pop()
+	var ev event
+	for w.queue.len() > 0 && w.queue.next() <= int64(t) {
+		w.queue.pop(&ev)
 		w.now = ev.at
 		w.dispatch(&ev)
 	}
@@ -407,8 +410,7 @@ func (w *World) RunFor(d time.Duration) { w.RunUntil(time.Duration(w.now) + d) }
 // push schedules ev, giving it the next sequence number.
 func (w *World) push(ev event) {
 	w.seq++
-	ev.seq = w.seq
-	w.queue.push(ev)
+	w.queue.push(&ev, w.seq)
 }
 
 // dispatch runs one event.
@@ -425,7 +427,7 @@ func (w *World) dispatch(ev *event) {
 		sn.n.Tick(w.nodeTime(int(ev.node)))
 		w.drain(int(ev.node))
 	case evDeliver:
-		w.deliver(ev.c, int(ev.from), ev.msg)
+		w.deliver(ev.c, int(ev.from), w.arrive(ev.c, int(ev.from)))
 	case evTxDone:
 		w.txDone(ev.c, int(ev.from), ev.msg)
 	case evLinkDown:
