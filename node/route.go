@@ -191,11 +191,15 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	} else if r.via != l.id {
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
 	}
+	// The cache changes only when the announced address does: most rounds
+	// repeat it, and the lookup is a cost of every flooded announcement.
+	if fresh := r.info.MAC.IsZero(); fresh || r.info.Addr != info.Addr || r.info.Port != info.Port {
+		n.updateCache(info)
+	}
 	r.id, r.via, r.refreshed, r.info = info.ID, l.id, n.now, info
 	r.pathKnown = pathKnown
 	r.path = append(r.path[:0], path...)
 	r.backups = r.backups[:0]
-	n.updateCache(info)
 
 	if n.cfg.NoRelay {
 		return
