@@ -97,11 +97,12 @@ func (n *Node) FrameFromTAP(now time.Time, frame []byte) {
 		n.drop(DropMalformed, n.cfg.MAC)
 		return
 	}
-	if len(frame)+2 > wire.MaxMessage {
+	dst, src := wire.MAC(frame[0:6]), wire.MAC(frame[6:12])
+	// The largest encoding a frame may need: 0x82 adds 9 bytes, 0x84 two.
+	if overhead := 2; dst.IsGroup() && len(frame)+9 > wire.MaxMessage || len(frame)+overhead > wire.MaxMessage {
 		n.drop(DropTooLong, n.cfg.MAC)
 		return
 	}
-	dst, src := wire.MAC(frame[0:6]), wire.MAC(frame[6:12])
 	if src != n.cfg.MAC {
 		n.drop(DropNotOwnSource, src)
 		return
@@ -179,6 +180,8 @@ func (n *Node) receiveTargeted(l *link, t wire.Type, msg []byte) {
 		n.drop(DropNoRoute, dst)
 	case next == l:
 		n.drop(DropRouteLoop, dst)
+	case next.extended && len(frame)+2 > wire.MaxMessage:
+		n.drop(DropTooLong, dst) // a 0x80 of 65535 bytes has no room for a hop limit
 	default:
 		n.stats.Forwarded++
 		if t == wire.TypeTargetedFrame && !next.extended {

@@ -38,6 +38,10 @@ func (n *Node) receiveHealthRequest(l *link, msg []byte) {
 	if req.Requester == n.cfg.MAC {
 		return
 	}
+	if !n.known(req.Requester) {
+		n.drop(DropUnknownSource, req.Requester) // no window per made-up MAC
+		return
+	}
 	if !seen(n.healthSeen, req.Requester).check(req.ID, n.now, n.cfg.DedupSpan) {
 		n.stats.Duplicates++
 		return
@@ -82,6 +86,10 @@ func (n *Node) answerHealth(req wire.HealthRequest) {
 	// Keep the answer within one message: drop routes from the end.
 	for resp.EncodedLen() > wire.MaxMessage && len(resp.Routes) > 0 {
 		resp.Routes = resp.Routes[:len(resp.Routes)-1]
+	}
+	if resp.EncodedLen() > wire.MaxMessage {
+		n.drop(DropTooLong, req.Requester) // the traceroute alone is too long
+		return
 	}
 	next := n.nextHop(req.Requester)
 	if next == nil {

@@ -226,6 +226,7 @@ func (n *Node) LinkUp(now time.Time, id LinkID, peer wire.MAC, addr netip.AddrPo
 	delete(n.dialing, peer)
 	if peer == n.cfg.MAC {
 		n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrSelfLink})
+		n.scheduleDial()
 		return
 	}
 	if old, ok := n.byPeer[peer]; ok {
@@ -235,8 +236,12 @@ func (n *Node) LinkUp(now time.Time, id LinkID, peer wire.MAC, addr netip.AddrPo
 		// dialler believes dead.
 		if old.dialed != dialed && n.keepDialedBy(old) {
 			n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrDuplicateLink})
+			n.scheduleDial()
 			return
 		}
+		// The peer stays linked: registering the new link first keeps
+		// the old one's removal from looking like a lost peer (no 0x86).
+		n.byPeer[peer] = l
 		n.closeLink(old, fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink))
 	}
 	delete(n.backoff, peer)
@@ -304,6 +309,12 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 			return
 		}
 		n.malformed(l, err)
+		return
+	}
+	if !l.extended && t >= wire.TypeGroupFrame {
+		// Extensions exist only on links that negotiated them: from a
+		// seed-protocol peer they are unknown types.
+		n.drop(DropUnknownType, l.peer)
 		return
 	}
 	switch t {

@@ -791,3 +791,116 @@ func TestClockStepsBack(t *testing.T) {
 		t.Fatal("no announcement one interval after the clock stepped back")
 	}
 }
+
+func TestNothingTooLongIsSent(t *testing.T) {
+	// Every message a node builds fits the 2-byte length: a frame that
+	// would not fit its encoding is dropped as too long, never sent.
+	tn := newNet(t, "o", "b", "c")
+	tn.link("o", "b", true)
+	tn.link("b", "c")
+	tn.run()
+	tn.reset()
+	big := make([]byte, wire.MaxMessage-1) // a 0x80 of 65535 bytes
+	copy(big, frame(macOf("c"), macOf("o")))
+	tn.inject("b", "o", (&wire.TargetedFrame{Frame: big}).Append(nil))
+	group := make([]byte, wire.MaxMessage-2)
+	copy(group, frame(wire.MAC{0x33, 0x33, 0, 0, 0, 1}, macOf("b")))
+	tn.nodes["b"].FrameFromTAP(tn.now, group)
+	tn.collect("b")
+	trace := make([]wire.MAC, (wire.MaxMessage-16)/6)
+	tn.inject("b", "c", (&wire.HealthRequest{ID: 9, Requester: macOf("c"), Traceroute: trace}).Append(nil))
+	for _, s := range tn.sent["b"] {
+		if len(s.Msg) > wire.MaxMessage {
+			t.Errorf("b sent a %d-byte %v", len(s.Msg), wire.Type(s.Msg[0]))
+		}
+	}
+	if d := tn.nodes["b"].Stats().Drops[DropTooLong]; d != 3 {
+		t.Errorf("%d drops as too long, want 3 (relayed 0x80, group frame, health answer)", d)
+	}
+}
+
+func TestRestartWithoutFloorLearnsIDsFromNeighbour(t *testing.T) {
+	// A node restarted without its id floor and with its clock behind gets
+	// its own route back from the neighbour's route copy, takes it as an
+	// echo, and issues newer ids: it is routable at once.
+	tn := newNet(t, "x", "a", "b")
+	tn.link("x", "a")
+	tn.link("a", "b")
+	tn.run()
+	tn.advance(5 * time.Second)
+	tn.cut("x", "a")
+	tn.add("x", 9, func(_ string, c *Config) {}) // no IDFloor
+	back := tn.now.Add(-10 * time.Minute)
+	tn.nodes["x"].Tick(back)
+	tn.collect("x")
+	tn.nextID += 2
+	lx, la := tn.nextID-1, tn.nextID
+	tn.ends[lx] = end{node: "x", peer: la}
+	tn.ends[la] = end{node: "a", peer: lx}
+	tn.nodes["x"].LinkUp(back, lx, macOf("a"), addrOf("a"), true, true)
+	tn.collect("x")
+	tn.nodes["a"].LinkUp(tn.now, la, macOf("x"), addrOf("x"), false, true)
+	tn.collect("a")
+	tn.run()
+	// x's next announcement carries an id above the mesh's.
+	tn.nodes["x"].Tick(back.Add(5 * time.Second))
+	tn.collect("x")
+	tn.run()
+	if tn.nextHop("b", "x") != "a" || tn.nextHop("a", "x") != "x" {
+		t.Fatalf("restarted node not routable: a->%q b->%q", tn.nextHop("a", "x"), tn.nextHop("b", "x"))
+	}
+}
+
+func TestStaleRoutesNotCopied(t *testing.T) {
+	// A route nobody refreshed is not handed to a new link, so links that
+	// come up after a node left cannot keep its route alive.
+	tn := newNetWith(t, func(_ string, c *Config) { c.LinkTimeout = time.Hour }, "x", "a", "b", "c")
+	tn.link("x", "a")
+	tn.link("a", "b")
+	tn.run()
+	tn.advance(5 * time.Second)
+	tn.cut("x", "a")
+	tn.hold = func(m inflight) bool { return false }
+	// b's route to x was withdrawn or kept; either way, a minute later a
+	// new neighbour of b must not learn x from b.
+	for range 12 {
+		tn.advance(5 * time.Second)
+	}
+	tn.link("c", "b")
+	tn.run()
+	if tn.nextHop("c", "x") != "" {
+		t.Fatal("c learned a route to a node that left a minute ago")
+	}
+}
+
+func TestReplacedLinkIsNotALostPeer(t *testing.T) {
+	// A redial that replaces a link to the same peer does not flood a 0x86.
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	tn.reset()
+	tn.link("a", "b") // a redials b: a replaces the old link
+	tn.run()
+	for _, s := range tn.sent["a"] {
+		if wire.Type(s.Msg[0]) == wire.TypeAnnounceRequest {
+			t.Fatal("the node that replaced its link flooded a 0x86")
+		}
+	}
+	if tn.nextHop("a", "c") != "b" {
+		t.Fatal("route through the replaced link not restored")
+	}
+}
+
+func TestExtensionTypesRefusedOnSeedLinks(t *testing.T) {
+	// Extensions exist only where negotiated: from a seed-protocol peer a
+	// 0x85 is an unknown type, not a trusted path.
+	tn := newNet(t, "o", "b")
+	tn.link("o", "b", true)
+	tn.run()
+	info := wire.Info{ID: uint64(t0.Add(time.Hour).UnixMilli()), MAC: macOf("z")}
+	tn.inject("b", "o", (&wire.InfoPath{PathKnown: true, Path: []wire.MAC{macOf("o")}, Info: info}).Append(nil))
+	if tn.nextHop("b", "z") != "" || tn.nodes["b"].Stats().Drops[DropUnknownType] != 1 {
+		t.Fatal("0x85 from a seed-protocol link was used")
+	}
+}

@@ -151,10 +151,14 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 	}
 	info.Addr = info.Addr.Unmap()
 	if info.MAC == n.cfg.MAC {
-		// Our own announcement, echoed by an original node or carried by
-		// a route that predates a restart: make sure our next ids are
-		// newer than anything the mesh has seen from us.
-		n.lastID = max(n.lastID, info.ID)
+		// Our own announcement, echoed by an original node or handed back
+		// by a neighbour's route copy after a restart: make sure our next
+		// ids are newer than anything the mesh has seen from us. An id
+		// absurdly far ahead of the clock is not taken (it could wrap the
+		// counter).
+		if info.ID <= uint64(n.input.UnixMilli())+100*n.cfg.IDReserve {
+			n.lastID = max(n.lastID, info.ID)
+		}
 		return
 	}
 	if info.MAC.IsGroup() || info.MAC.IsZero() {
@@ -368,7 +372,14 @@ func (n *Node) receiveAnnounceRequest(l *link, msg []byte) {
 		n.malformed(l, err)
 		return
 	}
-	if m.Requester == n.cfg.MAC || !seen(n.askSeen, m.Requester).check(m.ID, n.now, n.cfg.DedupSpan) {
+	if m.Requester == n.cfg.MAC {
+		return
+	}
+	if !n.known(m.Requester) {
+		n.drop(DropUnknownSource, m.Requester) // no window per made-up MAC
+		return
+	}
+	if !seen(n.askSeen, m.Requester).check(m.ID, n.now, n.cfg.DedupSpan) {
 		return
 	}
 	if !n.cfg.NoRelay {
@@ -405,9 +416,19 @@ func (n *Node) sendTable(l *link) {
 	if n.cfg.NoRelay {
 		return
 	}
+	// Routes not refreshed for two intervals are not handed on: a copy
+	// refreshes the receiver's expiry, and a route to a node that left
+	// must not be kept alive by links that come up after it went.
+	fresh := n.now.Add(-2 * n.cfg.AnnounceInterval)
 	macs := make([]wire.MAC, 0, len(n.routes))
 	for mac, r := range n.routes {
-		if r.via != 0 && r.via != l.id && mac != l.peer {
+		if r.refreshed.Before(fresh) {
+			continue
+		}
+		// The neighbour's own route goes too, withdrawn or not: it tells
+		// a neighbour that restarted without its id floor which ids the
+		// mesh has seen from it (it takes the copy as an echo).
+		if r.via != 0 && r.via != l.id || mac == l.peer {
 			macs = append(macs, mac)
 		}
 	}
