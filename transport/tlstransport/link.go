@@ -113,6 +113,10 @@ func (l *link) WriteMessages(msgs [][]byte) error {
 
 // write sends the framed bytes b, which live in l.wbuf's array.
 func (l *link) write(b []byte, n int) error {
+	// A peer that stops reading fills our send buffer and then blocks the
+	// writer; the deadline turns that into an error (and the link goes
+	// down) instead of a queue that grows for as long as it keeps sending.
+	_ = l.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := l.conn.Write(b)
 	if cap(b) > maxRetainedWriteBuffer {
 		b = nil
@@ -123,6 +127,9 @@ func (l *link) write(b []byte, n int) error {
 	}
 	return nil
 }
+
+// writeTimeout bounds one write to a peer that does not read.
+const writeTimeout = 30 * time.Second
 
 // closeNotifyTimeout bounds how long Close waits to send the TLS
 // close_notify alert to a peer that does not read.
