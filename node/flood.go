@@ -98,8 +98,13 @@ func (n *Node) FrameFromTAP(now time.Time, frame []byte) {
 		return
 	}
 	dst, src := wire.MAC(frame[0:6]), wire.MAC(frame[6:12])
-	// The largest encoding a frame may need: 0x82 adds 9 bytes, 0x84 two.
-	if overhead := 2; dst.IsGroup() && len(frame)+9 > wire.MaxMessage || len(frame)+overhead > wire.MaxMessage {
+	// The frame must fit the largest encoding it may need: a 0x82 adds 9
+	// bytes to a group frame, a 0x84 adds 2 to a unicast one.
+	overhead := 2
+	if dst.IsGroup() {
+		overhead = 9
+	}
+	if len(frame)+overhead > wire.MaxMessage {
 		n.drop(DropTooLong, n.cfg.MAC)
 		return
 	}

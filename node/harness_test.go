@@ -158,37 +158,17 @@ func (tn *tnet) collect(name string) {
 	for _, c := range r.Closes {
 		tn.closes[name] = append(tn.closes[name], c)
 		if e, ok := tn.ends[c.Link]; ok {
+			// The other end notices the close, once this Ready is done.
+			peerNode, peer := tn.ends[e.peer].node, e.peer
 			delete(tn.ends, c.Link)
 			delete(tn.ends, e.peer)
-			other := tn.ends[e.peer].node
-			_ = other
-			peer := e.peer
-			// The other end notices the close.
-			for _, m := range tn.names {
-				_ = m
-			}
-			defer func(peerNode string) {
+			defer func() {
 				tn.nodes[peerNode].LinkDown(tn.now, peer, fmt.Errorf("closed by peer"))
 				tn.collect(peerNode)
-			}(tn.nodeOfLink(peer, name))
+			}()
 		}
 	}
 	n.Advance()
-}
-
-// nodeOfLink finds which node owns link id (the other end of a closed link).
-func (tn *tnet) nodeOfLink(id LinkID, not string) string {
-	for _, name := range tn.names {
-		if name == not {
-			continue
-		}
-		for _, l := range tn.nodes[name].linkOrder {
-			if l.id == id {
-				return name
-			}
-		}
-	}
-	return not
 }
 
 // run delivers queued messages until none is left.

@@ -28,15 +28,23 @@ the three files of the [ssl] section. Existing node files are never
 overwritten.
 `
 
+// subcommand checks that args start with the one subcommand name; else
+// it prints usage and returns errHelp (for -h) or errUsage.
+func subcommand(args []string, name, usage string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == name {
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	if len(args) > 0 && isHelp(args[0]) {
+		return errHelp
+	}
+	return errUsage
+}
+
 // runCA implements `invpn ca init`.
 func runCA(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "init" {
-		if len(args) > 0 && isHelp(args[0]) {
-			fmt.Fprint(stderr, caUsage)
-			return errHelp
-		}
-		fmt.Fprint(stderr, caUsage)
-		return errUsage
+	if err := subcommand(args, "init", caUsage, stderr); err != nil {
+		return err
 	}
 	fs := flag.NewFlagSet("ca init", flag.ContinueOnError)
 	dir := fs.String("dir", "", "the `DIR`ectory of the new CA (required)")
@@ -58,13 +66,8 @@ func runCA(args []string, stdout, stderr io.Writer) error {
 
 // runCert implements `invpn cert issue`.
 func runCert(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "issue" {
-		if len(args) > 0 && isHelp(args[0]) {
-			fmt.Fprint(stderr, certUsage)
-			return errHelp
-		}
-		fmt.Fprint(stderr, certUsage)
-		return errUsage
+	if err := subcommand(args, "issue", certUsage, stderr); err != nil {
+		return err
 	}
 	fs := flag.NewFlagSet("cert issue", flag.ContinueOnError)
 	caDir := fs.String("ca", "", "the CA's `DIR`ectory (required)")
