@@ -20,8 +20,9 @@ type Peer struct {
 	Addr netip.AddrPort
 }
 
-// Config configures a Node. Zero durations and counts take the defaults
-// below.
+// Config configures a Node. Start from [DefaultConfig] and set the
+// identity: a zero value means zero, never "the default", so a driver
+// states every setting it changes and none is normalised twice.
 type Config struct {
 	// MAC is the node's identity: its certificate's Common Name and the
 	// MAC of its TAP device.
@@ -45,18 +46,20 @@ type Config struct {
 	// (default 5 min, as the original).
 	RouteExpiry time.Duration
 	// LinkTimeout closes a link on which nothing arrived for this long
-	// (default 3 announce intervals). Every neighbour announces itself
-	// every interval, so a live link is never silent that long.
+	// (default 15 s, 3 announce intervals). Every neighbour announces
+	// itself every interval, so a live link is never silent that long.
 	LinkTimeout time.Duration
 	// TriggerGap is the least time between two announcements of this node
-	// when lost links trigger them (default a tenth of AnnounceInterval):
+	// when lost links trigger them (default 500 ms, a tenth of
+	// AnnounceInterval); zero means no gap:
 	// it bounds the control traffic of a storm of link failures.
 	TriggerGap time.Duration
 	// DedupSpan is how long broadcast and health-request ids are
 	// remembered per source (default 60 s): longer than the slowest path.
 	DedupSpan time.Duration
 	// MinLinks is the number of links the node keeps trying to reach with
-	// quick redials (default 2).
+	// quick redials (default 2); zero means no quick redials, only the
+	// connect policy every ConnectInterval.
 	MinLinks int
 	// MaxLinks caps the links the connect policy dials (default 8; the
 	// original dialled up to 100, see docs/protocol.md).
@@ -65,7 +68,7 @@ type Config struct {
 	// the most one byte carries: a 300-node ring has paths of 150 hops).
 	HopLimit uint8
 	// DialBackoffMin and DialBackoffMax bound the redial backoff of one
-	// peer (defaults 1 s and ConnectInterval).
+	// peer (defaults 1 s and 60 s, ConnectInterval).
 	DialBackoffMin, DialBackoffMax time.Duration
 	// IDReserve is how far ahead of the ids it uses the node persists its
 	// id floor (default 1 h of milliseconds).
@@ -83,42 +86,60 @@ type Config struct {
 	Rand Rand
 }
 
-func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.AnnounceInterval, 5*time.Second)
-	def(&c.ConnectInterval, 60*time.Second)
-	def(&c.RouteExpiry, 5*time.Minute)
-	def(&c.LinkTimeout, 3*c.AnnounceInterval)
-	def(&c.DedupSpan, 60*time.Second)
-	def(&c.TriggerGap, c.AnnounceInterval/10)
-	def(&c.DialBackoffMin, time.Second)
-	def(&c.DialBackoffMax, c.ConnectInterval)
-	if c.MinLinks <= 0 {
-		c.MinLinks = 2
-	}
-	if c.MaxLinks <= 0 {
-		c.MaxLinks = 8
-	}
-	if c.HopLimit == 0 {
-		c.HopLimit = 255
-	}
-	if c.IDReserve == 0 {
-		c.IDReserve = uint64(time.Hour / time.Millisecond)
+// DefaultConfig returns the defaults of every setting; the identity (MAC,
+// Port, Rand), the seeds, the cache and the id floor are the driver's to
+// fill in. The timers are the original's where it had them.
+func DefaultConfig() Config {
+	return Config{
+		AnnounceInterval: 5 * time.Second,
+		ConnectInterval:  60 * time.Second,
+		RouteExpiry:      5 * time.Minute,
+		LinkTimeout:      15 * time.Second,
+		TriggerGap:       500 * time.Millisecond,
+		DedupSpan:        60 * time.Second,
+		MinLinks:         2,
+		MaxLinks:         8,
+		HopLimit:         255,
+		DialBackoffMin:   time.Second,
+		DialBackoffMax:   60 * time.Second,
+		IDReserve:        uint64(time.Hour / time.Millisecond),
 	}
 }
 
+// validate reports the first setting New cannot run with.
 func (c *Config) validate() error {
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"AnnounceInterval", c.AnnounceInterval}, {"ConnectInterval", c.ConnectInterval},
+		{"RouteExpiry", c.RouteExpiry}, {"LinkTimeout", c.LinkTimeout}, {"DedupSpan", c.DedupSpan},
+		{"DialBackoffMin", c.DialBackoffMin}, {"DialBackoffMax", c.DialBackoffMax},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return fmt.Errorf("node: config: %s is %v, want a positive duration (see DefaultConfig)", p.name, p.d)
+		}
+	}
 	switch {
 	case c.Rand == nil:
 		return fmt.Errorf("node: config: Rand is required")
 	case c.MAC.IsGroup() || c.MAC.IsZero():
 		return fmt.Errorf("node: config: MAC %s is not a unicast address", c.MAC)
+	case c.TriggerGap < 0:
+		return fmt.Errorf("node: config: TriggerGap is %v, want zero or more", c.TriggerGap)
+	case c.MinLinks < 0:
+		return fmt.Errorf("node: config: MinLinks is %d, want zero or more", c.MinLinks)
+	case c.MaxLinks < 1:
+		return fmt.Errorf("node: config: MaxLinks is %d, want at least 1", c.MaxLinks)
 	case c.MaxLinks < c.MinLinks:
 		return fmt.Errorf("node: config: MaxLinks %d is below MinLinks %d", c.MaxLinks, c.MinLinks)
+	case c.HopLimit < 2:
+		return fmt.Errorf("node: config: HopLimit is %d, want 2-255 (a frame must cross at least one relay)", c.HopLimit)
+	case c.DialBackoffMax < c.DialBackoffMin:
+		return fmt.Errorf("node: config: DialBackoffMax %v is below DialBackoffMin %v", c.DialBackoffMax, c.DialBackoffMin)
+	case c.IDReserve == 0:
+		return fmt.Errorf("node: config: IDReserve is 0, want the ids to persist ahead (see DefaultConfig)")
 	}
 	return nil
 }

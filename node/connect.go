@@ -15,10 +15,8 @@ type backoff struct {
 	until time.Time
 }
 
-// DialFailed tells the node that a dial it asked for failed. The peer is
-// backed off exponentially, with jitter, before it is dialled again.
-func (n *Node) DialFailed(now time.Time, mac wire.MAC, err error) {
-	n.tick(now)
+// dialFailed handles DialFailed.
+func (n *Node) dialFailed(mac wire.MAC, err error) {
 	delete(n.dialing, mac)
 	b := n.backoff[mac]
 	b.fails++
@@ -56,7 +54,7 @@ func (n *Node) connect() {
 			cands = append(cands, Peer{MAC: mac, Addr: addr})
 		}
 	}
-	slices.SortFunc(cands, func(a, b Peer) int { return macCmp(a.MAC, b.MAC) }) // map order must not leak
+	slices.SortFunc(cands, func(a, b Peer) int { return a.MAC.Compare(b.MAC) }) // map order must not leak
 	for i := len(cands) - 1; i > 0; i-- {
 		j := int(n.cfg.Rand.Uint64() % uint64(i+1))
 		cands[i], cands[j] = cands[j], cands[i]
@@ -137,8 +135,8 @@ func (n *Node) nextDialable() time.Time {
 	return t
 }
 
-// SetSeeds replaces the `init` peers (on a configuration reload).
-func (n *Node) SetSeeds(seeds []Peer) {
+// setSeeds handles SetSeeds.
+func (n *Node) setSeeds(seeds []Peer) {
 	n.cfg.Seeds = slices.Clone(seeds)
 	n.scheduleDial()
 }
@@ -149,6 +147,6 @@ func (n *Node) Cache() []Peer {
 	for mac, addr := range n.cache {
 		out = append(out, Peer{MAC: mac, Addr: addr})
 	}
-	slices.SortFunc(out, func(a, b Peer) int { return macCmp(a.MAC, b.MAC) })
+	slices.SortFunc(out, func(a, b Peer) int { return a.MAC.Compare(b.MAC) })
 	return out
 }

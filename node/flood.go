@@ -88,8 +88,8 @@ func seen(m map[wire.MAC]*window, src wire.MAC) *window {
 	return w
 }
 
-// FrameFromTAP hands the node an Ethernet frame read from the TAP device.
-// frame must stay valid until Advance.
+// FrameFromTAP is Step(now, FromTAP{frame}) without the interface value:
+// the per-frame path's allocation-free entry.
 func (n *Node) FrameFromTAP(now time.Time, frame []byte) {
 	n.tick(now)
 	n.stats.FramesFromTAP++

@@ -73,7 +73,8 @@ func newNetWith(t testing.TB, edit func(string, *Config), names ...string) *tnet
 }
 
 func (tn *tnet) add(name string, seed int, edit func(string, *Config)) *Node {
-	cfg := Config{MAC: macOf(name), Port: 41744, Rand: rand.New(rand.NewPCG(uint64(seed), 1))}
+	cfg := DefaultConfig()
+	cfg.MAC, cfg.Port, cfg.Rand = macOf(name), 41744, rand.New(rand.NewPCG(uint64(seed), 1))
 	edit(name, &cfg)
 	n, err := New(cfg)
 	if err != nil {
@@ -84,7 +85,7 @@ func (tn *tnet) add(name string, seed int, edit func(string, *Config)) *Node {
 		tn.names = append(tn.names, name)
 		slices.Sort(tn.names)
 	}
-	n.Tick(tn.now)
+	n.Step(tn.now, Tick{})
 	tn.collect(name)
 	return n
 }
@@ -96,9 +97,9 @@ func (tn *tnet) link(a, b string, seed ...bool) (LinkID, LinkID) {
 	la, lb := tn.nextID-1, tn.nextID
 	tn.ends[la] = end{node: a, peer: lb}
 	tn.ends[lb] = end{node: b, peer: la}
-	tn.nodes[a].LinkUp(tn.now, la, macOf(b), addrOf(b), true, ext)
+	tn.nodes[a].Step(tn.now, LinkUp{la, macOf(b), addrOf(b), true, ext})
 	tn.collect(a)
-	tn.nodes[b].LinkUp(tn.now, lb, macOf(a), addrOf(a), false, ext)
+	tn.nodes[b].Step(tn.now, LinkUp{lb, macOf(a), addrOf(a), false, ext})
 	tn.collect(b)
 	return la, lb
 }
@@ -109,9 +110,9 @@ func (tn *tnet) cut(a, b string) {
 		if e.node == a && tn.ends[e.peer].node == b {
 			delete(tn.ends, id)
 			delete(tn.ends, e.peer)
-			tn.nodes[a].LinkDown(tn.now, id, fmt.Errorf("test cut"))
+			tn.nodes[a].Step(tn.now, LinkDown{id, fmt.Errorf("test cut")})
 			tn.collect(a)
-			tn.nodes[b].LinkDown(tn.now, e.peer, fmt.Errorf("test cut"))
+			tn.nodes[b].Step(tn.now, LinkDown{e.peer, fmt.Errorf("test cut")})
 			tn.collect(b)
 			return
 		}
@@ -163,7 +164,7 @@ func (tn *tnet) collect(name string) {
 			delete(tn.ends, c.Link)
 			delete(tn.ends, e.peer)
 			defer func() {
-				tn.nodes[peerNode].LinkDown(tn.now, peer, fmt.Errorf("closed by peer"))
+				tn.nodes[peerNode].Step(tn.now, LinkDown{peer, fmt.Errorf("closed by peer")})
 				tn.collect(peerNode)
 			}()
 		}
@@ -199,7 +200,7 @@ func (tn *tnet) release() {
 func (tn *tnet) advance(d time.Duration) {
 	tn.now = tn.now.Add(d)
 	for _, name := range tn.names {
-		tn.nodes[name].Tick(tn.now)
+		tn.nodes[name].Step(tn.now, Tick{})
 		tn.collect(name)
 	}
 	tn.run()
@@ -256,4 +257,11 @@ func (tn *tnet) sentOn(name, peer string) [][]byte {
 func frame(dst, src wire.MAC, payload ...byte) []byte {
 	f := append(append(append([]byte{}, dst[:]...), src[:]...), 0x08, 0x00)
 	return append(f, payload...)
+}
+
+// startHealth steps n with StartHealth and returns the request's id.
+func startHealth(n *Node, now time.Time) uint64 {
+	n.Step(now, StartHealth{})
+	ids := n.Ready().HealthStarted
+	return ids[len(ids)-1]
 }

@@ -2,18 +2,17 @@ package node
 
 import (
 	"slices"
-	"time"
 
 	"github.com/invpn/invpn/wire"
 )
 
-// StartHealth floods a health request (0x02) and returns its id. Answers
-// arrive as Ready.Health. Requests go only to extended neighbours: an
-// original node's handler loops or crashes on 0x02 (PROTOCOL.md,
-// "Interoperating").
-func (n *Node) StartHealth(now time.Time) uint64 {
-	n.tick(now)
+// startHealth floods a health request (0x02); its id goes to
+// Ready.HealthStarted, answers arrive as Ready.Health. Requests go only to
+// extended neighbours: an original node's handler loops or crashes on 0x02
+// (PROTOCOL.md, "Interoperating").
+func (n *Node) startHealth() {
 	id := n.newID()
+	n.ready.HealthStarted = append(n.ready.HealthStarted, id)
 	n.healthPending[id] = n.now
 	seen(n.healthSeen, n.cfg.MAC).check(id, n.now, n.cfg.DedupSpan)
 	req := wire.HealthRequest{ID: id, Requester: n.cfg.MAC, Traceroute: []wire.MAC{n.cfg.MAC}}
@@ -23,7 +22,6 @@ func (n *Node) StartHealth(now time.Time) uint64 {
 			n.send(l, msg, true)
 		}
 	}
-	return id
 }
 
 // receiveHealthRequest answers a 0x02 and floods it on with this node
@@ -79,7 +77,7 @@ func (n *Node) answerHealth(req wire.HealthRequest) {
 	for _, l := range n.linkOrder {
 		resp.Links = append(resp.Links, l.peer)
 	}
-	slices.SortFunc(resp.Links, macCmp)
+	slices.SortFunc(resp.Links, wire.MAC.Compare)
 	for _, ri := range n.Routes() {
 		resp.Routes = append(resp.Routes, wire.Route{Target: ri.Target, NextHop: ri.NextHop})
 	}

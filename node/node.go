@@ -70,7 +70,6 @@ type Node struct {
 
 // New returns a Node for cfg. It does nothing until its first input.
 func New(cfg Config) (*Node, error) {
-	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -101,7 +100,7 @@ func New(cfg Config) (*Node, error) {
 // MAC returns the node's MAC.
 func (n *Node) MAC() wire.MAC { return n.cfg.MAC }
 
-// Config returns the node's configuration with defaults filled in.
+// Config returns the node's configuration.
 func (n *Node) Config() Config { return n.cfg }
 
 // Stats returns the node's counters.
@@ -122,7 +121,7 @@ func (n *Node) Advance() {
 	*r = Ready{
 		Sends: r.Sends[:0], Closes: r.Closes[:0], TAP: r.TAP[:0], Dials: r.Dials[:0],
 		CacheStore: r.CacheStore[:0], CacheRemove: r.CacheRemove[:0],
-		Health: r.Health[:0], Events: r.Events[:0],
+		HealthStarted: r.HealthStarted[:0], Health: r.Health[:0], Events: r.Events[:0],
 	}
 	n.arena = n.arena[:0]
 }
@@ -147,9 +146,8 @@ func (n *Node) tick(now time.Time) {
 	n.input = now
 }
 
-// Tick tells the node the time is now and runs what is due: the
-// announcement, the connect policy, route expiry and link timeouts.
-func (n *Node) Tick(now time.Time) {
+// tickInput handles Tick: it runs what is due at now.
+func (n *Node) tickInput(now time.Time) {
 	n.tick(now)
 	now = n.now
 	for _, l := range slices.Clone(n.linkOrder) {
@@ -216,13 +214,10 @@ func (n *Node) sweepInterval() time.Duration {
 	return n.cfg.RouteExpiry / 10
 }
 
-// LinkUp tells the node a link came up: peer is the MAC from the link's
-// certificate, addr the peer's address as seen on the socket, dialed
-// whether this node dialled it, extended whether both ends negotiated the
-// invpn protocol.
-func (n *Node) LinkUp(now time.Time, id LinkID, peer wire.MAC, addr netip.AddrPort, dialed, extended bool) {
-	n.tick(now)
-	l := &link{id: id, peer: peer, addr: unmap(addr), dialed: dialed, extended: extended, up: n.now, lastRecv: n.now}
+// linkUp handles LinkUp.
+func (n *Node) linkUp(in LinkUp) {
+	id, peer, dialed := in.Link, in.Peer, in.Dialed
+	l := &link{id: id, peer: peer, addr: unmap(in.Addr), dialed: dialed, extended: in.Extended, up: n.now, lastRecv: n.now}
 	delete(n.dialing, peer)
 	if peer == n.cfg.MAC {
 		n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrSelfLink})
@@ -263,14 +258,6 @@ func (n *Node) keepDialedBy(l *link) bool {
 	return l.dialed == weSmaller
 }
 
-// LinkDown tells the node a link is gone. Unknown ids are ignored.
-func (n *Node) LinkDown(now time.Time, id LinkID, reason error) {
-	n.tick(now)
-	if l, ok := n.links[id]; ok {
-		n.removeLink(l, reason)
-	}
-}
-
 // closeLink asks the driver to close l and forgets it.
 func (n *Node) closeLink(l *link, reason error) {
 	n.ready.Closes = append(n.ready.Closes, Close{Link: l.id, Reason: reason})
@@ -293,8 +280,8 @@ func (n *Node) removeLink(l *link, reason error) {
 	}
 }
 
-// Receive hands the node a message (type byte and body) that arrived on
-// link id. msg must stay valid until Advance.
+// Receive is Step(now, Receive{id, msg}) without the interface value: the
+// per-frame path's allocation-free entry.
 func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 	n.tick(now)
 	l, ok := n.links[id]
@@ -403,7 +390,7 @@ func (n *Node) newID() uint64 {
 func (n *Node) Links() []LinkInfo {
 	out := make([]LinkInfo, 0, len(n.linkOrder))
 	for _, l := range n.linkOrder {
-		out = append(out, LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended, Up: l.up})
+		out = append(out, LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended, Age: n.now.Sub(l.up)})
 	}
 	return out
 }
@@ -415,7 +402,8 @@ type LinkInfo struct {
 	Addr     netip.AddrPort
 	Dialed   bool
 	Extended bool
-	Up       time.Time
+	// Age is how long the link has been up, on the node's clock.
+	Age time.Duration
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort {
@@ -432,13 +420,4 @@ func cmpID(a, b LinkID) int {
 	return 0
 }
 
-func macLess(a, b wire.MAC) bool { return macCmp(a, b) < 0 }
-
-func macCmp(a, b wire.MAC) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
-	}
-	return 0
-}
+func macLess(a, b wire.MAC) bool { return a.Compare(b) < 0 }

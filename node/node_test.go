@@ -186,9 +186,9 @@ func TestIDsSurviveRestartAndClockSkew(t *testing.T) {
 	la, lb := tn.nextID-1, tn.nextID
 	tn.ends[la] = end{node: "a", peer: lb}
 	tn.ends[lb] = end{node: "b", peer: la}
-	tn.nodes["a"].LinkUp(skewed, la, macOf("b"), addrOf("b"), true, true)
+	tn.nodes["a"].Step(skewed, LinkUp{la, macOf("b"), addrOf("b"), true, true})
 	tn.collect("a")
-	tn.nodes["b"].LinkUp(tn.now, lb, macOf("a"), addrOf("a"), false, true)
+	tn.nodes["b"].Step(tn.now, LinkUp{lb, macOf("a"), addrOf("a"), false, true})
 	tn.collect("b")
 	tn.run()
 	after, ok := tn.nodes["b"].Route(macOf("a"))
@@ -197,8 +197,8 @@ func TestIDsSurviveRestartAndClockSkew(t *testing.T) {
 	}
 	// The clock set back while running: ids still increase.
 	n := tn.nodes["a"]
-	id1 := n.StartHealth(skewed)
-	id2 := n.StartHealth(skewed.Add(-time.Hour))
+	id1 := startHealth(n, skewed)
+	id2 := startHealth(n, skewed.Add(-time.Hour))
 	if id2 <= id1 {
 		t.Fatalf("id after clock set back %d is not above %d", id2, id1)
 	}
@@ -213,7 +213,7 @@ func TestOwnAnnouncementEchoRaisesIDs(t *testing.T) {
 	future := uint64(t0.Add(10 * time.Hour).UnixMilli())
 	echo := (&wire.Info{ID: future, MAC: macOf("a"), Port: 41744, Addr: netip.MustParseAddr("127.0.0.97")}).Append(nil)
 	tn.inject("a", "b", echo)
-	if id := tn.nodes["a"].StartHealth(tn.now); id <= future {
+	if id := startHealth(tn.nodes["a"], tn.now); id <= future {
 		t.Fatalf("id %d after an echo of %d", id, future)
 	}
 }
@@ -281,7 +281,7 @@ func TestHealthTracerouteLine(t *testing.T) {
 	tn.link("b", "c")
 	tn.run()
 	tn.advance(5 * time.Second)
-	id := tn.nodes["a"].StartHealth(tn.now)
+	id := startHealth(tn.nodes["a"], tn.now)
 	tn.collect("a")
 	tn.run()
 	res := tn.health["a"]
@@ -335,7 +335,7 @@ func TestHealthRequestNeverSentToSeedPeer(t *testing.T) {
 	tn.link("a", "o", true)
 	tn.run()
 	tn.reset()
-	tn.nodes["a"].StartHealth(tn.now)
+	startHealth(tn.nodes["a"], tn.now)
 	tn.collect("a")
 	tn.run()
 	for _, m := range tn.sentOn("a", "o") {
@@ -695,7 +695,7 @@ func TestSelfAndDuplicateLinks(t *testing.T) {
 	// per peer, both ends keeping the one dialled by the smaller MAC.
 	tn := newNet(t, "a", "b")
 	n := tn.nodes["a"]
-	n.LinkUp(tn.now, 100, macOf("a"), addrOf("a"), true, true)
+	n.Step(tn.now, LinkUp{100, macOf("a"), addrOf("a"), true, true})
 	tn.collect("a")
 	if len(tn.closes["a"]) != 1 || !errors.Is(tn.closes["a"][0].Reason, ErrSelfLink) {
 		t.Fatalf("closes %v, want the self link", tn.closes["a"])
@@ -730,7 +730,7 @@ func TestConnectPolicy(t *testing.T) {
 	// Every dial fails: those peers are backed off and the other two are
 	// dialled at once, because a has fewer than MinLinks links.
 	for _, d := range dials {
-		n.DialFailed(tn.now, d.MAC, errors.New("refused"))
+		n.Step(tn.now, DialFailed{d.MAC, errors.New("refused")})
 	}
 	tn.collect("a")
 	tn.dials = map[string][]Peer{}
@@ -739,7 +739,7 @@ func TestConnectPolicy(t *testing.T) {
 		t.Fatalf("after failures dials %v, want the 2 peers not yet tried", got)
 	}
 	for _, d := range tn.dials["a"] {
-		n.DialFailed(tn.now, d.MAC, errors.New("refused"))
+		n.Step(tn.now, DialFailed{d.MAC, errors.New("refused")})
 	}
 	tn.collect("a")
 	tn.dials = map[string][]Peer{}
@@ -779,13 +779,13 @@ func TestClockStepsBack(t *testing.T) {
 	tn.run()
 	n := tn.nodes["a"]
 	back := tn.now.Add(-time.Hour)
-	n.Tick(back)
+	n.Step(back, Tick{})
 	tn.collect("a")
 	tn.reset()
 	if d := n.NextDeadline(); d.Sub(back) > 5*time.Second || d.Before(back) {
 		t.Fatalf("next deadline %v is not within one interval of the stepped-back clock %v", d, back)
 	}
-	n.Tick(back.Add(5 * time.Second))
+	n.Step(back.Add(5 * time.Second), Tick{})
 	tn.collect("a")
 	if len(tn.sentOn("a", "b")) == 0 {
 		t.Fatal("no announcement one interval after the clock stepped back")
@@ -831,19 +831,19 @@ func TestRestartWithoutFloorLearnsIDsFromNeighbour(t *testing.T) {
 	tn.cut("x", "a")
 	tn.add("x", 9, func(_ string, c *Config) {}) // no IDFloor
 	back := tn.now.Add(-10 * time.Minute)
-	tn.nodes["x"].Tick(back)
+	tn.nodes["x"].Step(back, Tick{})
 	tn.collect("x")
 	tn.nextID += 2
 	lx, la := tn.nextID-1, tn.nextID
 	tn.ends[lx] = end{node: "x", peer: la}
 	tn.ends[la] = end{node: "a", peer: lx}
-	tn.nodes["x"].LinkUp(back, lx, macOf("a"), addrOf("a"), true, true)
+	tn.nodes["x"].Step(back, LinkUp{lx, macOf("a"), addrOf("a"), true, true})
 	tn.collect("x")
-	tn.nodes["a"].LinkUp(tn.now, la, macOf("x"), addrOf("x"), false, true)
+	tn.nodes["a"].Step(tn.now, LinkUp{la, macOf("x"), addrOf("x"), false, true})
 	tn.collect("a")
 	tn.run()
 	// x's next announcement carries an id above the mesh's.
-	tn.nodes["x"].Tick(back.Add(5 * time.Second))
+	tn.nodes["x"].Step(back.Add(5 * time.Second), Tick{})
 	tn.collect("x")
 	tn.run()
 	if tn.nextHop("b", "x") != "a" || tn.nextHop("a", "x") != "x" {

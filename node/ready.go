@@ -51,7 +51,10 @@ type Ready struct {
 	// IDFloor, when non-zero, must be persisted and given back as
 	// Config.IDFloor at the next start.
 	IDFloor uint64
-	Health  []HealthResult
+	// HealthStarted holds the ids of the health requests started by
+	// StartHealth inputs; their answers arrive as Health.
+	HealthStarted []uint64
+	Health        []HealthResult
 	Events  []Event
 }
 
@@ -59,7 +62,7 @@ type Ready struct {
 func (r *Ready) Empty() bool {
 	return len(r.Sends) == 0 && len(r.Closes) == 0 && len(r.TAP) == 0 && len(r.Dials) == 0 &&
 		len(r.CacheStore) == 0 && len(r.CacheRemove) == 0 && r.IDFloor == 0 &&
-		len(r.Health) == 0 && len(r.Events) == 0
+		len(r.HealthStarted) == 0 && len(r.Health) == 0 && len(r.Events) == 0
 }
 
 // EventKind says what an Event reports.

@@ -36,8 +36,11 @@ type RouteInfo struct {
 	ID        uint64
 	Hops      int // links to the target; -1 when the path is unknown
 	Backups   []LinkID
-	Refreshed time.Time
-	Learned   time.Time
+	// SinceRefresh is how long ago the route's current round arrived, and
+	// SinceLearned how long ago the first route to Target was learned, on
+	// the node's clock.
+	SinceRefresh time.Duration
+	SinceLearned time.Duration
 }
 
 // Route returns the route to mac, if there is one with a live next hop.
@@ -57,13 +60,13 @@ func (n *Node) Routes() []RouteInfo {
 			out = append(out, n.routeInfo(mac, r))
 		}
 	}
-	slices.SortFunc(out, func(a, b RouteInfo) int { return macCmp(a.Target, b.Target) })
+	slices.SortFunc(out, func(a, b RouteInfo) int { return a.Target.Compare(b.Target) })
 	return out
 }
 
 func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
 	ri := RouteInfo{Target: mac, Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backups),
-		Refreshed: r.refreshed, Learned: r.learned}
+		SinceRefresh: n.now.Sub(r.refreshed), SinceLearned: n.now.Sub(r.learned)}
 	if l := n.links[r.via]; l != nil {
 		ri.NextHop = l.peer
 	}
@@ -271,7 +274,7 @@ func (n *Node) failover(down LinkID) {
 			affected = append(affected, mac)
 		}
 	}
-	slices.SortFunc(affected, macCmp) // deterministic event order
+	slices.SortFunc(affected, wire.MAC.Compare) // deterministic event order
 	for _, mac := range affected {
 		r := n.routes[mac]
 		r.via = 0
@@ -304,7 +307,7 @@ func (n *Node) sweep() {
 			expired = append(expired, mac)
 		}
 	}
-	slices.SortFunc(expired, macCmp)
+	slices.SortFunc(expired, wire.MAC.Compare)
 	for _, mac := range expired {
 		r := n.routes[mac]
 		delete(n.routes, mac)
@@ -432,7 +435,7 @@ func (n *Node) sendTable(l *link) {
 			macs = append(macs, mac)
 		}
 	}
-	slices.SortFunc(macs, macCmp)
+	slices.SortFunc(macs, wire.MAC.Compare)
 	for _, mac := range macs {
 		r := n.routes[mac]
 		if !l.extended {

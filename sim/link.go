@@ -180,11 +180,11 @@ func (w *World) link(e *edge, a, b int) {
 	w.record(traceRec{kind: evLinkUp, node: int32(a), peer: int32(b), aux: c.id})
 	// The acceptor sees the dialer's address with an ephemeral port.
 	na, nb := w.nodes[a], w.nodes[b]
-	na.n.LinkUp(w.nodeTime(a), c.end[0].id, nb.mac, nb.addr, true, e.ext)
+	na.n.Step(w.nodeTime(a), node.LinkUp{Link: c.end[0].id, Peer: nb.mac, Addr: nb.addr, Dialed: true, Extended: e.ext})
 	w.drain(a)
 	if c.end[1].up && nb.n != nil {
 		from := netip.AddrPortFrom(na.addr.Addr(), uint16(32768+c.id%28000))
-		nb.n.LinkUp(w.nodeTime(b), c.end[1].id, na.mac, from, false, e.ext)
+		nb.n.Step(w.nodeTime(b), node.LinkUp{Link: c.end[1].id, Peer: na.mac, Addr: from, Dialed: false, Extended: e.ext})
 		w.drain(b)
 	}
 }
@@ -288,7 +288,7 @@ func (w *World) linkDown(c *conn, k int, reason error) {
 	}
 	delete(sn.ends, e.id)
 	w.record(traceRec{kind: evLinkDown, node: int32(e.node), peer: int32(c.end[1-k].node), aux: c.id})
-	sn.n.LinkDown(w.nodeTime(e.node), e.id, reason)
+	sn.n.Step(w.nodeTime(e.node), node.LinkDown{Link: e.id, Reason: reason})
 	w.drain(e.node)
 	if w.cfg.Relink && c.e.static {
 		w.relink(c.e)
@@ -368,7 +368,8 @@ func (w *World) dialDone(ev *event) {
 	if w.nodes[t].n == nil || !w.reachable(i, t) {
 		sn.stats.DialFailures++
 		w.record(traceRec{kind: evDialFail, node: ev.node, peer: int32(t)})
-		sn.n.DialFailed(w.nodeTime(i), w.nodes[t].mac, fmt.Errorf("%w: %v went away during the handshake", ErrRefused, w.nodes[t].addr))
+		sn.n.Step(w.nodeTime(i), node.DialFailed{Peer: w.nodes[t].mac,
+			Err: fmt.Errorf("%w: %v went away during the handshake", ErrRefused, w.nodes[t].addr)})
 		w.drain(i)
 		return
 	}

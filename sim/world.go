@@ -18,7 +18,11 @@ var Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 const Port = 41744
 
 // Timers are the node timers and link counts a world gives its nodes.
-// Zero values take the node package's defaults.
+// A zero value is one the scenario left out: it takes node.DefaultConfig's
+// value, except that the link timeout follows the announce interval (3
+// intervals), as do the trigger gap (a tenth) and the longest redial
+// backoff (the connect interval), so a scenario that speeds up the
+// announcements speeds up what depends on them.
 type Timers struct {
 	Announce    time.Duration
 	Connect     time.Duration
@@ -340,22 +344,42 @@ func (w *World) AddNode(opts NodeOptions) int {
 	return i
 }
 
+// nodeConfig returns the node configuration these timers give, before the
+// node's identity is filled in.
+func (t Timers) nodeConfig() node.Config {
+	cfg := node.DefaultConfig()
+	set := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	set(&cfg.AnnounceInterval, t.Announce)
+	set(&cfg.ConnectInterval, t.Connect)
+	set(&cfg.RouteExpiry, t.RouteExpiry)
+	set(&cfg.DedupSpan, t.DedupSpan)
+	cfg.LinkTimeout = 3 * cfg.AnnounceInterval
+	set(&cfg.LinkTimeout, t.LinkTimeout)
+	cfg.TriggerGap = cfg.AnnounceInterval / 10
+	cfg.DialBackoffMax = cfg.ConnectInterval
+	if t.MaxLinks > 0 {
+		cfg.MaxLinks = t.MaxLinks
+	}
+	if t.MinLinks > 0 {
+		cfg.MinLinks = t.MinLinks
+	}
+	cfg.MinLinks = min(cfg.MinLinks, cfg.MaxLinks)
+	if t.HopLimit > 0 {
+		cfg.HopLimit = uint8(min(t.HopLimit, 255))
+	}
+	return cfg
+}
+
 // start creates node i's engine from its persisted state and ticks it.
 func (w *World) start(i int) {
 	sn := w.nodes[i]
-	t := w.cfg.Timers
-	cfg := node.Config{
-		MAC: sn.mac, Port: Port, NoIncoming: sn.opts.NoIncoming, NoRelay: sn.opts.NoRelay,
-		AnnounceInterval: t.Announce, ConnectInterval: t.Connect, RouteExpiry: t.RouteExpiry,
-		LinkTimeout: t.LinkTimeout, DedupSpan: t.DedupSpan, MinLinks: t.MinLinks, MaxLinks: t.MaxLinks,
-		IDFloor: sn.floor, Rand: w.rng, HopLimit: uint8(min(t.HopLimit, 255)),
-	}
-	if cfg.MinLinks > 0 && cfg.MaxLinks > 0 && cfg.MaxLinks < cfg.MinLinks {
-		cfg.MinLinks = cfg.MaxLinks
-	}
-	if cfg.MaxLinks > 0 && cfg.MinLinks == 0 && cfg.MaxLinks < 2 {
-		cfg.MinLinks = cfg.MaxLinks
-	}
+	cfg := w.cfg.Timers.nodeConfig()
+	cfg.MAC, cfg.Port, cfg.NoIncoming, cfg.NoRelay = sn.mac, Port, sn.opts.NoIncoming, sn.opts.NoRelay
+	cfg.IDFloor, cfg.Rand = sn.floor, w.rng
 	for _, s := range sn.opts.Seeds {
 		cfg.Seeds = append(cfg.Seeds, node.Peer{MAC: w.nodes[s].mac, Addr: w.nodes[s].addr})
 	}
@@ -372,7 +396,7 @@ func (w *World) start(i int) {
 	sn.epoch++
 	sn.tickAt = -1
 	w.record(traceRec{kind: evStart, node: int32(i)})
-	n.Tick(w.nodeTime(i))
+	n.Step(w.nodeTime(i), node.Tick{})
 	w.drain(i)
 }
 
@@ -424,7 +448,7 @@ func (w *World) dispatch(ev *event) {
 		}
 		sn.tickAt = -1
 		w.record(traceRec{kind: evTick, node: ev.node})
-		sn.n.Tick(w.nodeTime(int(ev.node)))
+		sn.n.Step(w.nodeTime(int(ev.node)), node.Tick{})
 		w.drain(int(ev.node))
 	case evDeliver:
 		w.deliver(ev.c, int(ev.from), w.arrive(ev.c, int(ev.from)))
@@ -441,7 +465,7 @@ func (w *World) dispatch(ev *event) {
 		}
 		sn.stats.DialFailures++
 		w.record(traceRec{kind: evDialFail, node: ev.node, peer: int32(ev.aux)})
-		sn.n.DialFailed(w.nodeTime(int(ev.node)), w.nodes[ev.aux].mac, ev.err)
+		sn.n.Step(w.nodeTime(int(ev.node)), node.DialFailed{Peer: w.nodes[ev.aux].mac, Err: ev.err})
 		w.drain(int(ev.node))
 	case evRelink:
 		w.relinkDone(ev)
@@ -614,7 +638,9 @@ func (w *World) StartHealth(i int) {
 	if sn.n == nil {
 		return
 	}
-	id := sn.n.StartHealth(w.nodeTime(i))
-	w.obs.healthStarted(i, id)
+	sn.n.Step(w.nodeTime(i), node.StartHealth{})
+	for _, id := range sn.n.Ready().HealthStarted {
+		w.obs.healthStarted(i, id)
+	}
 	w.drain(i)
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 )
@@ -71,3 +72,8 @@ func (m *MAC) UnmarshalText(b []byte) error {
 	*m = v
 	return nil
 }
+
+// Compare orders MACs byte by byte: -1 if m sorts before o, 0 if they are
+// equal, +1 if after. Flooding order, tie-breaks and every sorted listing
+// use it, so map order never reaches output.
+func (m MAC) Compare(o MAC) int { return bytes.Compare(m[:], o[:]) }

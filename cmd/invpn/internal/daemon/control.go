@@ -72,7 +72,9 @@ func (h controlHandler) Health(ctx context.Context, timeout time.Duration) (*con
 	var id uint64
 	err := d.call(ctx, func() {
 		now := time.Now()
-		id = d.node.StartHealth(now)
+		d.node.Step(now, node.StartHealth{})
+		started := d.node.Ready().HealthStarted
+		id = started[len(started)-1]
 		d.health[id] = &healthWait{start: now}
 		d.process()
 	})
@@ -149,14 +151,14 @@ func (d *Daemon) controlStatus(s *Snapshot) *control.Status {
 	for _, l := range s.Links {
 		peers[l.ID] = l.Peer
 		st.Links = append(st.Links, control.LinkStatus{
-			Peer: l.Peer, Addr: l.Addr.String(), Dialed: l.Dialed, Extended: l.Extended, Up: l.Up,
+			Peer: l.Peer, Addr: l.Addr.String(), Dialed: l.Dialed, Extended: l.Extended, Up: s.Now.Add(-l.Age),
 			FramesIn: l.FramesIn, FramesOut: l.FramesOut, BytesIn: l.BytesIn, BytesOut: l.BytesOut,
 			QueueDrops: l.QueueDrops,
 		})
 	}
 	for _, r := range s.Routes {
 		rs := control.RouteStatus{Target: r.Target, NextHop: r.NextHop, Hops: r.Hops,
-			Refreshed: r.Refreshed, Learned: r.Learned, Backups: []wire.MAC{}}
+			Refreshed: s.Now.Add(-r.SinceRefresh), Learned: s.Now.Add(-r.SinceLearned), Backups: []wire.MAC{}}
 		for _, b := range r.Backups {
 			if mac, ok := peers[b]; ok {
 				rs.Backups = append(rs.Backups, mac)

@@ -239,31 +239,20 @@ func New(opts Options) (*Daemon, error) {
 func NodeConfig(cfg *config.Config, mac wire.MAC, st peercache.State) node.Config {
 	var seed [32]byte
 	crand.Read(seed[:]) // never fails
-	nc := node.Config{
-		MAC:              mac,
-		Port:             cfg.Network.Port,
-		NoIncoming:       cfg.Network.NoIncoming,
-		NoRelay:          cfg.Network.NoRelay,
-		AnnounceInterval: cfg.Timers.Announce,
-		ConnectInterval:  cfg.Timers.Connect,
-		RouteExpiry:      cfg.Timers.RouteExpiry,
-		LinkTimeout:      cfg.Timers.LinkTimeout,
-		MinLinks:         cfg.Network.MinLinks,
-		MaxLinks:         cfg.Network.MaxLinks,
-		Seeds:            seeds(cfg),
-		IDFloor:          st.IDFloor,
-		Rand:             rand.New(rand.NewChaCha8(seed)),
-	}
-	// The node reads MinLinks 0 as "the default, 2"; the file's 0 (no
-	// quick redials) is expressed as 1, and neither may exceed MaxLinks.
-	if nc.MinLinks == 0 {
-		nc.MinLinks = 1
-	}
-	nc.MinLinks = min(nc.MinLinks, nc.MaxLinks)
+	nc := node.DefaultConfig()
+	nc.MAC, nc.Port, nc.Rand = mac, cfg.Network.Port, rand.New(rand.NewChaCha8(seed))
+	nc.NoIncoming, nc.NoRelay = cfg.Network.NoIncoming, cfg.Network.NoRelay
+	nc.AnnounceInterval, nc.ConnectInterval = cfg.Timers.Announce, cfg.Timers.Connect
+	nc.RouteExpiry, nc.LinkTimeout = cfg.Timers.RouteExpiry, cfg.Timers.LinkTimeout
+	// The trigger gap and the longest redial backoff follow the intervals
+	// they are a part of; the file has no keys for them.
+	nc.TriggerGap, nc.DialBackoffMax = nc.AnnounceInterval/10, nc.ConnectInterval
+	nc.MinLinks, nc.MaxLinks = cfg.Network.MinLinks, cfg.Network.MaxLinks
+	nc.Seeds, nc.IDFloor = seeds(cfg), st.IDFloor
 	for mac, addr := range st.Peers {
 		nc.Cache = append(nc.Cache, node.Peer{MAC: mac, Addr: addr})
 	}
-	slices.SortFunc(nc.Cache, func(a, b node.Peer) int { return macCmp(a.MAC, b.MAC) })
+	slices.SortFunc(nc.Cache, func(a, b node.Peer) int { return a.MAC.Compare(b.MAC) })
 	return nc
 }
 
@@ -309,7 +298,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	d.node.Tick(time.Now())
+	d.node.Step(time.Now(), node.Tick{})
 	d.process()
 	for {
 		timer.Reset(d.untilDeadline())
@@ -329,7 +318,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case r := <-d.dialed:
 			delete(d.dialing, r.peer.MAC)
 			if r.err != nil {
-				d.node.DialFailed(time.Now(), r.peer.MAC, r.err)
+				d.node.Step(time.Now(), node.DialFailed{Peer: r.peer.MAC, Err: r.err})
 				d.process()
 				continue
 			}
@@ -340,7 +329,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			f()
 		case <-timer.C:
 			now := time.Now()
-			d.node.Tick(now)
+			d.node.Step(now, node.Tick{})
 			d.process()
 			if d.cache.due(now) {
 				d.saveCache()
@@ -459,7 +448,7 @@ func (d *Daemon) linkUp(l transport.Link) {
 	d.wg.Add(2)
 	go d.readLink(pl)
 	go d.writeLink(pl)
-	d.node.LinkUp(time.Now(), pl.id, pl.peer, pl.addr, l.Dialed(), l.Extended())
+	d.node.Step(time.Now(), node.LinkUp{Link: pl.id, Peer: pl.peer, Addr: pl.addr, Dialed: l.Dialed(), Extended: l.Extended()})
 	d.process()
 }
 
@@ -474,7 +463,7 @@ func (d *Daemon) linkDown(ld linkDown) {
 	if werr := pl.writeErr(); werr != nil {
 		err = werr
 	}
-	d.node.LinkDown(time.Now(), ld.link, err)
+	d.node.Step(time.Now(), node.LinkDown{Link: ld.link, Reason: err})
 	d.process() // logs the event while the link is still known
 	pl.close()
 	delete(d.links, ld.link)
@@ -587,10 +576,10 @@ func (d *Daemon) reload() {
 		}
 	}
 	if r.Config != nil {
-		d.node.SetSeeds(seeds(r.Config))
+		d.node.Step(time.Now(), node.SetSeeds{Seeds: seeds(r.Config)})
 		d.log.Info("reloaded", "file", r.Config.File, "seeds", len(r.Config.Network.Init), "listeners", len(d.listeners))
 	}
-	d.node.Tick(time.Now())
+	d.node.Step(time.Now(), node.Tick{})
 	d.process()
 }
 
@@ -618,11 +607,3 @@ func (d *Daemon) saveCache() {
 	}
 }
 
-func macCmp(a, b wire.MAC) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
-	}
-	return 0
-}

@@ -209,7 +209,7 @@ func startBenchRig(b *testing.B) *benchRig {
 func (p *benchPeer) drive(n *node.Node, target wire.MAC) {
 	defer close(p.stopped)
 	now := time.Now()
-	n.LinkUp(now, 1, p.link.Peer(), p.link.RemoteAddr(), p.link.Dialed(), p.link.Extended())
+	n.Step(now, node.LinkUp{Link: 1, Peer: p.link.Peer(), Addr: p.link.RemoteAddr(), Dialed: p.link.Dialed(), Extended: p.link.Extended()})
 	p.flush(n)
 	routed := false
 	var last time.Time
@@ -230,7 +230,7 @@ func (p *benchPeer) drive(n *node.Node, target wire.MAC) {
 		now := time.Now()
 		n.Receive(now, 1, msg)
 		if now.Sub(last) > 50*time.Millisecond {
-			n.Tick(now)
+			n.Step(now, node.Tick{})
 			last = now
 		}
 		p.flush(n)
