@@ -47,6 +47,7 @@ type Node struct {
 	askSeen    map[wire.MAC]*window // 0x86, keyed by requester
 
 	lastID      uint64 // every id issued is greater
+	announced   uint64 // the id of this node's latest announcement
 	floorStored uint64 // the id floor the driver has been told to persist
 
 	cache   map[wire.MAC]netip.AddrPort
@@ -377,7 +378,7 @@ func (n *Node) sinceMark(start int) []byte {
 // run or (through the persisted floor) an earlier one, and at least the
 // clock in milliseconds, as the original's ids.
 func (n *Node) newID() uint64 {
-	id := max(uint64(n.input.UnixMilli()), n.lastID+1)
+	id := max(n.clockMillis(), n.lastID+1)
 	n.lastID = id
 	if id+n.cfg.IDReserve/2 > n.floorStored {
 		n.floorStored = id + n.cfg.IDReserve
@@ -385,6 +386,10 @@ func (n *Node) newID() uint64 {
 	}
 	return id
 }
+
+// clockMillis is the driver's clock in milliseconds since 1970; a clock
+// set before 1970 reads 0 (a negative value would wrap the id counter).
+func (n *Node) clockMillis() uint64 { return uint64(max(0, n.input.UnixMilli())) }
 
 // Links returns the peers of the live links, in link order.
 func (n *Node) Links() []LinkInfo {

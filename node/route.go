@@ -88,6 +88,7 @@ func (n *Node) announce() {
 	}
 
 	id := n.newID()
+	n.announced = id
 	var seedMsg, extMsg []byte
 	if n.cfg.NoIncoming || n.cfg.NoRelay {
 		info := wire.Info{ID: id, MAC: n.cfg.MAC}
@@ -159,8 +160,14 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 		// ids are newer than anything the mesh has seen from us. An id
 		// absurdly far ahead of the clock is not taken (it could wrap the
 		// counter).
-		if info.ID <= uint64(n.input.UnixMilli())+100*n.cfg.IDReserve {
+		if info.ID <= n.clockMillis()+100*n.cfg.IDReserve {
 			n.lastID = max(n.lastID, info.ID)
+			if info.ID > n.announced {
+				// The mesh holds a newer round of ours than we sent in
+				// this run (a restart that lost its id floor): until we
+				// announce above it, every node drops our rounds as old.
+				n.triggerAnnounce()
+			}
 		}
 		return
 	}
