@@ -785,7 +785,7 @@ func TestClockStepsBack(t *testing.T) {
 	if d := n.NextDeadline(); d.Sub(back) > 5*time.Second || d.Before(back) {
 		t.Fatalf("next deadline %v is not within one interval of the stepped-back clock %v", d, back)
 	}
-	n.Step(back.Add(5 * time.Second), Tick{})
+	n.Step(back.Add(5*time.Second), Tick{})
 	tn.collect("a")
 	if len(tn.sentOn("a", "b")) == 0 {
 		t.Fatal("no announcement one interval after the clock stepped back")
@@ -843,7 +843,7 @@ func TestRestartWithoutFloorLearnsIDsFromNeighbour(t *testing.T) {
 	tn.collect("a")
 	tn.run()
 	// x's next announcement carries an id above the mesh's.
-	tn.nodes["x"].Step(back.Add(5 * time.Second), Tick{})
+	tn.nodes["x"].Step(back.Add(5*time.Second), Tick{})
 	tn.collect("x")
 	tn.run()
 	if tn.nextHop("b", "x") != "a" || tn.nextHop("a", "x") != "x" {

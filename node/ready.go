@@ -55,7 +55,7 @@ type Ready struct {
 	// StartHealth inputs; their answers arrive as Health.
 	HealthStarted []uint64
 	Health        []HealthResult
-	Events  []Event
+	Events        []Event
 }
 
 // Empty reports whether r holds nothing to do.

@@ -30,12 +30,12 @@ type route struct {
 
 // RouteInfo describes a route for status displays and tests.
 type RouteInfo struct {
-	Target    wire.MAC
-	Via       LinkID
-	NextHop   wire.MAC
-	ID        uint64
-	Hops      int // links to the target; -1 when the path is unknown
-	Backups   []LinkID
+	Target  wire.MAC
+	Via     LinkID
+	NextHop wire.MAC
+	ID      uint64
+	Hops    int // links to the target; -1 when the path is unknown
+	Backups []LinkID
 	// SinceRefresh is how long ago the route's current round arrived, and
 	// SinceLearned how long ago the first route to Target was learned, on
 	// the node's clock.

@@ -70,7 +70,7 @@ type script struct {
 	now    time.Time
 	nodes  map[string]*Node
 	names  []string
-	ends   map[LinkID]end // live links; reuses the harness's end type
+	ends   map[LinkID]end    // live links; reuses the harness's end type
 	peers  map[LinkID]string // every link ever made: the peer's name
 	nextID LinkID
 	queue  []inflight
