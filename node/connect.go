@@ -9,6 +9,27 @@ import (
 	"github.com/invpn/invpn/wire"
 )
 
+// dialer is the state of the connect policy: the peer cache, the dials
+// in progress and the backoff of peers whose dials failed.
+type dialer struct {
+	cache   map[wire.MAC]netip.AddrPort
+	dialing map[wire.MAC]time.Time // pending dials and when they were asked for
+	backoff map[wire.MAC]backoff
+	dialAt  time.Time // below MinLinks: when a peer can next be dialled; zero if none
+}
+
+// newDialer starts from the persisted peer cache, leaving out the node's
+// own MAC and entries without an address.
+func newDialer(self wire.MAC, cache []Peer) dialer {
+	d := dialer{cache: map[wire.MAC]netip.AddrPort{}, dialing: map[wire.MAC]time.Time{}, backoff: map[wire.MAC]backoff{}}
+	for _, p := range cache {
+		if p.MAC != self && p.Addr.IsValid() {
+			d.cache[p.MAC] = p.Addr
+		}
+	}
+	return d
+}
+
 // backoff is the redial state of one peer.
 type backoff struct {
 	fails int
@@ -17,8 +38,8 @@ type backoff struct {
 
 // dialFailed handles DialFailed.
 func (n *Node) dialFailed(mac wire.MAC, err error) {
-	delete(n.dialing, mac)
-	b := n.backoff[mac]
+	delete(n.dialer.dialing, mac)
+	b := n.dialer.backoff[mac]
 	b.fails++
 	d := n.cfg.DialBackoffMin << min(b.fails-1, 20)
 	if d > n.cfg.DialBackoffMax || d <= 0 {
@@ -27,20 +48,20 @@ func (n *Node) dialFailed(mac wire.MAC, err error) {
 	// Jitter: a uniform factor in [0.5, 1.5) so peers that lost the same
 	// neighbour do not redial in step.
 	d = d/2 + time.Duration(n.cfg.Rand.Uint64()%uint64(d))
-	b.until = n.now.Add(d)
-	n.backoff[mac] = b
+	b.until = n.clock.now.Add(d)
+	n.dialer.backoff[mac] = b
 	n.scheduleDial()
 	n.event(Event{Kind: EventDialFailed, MAC: mac, Err: fmt.Errorf("dial %s: %w (retry in %v)", mac, err, d)})
 }
 
-// connect runs the connect policy (docs/protocol.md "Connect policy"):
+// connect runs the connect policy (docs/protocol.md#connect-policy):
 // dial the seeds that are not linked, then cached peers in random order
 // until the node has or is dialling MaxLinks links.
 func (n *Node) connect() {
 	// A dial the driver never answered is forgotten after one interval.
-	for mac, at := range n.dialing {
-		if n.now.Sub(at) >= n.cfg.ConnectInterval {
-			delete(n.dialing, mac)
+	for mac, at := range n.dialer.dialing {
+		if n.clock.now.Sub(at) >= n.cfg.ConnectInterval {
+			delete(n.dialer.dialing, mac)
 		}
 	}
 	for _, s := range n.cfg.Seeds {
@@ -49,7 +70,7 @@ func (n *Node) connect() {
 		}
 	}
 	var cands []Peer
-	for mac, addr := range n.cache {
+	for mac, addr := range n.dialer.cache {
 		if n.canDial(mac) {
 			cands = append(cands, Peer{MAC: mac, Addr: addr})
 		}
@@ -60,7 +81,7 @@ func (n *Node) connect() {
 		cands[i], cands[j] = cands[j], cands[i]
 	}
 	for _, p := range cands {
-		if len(n.links)+len(n.dialing) >= n.cfg.MaxLinks {
+		if n.links.len()+len(n.dialer.dialing) >= n.cfg.MaxLinks {
 			break
 		}
 		n.dial(p)
@@ -70,16 +91,16 @@ func (n *Node) connect() {
 // quickDial reports whether the node dials as soon as a peer leaves its
 // backoff: it has fewer than MinLinks links and room for another dial.
 func (n *Node) quickDial() bool {
-	return len(n.links) < n.cfg.MinLinks && len(n.links)+len(n.dialing) < n.cfg.MaxLinks
+	return n.links.len() < n.cfg.MinLinks && n.links.len()+len(n.dialer.dialing) < n.cfg.MaxLinks
 }
 
 // scheduleDial recomputes when a quick dial is next possible. It scans the
 // peer cache, so it runs when links, dials or backoffs change, not on
 // every deadline query.
 func (n *Node) scheduleDial() {
-	n.dialAt = time.Time{}
+	n.dialer.dialAt = time.Time{}
 	if n.quickDial() {
-		n.dialAt = n.nextDialable()
+		n.dialer.dialAt = n.nextDialable()
 	}
 }
 
@@ -87,20 +108,20 @@ func (n *Node) canDial(mac wire.MAC) bool {
 	if mac == n.cfg.MAC {
 		return false
 	}
-	if _, ok := n.byPeer[mac]; ok {
+	if _, ok := n.links.byPeer[mac]; ok {
 		return false
 	}
-	if _, ok := n.dialing[mac]; ok {
+	if _, ok := n.dialer.dialing[mac]; ok {
 		return false
 	}
-	return !n.now.Before(n.backoff[mac].until)
+	return !n.clock.now.Before(n.dialer.backoff[mac].until)
 }
 
 func (n *Node) dial(p Peer) {
 	if !p.Addr.IsValid() {
 		return
 	}
-	n.dialing[p.MAC] = n.now
+	n.dialer.dialing[p.MAC] = n.clock.now
 	n.ready.Dials = append(n.ready.Dials, p)
 }
 
@@ -112,15 +133,15 @@ func (n *Node) nextDialable() time.Time {
 		if mac == n.cfg.MAC || !addr.IsValid() {
 			return
 		}
-		if _, ok := n.byPeer[mac]; ok {
+		if _, ok := n.links.byPeer[mac]; ok {
 			return
 		}
-		if _, ok := n.dialing[mac]; ok {
+		if _, ok := n.dialer.dialing[mac]; ok {
 			return
 		}
-		u := n.backoff[mac].until
+		u := n.dialer.backoff[mac].until
 		if u.IsZero() {
-			u = n.now
+			u = n.clock.now
 		}
 		if t.IsZero() || u.Before(t) {
 			t = u
@@ -129,7 +150,7 @@ func (n *Node) nextDialable() time.Time {
 	for _, s := range n.cfg.Seeds {
 		consider(s.MAC, s.Addr)
 	}
-	for mac, addr := range n.cache {
+	for mac, addr := range n.dialer.cache {
 		consider(mac, addr)
 	}
 	return t
@@ -143,8 +164,8 @@ func (n *Node) setSeeds(seeds []Peer) {
 
 // Cache returns the peer cache, sorted by MAC.
 func (n *Node) Cache() []Peer {
-	out := make([]Peer, 0, len(n.cache))
-	for mac, addr := range n.cache {
+	out := make([]Peer, 0, len(n.dialer.cache))
+	for mac, addr := range n.dialer.cache {
 		out = append(out, Peer{MAC: mac, Addr: addr})
 	}
 	slices.SortFunc(out, func(a, b Peer) int { return a.MAC.Compare(b.MAC) })

@@ -9,15 +9,15 @@ import (
 // startHealth floods a health request (0x02); its id goes to
 // Ready.HealthStarted, answers arrive as Ready.Health. Requests go only to
 // extended neighbours: an original node's handler loops or crashes on 0x02
-// (PROTOCOL.md, "Interoperating").
+// (docs/protocol.md#interoperating-with-an-original-node).
 func (n *Node) startHealth() {
 	id := n.newID()
 	n.ready.HealthStarted = append(n.ready.HealthStarted, id)
-	n.healthPending[id] = n.now
-	seen(n.healthSeen, n.cfg.MAC).check(id, n.now, n.cfg.DedupSpan)
+	n.healthPending[id] = n.clock.now
+	n.dedup.health.first(n.cfg.MAC, id, n.clock.now, n.cfg.DedupSpan)
 	req := wire.HealthRequest{ID: id, Requester: n.cfg.MAC, Traceroute: []wire.MAC{n.cfg.MAC}}
 	msg := n.encode(&req)
-	for _, l := range n.linkOrder {
+	for _, l := range n.links.order {
 		if l.extended {
 			n.send(l, msg, true)
 		}
@@ -40,7 +40,7 @@ func (n *Node) receiveHealthRequest(l *link, msg []byte) {
 		n.drop(DropUnknownSource, req.Requester) // no window per made-up MAC
 		return
 	}
-	if !seen(n.healthSeen, req.Requester).check(req.ID, n.now, n.cfg.DedupSpan) {
+	if !n.dedup.health.first(req.Requester, req.ID, n.clock.now, n.cfg.DedupSpan) {
 		n.stats.Duplicates++
 		return
 	}
@@ -54,7 +54,7 @@ func (n *Node) receiveHealthRequest(l *link, msg []byte) {
 		return
 	}
 	var out []byte
-	for _, o := range n.linkOrder {
+	for _, o := range n.links.order {
 		if o == l || !o.extended {
 			continue
 		}
@@ -74,7 +74,7 @@ func (n *Node) answerHealth(req wire.HealthRequest) {
 		Dest: req.Requester, Origin: n.cfg.MAC, ID: req.ID,
 		Traceroute: req.Traceroute, Reverse: []wire.MAC{n.cfg.MAC},
 	}
-	for _, l := range n.linkOrder {
+	for _, l := range n.links.order {
 		resp.Links = append(resp.Links, l.peer)
 	}
 	slices.SortFunc(resp.Links, wire.MAC.Compare)
@@ -108,7 +108,7 @@ func (n *Node) receiveHealthResponse(l *link, msg []byte) {
 	}
 	if resp.Dest == n.cfg.MAC {
 		if _, ok := n.healthPending[resp.ID]; ok {
-			n.ready.Health = append(n.ready.Health, HealthResult{Response: resp, At: n.input})
+			n.ready.Health = append(n.ready.Health, HealthResult{Response: resp, At: n.clock.input})
 		}
 		return
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -70,14 +71,21 @@ type SetSeeds struct {
 	Seeds []Peer
 }
 
-func (Tick) isInput()        {}
-func (LinkUp) isInput()      {}
-func (LinkDown) isInput()    {}
-func (Receive) isInput()     {}
-func (FromTAP) isInput()     {}
-func (DialFailed) isInput()  {}
+func (Tick) isInput() {}
+
+func (LinkUp) isInput() {}
+
+func (LinkDown) isInput() {}
+
+func (Receive) isInput() {}
+
+func (FromTAP) isInput() {}
+
+func (DialFailed) isInput() {}
+
 func (StartHealth) isInput() {}
-func (SetSeeds) isInput()    {}
+
+func (SetSeeds) isInput() {}
 
 func (Tick) String() string { return "tick" }
 
@@ -125,7 +133,7 @@ func (n *Node) Step(now time.Time, in Input) {
 		n.linkUp(in)
 	case LinkDown:
 		n.tick(now)
-		if l, ok := n.links[in.Link]; ok {
+		if l, ok := n.links.byID[in.Link]; ok {
 			n.removeLink(l, in.Reason)
 		}
 	case DialFailed:
@@ -139,5 +147,45 @@ func (n *Node) Step(now time.Time, in Input) {
 		n.setSeeds(in.Seeds)
 	default:
 		panic(fmt.Sprintf("node: unknown input %T", in))
+	}
+}
+
+// Receive is Step(now, Receive{id, msg}) without the interface value: the
+// per-frame path's allocation-free entry.
+func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
+	n.tick(now)
+	l, ok := n.links.byID[id]
+	if !ok {
+		return
+	}
+	l.lastRecv = n.clock.now
+	t, err := wire.TypeOf(msg)
+	if err != nil {
+		if errors.Is(err, wire.ErrUnknownType) {
+			n.drop(DropUnknownType, l.peer)
+			return
+		}
+		n.malformed(l, err)
+		return
+	}
+	if !l.extended && t >= wire.TypeGroupFrame {
+		// Extensions exist only on links that negotiated them: from a
+		// seed-protocol peer they are unknown types.
+		n.drop(DropUnknownType, l.peer)
+		return
+	}
+	switch t {
+	case wire.TypeTargetedFrame, wire.TypeLimitedFrame:
+		n.receiveTargeted(l, t, msg)
+	case wire.TypeBroadcastFrame, wire.TypeGroupFrame:
+		n.receiveFlooded(l, t, msg)
+	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath:
+		n.receiveAnnouncement(l, t, msg)
+	case wire.TypeHealthRequest:
+		n.receiveHealthRequest(l, msg)
+	case wire.TypeHealthResponse:
+		n.receiveHealthResponse(l, msg)
+	case wire.TypeAnnounceRequest:
+		n.receiveAnnounceRequest(l, msg)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/invpn/invpn/wire"
 )
 
-// Tests cite docs/protocol.md and PROTOCOL.md ("Behaviour", "Defects").
+// Tests cite docs/protocol.md (#behaviour, #defects-of-the-original).
 
 func TestTwoNodesLearnEachOther(t *testing.T) {
 	// Behaviour: announce right after a link comes up; learn a route from
@@ -329,7 +329,7 @@ func equalResponse(a, b wire.HealthResponse) bool {
 }
 
 func TestHealthRequestNeverSentToSeedPeer(t *testing.T) {
-	// PROTOCOL.md "Interoperating": never send 0x02 to an original node.
+	// docs/protocol.md#interoperating-with-an-original-node: never send 0x02 to an original node.
 	tn := newNet(t, "a", "b", "o")
 	tn.link("a", "b")
 	tn.link("a", "o", true)

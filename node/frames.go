@@ -6,88 +6,6 @@ import (
 	"github.com/invpn/invpn/wire"
 )
 
-// windowSize bounds the ids remembered per source.
-const windowSize = 64
-
-// window remembers the ids seen from one source over a span of time, so
-// that broadcasts arriving out of order over paths of different latency
-// are each delivered once (defect 2: the original kept only the highest id
-// and dropped a broadcast that arrived after a newer one). An id at or
-// below floor is treated as seen: floor rises to each id that leaves the
-// window, by age or because the window is full, so nothing is delivered
-// twice; a broadcast delayed past the span may be lost. The ring starts
-// small and grows to windowSize only for sources that send that much:
-// every node keeps a window per source, so their size is the mesh's
-// memory squared.
-type window struct {
-	floor uint64
-	ids   []uint64 // a ring, oldest at head
-	at    []int64  // when each id was seen, UnixNano on the node's clock
-	head  int
-	n     int
-}
-
-// check reports whether id is new, and records it if so.
-func (w *window) check(id uint64, now time.Time, span time.Duration) bool {
-	w.expire(now, span)
-	if id <= w.floor {
-		return false
-	}
-	for i := range w.n {
-		if w.ids[(w.head+i)%len(w.ids)] == id {
-			return false
-		}
-	}
-	if w.n == len(w.ids) {
-		if len(w.ids) < windowSize {
-			w.grow()
-		} else {
-			w.pop()
-		}
-	}
-	j := (w.head + w.n) % len(w.ids)
-	w.ids[j], w.at[j] = id, now.UnixNano()
-	w.n++
-	return true
-}
-
-// grow doubles the ring (from 4), keeping the order of its entries.
-func (w *window) grow() {
-	size := min(max(4, 2*len(w.ids)), windowSize)
-	ids, at := make([]uint64, size), make([]int64, size)
-	for i := range w.n {
-		k := (w.head + i) % len(w.ids)
-		ids[i], at[i] = w.ids[k], w.at[k]
-	}
-	w.ids, w.at, w.head = ids, at, 0
-}
-
-// expire forgets ids seen longer than span ago.
-func (w *window) expire(now time.Time, span time.Duration) {
-	limit := now.Add(-span).UnixNano()
-	for w.n > 0 && w.at[w.head] <= limit {
-		w.pop()
-	}
-}
-
-func (w *window) pop() {
-	w.floor = max(w.floor, w.ids[w.head])
-	w.head = (w.head + 1) % len(w.ids)
-	w.n--
-}
-
-func (w *window) empty() bool { return w.n == 0 }
-
-// seen returns the window for src in m, creating it.
-func seen(m map[wire.MAC]*window, src wire.MAC) *window {
-	w := m[src]
-	if w == nil {
-		w = &window{}
-		m[src] = w
-	}
-	return w
-}
-
 // FrameFromTAP is Step(now, FromTAP{frame}) without the interface value:
 // the per-frame path's allocation-free entry.
 func (n *Node) FrameFromTAP(now time.Time, frame []byte) {
@@ -116,7 +34,7 @@ func (n *Node) FrameFromTAP(now time.Time, frame []byte) {
 		// Broadcasts and multicasts (IPv6 neighbour discovery, mDNS) are
 		// flooded; defect 5 dropped multicasts.
 		id := n.newID()
-		seen(n.frameSeen, src).check(id, n.now, n.cfg.DedupSpan)
+		n.dedup.frames.first(src, id, n.clock.now, n.cfg.DedupSpan)
 		n.floodFrame(nil, id, frame, nil)
 		return
 	}
@@ -227,7 +145,7 @@ func (n *Node) receiveFlooded(l *link, t wire.Type, msg []byte) {
 		n.drop(DropUnknownSource, src)
 		return
 	}
-	if !seen(n.frameSeen, src).check(id, n.now, n.cfg.DedupSpan) {
+	if !n.dedup.frames.first(src, id, n.clock.now, n.cfg.DedupSpan) {
 		n.stats.Duplicates++
 		return
 	}
@@ -256,7 +174,7 @@ func (n *Node) floodFrame(from *link, id uint64, frame []byte, msg []byte) {
 			groupMsg = msg
 		}
 	}
-	for _, o := range n.linkOrder {
+	for _, o := range n.links.order {
 		if o == from {
 			continue // defect 1: never back where it came from
 		}

@@ -9,86 +9,19 @@ import (
 	"github.com/invpn/invpn/wire"
 )
 
-// route is how this node reaches one MAC: through the neighbour from which
-// that MAC's newest announcement arrived first (first-path routing).
-type route struct {
-	id  uint64 // the announcement round: its id
-	via LinkID // 0 when withdrawn
-	// path is the announcement's path as received over via (relayers,
-	// nearest the target first; the last is the neighbour), pathKnown
-	// false when it crossed a seed-protocol node.
-	path      []wire.MAC
-	pathKnown bool
-	// backups are other neighbours that delivered the same round, in
-	// arrival order, whose path does not contain this node: moving to
-	// one of them cannot loop back through us.
-	backups   []LinkID
-	info      wire.Info // the announcement, as an info (address filled in)
-	refreshed time.Time
-	learned   time.Time
-}
-
-// RouteInfo describes a route for status displays and tests.
-type RouteInfo struct {
-	Target  wire.MAC
-	Via     LinkID
-	NextHop wire.MAC
-	ID      uint64
-	Hops    int // links to the target; -1 when the path is unknown
-	Backups []LinkID
-	// SinceRefresh is how long ago the route's current round arrived, and
-	// SinceLearned how long ago the first route to Target was learned, on
-	// the node's clock.
-	SinceRefresh time.Duration
-	SinceLearned time.Duration
-}
-
-// Route returns the route to mac, if there is one with a live next hop.
-func (n *Node) Route(mac wire.MAC) (RouteInfo, bool) {
-	r, ok := n.routes[mac]
-	if !ok || r.via == 0 {
-		return RouteInfo{}, false
-	}
-	return n.routeInfo(mac, r), true
-}
-
-// Routes returns every live route, sorted by target MAC.
-func (n *Node) Routes() []RouteInfo {
-	out := make([]RouteInfo, 0, len(n.routes))
-	for mac, r := range n.routes {
-		if r.via != 0 {
-			out = append(out, n.routeInfo(mac, r))
-		}
-	}
-	slices.SortFunc(out, func(a, b RouteInfo) int { return a.Target.Compare(b.Target) })
-	return out
-}
-
-func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
-	ri := RouteInfo{Target: mac, Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backups),
-		SinceRefresh: n.now.Sub(r.refreshed), SinceLearned: n.now.Sub(r.learned)}
-	if l := n.links[r.via]; l != nil {
-		ri.NextHop = l.peer
-	}
-	if r.pathKnown {
-		ri.Hops = len(r.path) + 1
-	}
-	return ri
-}
-
 // announce floods this node's own announcement to every neighbour.
-// PROTOCOL.md "Behaviour": a node that takes incoming links sends 0x00 and
+// docs/protocol.md#behaviour: a node that takes incoming links sends 0x00 and
 // the neighbour fills in the address it sees; a no_incoming or no_relay
 // node sends an info without address itself. Extended neighbours get the
 // 0x85 form of that info, with an empty path.
 func (n *Node) announce() {
-	n.announceDue = time.Time{}
-	if len(n.linkOrder) == 0 {
+	n.timers.announceDue = time.Time{}
+	if len(n.links.order) == 0 {
 		return
 	}
 
 	id := n.newID()
-	n.announced = id
+	n.clock.announced = id
 	var seedMsg, extMsg []byte
 	if n.cfg.NoIncoming || n.cfg.NoRelay {
 		info := wire.Info{ID: id, MAC: n.cfg.MAC}
@@ -98,7 +31,7 @@ func (n *Node) announce() {
 		seedMsg = n.encode(&wire.InitialInfo{ID: id, MAC: n.cfg.MAC, Port: n.cfg.Port})
 		extMsg = seedMsg
 	}
-	for _, l := range n.linkOrder {
+	for _, l := range n.links.order {
 		if l.extended {
 			n.send(l, extMsg, true)
 		} else {
@@ -157,17 +90,12 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 	if info.MAC == n.cfg.MAC {
 		// Our own announcement, echoed by an original node or handed back
 		// by a neighbour's route copy after a restart: make sure our next
-		// ids are newer than anything the mesh has seen from us. An id
-		// absurdly far ahead of the clock is not taken (it could wrap the
-		// counter).
-		if info.ID <= n.clockMillis()+100*n.cfg.IDReserve {
-			n.lastID = max(n.lastID, info.ID)
-			if info.ID > n.announced {
-				// The mesh holds a newer round of ours than we sent in
-				// this run (a restart that lost its id floor): until we
-				// announce above it, every node drops our rounds as old.
-				n.triggerAnnounce()
-			}
+		// ids are newer than anything the mesh has seen from us. If the
+		// mesh holds a newer round of ours than we sent in this run (a
+		// restart that lost its id floor), every node drops our rounds as
+		// old until we announce above it: do so now.
+		if n.clock.observe(info.ID) {
+			n.triggerAnnounce()
 		}
 		return
 	}
@@ -199,7 +127,7 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 // announcement on.
 func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route) {
 	if r == nil {
-		r = &route{learned: n.now}
+		r = &route{learned: n.clock.now}
 		n.routes[info.MAC] = r
 		n.event(Event{Kind: EventRouteLearned, MAC: info.MAC, Link: l.id})
 	} else if r.via != l.id {
@@ -210,7 +138,7 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	if fresh := r.info.MAC.IsZero(); fresh || r.info.Addr != info.Addr || r.info.Port != info.Port {
 		n.updateCache(info)
 	}
-	r.id, r.via, r.refreshed, r.info = info.ID, l.id, n.now, info
+	r.id, r.via, r.refreshed, r.info = info.ID, l.id, n.clock.now, info
 	r.pathKnown = pathKnown
 	r.path = append(r.path[:0], path...)
 	r.backups = r.backups[:0]
@@ -221,7 +149,7 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	// Flood on, never back to the link it came from (defect 1).
 	out := wire.InfoPath{PathKnown: pathKnown && len(path) < wire.MaxPath, Info: info}
 	var seedMsg, extMsg []byte
-	for _, o := range n.linkOrder {
+	for _, o := range n.links.order {
 		if o == l {
 			continue
 		}
@@ -243,116 +171,29 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 }
 
 // updateCache records the announced address in the peer cache; an
-// announcement without address removes the entry (PROTOCOL.md "Learning a
-// route"). Only changes are output.
+// announcement without address removes the entry
+// (docs/protocol.md#first-path-routing). Only changes are output.
 func (n *Node) updateCache(info wire.Info) {
 	if !info.Addr.IsValid() {
-		if _, ok := n.cache[info.MAC]; ok {
-			delete(n.cache, info.MAC)
+		if _, ok := n.dialer.cache[info.MAC]; ok {
+			delete(n.dialer.cache, info.MAC)
 			n.ready.CacheRemove = append(n.ready.CacheRemove, info.MAC)
 		}
 		return
 	}
 	ap := netip.AddrPortFrom(info.Addr, info.Port)
-	if old, ok := n.cache[info.MAC]; ok && old == ap {
+	if old, ok := n.dialer.cache[info.MAC]; ok && old == ap {
 		return
 	}
-	_, known := n.cache[info.MAC]
-	n.cache[info.MAC] = ap
+	_, known := n.dialer.cache[info.MAC]
+	n.dialer.cache[info.MAC] = ap
 	n.ready.CacheStore = append(n.ready.CacheStore, Peer{MAC: info.MAC, Addr: ap})
-	if !known && n.quickDial() && (n.dialAt.IsZero() || n.now.Before(n.dialAt)) {
+	if !known && n.quickDial() && (n.dialer.dialAt.IsZero() || n.clock.now.Before(n.dialer.dialAt)) {
 		// A new peer to dial: do not wait for a backoff of others.
-		if _, linked := n.byPeer[info.MAC]; !linked {
-			n.dialAt = n.now
+		if _, linked := n.links.byPeer[info.MAC]; !linked {
+			n.dialer.dialAt = n.clock.now
 		}
 	}
-}
-
-// failover moves every route through the link that went down to its first
-// live backup, at once, or withdraws it (defect 8: no blackhole until the
-// next announcement, no stale route until expiry).
-func (n *Node) failover(down LinkID) {
-	var affected []wire.MAC
-	for mac, r := range n.routes {
-		if i := slices.Index(r.backups, down); i >= 0 {
-			r.backups = slices.Delete(r.backups, i, i+1)
-		}
-		if r.via == down {
-			affected = append(affected, mac)
-		}
-	}
-	slices.SortFunc(affected, wire.MAC.Compare) // deterministic event order
-	for _, mac := range affected {
-		r := n.routes[mac]
-		r.via = 0
-		for len(r.backups) > 0 && r.via == 0 {
-			if _, ok := n.links[r.backups[0]]; ok {
-				r.via = r.backups[0]
-			}
-			r.backups = r.backups[1:]
-		}
-		if r.via != 0 {
-			// The path over the backup is not stored; it is known to
-			// avoid us, which is all later backup checks need.
-			r.path = r.path[:0]
-			r.pathKnown = false
-			n.stats.Failovers++
-			n.event(Event{Kind: EventRouteFailover, MAC: mac, Link: r.via, From: down})
-			continue
-		}
-		n.stats.Withdrawals++
-		n.event(Event{Kind: EventRouteWithdrawn, MAC: mac, From: down})
-	}
-}
-
-// sweep purges routes not refreshed within RouteExpiry, and the
-// de-duplication state of sources that are no longer routed.
-func (n *Node) sweep() {
-	var expired []wire.MAC
-	for mac, r := range n.routes {
-		if n.now.Sub(r.refreshed) >= n.cfg.RouteExpiry {
-			expired = append(expired, mac)
-		}
-	}
-	slices.SortFunc(expired, wire.MAC.Compare)
-	for _, mac := range expired {
-		r := n.routes[mac]
-		delete(n.routes, mac)
-		n.event(Event{Kind: EventRouteExpired, MAC: mac, From: r.via})
-	}
-	for _, seen := range []map[wire.MAC]*window{n.frameSeen, n.healthSeen, n.askSeen} {
-		for mac, w := range seen {
-			// An empty window holds only its floor, and every id below it
-			// was seen more than DedupSpan ago: no copy is still on its
-			// way, so the window can go.
-			w.expire(n.now, n.cfg.DedupSpan)
-			if w.empty() {
-				delete(seen, mac)
-			}
-		}
-	}
-	for id, at := range n.healthPending {
-		if n.now.Sub(at) >= n.cfg.DedupSpan {
-			delete(n.healthPending, id)
-		}
-	}
-}
-
-// known reports whether mac was linked or announced and not expired.
-func (n *Node) known(mac wire.MAC) bool {
-	if _, ok := n.byPeer[mac]; ok {
-		return true
-	}
-	_, ok := n.routes[mac]
-	return ok
-}
-
-// nextHop returns the live link toward mac.
-func (n *Node) nextHop(mac wire.MAC) *link {
-	if r, ok := n.routes[mac]; ok && r.via != 0 {
-		return n.links[r.via]
-	}
-	return nil
 }
 
 // askAnnounce is called when a link is lost: routes that crossed it, here
@@ -361,13 +202,13 @@ func (n *Node) nextHop(mac wire.MAC) *link {
 // backup is known). The node floods a 0x86 to its extended neighbours and
 // announces itself; every node that receives the 0x86 does the same.
 func (n *Node) askAnnounce() {
-	if len(n.linkOrder) == 0 {
+	if len(n.links.order) == 0 {
 		return
 	}
 	id := n.newID()
-	seen(n.askSeen, n.cfg.MAC).check(id, n.now, n.cfg.DedupSpan)
+	n.dedup.asks.first(n.cfg.MAC, id, n.clock.now, n.cfg.DedupSpan)
 	msg := n.encode(&wire.AnnounceRequest{ID: id, Requester: n.cfg.MAC})
-	for _, l := range n.linkOrder {
+	for _, l := range n.links.order {
 		if l.extended {
 			n.send(l, msg, true)
 		}
@@ -389,11 +230,11 @@ func (n *Node) receiveAnnounceRequest(l *link, msg []byte) {
 		n.drop(DropUnknownSource, m.Requester) // no window per made-up MAC
 		return
 	}
-	if !seen(n.askSeen, m.Requester).check(m.ID, n.now, n.cfg.DedupSpan) {
+	if !n.dedup.asks.first(m.Requester, m.ID, n.clock.now, n.cfg.DedupSpan) {
 		return
 	}
 	if !n.cfg.NoRelay {
-		for _, o := range n.linkOrder {
+		for _, o := range n.links.order {
 			if o != l && o.extended {
 				n.send(o, msg, true)
 			}
@@ -405,14 +246,14 @@ func (n *Node) receiveAnnounceRequest(l *link, msg []byte) {
 // triggerAnnounce announces now, or once TriggerGap has passed since the
 // last triggered announcement.
 func (n *Node) triggerAnnounce() {
-	at := n.lastTriggered.Add(n.cfg.TriggerGap)
-	if !n.now.Before(at) {
-		n.lastTriggered = n.now
+	at := n.timers.lastTriggered.Add(n.cfg.TriggerGap)
+	if !n.clock.now.Before(at) {
+		n.timers.lastTriggered = n.clock.now
 		n.announce()
 		return
 	}
-	if n.announceDue.IsZero() {
-		n.announceDue = at
+	if n.timers.announceDue.IsZero() {
+		n.timers.announceDue = at
 	}
 }
 
@@ -429,7 +270,7 @@ func (n *Node) sendTable(l *link) {
 	// Routes not refreshed for two intervals are not handed on: a copy
 	// refreshes the receiver's expiry, and a route to a node that left
 	// must not be kept alive by links that come up after it went.
-	fresh := n.now.Add(-2 * n.cfg.AnnounceInterval)
+	fresh := n.clock.now.Add(-2 * n.cfg.AnnounceInterval)
 	macs := make([]wire.MAC, 0, len(n.routes))
 	for mac, r := range n.routes {
 		if r.refreshed.Before(fresh) {

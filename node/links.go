@@ -1,0 +1,179 @@
+package node
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// link is one live link.
+type link struct {
+	id       LinkID
+	peer     wire.MAC
+	addr     netip.AddrPort
+	dialed   bool
+	extended bool
+	up       time.Time
+	lastRecv time.Time
+}
+
+// linkSet is the live links: by id, by peer, and in id order, the order
+// every flood goes out in (map order must not reach the wire). At most one
+// link per peer is in byPeer; while a link replaces another, byPeer
+// already names the new one.
+type linkSet struct {
+	byID   map[LinkID]*link
+	order  []*link // sorted by id
+	byPeer map[wire.MAC]*link
+}
+
+func newLinkSet() linkSet {
+	return linkSet{byID: map[LinkID]*link{}, byPeer: map[wire.MAC]*link{}}
+}
+
+// add registers l under its id and its peer.
+func (s *linkSet) add(l *link) {
+	s.byID[l.id] = l
+	s.byPeer[l.peer] = l
+	i, _ := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmpID(l.id, id) })
+	s.order = slices.Insert(s.order, i, l)
+}
+
+// remove forgets l; its peer stays linked if another link replaced it.
+func (s *linkSet) remove(l *link) {
+	delete(s.byID, l.id)
+	if s.byPeer[l.peer] == l {
+		delete(s.byPeer, l.peer)
+	}
+	if i, ok := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmpID(l.id, id) }); ok {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+}
+
+// get returns the live link id, or nil.
+func (s *linkSet) get(id LinkID) *link { return s.byID[id] }
+
+// to returns the live link to peer, or nil.
+func (s *linkSet) to(peer wire.MAC) *link { return s.byPeer[peer] }
+
+// len returns the number of live links.
+func (s *linkSet) len() int { return len(s.byID) }
+
+// linkUp handles LinkUp.
+func (n *Node) linkUp(in LinkUp) {
+	id, peer, dialed := in.Link, in.Peer, in.Dialed
+	l := &link{id: id, peer: peer, addr: unmap(in.Addr), dialed: dialed, extended: in.Extended, up: n.clock.now, lastRecv: n.clock.now}
+	delete(n.dialer.dialing, peer)
+	if peer == n.cfg.MAC {
+		n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrSelfLink})
+		n.scheduleDial()
+		return
+	}
+	if old, ok := n.links.byPeer[peer]; ok {
+		// One link per peer. Both ends keep the link dialled by the
+		// smaller MAC, so simultaneous dials settle on the same one; a
+		// redial by the same side replaces the old link, which its
+		// dialler believes dead.
+		if old.dialed != dialed && n.keepDialedBy(old) {
+			n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrDuplicateLink})
+			n.scheduleDial()
+			return
+		}
+		// The peer stays linked: registering the new link first keeps
+		// the old one's removal from looking like a lost peer (no 0x86).
+		n.links.byPeer[peer] = l
+		n.closeLink(old, fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink))
+	}
+	delete(n.dialer.backoff, peer)
+	n.links.add(l)
+	n.scheduleDial()
+	n.event(Event{Kind: EventLinkUp, MAC: peer, Link: id})
+	// docs/protocol.md#behaviour: announce right after each link comes up.
+	n.announce()
+	n.sendTable(l)
+}
+
+// keepDialedBy reports whether l is the link both ends keep: the one
+// dialled by the smaller MAC.
+func (n *Node) keepDialedBy(l *link) bool {
+	weSmaller := macLess(n.cfg.MAC, l.peer)
+	return l.dialed == weSmaller
+}
+
+// closeLink asks the driver to close l and forgets it.
+func (n *Node) closeLink(l *link, reason error) {
+	n.ready.Closes = append(n.ready.Closes, Close{Link: l.id, Reason: reason})
+	n.removeLink(l, reason)
+}
+
+func (n *Node) removeLink(l *link, reason error) {
+	n.links.remove(l)
+	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
+	n.failover(l.id)
+	n.scheduleDial()
+	if n.links.to(l.peer) == nil {
+		n.askAnnounce()
+	}
+}
+
+// malformed handles a message that failed to decode
+// (docs/protocol.md#malformed-input): on a seed-protocol link it is
+// dropped and counted (an original node relays what it receives
+// unchecked, so closing would let one bad member partition the mesh); on
+// an extended link it is a violation and closes the link.
+func (n *Node) malformed(l *link, err error) {
+	if !l.extended {
+		n.drop(DropMalformed, l.peer)
+		return
+	}
+	n.violation(l, fmt.Errorf("%w: %w", ErrMalformed, err))
+}
+
+func (n *Node) violation(l *link, err error) {
+	n.stats.Violations++
+	// A peer that broke the protocol is not redialled from the cache, and
+	// not before the longest backoff.
+	if _, ok := n.dialer.cache[l.peer]; ok {
+		delete(n.dialer.cache, l.peer)
+		n.ready.CacheRemove = append(n.ready.CacheRemove, l.peer)
+	}
+	n.dialer.backoff[l.peer] = backoff{fails: 64, until: n.clock.now.Add(n.cfg.DialBackoffMax)}
+	err = fmt.Errorf("link %d to %s at %s: %w", l.id, l.peer, l.addr, err)
+	n.event(Event{Kind: EventViolation, MAC: l.peer, Link: l.id, Err: err})
+	n.closeLink(l, err)
+}
+
+// Links returns the peers of the live links, in link order.
+func (n *Node) Links() []LinkInfo {
+	out := make([]LinkInfo, 0, len(n.links.order))
+	for _, l := range n.links.order {
+		out = append(out, LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended, Age: n.clock.now.Sub(l.up)})
+	}
+	return out
+}
+
+// LinkInfo describes a live link.
+type LinkInfo struct {
+	ID       LinkID
+	Peer     wire.MAC
+	Addr     netip.AddrPort
+	Dialed   bool
+	Extended bool
+	// Age is how long the link has been up, on the node's clock.
+	Age time.Duration
+}
+
+func cmpID(a, b LinkID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func macLess(a, b wire.MAC) bool { return a.Compare(b) < 0 }

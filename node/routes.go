@@ -1,0 +1,172 @@
+package node
+
+import (
+	"slices"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// route is how this node reaches one MAC: through the neighbour from which
+// that MAC's newest announcement arrived first (first-path routing).
+type route struct {
+	id  uint64 // the announcement round: its id
+	via LinkID // 0 when withdrawn
+	// path is the announcement's path as received over via (relayers,
+	// nearest the target first; the last is the neighbour), pathKnown
+	// false when it crossed a seed-protocol node.
+	path      []wire.MAC
+	pathKnown bool
+	// backups are other neighbours that delivered the same round, in
+	// arrival order, whose path does not contain this node: moving to
+	// one of them cannot loop back through us.
+	backups   []LinkID
+	info      wire.Info // the announcement, as an info (address filled in)
+	refreshed time.Time
+	learned   time.Time
+}
+
+// routeTable maps each known MAC to its route; a withdrawn route stays
+// (via 0) until it expires, so that its round is remembered.
+type routeTable map[wire.MAC]*route
+
+// via returns the live next hop toward mac; 0 if there is none.
+func (t routeTable) via(mac wire.MAC) LinkID {
+	if r, ok := t[mac]; ok {
+		return r.via
+	}
+	return 0
+}
+
+// failover handles the loss of link down: it leaves the backups of every
+// route, and every route through it moves to its first backup that is
+// still live, or is withdrawn (via 0). It returns the targets of the
+// routes that were through down, sorted (a deterministic event order).
+func (t routeTable) failover(down LinkID, live func(LinkID) bool) []wire.MAC {
+	var affected []wire.MAC
+	for mac, r := range t {
+		if i := slices.Index(r.backups, down); i >= 0 {
+			r.backups = slices.Delete(r.backups, i, i+1)
+		}
+		if r.via == down {
+			affected = append(affected, mac)
+		}
+	}
+	slices.SortFunc(affected, wire.MAC.Compare)
+	for _, mac := range affected {
+		r := t[mac]
+		r.via = 0
+		for len(r.backups) > 0 && r.via == 0 {
+			if live(r.backups[0]) {
+				r.via = r.backups[0]
+			}
+			r.backups = r.backups[1:]
+		}
+		if r.via != 0 {
+			// The path over the backup is not stored; it is known to
+			// avoid us, which is all later backup checks need.
+			r.path = r.path[:0]
+			r.pathKnown = false
+		}
+	}
+	return affected
+}
+
+// expiredRoute is a route removed by expire.
+type expiredRoute struct {
+	target wire.MAC
+	via    LinkID
+}
+
+// expire removes the routes last refreshed at or before cutoff and
+// returns them, sorted by target.
+func (t routeTable) expire(cutoff time.Time) []expiredRoute {
+	var out []expiredRoute
+	for mac, r := range t {
+		if !r.refreshed.After(cutoff) {
+			out = append(out, expiredRoute{mac, r.via})
+		}
+	}
+	slices.SortFunc(out, func(a, b expiredRoute) int { return a.target.Compare(b.target) })
+	for _, x := range out {
+		delete(t, x.target)
+	}
+	return out
+}
+
+// RouteInfo describes a route for status displays and tests.
+type RouteInfo struct {
+	Target  wire.MAC
+	Via     LinkID
+	NextHop wire.MAC
+	ID      uint64
+	Hops    int // links to the target; -1 when the path is unknown
+	Backups []LinkID
+	// SinceRefresh is how long ago the route's current round arrived, and
+	// SinceLearned how long ago the first route to Target was learned, on
+	// the node's clock.
+	SinceRefresh time.Duration
+	SinceLearned time.Duration
+}
+
+// Route returns the route to mac, if there is one with a live next hop.
+func (n *Node) Route(mac wire.MAC) (RouteInfo, bool) {
+	r, ok := n.routes[mac]
+	if !ok || r.via == 0 {
+		return RouteInfo{}, false
+	}
+	return n.routeInfo(mac, r), true
+}
+
+// Routes returns every live route, sorted by target MAC.
+func (n *Node) Routes() []RouteInfo {
+	out := make([]RouteInfo, 0, len(n.routes))
+	for mac, r := range n.routes {
+		if r.via != 0 {
+			out = append(out, n.routeInfo(mac, r))
+		}
+	}
+	slices.SortFunc(out, func(a, b RouteInfo) int { return a.Target.Compare(b.Target) })
+	return out
+}
+
+func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
+	ri := RouteInfo{Target: mac, Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backups),
+		SinceRefresh: n.clock.now.Sub(r.refreshed), SinceLearned: n.clock.now.Sub(r.learned)}
+	if l := n.links.byID[r.via]; l != nil {
+		ri.NextHop = l.peer
+	}
+	if r.pathKnown {
+		ri.Hops = len(r.path) + 1
+	}
+	return ri
+}
+
+// failover moves every route through the link that went down to its first
+// live backup, at once, or withdraws it (defect 8: no blackhole until the
+// next announcement, no stale route until expiry).
+func (n *Node) failover(down LinkID) {
+	for _, mac := range n.routes.failover(down, func(id LinkID) bool { return n.links.get(id) != nil }) {
+		if r := n.routes[mac]; r.via != 0 {
+			n.stats.Failovers++
+			n.event(Event{Kind: EventRouteFailover, MAC: mac, Link: r.via, From: down})
+			continue
+		}
+		n.stats.Withdrawals++
+		n.event(Event{Kind: EventRouteWithdrawn, MAC: mac, From: down})
+	}
+}
+
+// known reports whether mac was linked or announced and not expired.
+func (n *Node) known(mac wire.MAC) bool {
+	if n.links.to(mac) != nil {
+		return true
+	}
+	_, ok := n.routes[mac]
+	return ok
+}
+
+// nextHop returns the live link toward mac.
+func (n *Node) nextHop(mac wire.MAC) *link {
+	return n.links.get(n.routes.via(mac))
+}

@@ -1,0 +1,138 @@
+package node
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// The engine's sub-states, each tested alone. The stories that use them
+// together are the transcripts (testdata/) and node_test.go.
+
+func TestLinkSetKeepsIDOrderAndOnePeer(t *testing.T) {
+	s := newLinkSet()
+	l5 := &link{id: 5, peer: macOf("b")}
+	l2 := &link{id: 2, peer: macOf("c")}
+	l9 := &link{id: 9, peer: macOf("b")} // replaces l5
+	s.add(l5)
+	s.add(l2)
+	if got := []LinkID{s.order[0].id, s.order[1].id}; !slices.Equal(got, []LinkID{2, 5}) {
+		t.Fatalf("order %v, want [2 5]: floods go out in link id order", got)
+	}
+	s.add(l9)
+	if s.to(macOf("b")) != l9 {
+		t.Fatal("the newest link to b is not the one its peer maps to")
+	}
+	s.remove(l5)
+	if s.to(macOf("b")) != l9 || s.get(5) != nil || s.len() != 2 {
+		t.Fatalf("removing the replaced link lost its peer or kept the link: to(b)=%v get(5)=%v len %d", s.to(macOf("b")), s.get(5), s.len())
+	}
+	s.remove(l9)
+	if s.to(macOf("b")) != nil || len(s.order) != 1 || s.order[0] != l2 {
+		t.Fatal("removing the last link to b left it linked or broke the order")
+	}
+}
+
+func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
+	d, e := macOf("d"), macOf("e")
+	tbl := routeTable{
+		d: {via: 1, backups: []LinkID{2, 3}, path: []wire.MAC{macOf("x")}, pathKnown: true},
+		e: {via: 1},
+	}
+	tbl[macOf("f")] = &route{via: 3, backups: []LinkID{1}}
+	live := func(id LinkID) bool { return id == 3 } // 2 went down too
+	got := tbl.failover(1, live)
+	if !slices.Equal(got, []wire.MAC{d, e}) {
+		t.Fatalf("affected %v, want [d e] sorted", got)
+	}
+	if r := tbl[d]; r.via != 3 || len(r.backups) != 0 || r.pathKnown || len(r.path) != 0 {
+		t.Fatalf("d: via %d backups %v pathKnown %v: want via 3 (2 is dead), no path kept", r.via, r.backups, r.pathKnown)
+	}
+	if tbl[e].via != 0 {
+		t.Fatal("e had no backup but was not withdrawn")
+	}
+	if b := tbl[macOf("f")].backups; len(b) != 0 {
+		t.Fatalf("the lost link stayed a backup of f: %v", b)
+	}
+	if tbl.via(e) != 0 || tbl.via(d) != 3 || tbl.via(macOf("z")) != 0 {
+		t.Fatal("via does not report the live next hops")
+	}
+}
+
+func TestRouteTableExpire(t *testing.T) {
+	t1 := t0.Add(time.Minute)
+	tbl := routeTable{macOf("c"): {refreshed: t0, via: 4}, macOf("b"): {refreshed: t0}, macOf("d"): {refreshed: t1}}
+	got := tbl.expire(t0)
+	if len(got) != 2 || got[0].target != macOf("b") || got[1].target != macOf("c") || got[1].via != 4 {
+		t.Fatalf("expired %v, want b then c (refreshed at the cutoff), c via 4", got)
+	}
+	if _, ok := tbl[macOf("d")]; !ok || len(tbl) != 1 {
+		t.Fatal("a route refreshed after the cutoff expired")
+	}
+}
+
+func TestSeenIDsPerSourceAndExpiry(t *testing.T) {
+	s := seenIDs{}
+	a, b := macOf("a"), macOf("b")
+	span := time.Minute
+	for _, c := range []struct {
+		src  wire.MAC
+		id   uint64
+		want bool
+	}{{a, 200, true}, {a, 100, true}, {a, 100, false}, {b, 100, true}, {a, 200, false}} {
+		if got := s.first(c.src, c.id, t0, span); got != c.want {
+			t.Fatalf("first(%s, %d) = %v, want %v", c.src, c.id, got, c.want)
+		}
+	}
+	s.expire(t0.Add(span), span)
+	if len(s) != 0 {
+		t.Fatalf("%d windows left after the span: empty windows must go", len(s))
+	}
+	// What left the window by age is below its floor: still a duplicate
+	// while the window lives.
+	s.first(a, 300, t0, span)
+	s.first(a, 400, t0.Add(span), span)
+	if s.first(a, 300, t0.Add(span), span) {
+		t.Fatal("an id that aged out of a live window was taken as new")
+	}
+}
+
+func TestIDClock(t *testing.T) {
+	c := newIDClock(1000, 100)
+	if !c.advance(t0) || c.advance(t0) {
+		t.Fatal("advance reports the first input wrongly")
+	}
+	ms := uint64(t0.UnixMilli())
+	id, persist := c.next()
+	if id != ms || persist != ms+100 {
+		t.Fatalf("next = %d, %d; want the clock %d and a floor a reserve ahead", id, persist, ms)
+	}
+	if id, persist = c.next(); id != ms+1 || persist != 0 {
+		t.Fatalf("next = %d, %d; want last+1 and no new floor within half the reserve", id, persist)
+	}
+	c.advance(t0.Add(-time.Hour)) // the driver's clock steps back
+	if c.now != t0 {
+		t.Fatalf("own clock followed the driver back to %v", c.now)
+	}
+	if id, _ = c.next(); id != ms+2 {
+		t.Fatalf("id %d after the clock stepped back, want %d", id, ms+2)
+	}
+	c.advance(t0) // the driver's clock is back: echoes are within reach of it
+	c.announced = ms + 2
+	if !c.observe(ms+50) || c.observe(ms+1) {
+		t.Fatal("observe must report only ids newer than the latest announcement")
+	}
+	if id, _ = c.next(); id != ms+51 {
+		t.Fatalf("id %d after an echo of %d", id, ms+50)
+	}
+	if c.observe(1 << 62) {
+		t.Fatal("an id far ahead of the clock was taken")
+	}
+	before := newIDClock(0, 100)
+	before.advance(time.Unix(-5, 0))
+	if id, _ := before.next(); id != 1 {
+		t.Fatalf("a clock before 1970 gave id %d, want 1", id)
+	}
+}

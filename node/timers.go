@@ -1,0 +1,107 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// timers are the node's deadlines, on its own clock.
+type timers struct {
+	nextAnnounce  time.Time // the next periodic announcement
+	lastTriggered time.Time // last announcement triggered by a lost link
+	announceDue   time.Time // a triggered announcement waiting for TriggerGap; zero if none
+	nextConnect   time.Time // the next run of the connect policy
+	nextSweep     time.Time // the next route and dedup expiry sweep
+}
+
+// start sets the timers at the node's first input: announce and connect
+// at once, sweep after one sweep interval.
+func (t *timers) start(now time.Time, sweep time.Duration) {
+	t.nextAnnounce, t.nextConnect, t.nextSweep = now, now, now.Add(sweep)
+}
+
+// due reports whether deadline d, when set, has come at now.
+func due(d, now time.Time) bool { return !d.IsZero() && !now.Before(d) }
+
+// tickInput handles Tick: it runs what is due at now.
+func (n *Node) tickInput(now time.Time) {
+	n.tick(now)
+	now = n.clock.now
+	for _, l := range slices.Clone(n.links.order) {
+		if now.Sub(l.lastRecv) >= n.cfg.LinkTimeout {
+			n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v)", l.id, l.peer, ErrLinkSilent, n.cfg.LinkTimeout))
+		}
+	}
+	if due(n.timers.nextAnnounce, now) {
+		n.announce()
+		n.timers.nextAnnounce = now.Add(n.cfg.AnnounceInterval)
+	} else if due(n.timers.announceDue, now) {
+		n.timers.lastTriggered = now
+		n.announce()
+	}
+	if due(n.timers.nextSweep, now) {
+		n.sweep()
+		n.timers.nextSweep = now.Add(n.sweepInterval())
+	}
+	if due(n.timers.nextConnect, now) || (n.quickDial() && due(n.dialer.dialAt, now)) {
+		n.connect()
+		if due(n.timers.nextConnect, now) {
+			n.timers.nextConnect = now.Add(n.cfg.ConnectInterval)
+		}
+		n.scheduleDial()
+	}
+}
+
+// NextDeadline returns when, in the driver's time, the node next needs a
+// Tick. It is after the time of the last input unless something is due.
+func (n *Node) NextDeadline() time.Time {
+	d := n.nextDeadline()
+	if d.IsZero() {
+		return d
+	}
+	return n.clock.input.Add(d.Sub(n.clock.now))
+}
+
+// nextDeadline returns the next deadline on the node's own clock.
+func (n *Node) nextDeadline() time.Time {
+	if !n.clock.started {
+		return time.Time{}
+	}
+	d := n.timers.nextAnnounce
+	later := func(t time.Time) {
+		if !t.IsZero() && t.Before(d) {
+			d = t
+		}
+	}
+	later(n.timers.nextConnect)
+	later(n.timers.nextSweep)
+	later(n.timers.announceDue)
+	for _, l := range n.links.order {
+		later(l.lastRecv.Add(n.cfg.LinkTimeout))
+	}
+	if n.quickDial() {
+		later(n.dialer.dialAt)
+	}
+	return d
+}
+
+func (n *Node) sweepInterval() time.Duration {
+	// The original swept every RouteExpiry, so stale routes lived up to
+	// twice as long; a tenth keeps the overshoot at 10 %.
+	return n.cfg.RouteExpiry / 10
+}
+
+// sweep purges routes not refreshed within RouteExpiry, and the
+// de-duplication state of sources that are no longer routed.
+func (n *Node) sweep() {
+	for _, x := range n.routes.expire(n.clock.now.Add(-n.cfg.RouteExpiry)) {
+		n.event(Event{Kind: EventRouteExpired, MAC: x.target, From: x.via})
+	}
+	n.dedup.expire(n.clock.now, n.cfg.DedupSpan)
+	for id, at := range n.healthPending {
+		if n.clock.now.Sub(at) >= n.cfg.DedupSpan {
+			delete(n.healthPending, id)
+		}
+	}
+}
