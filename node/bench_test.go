@@ -8,7 +8,11 @@ import (
 
 // benchForward measures one 1500-byte targeted frame through a relay b
 // (a -> b -> c), from Receive to the Send that leaves b, with Advance.
-func benchForward(b *testing.B, seed bool) {
+func benchForward(b *testing.B, seed bool) { benchForwardWith(b, seed, false) }
+
+// benchForwardWith forwards through Receive, or through Step with a
+// Receive value when step is set.
+func benchForwardWith(b *testing.B, seed, step bool) {
 	tn := newNet(b, "a", "b", "c")
 	tn.link("a", "b", seed)
 	tn.link("b", "c", seed)
@@ -27,7 +31,11 @@ func benchForward(b *testing.B, seed bool) {
 	b.SetBytes(int64(len(f)))
 	now := tn.now
 	for b.Loop() {
-		relay.Receive(now, in, msg)
+		if step {
+			relay.Step(now, Receive{Link: in, Msg: msg})
+		} else {
+			relay.Receive(now, in, msg)
+		}
 		if len(relay.Ready().Sends) != 1 {
 			b.Fatal("frame not forwarded")
 		}
@@ -43,11 +51,17 @@ func BenchmarkForward0x80(b *testing.B) { benchForward(b, true) }
 // limit is decremented into a new message in the node's arena.
 func BenchmarkForward0x84(b *testing.B) { benchForward(b, false) }
 
+// BenchmarkStepForward0x84 is BenchmarkForward0x84 through Step: the
+// Input value does not escape, so it costs no allocation either.
+func BenchmarkStepForward0x84(b *testing.B) { benchForwardWith(b, false, true) }
+
 func TestForwardDoesNotAllocate(t *testing.T) {
 	for _, seed := range []bool{true, false} {
-		res := testing.Benchmark(func(b *testing.B) { benchForward(b, seed) })
-		if a := res.AllocsPerOp(); a != 0 {
-			t.Errorf("seed=%v: %d allocations per forwarded frame, want 0", seed, a)
+		for _, step := range []bool{false, true} {
+			res := testing.Benchmark(func(b *testing.B) { benchForwardWith(b, seed, step) })
+			if a := res.AllocsPerOp(); a != 0 {
+				t.Errorf("seed=%v step=%v: %d allocations per forwarded frame, want 0", seed, step, a)
+			}
 		}
 	}
 }

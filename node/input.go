@@ -146,7 +146,7 @@ func (n *Node) Step(now time.Time, in Input) {
 		n.tick(now)
 		n.setSeeds(in.Seeds)
 	default:
-		panic(fmt.Sprintf("node: unknown input %T", in))
+		panic("node: Step: nil or unknown input") // Input is sealed: only a nil reaches here
 	}
 }
 
