@@ -1,8 +1,8 @@
 // Package transport defines links between mesh members: the interface the
 // daemon uses to exchange framed messages with its neighbours, whatever
 // carries them. A link is authenticated (its peer's MAC comes from the peer
-// certificate, PROTOCOL.md "Identity and links") and message framed
-// (PROTOCOL.md "Framing").
+// certificate, docs/protocol.md#identity-and-links) and message framed
+// (docs/protocol.md#framing).
 //
 // Implementations live in sub-packages: [github.com/invpn/invpn/transport/tlstransport]
 // runs links over TLS on TCP, and [github.com/invpn/invpn/transport/transporttest]
@@ -24,7 +24,7 @@ import (
 // ProtocolName is the TLS ALPN protocol name a node of this project offers.
 // A link on which both ends select it is [Link.Extended]; a peer that selects
 // nothing (an original node) speaks the seed protocol only
-// (PROTOCOL.md "Extending the protocol").
+// (docs/protocol.md#extending-the-protocol).
 const ProtocolName = "invpn/1"
 
 // Sentinel errors returned, wrapped with context, by implementations of this
@@ -43,7 +43,7 @@ var (
 
 // Link is one authenticated, message-framed connection to a peer.
 //
-// A message is the type byte and the body (PROTOCOL.md "Framing"); the
+// A message is the type byte and the body (docs/protocol.md#framing); the
 // 2-byte length prefix belongs to the link. Reading and writing may run
 // concurrently with each other and with Close, but at most one goroutine
 // reads and at most one goroutine writes at a time.

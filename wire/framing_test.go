@@ -63,7 +63,7 @@ func TestReaderAllocatesDeclaredLengthOnly(t *testing.T) {
 }
 
 func TestReaderUnknownTypeIsNotAFramingError(t *testing.T) {
-	// PROTOCOL.md "Extending the protocol": a later extension may add
+	// docs/protocol.md#extending-the-protocol: a later extension may add
 	// types; the reader frames them like any other.
 	r := NewReader(bytes.NewReader(unhex(t, "0003 7e 0102 0002 80 00")))
 	m, err := r.Next()

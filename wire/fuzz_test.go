@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// Fuzz targets for every decoder and the stream reader (STYLE.md habit 8).
+// Fuzz targets for every decoder and the stream reader
+// (docs/design.md#fuzz-every-decoder).
 // Seeds are the known-answer vectors; the corpus lives in testdata/fuzz.
 // Each target checks that the decoder never panics and that what it
 // accepts re-encodes to the same bytes.

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 )
 
-// Address types of the info body (PROTOCOL.md, "Packet types").
+// Address types of the info body (docs/protocol.md#packet-types).
 const (
 	AddrNone = 0 // the node takes no incoming connections
 	AddrIPv4 = 1 // 4 bytes follow

@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// TestPureCore guards the design mechanically (STYLE.md habit 14): the
+// TestPureCore guards the design mechanically (docs/design.md#pure-core): the
 // packages under wire/, node/ and sim/ (tests included) have no go
 // statements, no clocks or timers, no global randomness and no imports of
 // net, os or sync. Time and randomness come in as arguments.

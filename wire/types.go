@@ -5,7 +5,7 @@ import "fmt"
 // Type is the byte after the length prefix that says what a message is.
 type Type uint8
 
-// The six packet types of the seed protocol (PROTOCOL.md, "Packet types").
+// The six packet types of the seed protocol (docs/protocol.md#packet-types).
 const (
 	TypeInitialInfo    Type = 0x00 // a node announces itself to its neighbour
 	TypeInfo           Type = 0x01 // an announcement flooded through the mesh

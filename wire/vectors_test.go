@@ -27,8 +27,8 @@ var (
 	macC = MAC{0x02, 0x50, 0x56, 0x00, 0x00, 0x03}
 )
 
-// knownAnswers are written from the packet table of PROTOCOL.md ("Packet
-// types"), field by field, not produced by the encoder under test.
+// knownAnswers are written from the packet table (docs/protocol.md#packet-types),
+// field by field, not produced by the encoder under test.
 var knownAnswers = []struct {
 	name string
 	hex  string
@@ -115,8 +115,8 @@ func TestHealthResponseEncodedLen(t *testing.T) {
 	}
 }
 
-// TestRejects checks that each malformed message of PROTOCOL.md's "Defects"
-// item 11 and "Malformed input" is refused with the right sentinel and a
+// TestRejects checks that each malformed message of docs/protocol.md#defect-11
+// and docs/protocol.md#malformed-input is refused with the right sentinel and a
 // field name.
 func TestRejects(t *testing.T) {
 	cases := []struct {
@@ -200,7 +200,7 @@ func TestDecoderWrongType(t *testing.T) {
 }
 
 func TestBroadcastAppendEthernet(t *testing.T) {
-	// PROTOCOL.md "Packet types": a 0x81 is written to the TAP with
+	// docs/protocol.md#packet-types: a 0x81 is written to the TAP with
 	// destination ff:ff:ff:ff:ff:ff and the carried source and payload.
 	b := BroadcastFrame{ID: 1, Src: macA, Payload: unhex(t, "0806 0001")}
 	want := unhex(t, "ffffffffffff 025056000001 0806 0001")

@@ -1,5 +1,5 @@
 // Package tlstransport runs invpn links over TLS on TCP
-// (PROTOCOL.md "Identity and links").
+// (docs/protocol.md#identity-and-links).
 //
 // Both ends authenticate with certificates of one group CA (or a bundle of
 // CAs); a member's identity is the MAC in its certificate's Common Name.

@@ -12,7 +12,7 @@ import (
 )
 
 // This file imitates an original v0.4 node on the wire
-// (PROTOCOL.md "Interoperating with an original node"): no ALPN, TLS 1.2 or
+// (docs/protocol.md#interoperating-with-an-original-node): no ALPN, TLS 1.2 or
 // 1.3, a client certificate requested without naming a CA, no SNI, and the
 // peer's Common Name compared with the MAC expected.
 

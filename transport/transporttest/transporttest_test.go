@@ -92,7 +92,7 @@ func TestNetworkAddresses(t *testing.T) {
 		t.Error("second Listen on the same address succeeded")
 	}
 	// A dialer may be handed an IPv4-mapped address (an original node can
-	// announce one, PROTOCOL.md "Interoperating with an original node").
+	// announce one, docs/protocol.md#interoperating-with-an-original-node).
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(ln.Addr().Addr().As16()), ln.Addr().Port())
 	a, err := n.Dialer(macA, netip.MustParseAddr("::ffff:10.0.0.1"), true).Dial(context.Background(), macB, mapped)
 	if err != nil {

@@ -56,7 +56,7 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestValues sets every key (PROTOCOL.md "Identity and links" lists the
+// TestValues sets every key (docs/protocol.md#identity-and-links lists the
 // original's [ssl] and [network] options) and checks where it lands.
 func TestValues(t *testing.T) {
 	tests := []struct {

@@ -2,7 +2,7 @@
 // peer cache (each peer's MAC and the address and port it was last announced
 // at, dialled again at start) and the id floor (the highest message id this
 // node has used, so that its ids keep increasing after a restart even when
-// the clock went back; PROTOCOL.md, defect 3).
+// the clock went back; docs/protocol.md#defect-3).
 //
 // Both live in one JSON file:
 //
@@ -15,7 +15,7 @@
 //	  }
 //	}
 //
-// Save replaces the file atomically (PROTOCOL.md, defect 10: the original
+// Save replaces the file atomically (docs/protocol.md#defect-10: the original
 // rewrote its cache in place and could lose it in a crash). Load never fails
 // hard: a damaged cache only costs the node its shortcuts into the mesh.
 package peercache

@@ -164,8 +164,8 @@ func TestLoadSkipsBadEntries(t *testing.T) {
 }
 
 // TestCrashBeforeRename: a crash after the new content is written and synced
-// but before the rename leaves the previous file intact (PROTOCOL.md,
-// defect 10).
+// but before the rename leaves the previous file intact
+// (docs/protocol.md#defect-10).
 func TestCrashBeforeRename(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cache.json")

@@ -1,5 +1,5 @@
 // Package pki creates the group CA and node certificates without openssl,
-// and loads them for the daemon (PROTOCOL.md "Identity and links").
+// and loads them for the daemon (docs/protocol.md#identity-and-links).
 //
 // A group is one CA. Every member holds a certificate issued by it whose
 // Common Name is the member's MAC (02:50:56:00:00:01). Keys made here are
