@@ -6,15 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/cmd/invpn/internal/meshlab"
 	"github.com/invpn/invpn/cmd/invpn/internal/netns"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/wire"
@@ -34,7 +37,8 @@ trace of it. Needs root: it uses Linux network namespaces and TAP devices.
      each TAP device with 10.77.0.I/24;
   4. waits until node 1 reaches every node through the mesh;
   5. pings node N/2+1 from node 1 and shows the round-trip times;
-  6. shows the route the frames take (from the daemons' logs);
+  6. shows the route the frames take (each daemon's next hop, asked on its
+     control socket), and runs invpn health and invpn status on node 1;
   7. kills the relay on that route while pinging every 50 ms, and shows how
      long the replies stopped and the new route;
   8. stops the daemons and deletes the namespaces and the directory (unless
@@ -81,7 +85,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	d := &demo{n: *n, announce: *announce, bin: bin, out: stdout, keep: *keep, lab: netns.NewLab(netns.RandomPrefix("ivdemo"))}
+	d := &demo{n: *n, announce: *announce, bin: bin, out: stdout, keep: *keep, prefix: netns.RandomPrefix("ivdemo")}
 	err = d.run(ctx)
 	if ctx.Err() != nil && err != nil {
 		err = errors.New("interrupted; cleaned up")
@@ -96,23 +100,35 @@ type demo struct {
 	bin      string
 	keep     bool
 	out      io.Writer
-	lab      *netns.Lab
+	prefix   string
 	dir      string
-	nodes    []*demoNode // 1-based
-}
-
-type demoNode struct {
-	i    int
-	mac  wire.MAC
-	ns   string
-	dir  string
-	log  string
-	proc *netns.Proc
+	mesh     *meshlab.Mesh
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
 
-func (d *demo) overlay(i int) string { return fmt.Sprintf("10.77.0.%d", i) }
+func (d *demo) node(i int) *meshlab.Node { return d.mesh.Node(i) }
+
+// next is the successor of node i on the ring.
+func (d *demo) next(i int) int { return i%d.n + 1 }
+
+// topology is the demo's ring: link k joins node k and its successor in
+// 10.99.k.0/24, node k dials its successor.
+func (d *demo) topology() meshlab.Topology {
+	topo := meshlab.Topology{
+		Nodes:    d.n,
+		Dial:     map[int][]int{},
+		MACBase:  wire.MAC{0x02, 0x1d, 0xe3, 0x00, 0x00, 0x00},
+		IPv4:     netip.MustParsePrefix("10.77.0.0/24"),
+		Timers:   meshlab.Timers{Announce: d.announce, LinkTimeout: 3 * d.announce, Connect: 5 * time.Second},
+		LogLevel: "info",
+	}
+	for k := 1; k <= d.n; k++ {
+		topo.Links = append(topo.Links, meshlab.Link{A: k, B: d.next(k), Net: k})
+		topo.Dial[k] = []int{d.next(k)}
+	}
+	return topo
+}
 
 // run runs every step and always cleans up.
 func (d *demo) run(ctx context.Context) (err error) {
@@ -121,6 +137,10 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return err
 	}
 	d.dir = dir
+	if d.mesh, err = meshlab.New(meshlab.Options{Prefix: d.prefix, Dir: dir, Bin: d.bin}, d.topology()); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
 	defer func() {
 		if err != nil && ctx.Err() == nil {
 			d.showLogs()
@@ -129,7 +149,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	}()
 	target := d.n/2 + 1
 	d.say("invpn demo: %d daemons in network namespaces %s-1 .. %s-%d, linked in a ring; node 1 and node %d are not neighbours.",
-		d.n, d.lab.Prefix(), d.lab.Prefix(), d.n, target)
+		d.n, d.prefix, d.prefix, d.n, target)
 
 	steps := []struct {
 		what string
@@ -139,7 +159,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		{"creating the namespaces and the underlay ring (one veth pair and /24 per link)", d.makeNetwork},
 		{fmt.Sprintf("starting %d daemons (announce every %v)", d.n, d.announce), d.startDaemons},
 		{"waiting for the mesh: pinging every node from node 1 over the overlay", d.waitMesh},
-		{fmt.Sprintf("pinging node %d (%s) from node 1", target, d.overlay(target)), func(ctx context.Context) error { return d.pingAcross(ctx, target) }},
+		{fmt.Sprintf("pinging node %d (%s) from node 1", target, d.node(target).Addr4()), func(ctx context.Context) error { return d.pingAcross(ctx, target) }},
 		{"asking the mesh from node 1: invpn health, then invpn status", d.showHealth},
 		{fmt.Sprintf("cutting the route: killing the relay between node 1 and node %d while pinging every %v", target, demoPingInterval),
 			func(ctx context.Context) error { return d.failover(ctx, target) }},
@@ -158,115 +178,62 @@ func (d *demo) run(ctx context.Context) (err error) {
 }
 
 func (d *demo) makePKI(context.Context) error {
-	caDir := filepath.Join(d.dir, "ca")
-	if err := pki.InitCA(caDir); err != nil {
+	if err := d.mesh.MakePKI(); err != nil {
 		return err
 	}
-	d.nodes = make([]*demoNode, d.n+1)
-	for i := 1; i <= d.n; i++ {
-		n := &demoNode{i: i, mac: wire.MAC{0x02, 0x1d, 0xe3, 0x00, 0x00, byte(i)}, dir: filepath.Join(d.dir, fmt.Sprint("node", i))}
-		n.log = filepath.Join(n.dir, "daemon.log")
-		if err := pki.IssueNode(caDir, n.mac, n.dir); err != nil {
-			return err
-		}
-		d.nodes[i] = n
-	}
-	d.say("    CA %s, %d certificates with Common Names %s .. %s", filepath.Join(caDir, pki.CACertFile), d.n, d.nodes[1].mac, d.nodes[d.n].mac)
+	d.say("    CA %s, %d certificates with Common Names %s .. %s", filepath.Join(d.mesh.CADir(meshlab.GroupCA), pki.CACertFile),
+		d.n, d.node(1).MAC, d.node(d.n).MAC)
 	return nil
 }
 
-// next is the successor of node i on the ring.
-func (d *demo) next(i int) int { return i%d.n + 1 }
-
-// underlay returns the address of node i on ring link k (between k and
-// next(k)): 10.99.k.1 for k, 10.99.k.2 for its successor.
-func underlay(k, i int) string {
-	if k == i {
-		return fmt.Sprintf("10.99.%d.1", k)
-	}
-	return fmt.Sprintf("10.99.%d.2", k)
-}
-
 func (d *demo) makeNetwork(context.Context) error {
-	for i := 1; i <= d.n; i++ {
-		ns, err := d.lab.AddNamespace(fmt.Sprint(i))
-		if err != nil {
-			return err
-		}
-		d.nodes[i].ns = ns
+	if err := d.mesh.MakeNetwork(); err != nil {
+		return err
 	}
 	for k := 1; k <= d.n; k++ {
-		a, b := d.nodes[k], d.nodes[d.next(k)]
-		if err := d.lab.Veth(a.ns, fmt.Sprint("to", b.i), underlay(k, a.i)+"/24", b.ns, fmt.Sprint("to", a.i), underlay(k, b.i)+"/24"); err != nil {
-			return err
-		}
-		d.say("    node %d %s <-> %s node %d", a.i, underlay(k, a.i), underlay(k, b.i), b.i)
+		j := d.next(k)
+		d.say("    node %d %s <-> %s node %d", k, d.mesh.Underlay(k, j), d.mesh.Underlay(j, k), j)
 	}
 	return nil
 }
 
 func (d *demo) startDaemons(context.Context) error {
-	for i := 1; i <= d.n; i++ {
-		n := d.nodes[i]
-		k := i // the ring link to the successor
-		cfg := fmt.Sprintf(`[ssl]
-key = node.key
-cert = node.crt
-ca = ca.crt
-[network]
-cache = cache.json
-init = %s@%s:41744
-[timers]
-announce = %v
-link_timeout = %v
-connect = 5s
-[tap]
-name = invpn0
-address = %s/24
-[log]
-level = info
-[control]
-socket = %s
-`, d.nodes[d.next(i)].mac, underlay(k, d.next(i)), d.announce, 3*d.announce, d.overlay(i), filepath.Join(n.dir, "invpn.sock"))
-		conf := filepath.Join(n.dir, "invpn.conf")
-		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+	if err := d.mesh.WriteConfigs(); err != nil {
+		return err
+	}
+	for _, n := range d.mesh.Nodes() {
+		if err := n.Start(); err != nil {
 			return err
 		}
-		p, err := d.lab.Start(fmt.Sprint("node ", i), n.ns, n.log, d.bin, "run", "-c", conf)
-		if err != nil {
-			return err
-		}
-		n.proc = p
-		d.say("    node %d: pid %d, MAC %s, overlay %s, dials node %d", i, p.PID(), n.mac, d.overlay(i), d.next(i))
+		d.say("    node %d: pid %d, MAC %s, overlay %s, dials node %d", n.I, n.PID(), n.MAC, n.Addr4(), d.next(n.I))
 	}
 	return nil
 }
 
 func (d *demo) waitMesh(ctx context.Context) error {
 	t0 := time.Now()
-	for i := 2; i <= d.n; i++ {
+	n1 := d.node(1)
+	for _, n := range d.mesh.Nodes()[1:] {
 		left := demoMeshTimeout - time.Since(t0)
-		r, err := netns.PingUntil(ctx, d.nodes[1].ns, d.overlay(i), demoPingInterval, max(left, time.Second))
+		r, err := netns.PingUntil(ctx, n1.NS, n.Addr4(), demoPingInterval, max(left, time.Second))
 		if err != nil {
 			return err
 		}
 		if !r.OK {
-			return fmt.Errorf("node 1 did not reach node %d within %v", i, demoMeshTimeout)
+			return fmt.Errorf("node 1 did not reach node %d within %v", n.I, demoMeshTimeout)
 		}
-		for _, n := range d.nodes[1:] {
-			select {
-			case <-n.proc.Done():
-				return fmt.Errorf("node %d exited: %v", n.i, n.proc.Err())
-			default:
+		for _, n := range d.mesh.Nodes() {
+			if exited, err := n.Exited(); exited {
+				return fmt.Errorf("node %d exited: %v", n.I, err)
 			}
 		}
-		d.say("    node 1 -> node %d (%s): first reply %v after start, rtt %v", i, d.overlay(i), time.Since(t0).Round(time.Millisecond), r.RTT)
+		d.say("    node 1 -> node %d (%s): first reply %v after start, rtt %v", n.I, n.Addr4(), time.Since(t0).Round(time.Millisecond), r.RTT)
 	}
 	return nil
 }
 
 func (d *demo) pingAcross(ctx context.Context, target int) error {
-	st, err := netns.Ping(ctx, d.nodes[1].ns, d.overlay(target), 5, 200*time.Millisecond)
+	st, err := netns.Ping(ctx, d.node(1).NS, d.node(target).Addr4(), 5, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -274,7 +241,7 @@ func (d *demo) pingAcross(ctx context.Context, target int) error {
 	if st.Received == 0 {
 		return fmt.Errorf("no reply from node %d", target)
 	}
-	path, err := d.route(1, target)
+	path, err := d.mesh.Path(ctx, 1, target)
 	d.say("    route: %s", d.pathString(path, err))
 	return nil
 }
@@ -282,11 +249,11 @@ func (d *demo) pingAcross(ctx context.Context, target int) error {
 // showHealth runs `invpn health` and `invpn status` against node 1's
 // control socket and prints what they print.
 func (d *demo) showHealth(ctx context.Context) error {
-	sock := filepath.Join(d.nodes[1].dir, "invpn.sock")
+	n1 := d.node(1)
 	for _, args := range [][]string{{"health", "--timeout", "1s"}, {"status"}} {
-		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", d.nodes[1].ns, d.bin}, append(args, "--socket", sock)...)...)
+		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n1.NS, d.bin}, append(args, "--socket", n1.Socket)...)...)
 		out, err := cmd.CombinedOutput()
-		d.say("    $ invpn %s --socket %s", strings.Join(args, " "), sock)
+		d.say("    $ invpn %s --socket %s", strings.Join(args, " "), n1.Socket)
 		for line := range strings.SplitSeq(strings.TrimRight(string(out), "\n"), "\n") {
 			d.say("    %s", line)
 		}
@@ -297,13 +264,17 @@ func (d *demo) showHealth(ctx context.Context) error {
 	return nil
 }
 
+// failoverPoll is how often the demo asks node 1's control socket for its
+// route while the relay is killed.
+const failoverPoll = 5 * time.Millisecond
+
 func (d *demo) failover(ctx context.Context, target int) error {
-	path, err := d.route(1, target)
+	path, err := d.mesh.Path(ctx, 1, target)
 	if err != nil || len(path) < 3 {
 		return fmt.Errorf("no relayed route from node 1 to node %d to cut: %v", target, d.pathString(path, err))
 	}
-	relay := d.nodes[path[1]]
-	s, err := netns.StartStream(d.nodes[1].ns, d.overlay(target), demoPingInterval, demoFailoverTimeout+5*time.Second)
+	n1, dst, relay := d.node(1), d.node(target), d.node(path[1])
+	s, err := netns.StartStream(n1.NS, dst.Addr4(), demoPingInterval, demoFailoverTimeout+5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -311,9 +282,31 @@ func (d *demo) failover(ctx context.Context, target int) error {
 	if !waitUntil(ctx, 5*time.Second, func() bool { return len(s.Replies()) >= 5 }) {
 		return errors.New("the ping loop got no replies before the cut")
 	}
+	// Watch node 1's route to the target on its control socket from just
+	// before the kill: when it leaves the relay.
+	type move struct {
+		at  time.Time
+		via wire.MAC
+		err error
+	}
+	moved := make(chan move, 1)
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		st, err := n1.WaitStatus(wctx, demoFailoverTimeout, failoverPoll, func(st *control.Status) bool {
+			r, ok := meshlab.RouteTo(st, dst.MAC)
+			return ok && r.NextHop != relay.MAC
+		})
+		if err != nil {
+			moved <- move{err: err}
+			return
+		}
+		r, _ := meshlab.RouteTo(st, dst.MAC)
+		moved <- move{at: st.Now, via: r.NextHop}
+	}()
 	killAt := time.Now()
-	d.say("    killing node %d (pid %d), the first relay on %s", relay.i, relay.proc.PID(), d.pathString(path, nil))
-	if err := relay.proc.Kill(); err != nil {
+	d.say("    killing node %d (pid %d), the first relay on %s", relay.I, relay.PID(), d.pathString(path, nil))
+	if err := relay.Kill(); err != nil {
 		return err
 	}
 	if !waitUntil(ctx, demoFailoverTimeout, func() bool { return s.RepliesAfter(killAt.Add(100*time.Millisecond)) >= 10 }) {
@@ -333,75 +326,22 @@ func (d *demo) failover(ctx context.Context, target int) error {
 		}
 		d.say("    failover: replies stopped for %v (%d ping%s lost), then came back", o.Gap.Round(time.Millisecond), o.Lost, plural)
 	}
-	if at, ev, ok := d.routeEventAfter(1, target, killAt); ok {
-		d.say("    node 1 logged \"%s\" for node %d %v after the kill", ev, target, at.Sub(killAt).Round(time.Millisecond))
+	if mv := <-moved; mv.err == nil {
+		via := mv.via.String()
+		if n := d.mesh.ByMAC(mv.via); n != nil {
+			via = fmt.Sprint("node ", n.I)
+		}
+		d.say("    node 1's control socket showed its route to node %d via %s %v after the kill (asked every %v)",
+			target, via, mv.at.Sub(killAt).Round(time.Millisecond), failoverPoll)
 	}
-	// The logs may lag the data path by a moment.
+	// The whole path may settle a moment after node 1's next hop.
 	var newPath []int
 	waitUntil(ctx, 2*time.Second, func() bool {
-		newPath, err = d.route(1, target)
-		return err == nil && !containsInt(newPath, relay.i)
+		newPath, err = d.mesh.Path(ctx, 1, target)
+		return err == nil && !slices.Contains(newPath, relay.I)
 	})
 	d.say("    new route: %s", d.pathString(newPath, err))
 	return nil
-}
-
-// route follows the next hops from node from to node to, as each
-// daemon last logged them.
-func (d *demo) route(from, to int) ([]int, error) {
-	path := []int{from}
-	for cur := from; cur != to; {
-		via, err := d.nextHop(cur, to)
-		if err != nil {
-			return path, err
-		}
-		if containsInt(path, via) || len(path) > d.n {
-			return path, fmt.Errorf("loop at node %d", via)
-		}
-		path = append(path, via)
-		cur = via
-	}
-	return path, nil
-}
-
-func (d *demo) nextHop(from, to int) (int, error) {
-	b, err := os.ReadFile(d.nodes[from].log)
-	if err != nil {
-		return 0, err
-	}
-	re := regexp.MustCompile(`msg="route (learned|changed|failover|withdrawn|expired)" target=` + regexp.QuoteMeta(d.nodes[to].mac.String()) + `(?: via=(\S+))?`)
-	m := re.FindAllSubmatch(b, -1)
-	if len(m) == 0 || m[len(m)-1][2] == nil {
-		return 0, fmt.Errorf("node %d has no route to node %d", from, to)
-	}
-	via := string(m[len(m)-1][2])
-	for _, n := range d.nodes[1:] {
-		if n.mac.String() == via {
-			return n.i, nil
-		}
-	}
-	return 0, fmt.Errorf("node %d routes to node %d via unknown %s", from, to, via)
-}
-
-// routeEventAfter returns the first route event node from logged for node
-// to after t, and its time.
-func (d *demo) routeEventAfter(from, to int, t time.Time) (time.Time, string, bool) {
-	b, err := os.ReadFile(d.nodes[from].log)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	re := regexp.MustCompile(`^time=(\S+) .*msg="(route [a-z]+)" target=` + regexp.QuoteMeta(d.nodes[to].mac.String()))
-	for _, line := range strings.Split(string(b), "\n") {
-		m := re.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		at, err := time.Parse(time.RFC3339Nano, m[1])
-		if err == nil && !at.Before(t.Truncate(time.Millisecond)) {
-			return at, m[2], true
-		}
-	}
-	return time.Time{}, "", false
 }
 
 func (d *demo) pathString(path []int, err error) string {
@@ -418,42 +358,30 @@ func (d *demo) pathString(path []int, err error) string {
 
 // showLogs prints the end of each daemon's log after a failure.
 func (d *demo) showLogs() {
-	for _, n := range d.nodes {
-		if n == nil {
-			continue
+	for _, n := range d.mesh.Nodes() {
+		if len(n.Logs()) > 0 {
+			d.say("\n%s", n.LogTail(1500))
 		}
-		b, err := os.ReadFile(n.log)
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		if len(b) > 1500 {
-			b = b[len(b)-1500:]
-		}
-		d.say("\n--- end of node %d's log ---\n%s", n.i, b)
 	}
 }
 
 // cleanup stops the daemons, deletes the namespaces and the directory.
 func (d *demo) cleanup() {
-	names := d.lab.Namespaces()
+	names := d.mesh.Namespaces()
 	running := 0
-	for _, n := range d.nodes {
-		if n != nil && n.proc != nil {
-			select {
-			case <-n.proc.Done():
-			default:
-				running++
-			}
+	for _, n := range d.mesh.Nodes() {
+		if n.Running() {
+			running++
 		}
 	}
-	err := d.lab.Close()
+	err := d.mesh.Close()
 	removed := "removed " + d.dir
 	if d.keep {
 		removed = "kept " + d.dir
 	} else if rerr := os.RemoveAll(d.dir); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
-	left, _ := netns.List(d.lab.Prefix())
+	left, _ := netns.List(d.mesh.Prefix())
 	d.say("\ncleanup: stopped %d daemons, deleted %d namespaces, %s", running, len(names)-len(left), removed)
 	if err != nil {
 		d.say("cleanup problems: %v", err)
@@ -473,15 +401,9 @@ func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) bool 
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return false
 }

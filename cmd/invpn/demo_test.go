@@ -57,7 +57,7 @@ var demoPrefixRE = regexp.MustCompile(`network namespaces (ivdemo\d+)-1`)
 // the mesh, measured a failover, and left no namespace behind.
 func TestDemo(t *testing.T) {
 	e2eSkip(t)
-	bin := buildInvpn(t, t.TempDir())
+	bin := invpnBinary(t)
 	before, _ := netns.List("ivdemo")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -90,7 +90,7 @@ func TestDemo(t *testing.T) {
 // checks that it stops them and deletes its namespaces.
 func TestDemoInterrupt(t *testing.T) {
 	e2eSkip(t)
-	bin := buildInvpn(t, t.TempDir())
+	bin := invpnBinary(t)
 	before, _ := netns.List("ivdemo")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

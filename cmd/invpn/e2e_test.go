@@ -1,42 +1,82 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/invpn/invpn/cmd/invpn/internal/pki"
+	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/cmd/invpn/internal/meshlab"
+	"github.com/invpn/invpn/cmd/invpn/internal/netns"
 	"github.com/invpn/invpn/wire"
 )
+
+// The end-to-end tests run real daemons in network namespaces, built by
+// meshlab (the harness `invpn demo` uses too), and read the daemons'
+// state from their control sockets.
+
+// TestMain removes the binary the end-to-end tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin.dir != "" {
+		os.RemoveAll(bin.dir)
+	}
+	os.Exit(code)
+}
+
+// bin is the invpn binary, built once per test process.
+var bin struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// invpnBinary builds the command on first use and returns its path.
+func invpnBinary(t *testing.T) string {
+	t.Helper()
+	bin.once.Do(func() {
+		t0 := time.Now()
+		if bin.dir, bin.err = os.MkdirTemp("", "invpn-e2e-bin-"); bin.err != nil {
+			return
+		}
+		path := filepath.Join(bin.dir, "invpn")
+		if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+			bin.err = fmt.Errorf("go build: %v: %s", err, out)
+			return
+		}
+		bin.path = path
+		t.Logf("built %s in %v (shared by the tests of this process)", path, time.Since(t0).Round(time.Millisecond))
+	})
+	if bin.err != nil {
+		t.Fatal(bin.err)
+	}
+	return bin.path
+}
+
+// buildInvpn returns the shared binary (dir is not used; the name and
+// signature stay for the tests that call it).
+func buildInvpn(t *testing.T, dir string) string {
+	t.Helper()
+	return invpnBinary(t)
+}
 
 // e2eSkip skips the end-to-end test when the machine cannot run it, or
 // fails it when INVPN_REQUIRE_E2E=1.
 func e2eSkip(t *testing.T) {
 	t.Helper()
 	var why string
-	switch {
-	case testing.Short():
+	if testing.Short() {
 		why = "-short"
-	case os.Geteuid() != 0:
-		why = "not root (network namespaces and TAP devices need CAP_NET_ADMIN)"
-	default:
-		if _, err := os.Stat("/dev/net/tun"); err != nil {
-			why = "/dev/net/tun is missing"
-		}
-		for _, tool := range []string{"ip", "ping"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				why = tool + " is not installed (iproute2, iputils-ping)"
-			}
-		}
+	} else if err := netns.Check(); err != nil {
+		why = err.Error()
 	}
 	if why == "" {
 		return
@@ -47,30 +87,36 @@ func e2eSkip(t *testing.T) {
 	t.Skipf("end-to-end test skipped: %s (set INVPN_REQUIRE_E2E=1 to make this an error)", why)
 }
 
-// e2eNode is one real daemon in its own network namespace.
-type e2eNode struct {
-	i    int
-	ns   string
-	mac  wire.MAC
-	dir  string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has been waited for
-}
+// e2eMACs is the MAC of node 0 of the tests' meshes: node I is 02:50:56:00:00:0I.
+var e2eMACs = wire.MAC{0x02, 0x50, 0x56, 0, 0, 0}
 
-func ipCmd(t *testing.T, args ...string) string {
+// newMesh builds topo in namespaces named base plus random digits and
+// starts its daemons. Cleanup stops them (an unclean exit on SIGTERM fails
+// the test), deletes the namespaces, and prints the daemons' logs if the
+// test failed.
+func newMesh(t *testing.T, base string, topo meshlab.Topology) *meshlab.Mesh {
 	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
+	m, err := meshlab.New(meshlab.Options{Prefix: netns.RandomPrefix(base), Dir: t.TempDir(), Bin: invpnBinary(t)}, topo)
 	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	return string(out)
-}
-
-// nsRun runs a command in namespace ns and reports whether it succeeded.
-func nsRun(ns string, args ...string) (string, bool) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	return string(out), err == nil
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("stopping the mesh: %v", err)
+		}
+		if t.Failed() || os.Getenv("INVPN_E2E_DUMP") == "1" {
+			for _, n := range m.Nodes() {
+				t.Logf("%s", n.LogTail(3000))
+			}
+		}
+	})
+	if err := m.Build(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // TestE2EMesh runs four real daemons in network namespaces linked 1-2, 1-3,
@@ -81,133 +127,76 @@ func nsRun(ns string, args ...string) (string, bool) {
 func TestE2EMesh(t *testing.T) {
 	e2eSkip(t)
 	start := time.Now()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "invpn")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
-	t.Logf("built in %v", time.Since(start).Round(time.Millisecond))
-
-	prefix := fmt.Sprintf("ivd%04d", rand.IntN(10000))
-	nodes := make([]*e2eNode, 5) // 1-based
-	for i := 1; i <= 4; i++ {
-		n := &e2eNode{i: i, ns: fmt.Sprintf("%s-%d", prefix, i), mac: wire.MAC{0x02, 0x50, 0x56, 0, 0, byte(i)},
-			dir: filepath.Join(dir, fmt.Sprint("n", i))}
-		n.log = filepath.Join(n.dir, "log")
-		nodes[i] = n
-		ipCmd(t, "netns", "add", n.ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", n.ns).Run() })
-		ipCmd(t, "-n", n.ns, "link", "set", "lo", "up")
-	}
 	// Underlay: one /24 per link, 10.99.AB.A and 10.99.AB.B; no routing
 	// between links, so 1 and 4 cannot reach each other outside the mesh.
-	under := func(a, b int) string { return fmt.Sprintf("10.99.%d%d.%d", a, b, a) }
-	for _, p := range [][2]int{{1, 2}, {1, 3}, {2, 4}, {3, 4}} {
-		a, b := nodes[p[0]], nodes[p[1]]
-		ea, eb := fmt.Sprintf("u%d%d", a.i, b.i), fmt.Sprintf("u%d%d", b.i, a.i)
-		ipCmd(t, "link", "add", ea, "netns", a.ns, "type", "veth", "peer", "name", eb, "netns", b.ns)
-		ipCmd(t, "-n", a.ns, "addr", "add", under(a.i, b.i)+"/24", "dev", ea)
-		ipCmd(t, "-n", b.ns, "addr", "add", fmt.Sprintf("10.99.%d%d.%d/24", a.i, b.i, b.i), "dev", eb)
-		ipCmd(t, "-n", a.ns, "link", "set", ea, "up")
-		ipCmd(t, "-n", b.ns, "link", "set", eb, "up")
-	}
-
-	caDir := filepath.Join(dir, "ca")
-	if err := pki.InitCA(caDir); err != nil {
-		t.Fatal(err)
-	}
-	seedOf := func(n *e2eNode, addr string) string { return fmt.Sprintf("%s@%s:41744", n.mac, addr) }
-	inits := map[int]string{
-		1: "",
-		2: seedOf(nodes[1], under(1, 2)),
-		3: seedOf(nodes[1], under(1, 3)),
-		4: seedOf(nodes[2], "10.99.24.2") + ", " + seedOf(nodes[3], "10.99.34.3"),
-	}
-	for i := 1; i <= 4; i++ {
-		n := nodes[i]
-		if err := pki.IssueNode(caDir, n.mac, n.dir); err != nil {
-			t.Fatal(err)
-		}
-		cfg := fmt.Sprintf(`[ssl]
-key = node.key
-cert = node.crt
-ca = ca.crt
-[network]
-cache = cache.json
-init = %s
-[timers]
-announce = 1s
-link_timeout = 3s
-connect = 5s
-[tap]
-name = invpn0
-address = 10.78.0.%d/24, fd00:78::%d/64
-[log]
-level = debug
-[control]
-socket = %s
-`, inits[i], i, i, filepath.Join(n.dir, "invpn.sock"))
-		if err := os.WriteFile(filepath.Join(n.dir, "invpn.conf"), []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 1; i <= 4; i++ {
-		startE2E(t, bin, nodes[i])
-	}
+	m := newMesh(t, "ivd", meshlab.Topology{
+		Nodes:   4,
+		Links:   []meshlab.Link{{A: 1, B: 2, Net: 12}, {A: 1, B: 3, Net: 13}, {A: 2, B: 4, Net: 24}, {A: 3, B: 4, Net: 34}},
+		Dial:    map[int][]int{2: {1}, 3: {1}, 4: {2, 3}},
+		MACBase: e2eMACs,
+		IPv4:    netip.MustParsePrefix("10.78.0.0/24"),
+		IPv6:    netip.MustParsePrefix("fd00:78::/64"),
+		Timers:  meshlab.Timers{Announce: time.Second, LinkTimeout: 3 * time.Second, Connect: 5 * time.Second},
+	})
+	ctx := context.Background()
+	n1, n4 := m.Node(1), m.Node(4)
 
 	// Wait (bounded) until node 1 reaches node 4's overlay address.
-	ns1 := nodes[1].ns
-	waitPing := func(args ...string) time.Duration {
+	waitPing := func(addr string) time.Duration {
 		t.Helper()
-		t0 := time.Now()
-		for {
-			if _, ok := nsRun(ns1, append([]string{"ping", "-c", "1", "-W", "1"}, args...)...); ok {
-				return time.Since(t0)
-			}
-			if time.Since(t0) > 20*time.Second {
-				dumpLogs(t, nodes[1:])
-				t.Fatalf("ping %v from node 1 failed for 20 s", args)
-			}
+		r, err := netns.PingUntil(ctx, n1.NS, addr, 50*time.Millisecond, 20*time.Second)
+		if err != nil || !r.OK {
+			t.Fatalf("ping %s from node 1 failed for 20 s: %v", addr, err)
+		}
+		return r.After
+	}
+	ping3 := func(addr string) {
+		t.Helper()
+		if st, err := netns.Ping(ctx, n1.NS, addr, 3, 200*time.Millisecond); err != nil || st.Received == 0 {
+			t.Fatalf("ping %s: %v\n%s", addr, err, st.Output)
 		}
 	}
-	t.Logf("first IPv4 ping after %v", waitPing("10.78.0.4").Round(time.Millisecond))
-	if out, ok := nsRun(ns1, "ping", "-c", "3", "-W", "1", "10.78.0.4"); !ok {
-		t.Fatalf("ping 10.78.0.4: %s", out)
-	}
+	t.Logf("first IPv4 ping after %v", waitPing(n4.Addr4()).Round(time.Millisecond))
+	ping3(n4.Addr4())
 	// ARP resolved across the mesh: node 4's TAP MAC is its identity.
-	if out, _ := nsRun(ns1, "ip", "neigh", "show", "10.78.0.4"); !strings.Contains(out, nodes[4].mac.String()) {
-		t.Errorf("ARP entry for 10.78.0.4 = %q, want lladdr %s", out, nodes[4].mac)
+	if out, _ := netns.Exec(ctx, n1.NS, "ip", "neigh", "show", n4.Addr4()); !strings.Contains(out, n4.MAC.String()) {
+		t.Errorf("ARP entry for %s = %q, want lladdr %s", n4.Addr4(), out, n4.MAC)
 	}
-	t.Logf("first IPv6 ping after %v", waitPing("-6", "fd00:78::4").Round(time.Millisecond))
-	if out, ok := nsRun(ns1, "ping", "-6", "-c", "3", "-W", "1", "fd00:78::4"); !ok {
-		t.Fatalf("ping fd00:78::4: %s", out)
-	}
-	if out, _ := nsRun(ns1, "ip", "-6", "neigh", "show", "fd00:78::4"); !strings.Contains(out, nodes[4].mac.String()) {
-		t.Errorf("ND entry for fd00:78::4 = %q, want lladdr %s", out, nodes[4].mac)
+	t.Logf("first IPv6 ping after %v", waitPing(n4.Addr6()).Round(time.Millisecond))
+	ping3(n4.Addr6())
+	if out, _ := netns.Exec(ctx, n1.NS, "ip", "-6", "neigh", "show", n4.Addr6()); !strings.Contains(out, n4.MAC.String()) {
+		t.Errorf("ND entry for %s = %q, want lladdr %s", n4.Addr6(), out, n4.MAC)
 	}
 
-	for i := 1; i <= 4; i++ {
-		t.Logf("node %d RSS: %s", i, rss(nodes[i].cmd.Process.Pid))
+	for _, n := range m.Nodes() {
+		t.Logf("node %d RSS: %s", n.I, rss(n.PID()))
 	}
 
-	checkHealthAndStatus(t, bin, nodes)
+	checkHealthAndStatus(t, m)
 
 	// Kill the relay node 1's route to node 4 goes through.
-	relay := relayOf(t, nodes[1], nodes[4].mac, nodes[2], nodes[3])
-	t.Logf("killing relay node %d (pid %d)", relay.i, relay.cmd.Process.Pid)
-	relay.cmd.Process.Kill()
-	<-relay.done
-	failover := waitPing("10.78.0.4")
+	hop, err := m.NextHop(ctx, 1, 4)
+	if err != nil || hop != 2 && hop != 3 {
+		t.Fatalf("node 1's route to node 4: next hop %d, %v; want node 2 or 3", hop, err)
+	}
+	relay, other := m.Node(hop), m.Node(5-hop)
+	t.Logf("killing relay node %d (pid %d)", relay.I, relay.PID())
+	if err := relay.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	failover := waitPing(n4.Addr4())
 	t.Logf("pings succeed again %v after the relay was killed", failover.Round(time.Millisecond))
 	if failover > 5*time.Second {
 		t.Errorf("failover took %v", failover)
 	}
-	if out, ok := nsRun(ns1, "ping", "-c", "3", "-W", "1", "10.78.0.4"); !ok {
-		t.Fatalf("ping after failover: %s", out)
-	}
-	logs, _ := os.ReadFile(nodes[1].log)
-	if !bytes.Contains(logs, []byte("msg=\"link down\" peer="+relay.mac.String())) {
-		t.Errorf("node 1 did not log the relay's link going down")
+	ping3(n4.Addr4())
+	// Node 1 took the relay's link down and routes through the other one.
+	if _, err := n1.WaitStatus(ctx, 5*time.Second, 0, func(st *control.Status) bool {
+		_, linked := meshlab.LinkTo(st, relay.MAC)
+		r, routed := meshlab.RouteTo(st, n4.MAC)
+		return !linked && routed && r.NextHop == other.MAC
+	}); err != nil {
+		t.Errorf("node 1 did not drop the link to the killed relay %d and route to node 4 via node %d: %v", relay.I, other.I, err)
 	}
 	t.Logf("end-to-end test took %v", time.Since(start).Round(time.Millisecond))
 }
@@ -215,20 +204,24 @@ socket = %s
 // checkHealthAndStatus runs `invpn health` and `invpn status` against
 // node 1's control socket, in its namespace. PROTOCOL.md "Behaviour",
 // Health: every node answers, nodes 2 and 3 over one link each way and
-// node 4 over two; status lists node 1's links to nodes 2 and 3.
-func checkHealthAndStatus(t *testing.T, bin string, nodes []*e2eNode) {
+// node 4 over two; status lists node 1's links to nodes 2 and 3 and a
+// 2-hop route to node 4.
+func checkHealthAndStatus(t *testing.T, m *meshlab.Mesh) {
 	t.Helper()
-	n1 := nodes[1]
-	sock := filepath.Join(n1.dir, "invpn.sock")
-	out, ok := nsRun(n1.ns, bin, "health", "--socket", sock, "--timeout", "1s")
-	if !ok {
-		t.Fatalf("invpn health: %s", out)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n1 := m.Node(1)
+	bin := invpnBinary(t)
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := netns.Exec(ctx, n1.NS, append([]string{bin}, append(args, "--socket", n1.Socket)...)...)
+		if err != nil {
+			t.Fatalf("invpn %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
 	}
-	t.Logf("invpn health on node 1:\n%s", out)
-	out, ok = nsRun(n1.ns, bin, "health", "--socket", sock, "--timeout", "1s", "--json")
-	if !ok {
-		t.Fatalf("invpn health --json: %s", out)
-	}
+	t.Logf("invpn health on node 1:\n%s", cli("health", "--timeout", "1s"))
+	out := cli("health", "--timeout", "1s", "--json")
 	var rep struct {
 		Requester string `json:"requester"`
 		Answers   []struct {
@@ -248,26 +241,19 @@ func checkHealthAndStatus(t *testing.T, bin string, nodes []*e2eNode) {
 	// must still be a path over the square's links, and the hop counts
 	// must be its length.
 	index := map[string]int{}
-	for i := 1; i <= 4; i++ {
-		index[nodes[i].mac.String()] = i
-	}
-	linked := func(a, b int) bool {
-		switch [2]int{min(a, b), max(a, b)} {
-		case [2]int{1, 2}, [2]int{1, 3}, [2]int{2, 4}, [2]int{3, 4}:
-			return true
-		}
-		return false
+	for _, n := range m.Nodes() {
+		index[n.MAC.String()] = n.I
 	}
 	isPath := func(p []string, from, to int) bool {
 		if len(p) < 2 || index[p[0]] != from || index[p[len(p)-1]] != to {
 			return false
 		}
 		seen := map[string]bool{}
-		for i, m := range p {
-			if seen[m] || index[m] == 0 || i > 0 && !linked(index[p[i-1]], index[m]) {
+		for i, mac := range p {
+			if seen[mac] || index[mac] == 0 || i > 0 && !m.Linked(index[p[i-1]], index[mac]) {
 				return false
 			}
-			seen[m] = true
+			seen[mac] = true
 		}
 		return true
 	}
@@ -285,91 +271,31 @@ func checkHealthAndStatus(t *testing.T, bin string, nodes []*e2eNode) {
 			t.Errorf("health: node %d answered over %d hops out (%v) and %d back (%v)", i, a.HopsOut, a.PathOut, a.HopsBack, a.PathBack)
 		}
 	}
-	if len(distance) != 0 || len(rep.Missing) != 0 || rep.Requester != n1.mac.String() {
+	if len(distance) != 0 || len(rep.Missing) != 0 || rep.Requester != n1.MAC.String() {
 		t.Errorf("health: no answer from nodes %v; missing %v; requester %s", distance, rep.Missing, rep.Requester)
 	}
 
-	out, ok = nsRun(n1.ns, bin, "status", "--socket", sock)
-	if !ok {
-		t.Fatalf("invpn status: %s", out)
+	text := cli("status")
+	t.Logf("invpn status on node 1:\n%s", text)
+	if !strings.Contains(text, "node "+n1.MAC.String()) {
+		t.Errorf("invpn status lacks %q", "node "+n1.MAC.String())
 	}
-	t.Logf("invpn status on node 1:\n%s", out)
-	for _, want := range []string{
-		"node " + n1.mac.String(),
-		nodes[2].mac.String() + "  10.99.12.2:",
-		nodes[3].mac.String() + "  10.99.13.3:",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("invpn status lacks %q", want)
+	var st control.Status
+	if out := cli("status", "--json"); json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("invpn status --json: not a status:\n%s", out)
+	}
+	if st.MAC != n1.MAC {
+		t.Errorf("invpn status --json: node %s, want %s", st.MAC, n1.MAC)
+	}
+	for _, j := range []int{2, 3} {
+		l, ok := meshlab.LinkTo(&st, m.Node(j).MAC)
+		if want := m.Underlay(j, 1) + ":"; !ok || !strings.HasPrefix(l.Addr, want) {
+			t.Errorf("invpn status --json: link to node %d = %+v (found %v), want one from %s*", j, l, ok, want)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(nodes[4].mac.String()) + `\s+02:50:56:00:00:0[23]\s+2\s`).MatchString(out) {
-		t.Errorf("invpn status: no 2-hop route to node 4 via node 2 or 3")
+	if r, ok := meshlab.RouteTo(&st, m.Node(4).MAC); !ok || r.Hops != 2 || r.NextHop != m.Node(2).MAC && r.NextHop != m.Node(3).MAC {
+		t.Errorf("invpn status --json: route to node 4 = %+v (found %v), want 2 hops via node 2 or 3", r, ok)
 	}
-}
-
-// startE2E starts n's daemon in its namespace; cleanup stops it with
-// SIGTERM (then SIGKILL) and checks a clean exit.
-func startE2E(t *testing.T, bin string, n *e2eNode) {
-	t.Helper()
-	logf, err := os.Create(n.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// ip netns exec execs the daemon: the PID is the daemon's.
-	n.cmd = exec.Command("ip", "netns", "exec", n.ns, bin, "run", "-c", filepath.Join(n.dir, "invpn.conf"))
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n.done = make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = n.cmd.Wait()
-		logf.Close()
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-n.done:
-			return // exited or killed by the test
-		default:
-		}
-		n.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.done:
-			if waitErr != nil {
-				t.Errorf("node %d: exit after SIGTERM: %v", n.i, waitErr)
-			}
-		case <-time.After(5 * time.Second):
-			n.cmd.Process.Kill()
-			<-n.done
-			t.Errorf("node %d did not stop within 5 s of SIGTERM", n.i)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(n.log)
-			t.Logf("log of node %d (last 3000 bytes):\n%s", n.i, tail(b, 3000))
-		}
-	})
-}
-
-// relayOf returns the relay of the last route n logged to target.
-func relayOf(t *testing.T, n *e2eNode, target wire.MAC, relays ...*e2eNode) *e2eNode {
-	t.Helper()
-	b, _ := os.ReadFile(n.log)
-	re := regexp.MustCompile(`msg="route (?:learned|changed|failover)" target=` + regexp.QuoteMeta(target.String()) + ` via=(\S+)`)
-	m := re.FindAllSubmatch(b, -1)
-	if len(m) == 0 {
-		t.Fatalf("node %d logged no route to %s", n.i, target)
-	}
-	via := string(m[len(m)-1][1])
-	for _, r := range relays {
-		if r.mac.String() == via {
-			return r
-		}
-	}
-	t.Fatalf("node %d routes to %s via %s, not a relay", n.i, target, via)
-	return nil
 }
 
 func rss(pid int) string {
@@ -385,16 +311,23 @@ func rss(pid int) string {
 	return "?"
 }
 
-func dumpLogs(t *testing.T, nodes []*e2eNode) {
-	for _, n := range nodes {
-		b, _ := os.ReadFile(n.log)
-		t.Logf("log of node %d (last 3000 bytes):\n%s", n.i, tail(b, 3000))
+// waitLog waits up to d for the current log of n to contain s. It is for
+// events that leave no state to ask the control socket about (a refused
+// handshake, a failed dial); links and routes are read from the socket.
+func waitLog(t *testing.T, n *meshlab.Node, d time.Duration, s string) {
+	t.Helper()
+	logs := n.Logs()
+	if len(logs) == 0 {
+		t.Fatalf("node %d has no log", n.I)
 	}
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
+	for deadline := time.Now().Add(d); ; {
+		b, _ := os.ReadFile(logs[len(logs)-1])
+		if strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d did not log %q within %v", n.I, s, d)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a file
 	}
-	return b
 }

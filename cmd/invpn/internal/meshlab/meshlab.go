@@ -1,0 +1,602 @@
+// Package meshlab builds a mesh of real invpn daemons in Linux network
+// namespaces from a topology: one namespace per node, one veth pair and /24
+// per underlay link, a group CA (and any other CA a node is given), one
+// certificate and one configuration per node, and the daemons. It is the
+// one harness of `invpn demo` and of the end-to-end tests.
+//
+// State is read from each daemon's control socket (the JSON that
+// `invpn status --json` prints), never from its log; waits poll that socket
+// with a deadline. The daemons' logs are kept in their directories to be
+// shown when something fails.
+//
+// A Mesh removes what it created on Close: it stops the daemons it started
+// (by PID) and deletes its namespaces, through a netns.Lab. Everything
+// here needs root; see netns.Check.
+package meshlab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/cmd/invpn/internal/netns"
+	"github.com/invpn/invpn/cmd/invpn/internal/pki"
+	"github.com/invpn/invpn/wire"
+)
+
+// Port is the port every daemon listens on (the default).
+const Port = 41744
+
+// GroupCA is the name of the CA every node uses unless Topology.CA names
+// another.
+const GroupCA = "ca"
+
+// Link is one underlay link: a veth pair between nodes A and B in the /24
+// 10.99.Net.0, where node I has the address 10.99.Net.I. The interface in
+// node A's namespace is named toB, the one in B's toA.
+type Link struct {
+	A, B int
+	Net  int // the third octet, 1 to 254; 0: the link's 1-based index in Topology.Links
+}
+
+// Timers are the daemons' [timers]; a zero field leaves the daemon's
+// default.
+type Timers struct {
+	Announce, LinkTimeout, Connect time.Duration
+}
+
+// Topology describes a mesh. Nodes are numbered 1 to Nodes.
+type Topology struct {
+	Nodes int
+	Links []Link
+	// Dial lists, for each node, the neighbours it has as seeds ([network]
+	// init), each at its address on the link between the two.
+	Dial map[int][]int
+	// MACBase is the MAC of node 0: node I's MAC is MACBase with I in its
+	// last byte.
+	MACBase wire.MAC
+	// IPv4 is the overlay: node I's TAP device has address I in it, with
+	// its prefix length. IPv6, if valid, adds an IPv6 overlay the same way.
+	IPv4, IPv6 netip.Prefix
+	Timers     Timers
+	LogLevel   string         // [log] level; "" is debug
+	CA         map[int]string // a node's CA name, if not GroupCA
+}
+
+// Options place a Mesh on this machine.
+type Options struct {
+	Prefix string // namespace name prefix (netns.RandomPrefix); namespace I is Prefix-I
+	Dir    string // the directory for CAs, node directories and logs; must exist
+	Bin    string // the invpn binary the daemons run
+}
+
+// Mesh is a topology built on this machine.
+type Mesh struct {
+	topo  Topology
+	opts  Options
+	lab   *netns.Lab
+	nodes []*Node // 1-based
+	nets  []int   // third octet of each link
+}
+
+// Node is one daemon of a Mesh and the namespace it runs in.
+type Node struct {
+	I      int
+	MAC    wire.MAC
+	NS     string // its namespace (once MakeNetwork ran)
+	Dir    string // certificate, key, CA, configuration, cache, logs
+	Conf   string // its configuration file
+	Socket string // its control socket
+
+	m    *Mesh
+	logs []string // one per start, the last is the current one
+	proc *netns.Proc
+}
+
+// New checks topo and returns a Mesh that has not created anything yet.
+func New(opts Options, topo Topology) (*Mesh, error) {
+	if topo.Nodes < 1 || topo.Nodes > 254 {
+		return nil, fmt.Errorf("meshlab: %d nodes, want 1 to 254", topo.Nodes)
+	}
+	if !topo.IPv4.Addr().Is4() {
+		return nil, errors.New("meshlab: no IPv4 overlay prefix")
+	}
+	if topo.LogLevel == "" {
+		topo.LogLevel = "debug"
+	}
+	m := &Mesh{topo: topo, opts: opts, lab: netns.NewLab(opts.Prefix), nodes: make([]*Node, topo.Nodes+1)}
+	seen := map[int]bool{}
+	for k, l := range topo.Links {
+		net := l.Net
+		if net == 0 {
+			net = k + 1
+		}
+		if net < 1 || net > 254 || seen[net] {
+			return nil, fmt.Errorf("meshlab: link %d-%d: net %d is out of range or used twice", l.A, l.B, net)
+		}
+		if l.A < 1 || l.A > topo.Nodes || l.B < 1 || l.B > topo.Nodes || l.A == l.B || m.link(l.A, l.B) < k {
+			return nil, fmt.Errorf("meshlab: bad or repeated link %d-%d", l.A, l.B)
+		}
+		seen[net] = true
+		m.nets = append(m.nets, net)
+	}
+	for i, peers := range topo.Dial {
+		for _, j := range peers {
+			if i < 1 || i > topo.Nodes || m.link(i, j) < 0 {
+				return nil, fmt.Errorf("meshlab: node %d dials node %d, which is not its neighbour", i, j)
+			}
+		}
+	}
+	for i := 1; i <= topo.Nodes; i++ {
+		mac := topo.MACBase
+		mac[5] = byte(i)
+		dir := filepath.Join(opts.Dir, fmt.Sprint("node", i))
+		m.nodes[i] = &Node{I: i, MAC: mac, Dir: dir, m: m,
+			Conf: filepath.Join(dir, "invpn.conf"), Socket: filepath.Join(dir, "invpn.sock")}
+		if len(m.nodes[i].Socket) > 107 {
+			return nil, fmt.Errorf("meshlab: control socket path %s is too long for a unix socket", m.nodes[i].Socket)
+		}
+	}
+	return m, nil
+}
+
+// Build makes the certificates, the network and the configurations;
+// StartAll then starts the daemons.
+func (m *Mesh) Build() error {
+	for _, step := range []func() error{m.MakePKI, m.MakeNetwork, m.WriteConfigs} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MakePKI creates the group CA, any other CA the topology names, and each
+// node's certificate (CN its MAC), key and CA certificate in its directory.
+func (m *Mesh) MakePKI() error {
+	made := map[string]bool{}
+	for _, n := range m.Nodes() {
+		ca := m.caOf(n.I)
+		if !made[ca] {
+			if err := pki.InitCA(m.CADir(ca)); err != nil {
+				return err
+			}
+			made[ca] = true
+		}
+		if err := pki.IssueNode(m.CADir(ca), n.MAC, n.Dir); err != nil {
+			return err
+		}
+	}
+	if !made[GroupCA] {
+		return pki.InitCA(m.CADir(GroupCA))
+	}
+	return nil
+}
+
+// MakeNetwork creates the namespaces and the underlay links.
+func (m *Mesh) MakeNetwork() error {
+	for _, n := range m.Nodes() {
+		ns, err := m.lab.AddNamespace(fmt.Sprint(n.I))
+		if err != nil {
+			return err
+		}
+		n.NS = ns
+	}
+	for _, l := range m.topo.Links {
+		a, b := m.nodes[l.A], m.nodes[l.B]
+		if err := m.lab.Veth(a.NS, fmt.Sprint("to", b.I), m.Underlay(a.I, b.I)+"/24",
+			b.NS, fmt.Sprint("to", a.I), m.Underlay(b.I, a.I)+"/24"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configTemplate is the configuration of every daemon a Mesh starts.
+var configTemplate = template.Must(template.New("invpn.conf").Parse(`# node {{.I}} of a meshlab mesh
+[ssl]
+key = node.key
+cert = node.crt
+ca = ca.crt
+[network]
+port = {{.Port}}
+cache = cache.json
+init = {{.Init}}
+{{- if .Timers}}
+[timers]
+{{- range .Timers}}
+{{.}}
+{{- end}}
+{{- end}}
+[tap]
+name = invpn0
+address = {{.Addresses}}
+[log]
+level = {{.LogLevel}}
+[control]
+socket = {{.Socket}}
+`))
+
+// WriteConfigs writes each node's configuration file.
+func (m *Mesh) WriteConfigs() error {
+	var timers []string
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"announce", m.topo.Timers.Announce}, {"link_timeout", m.topo.Timers.LinkTimeout}, {"connect", m.topo.Timers.Connect}} {
+		if t.d != 0 {
+			timers = append(timers, fmt.Sprintf("%s = %v", t.key, t.d))
+		}
+	}
+	for _, n := range m.Nodes() {
+		var seeds []string
+		for _, j := range m.topo.Dial[n.I] {
+			seeds = append(seeds, fmt.Sprintf("%s@%s:%d", m.nodes[j].MAC, m.Underlay(j, n.I), Port))
+		}
+		addrs := []string{n.overlay(m.topo.IPv4).String()}
+		if m.topo.IPv6.IsValid() {
+			addrs = append(addrs, n.overlay(m.topo.IPv6).String())
+		}
+		var b bytes.Buffer
+		err := configTemplate.Execute(&b, map[string]any{
+			"I": n.I, "Port": Port, "Init": strings.Join(seeds, ", "), "Timers": timers,
+			"Addresses": strings.Join(addrs, ", "), "LogLevel": m.topo.LogLevel, "Socket": n.Socket,
+		})
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(n.Conf, b.Bytes(), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartAll starts every node's daemon.
+func (m *Mesh) StartAll() error {
+	for _, n := range m.Nodes() {
+		if err := n.Start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the daemons still running (SIGTERM, then SIGKILL after 5 s)
+// and deletes the namespaces. It reports a daemon that did not exit
+// cleanly on SIGTERM. The directory stays.
+func (m *Mesh) Close() error { return m.lab.Close() }
+
+// Prefix returns the namespace name prefix.
+func (m *Mesh) Prefix() string { return m.lab.Prefix() }
+
+// Namespaces returns the namespaces created and not yet deleted.
+func (m *Mesh) Namespaces() []string { return m.lab.Namespaces() }
+
+// Node returns node i (1-based).
+func (m *Mesh) Node(i int) *Node { return m.nodes[i] }
+
+// Nodes returns the nodes in order.
+func (m *Mesh) Nodes() []*Node { return m.nodes[1:] }
+
+// ByMAC returns the node with the MAC, or nil.
+func (m *Mesh) ByMAC(mac wire.MAC) *Node {
+	for _, n := range m.Nodes() {
+		if n.MAC == mac {
+			return n
+		}
+	}
+	return nil
+}
+
+// CADir returns the directory of the CA named name (GroupCA: the group's).
+func (m *Mesh) CADir(name string) string { return filepath.Join(m.opts.Dir, name) }
+
+func (m *Mesh) caOf(i int) string {
+	if ca := m.topo.CA[i]; ca != "" {
+		return ca
+	}
+	return GroupCA
+}
+
+// link returns the index of the link between i and j, or -1.
+func (m *Mesh) link(i, j int) int {
+	return slices.IndexFunc(m.topo.Links, func(l Link) bool { return l.A == i && l.B == j || l.A == j && l.B == i })
+}
+
+// Underlay returns node i's address on its link to node j: 10.99.Net.i.
+func (m *Mesh) Underlay(i, j int) string {
+	k := m.link(i, j)
+	if k < 0 {
+		panic(fmt.Sprintf("meshlab: no link %d-%d", i, j))
+	}
+	return fmt.Sprintf("10.99.%d.%d", m.nets[k], i)
+}
+
+// Linked reports whether nodes i and j share an underlay link.
+func (m *Mesh) Linked(i, j int) bool { return m.link(i, j) >= 0 }
+
+func (n *Node) overlay(p netip.Prefix) netip.Prefix {
+	a := p.Masked().Addr().As16()
+	a[15] += byte(n.I)
+	addr := netip.AddrFrom16(a)
+	if p.Addr().Is4() {
+		addr = addr.Unmap()
+	}
+	return netip.PrefixFrom(addr, p.Bits())
+}
+
+// Addr4 returns the node's overlay IPv4 address.
+func (n *Node) Addr4() string { return n.overlay(n.m.topo.IPv4).Addr().String() }
+
+// Addr6 returns the node's overlay IPv6 address ("" without an IPv6 overlay).
+func (n *Node) Addr6() string {
+	if !n.m.topo.IPv6.IsValid() {
+		return ""
+	}
+	return n.overlay(n.m.topo.IPv6).Addr().String()
+}
+
+// Start starts the node's daemon (again, after Kill) in its namespace,
+// logging to a new file in its directory.
+func (n *Node) Start() error {
+	if n.Running() {
+		return fmt.Errorf("node %d is running", n.I)
+	}
+	log := filepath.Join(n.Dir, "daemon.log")
+	if len(n.logs) > 0 {
+		log = filepath.Join(n.Dir, fmt.Sprintf("daemon.%d.log", len(n.logs)+1))
+	}
+	p, err := n.m.lab.Start(fmt.Sprint("node ", n.I), n.NS, log, n.m.opts.Bin, "run", "-c", n.Conf)
+	if err != nil {
+		return err
+	}
+	n.proc, n.logs = p, append(n.logs, log)
+	return nil
+}
+
+// PID returns the process id of the daemon last started (0: none).
+func (n *Node) PID() int {
+	if n.proc == nil {
+		return 0
+	}
+	return n.proc.PID()
+}
+
+// Running reports whether the daemon last started still runs.
+func (n *Node) Running() bool {
+	if n.proc == nil {
+		return false
+	}
+	select {
+	case <-n.proc.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// Exited reports whether the daemon last started has exited, and its
+// exit error.
+func (n *Node) Exited() (bool, error) {
+	if n.proc == nil || n.Running() {
+		return false, nil
+	}
+	return true, n.proc.Err()
+}
+
+// Kill kills the daemon with SIGKILL (a crash) and waits for it.
+func (n *Node) Kill() error {
+	if n.proc == nil {
+		return fmt.Errorf("node %d was not started", n.I)
+	}
+	return n.proc.Kill()
+}
+
+// Logs returns the paths of the node's logs, one per start.
+func (n *Node) Logs() []string { return slices.Clone(n.logs) }
+
+// LogTail returns the last limit bytes of each of the node's logs, with a
+// header per file.
+func (n *Node) LogTail(limit int) string {
+	var b strings.Builder
+	for _, p := range n.logs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintf(&b, "--- node %d: %v\n", n.I, err)
+			continue
+		}
+		if len(data) > limit {
+			data = data[len(data)-limit:]
+		}
+		fmt.Fprintf(&b, "--- node %d, %s (last %d bytes) ---\n%s", n.I, filepath.Base(p), len(data), data)
+	}
+	return b.String()
+}
+
+// callTimeout bounds one control socket request.
+const callTimeout = 3 * time.Second
+
+// Status asks the daemon for its status over its control socket.
+func (n *Node) Status(ctx context.Context) (*control.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := control.Call(ctx, n.Socket, control.Request{Op: "status"})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %w", n.I, err)
+	}
+	if resp.Status == nil {
+		return nil, fmt.Errorf("node %d: status answer without a status", n.I)
+	}
+	return resp.Status, nil
+}
+
+// PollInterval is how often the waits ask a control socket.
+const PollInterval = 20 * time.Millisecond
+
+// WaitStatus polls the daemon's status every interval (PollInterval if
+// zero) until cond holds, and returns that status. It fails when limit
+// passes, ctx ends, or the daemon exits first; the error describes the last
+// status seen.
+func (n *Node) WaitStatus(ctx context.Context, limit, interval time.Duration, cond func(*control.Status) bool) (*control.Status, error) {
+	if interval <= 0 {
+		interval = PollInterval
+	}
+	deadline := time.Now().Add(limit)
+	var last *control.Status
+	var lastErr error
+	for {
+		st, err := n.Status(ctx)
+		if err == nil {
+			last, lastErr = st, nil
+			if cond(st) {
+				return st, nil
+			}
+		} else {
+			lastErr = err
+		}
+		if exited, err := n.Exited(); exited {
+			return last, fmt.Errorf("node %d exited while waiting: %v", n.I, err)
+		}
+		if time.Now().After(deadline) {
+			return last, fmt.Errorf("node %d: condition not met within %v; last status: %s", n.I, limit, n.m.Describe(last, lastErr))
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// Holds polls the daemon's status every interval (PollInterval if zero)
+// until ctx ends or limit passes, and checks that cond holds for every
+// status read. It returns the first status for which cond fails, with an
+// error; an error too if the daemon exits or no status could be read.
+func (n *Node) Holds(ctx context.Context, limit, interval time.Duration, cond func(*control.Status) bool) (*control.Status, error) {
+	if interval <= 0 {
+		interval = PollInterval
+	}
+	deadline := time.Now().Add(limit)
+	read := 0
+	var lastErr error
+	for {
+		st, err := n.Status(ctx)
+		switch {
+		case err == nil:
+			read++
+			if !cond(st) {
+				return st, fmt.Errorf("node %d: condition failed after %d good statuses", n.I, read-1)
+			}
+		case ctx.Err() == nil:
+			lastErr = err
+		}
+		if exited, err := n.Exited(); exited {
+			return nil, fmt.Errorf("node %d exited while watched: %v", n.I, err)
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			if read == 0 {
+				return nil, fmt.Errorf("node %d: no status read: %v", n.I, lastErr)
+			}
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+}
+
+// RouteTo returns st's route to mac.
+func RouteTo(st *control.Status, mac wire.MAC) (control.RouteStatus, bool) {
+	for _, r := range st.Routes {
+		if r.Target == mac {
+			return r, true
+		}
+	}
+	return control.RouteStatus{}, false
+}
+
+// LinkTo returns st's link to mac.
+func LinkTo(st *control.Status, mac wire.MAC) (control.LinkStatus, bool) {
+	for _, l := range st.Links {
+		if l.Peer == mac {
+			return l, true
+		}
+	}
+	return control.LinkStatus{}, false
+}
+
+// Describe summarizes a status in one line, naming nodes by number.
+func (m *Mesh) Describe(st *control.Status, err error) string {
+	if st == nil {
+		return fmt.Sprintf("none (%v)", err)
+	}
+	name := func(mac wire.MAC) string {
+		if n := m.ByMAC(mac); n != nil {
+			return fmt.Sprint(n.I)
+		}
+		return mac.String()
+	}
+	var links, routes []string
+	for _, l := range st.Links {
+		links = append(links, name(l.Peer)+"@"+l.Addr)
+	}
+	for _, r := range st.Routes {
+		routes = append(routes, fmt.Sprintf("%s via %s (%d hops)", name(r.Target), name(r.NextHop), r.Hops))
+	}
+	s := fmt.Sprintf("node %s: links [%s], routes [%s]", name(st.MAC), strings.Join(links, " "), strings.Join(routes, ", "))
+	if err != nil {
+		s += fmt.Sprintf(" (then: %v)", err)
+	}
+	return s
+}
+
+// NextHop returns the node that node from's daemon routes to node to
+// through, from its status.
+func (m *Mesh) NextHop(ctx context.Context, from, to int) (int, error) {
+	st, err := m.nodes[from].Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	r, ok := RouteTo(st, m.nodes[to].MAC)
+	if !ok {
+		return 0, fmt.Errorf("node %d has no route to node %d", from, to)
+	}
+	via := m.ByMAC(r.NextHop)
+	if via == nil {
+		return 0, fmt.Errorf("node %d routes to node %d via unknown %s", from, to, r.NextHop)
+	}
+	return via.I, nil
+}
+
+// Path follows the next hops from node from to node to, asking each
+// daemon on the way, and returns the nodes in order (from first). On an
+// error it returns the path so far.
+func (m *Mesh) Path(ctx context.Context, from, to int) ([]int, error) {
+	path := []int{from}
+	for cur := from; cur != to; {
+		via, err := m.NextHop(ctx, cur, to)
+		if err != nil {
+			return path, err
+		}
+		if slices.Contains(path, via) || len(path) > m.topo.Nodes {
+			return path, fmt.Errorf("loop at node %d", via)
+		}
+		path = append(path, via)
+		cur = via
+	}
+	return path, nil
+}
