@@ -54,7 +54,7 @@ func TestE2EFaults(t *testing.T) {
 	t.Logf("mesh up: node 1 reached node 3 after %v", first.After.Round(time.Millisecond))
 
 	t.Run("foreign CA refused", func(t *testing.T) {
-		// PROTOCOL.md "Identity and links": links are authenticated
+		// docs/protocol.md#identity-and-links: links are authenticated
 		// against one CA. Both directions are refused: node 4 dials node 1
 		// and node 1 dials node 4. The refusals are events, found in the
 		// log; that no link came up is state, asked of both daemons
@@ -97,7 +97,7 @@ func TestE2EFaults(t *testing.T) {
 	})
 
 	t.Run("spoofed 0x00 closes the link", func(t *testing.T) {
-		// PROTOCOL.md "Malformed input" and defect 4, end to end: a raw
+		// docs/protocol.md#malformed-input and docs/protocol.md#defect-4, end to end: a raw
 		// TLS client with a valid certificate of the group (MAC :05, no
 		// ALPN, like an original node), run inside node 4's namespace,
 		// announces node 2's MAC to node 1.
@@ -147,7 +147,7 @@ func TestE2EFaults(t *testing.T) {
 	})
 
 	t.Run("restart with the same MAC", func(t *testing.T) {
-		// Defect 3 and docs/protocol.md "Ids": a node that crashes and
+		// Defect 3 and docs/protocol.md#ids: a node that crashes and
 		// comes back with the same certificate and cache directory is
 		// routable within one announce interval (5 s here, the default).
 		t.Logf("killing node 3 (pid %d)", n3.PID())
@@ -201,7 +201,7 @@ func TestE2EFaults(t *testing.T) {
 		}
 		// From its first link on the mesh needs at most one announcement
 		// round of node 1 (node 3 drops node 1's ARP broadcasts until it
-		// has heard node 1 announced, PROTOCOL.md "Behaviour", 0x81).
+		// has heard node 1 announced, docs/protocol.md#broadcasts-and-multicasts).
 		t.Logf("restarted node 3 routable from node 1 %v after its restart, %v after its first link came up (first reply RTT %v)",
 			replied.Sub(t0).Round(time.Millisecond), replied.Sub(up.at).Round(time.Millisecond), r.RTT)
 		const announce, slack = 5 * time.Second, 250 * time.Millisecond // slack: ping interval and clock granularity

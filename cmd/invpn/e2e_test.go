@@ -121,7 +121,7 @@ func newMesh(t *testing.T, base string, topo meshlab.Topology) *meshlab.Mesh {
 
 // TestE2EMesh runs four real daemons in network namespaces linked 1-2, 1-3,
 // 2-4, 3-4 over veth pairs: node 1 reaches node 4 only through the mesh.
-// PROTOCOL.md "Behaviour" end to end: ARP and IPv6 neighbour discovery
+// docs/protocol.md#behaviour end to end: ARP and IPv6 neighbour discovery
 // (defect 5) cross the mesh, unicast is routed through a relay, and killing
 // the relay in use moves the route to the other one (defect 8).
 func TestE2EMesh(t *testing.T) {
@@ -202,8 +202,8 @@ func TestE2EMesh(t *testing.T) {
 }
 
 // checkHealthAndStatus runs `invpn health` and `invpn status` against
-// node 1's control socket, in its namespace. PROTOCOL.md "Behaviour",
-// Health: every node answers, nodes 2 and 3 over one link each way and
+// node 1's control socket, in its namespace. docs/protocol.md#health:
+// every node answers, nodes 2 and 3 over one link each way and
 // node 4 over two; status lists node 1's links to nodes 2 and 3 and a
 // 2-hop route to node 4.
 func checkHealthAndStatus(t *testing.T, m *meshlab.Mesh) {
