@@ -1,7 +1,7 @@
 package wire
 
 // Extension types are used on a link only when both ends negotiated the
-// invpn protocol (see docs/protocol.md, "Extensions"). An original node
+// invpn protocol (see docs/protocol.md#extensions). An original node
 // never sees them.
 const (
 	// TypeGroupFrame (0x82) floods a frame to a group address other than

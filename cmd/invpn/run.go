@@ -57,11 +57,11 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	mac, tc, err := daemon.LoadIdentity(cfg)
+	mac, tc, err := loadIdentity(cfg)
 	if err != nil {
 		return err
 	}
-	tr, err := daemon.TLSTransport(cfg, tc, log)
+	tr, err := tlsTransport(cfg, tc, log)
 	if err != nil {
 		return err
 	}
@@ -69,19 +69,10 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := daemon.New(daemon.Options{
-		Config:    cfg,
-		MAC:       mac,
-		Transport: tr,
-		TAP:       tap,
-		Logger:    log,
-		Signals:   sigs,
-		Reload:    daemon.TLSReload(*cfgPath, mac, log),
-
-		Version:       version,
-		ControlSocket: cfg.Control.Socket,
-		MetricsListen: cfg.Metrics.Listen,
-	})
+	opts := daemonOptions(cfg, mac) // runconfig.go
+	opts.Transport, opts.TAP, opts.Logger, opts.Signals = tr, tap, log, sigs
+	opts.Reload = tlsReload(*cfgPath, mac, log)
+	d, err := daemon.New(opts)
 	if err != nil {
 		tap.Close()
 		return err

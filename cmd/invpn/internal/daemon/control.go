@@ -99,7 +99,7 @@ func (h controlHandler) Health(ctx context.Context, timeout time.Duration) (*con
 			return // cannot happen: only this waiter forgets id
 		}
 		delete(d.health, id)
-		out = &control.Health{Requester: d.opts.MAC, ID: id, Start: w.start, Answers: w.answers, Routes: d.node.Routes()}
+		out = &control.Health{Requester: d.mac, ID: id, Start: w.start, Answers: w.answers, Routes: d.node.Routes()}
 	})
 	if err == nil && out == nil {
 		err = fmt.Errorf("health request %d: lost", id)

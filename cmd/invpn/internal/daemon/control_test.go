@@ -77,16 +77,13 @@ func (d topoDialer) Dial(ctx context.Context, want wire.MAC, addr netip.AddrPort
 	return d.Dialer.Dial(ctx, want, addr)
 }
 
-func macIndex(m wire.MAC) int { return int(m[5]) }
-
 // ringWithChord starts five daemons linked 1-2-3-4-5-1 plus the chord 1-3;
 // the larger index dials the smaller. It waits until every node has
-// exactly its links and a route to every other node.
-func ringWithChord(t *testing.T, mutate func(i int, o *Options)) (topology, []*testNode) {
-	t.Helper()
+// exactly its links and a route to every other node: in a bubble, before
+// any timer fires.
+func ringWithChord(m *mesh, mutate func(i int, o *Options)) (topology, []*testNode) {
+	m.t.Helper()
 	tp := topology{{1, 2}: true, {2, 3}: true, {3, 4}: true, {4, 5}: true, {1, 5}: true, {1, 3}: true}
-	dir := t.TempDir()
-	nw := transporttest.NewNetwork()
 	ns := make([]*testNode, 6) // 1-based
 	for i := 1; i <= 5; i++ {
 		var seeds []int
@@ -97,18 +94,17 @@ func ringWithChord(t *testing.T, mutate func(i int, o *Options)) (topology, []*t
 				allowed[testMAC(j)] = true
 			}
 		}
-		cfg := testConfig(dir, i, seeds...)
-		cfg.Network.MinLinks = 1
-		ns[i] = startNode(t, nw, i, cfg, func(o *Options) {
+		ns[i] = m.start(i, func(o *Options) {
+			o.Node.MinLinks = 1
 			o.Transport.Dialer = topoDialer{Dialer: o.Transport.Dialer, allowed: allowed}
 			if mutate != nil {
 				mutate(i, o)
 			}
-		})
+		}, seeds...)
 	}
 	for i := 1; i <= 5; i++ {
 		n := ns[i]
-		waitFor(t, 10*time.Second, fmt.Sprintf("node %d: links to %v and routes to all", i, tp.neighbours(i)), func() bool {
+		m.waitFor(0, fmt.Sprintf("node %d: links to %v and routes to all", i, tp.neighbours(i)), func() bool {
 			s := n.d.Status()
 			var peers []int
 			for _, l := range s.Links {
@@ -141,58 +137,21 @@ func checkPath(t *testing.T, tp topology, what string, path []wire.MAC, from, to
 	}
 }
 
-// PROTOCOL.md "Behaviour", Health: a request floods to every node; each
-// answers once with its links and routes, the traceroute the request
-// took and the reverse traceroute of the answer. Here through the control
-// socket's Handler and a real socket, with several requests at once.
-func TestHealthRingWithChord(t *testing.T) {
-	checkLeaks(t)
-	sock := filepath.Join(t.TempDir(), "run", "invpn.sock")
-	tp, ns := ringWithChord(t, func(i int, o *Options) {
-		o.Version = "test"
-		if i == 1 {
-			o.ControlSocket = sock
-		}
-	})
-	fi, err := os.Stat(sock)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("control socket: %v, %v; want mode 0600", fi, err)
-	}
-	if di, err := os.Stat(filepath.Dir(sock)); err != nil || di.Mode().Perm() != 0o700 {
-		t.Fatalf("control socket directory: %v, %v; want mode 0700", di, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+// healthResult is the answer to one health request of a test.
+type healthResult struct {
+	requester int
+	h         *control.Health
+	err       error
+}
 
-	// Concurrent requests: two from node 1 over the socket, one from each
-	// other node through its Handler.
-	type result struct {
-		requester int
-		h         *control.Health
-		err       error
-	}
-	results := make(chan result, 6)
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			resp, err := control.Call(ctx, sock, control.Request{Op: "health", TimeoutMS: 500})
-			r := result{requester: 1, err: err}
-			if err == nil {
-				r.h = resp.Health
-			}
-			results <- r
-		})
-	}
-	for _, n := range ns[1:] {
-		wg.Go(func() {
-			h, err := n.d.Handler().Health(ctx, 500*time.Millisecond)
-			results <- result{requester: macIndex(n.mac), h: h, err: err}
-		})
-	}
-	wg.Wait()
-	close(results)
+// checkHealth checks the answers to health requests on the ring of tp
+// (docs/protocol.md#health): every other node answered each
+// request once, along paths of tp, with its links and routes; each
+// requester's ids differ; the report counts the hops of those paths.
+func checkHealth(t *testing.T, tp topology, results []healthResult) {
+	t.Helper()
 	ids := map[[2]uint64]bool{} // (requester, id)
-	for r := range results {
+	for _, r := range results {
 		if r.err != nil {
 			t.Errorf("health from node %d: %v", r.requester, r.err)
 			continue
@@ -263,8 +222,12 @@ func TestHealthRingWithChord(t *testing.T) {
 			t.Logf("invpn health on node 1:\n%s", buf.String())
 		}
 	}
+}
 
-	// No request is left pending in any loop.
+// checkNoPendingHealth checks that no health request is left pending in
+// any loop.
+func checkNoPendingHealth(t *testing.T, ctx context.Context, ns []*testNode) {
+	t.Helper()
 	for _, n := range ns {
 		n.d.call(ctx, func() {
 			if len(n.d.health) != 0 {
@@ -272,42 +235,62 @@ func TestHealthRingWithChord(t *testing.T) {
 			}
 		})
 	}
-	// Stopping the daemon removes its socket; requests then fail.
-	ns[0].stop()
-	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
-		t.Errorf("socket left behind after stop: %v", err)
-	}
-	if _, err := ns[0].d.Handler().Health(ctx, time.Second); err != ErrStopped {
-		t.Errorf("Health after stop = %v, want ErrStopped", err)
-	}
 }
 
-// `invpn status` over the socket lists the node's links and a route to
-// every node, each via a neighbour in the topology.
-func TestStatusRingWithChord(t *testing.T) {
-	checkLeaks(t)
-	sock := filepath.Join(t.TempDir(), "invpn.sock")
-	tp, ns := ringWithChord(t, func(i int, o *Options) {
-		o.Version = "v-test"
-		if i == 3 {
-			o.ControlSocket = sock
+// docs/protocol.md#health: a request floods to every node; each
+// answers once with its links and routes, the traceroute the request
+// took and the reverse traceroute of the answer. Here through the control
+// socket's Handler, with several requests at once: two from node 1, one
+// from each other node. The answers arrive with no time passing; each
+// request waits its timeout.
+func TestHealthRingWithChord(t *testing.T) {
+	inBubble(t, func(t *testing.T, m *mesh) {
+		tp, ns := ringWithChord(m, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		const timeout = 500 * time.Millisecond
+		start := time.Now()
+		results := make(chan healthResult, 6)
+		var wg sync.WaitGroup
+		for _, n := range append([]*testNode{ns[0]}, ns...) {
+			wg.Go(func() {
+				h, err := n.d.Handler().Health(ctx, timeout)
+				results <- healthResult{requester: macIndex(n.mac), h: h, err: err}
+			})
+		}
+		wg.Wait()
+		close(results)
+		if took := time.Since(start); took != timeout {
+			t.Errorf("health requests took %v, want their timeout %v", took, timeout)
+		}
+		var all []healthResult
+		for r := range results {
+			all = append(all, r)
+		}
+		checkHealth(t, tp, all)
+		checkNoPendingHealth(t, ctx, ns)
+		// A request to a stopped daemon fails.
+		ns[0].stop()
+		if _, err := ns[0].d.Handler().Health(ctx, time.Second); err != ErrStopped {
+			t.Errorf("Health after stop = %v, want ErrStopped", err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := control.Call(ctx, sock, control.Request{Op: "status"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := resp.Status
-	if st.Version != "v-test" || st.MAC != testMAC(3) || st.Now.Before(st.Started) {
+}
+
+// checkStatus checks the status of node i on the ring of tp, as `invpn
+// status` shows it: its links, each to a neighbour with traffic both ways,
+// and a route to every other node via a neighbour, with backups among the
+// neighbours.
+func checkStatus(t *testing.T, tp topology, i int, st *control.Status, version string) {
+	t.Helper()
+	if st.Version != version || st.MAC != testMAC(i) || st.Now.Before(st.Started) {
 		t.Errorf("status header: version %q mac %s started %v now %v", st.Version, st.MAC, st.Started, st.Now)
 	}
 	var peers []int
 	for _, l := range st.Links {
 		peers = append(peers, macIndex(l.Peer))
-		// Node 3 dials its smaller neighbours and accepts the larger.
-		if l.Dialed != (macIndex(l.Peer) < 3) || !l.Extended || l.FramesIn == 0 || l.FramesOut == 0 ||
+		// Node i dials its smaller neighbours and accepts the larger.
+		if l.Dialed != (macIndex(l.Peer) < i) || !l.Extended || l.FramesIn == 0 || l.FramesOut == 0 ||
 			l.BytesIn == 0 || l.BytesOut == 0 || l.Up.IsZero() {
 			t.Errorf("link %+v", l)
 		}
@@ -316,24 +299,29 @@ func TestStatusRingWithChord(t *testing.T) {
 		}
 	}
 	slices.Sort(peers)
-	if !slices.Equal(peers, tp.neighbours(3)) {
-		t.Errorf("node 3 links %v, want %v", peers, tp.neighbours(3))
+	if !slices.Equal(peers, tp.neighbours(i)) {
+		t.Errorf("node %d links %v, want %v", i, peers, tp.neighbours(i))
 	}
-	var targets []int
+	var targets, want []int
+	for j := 1; j <= 5; j++ {
+		if j != i {
+			want = append(want, j)
+		}
+	}
 	for _, r := range st.Routes {
 		to, via := macIndex(r.Target), macIndex(r.NextHop)
 		targets = append(targets, to)
-		if !tp.linked(3, via) {
+		if !tp.linked(i, via) {
 			t.Errorf("route to %d via %d: not a neighbour", to, via)
 		}
-		if r.Hops < tp.distance(3, to) || r.Hops > 4 {
-			t.Errorf("route to %d: %d hops, distance %d", to, r.Hops, tp.distance(3, to))
+		if r.Hops < tp.distance(i, to) || r.Hops > 4 {
+			t.Errorf("route to %d: %d hops, distance %d", to, r.Hops, tp.distance(i, to))
 		}
-		if tp.linked(3, to) && via == to && r.Hops != 1 {
+		if tp.linked(i, to) && via == to && r.Hops != 1 {
 			t.Errorf("direct route to %d: %d hops", to, r.Hops)
 		}
 		for _, b := range r.Backups {
-			if !tp.linked(3, macIndex(b)) || b == r.NextHop {
+			if !tp.linked(i, macIndex(b)) || b == r.NextHop {
 				t.Errorf("route to %d: backup %s", to, b)
 			}
 		}
@@ -341,8 +329,8 @@ func TestStatusRingWithChord(t *testing.T) {
 			t.Errorf("route to %d: learned %v refreshed %v", to, r.Learned, r.Refreshed)
 		}
 	}
-	if !slices.Equal(targets, []int{1, 2, 4, 5}) {
-		t.Errorf("routes to %v, want 1 2 4 5", targets)
+	if !slices.Equal(targets, want) {
+		t.Errorf("routes to %v, want %v", targets, want)
 	}
 	for _, reason := range node.DropReasons() {
 		if _, ok := st.Drops[reason.String()]; !ok {
@@ -354,14 +342,100 @@ func TestStatusRingWithChord(t *testing.T) {
 			t.Errorf("counters lack %q", name)
 		}
 	}
-	_ = ns
+}
+
+// `invpn status` through the control socket's Handler lists the node's
+// links and a route to every node, each via a neighbour in the topology;
+// here for every node of the ring, after a few announcement intervals.
+func TestStatusRingWithChord(t *testing.T) {
+	inBubble(t, func(t *testing.T, m *mesh) {
+		tp, ns := ringWithChord(m, func(i int, o *Options) { o.Version = "v-test" })
+		time.Sleep(3 * node.DefaultConfig().AnnounceInterval) // virtual: routes refreshed, nothing changed
+		for i, n := range ns {
+			st, err := n.d.Handler().Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkStatus(t, tp, i+1, st, "v-test")
+		}
+	})
+}
+
+// The control socket (real, so in real time): created root only in a
+// directory 0700; status and concurrent health requests over it answer as
+// the Handler does; stopping the daemon removes it.
+func TestControlSocket(t *testing.T) {
+	m := realTimeMesh(t)
+	sock := filepath.Join(t.TempDir(), "run", "invpn.sock")
+	tp, ns := ringWithChord(m, func(i int, o *Options) {
+		o.Version = "test"
+		if i == 1 {
+			o.ControlSocket = sock
+		}
+	})
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket: %v, %v; want mode 0600", fi, err)
+	}
+	if di, err := os.Stat(filepath.Dir(sock)); err != nil || di.Mode().Perm() != 0o700 {
+		t.Fatalf("control socket directory: %v, %v; want mode 0700", di, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	resp, err := control.Call(ctx, sock, control.Request{Op: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStatus(t, tp, 1, resp.Status, "test")
+
+	// Concurrent requests: two from node 1 over the socket, one from each
+	// other node through its Handler.
+	results := make(chan healthResult, 6)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			resp, err := control.Call(ctx, sock, control.Request{Op: "health", TimeoutMS: 500})
+			r := healthResult{requester: 1, err: err}
+			if err == nil {
+				r.h = resp.Health
+			}
+			results <- r
+		})
+	}
+	for _, n := range ns[1:] {
+		wg.Go(func() {
+			h, err := n.d.Handler().Health(ctx, 500*time.Millisecond)
+			results <- healthResult{requester: macIndex(n.mac), h: h, err: err}
+		})
+	}
+	wg.Wait()
+	close(results)
+	var all []healthResult
+	for r := range results {
+		all = append(all, r)
+	}
+	checkHealth(t, tp, all)
+	checkNoPendingHealth(t, ctx, ns)
+
+	// Stopping the daemon removes its socket; requests then fail.
+	ns[0].stop()
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left behind after stop: %v", err)
+	}
+	if _, err := ns[0].d.Handler().Health(ctx, time.Second); err != ErrStopped {
+		t.Errorf("Health after stop = %v, want ErrStopped", err)
+	}
+	if _, err := control.Call(ctx, sock, control.Request{Op: "status"}); err == nil {
+		t.Errorf("status over the socket of a stopped daemon succeeded")
+	}
 }
 
 // The metrics endpoint serves the daemon's links, routes and health
-// round-trip times in the Prometheus text format.
+// round-trip times in the Prometheus text format. Real TCP, so real time.
 func TestMetricsEndpoint(t *testing.T) {
-	checkLeaks(t)
-	_, ns := ringWithChord(t, func(i int, o *Options) {
+	m := realTimeMesh(t)
+	_, ns := ringWithChord(m, func(i int, o *Options) {
 		if i == 1 {
 			o.MetricsListen = "127.0.0.1:0"
 		}
@@ -408,30 +482,29 @@ func TestMetricsEndpoint(t *testing.T) {
 // A control socket that cannot be created stops Run with an error naming
 // it, and leaves nothing running.
 func TestControlSocketError(t *testing.T) {
-	checkLeaks(t)
-	dir := t.TempDir()
-	blocker := filepath.Join(dir, "file")
-	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(blocker, "invpn.sock") // its directory is a file
-	nw := transporttest.NewNetwork()
-	n := startNode(t, nw, 1, testConfig(dir, 1), func(o *Options) { o.ControlSocket = sock })
-	select {
-	case err := <-n.errc:
-		if err == nil || !strings.Contains(err.Error(), "control socket "+sock) {
-			t.Fatalf("Run = %v, want an error naming the control socket", err)
+	inBubble(t, func(t *testing.T, m *mesh) {
+		blocker := filepath.Join(m.dir, "file")
+		if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+			t.Fatal(err)
 		}
-		n.errc <- nil // for the cleanup
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not fail")
-	}
-	select {
-	case <-n.tap.Closed():
-	default:
-		t.Error("TAP device not closed")
-	}
-	if _, err := n.d.Handler().Status(context.Background()); err != ErrStopped {
-		t.Errorf("Status after a failed Run = %v, want ErrStopped", err)
-	}
+		sock := filepath.Join(blocker, "invpn.sock") // its directory is a file
+		n := m.start(1, func(o *Options) { o.ControlSocket = sock })
+		select {
+		case err := <-n.errc:
+			if err == nil || !strings.Contains(err.Error(), "control socket "+sock) {
+				t.Fatalf("Run = %v, want an error naming the control socket", err)
+			}
+			n.errc <- nil // for the cleanup
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not fail")
+		}
+		select {
+		case <-n.tap.Closed():
+		default:
+			t.Error("TAP device not closed")
+		}
+		if _, err := n.d.Handler().Status(context.Background()); err != ErrStopped {
+			t.Errorf("Status after a failed Run = %v, want ErrStopped", err)
+		}
+	})
 }

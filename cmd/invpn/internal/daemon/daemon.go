@@ -30,7 +30,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/invpn/invpn/cmd/invpn/internal/config"
 	"github.com/invpn/invpn/cmd/invpn/internal/control"
 	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
@@ -62,27 +61,37 @@ type Transport struct {
 	Listen func() ([]transport.Listener, error)
 }
 
-// Reloaded is what Options.Reload gives the daemon on SIGHUP.
+// Reloaded is what Options.Reload gives the daemon on SIGHUP: what a
+// reload can change without a restart.
 type Reloaded struct {
-	// Config is the reloaded configuration. Its [network] init seeds
-	// replace the running ones; other changes need a restart.
-	Config *config.Config
+	// Seeds replace the running `init` seeds ([node.SetSeeds]); nil
+	// means none.
+	Seeds []node.Peer
 	// Transport is used for the links made from now on: its Dialer for
-	// new dials, its Listen in place of the running listeners. Links that
-	// are up stay up.
+	// new dials (nil keeps the running one), its Listen in place of the
+	// running listeners. Links that are up stay up.
 	Transport Transport
+	// File names what was reloaded (the configuration file) in the log.
+	File string
 }
 
 // Options configure a Daemon.
 type Options struct {
-	// Config is the daemon's configuration. Required.
-	Config *config.Config
-	// MAC is the node's identity (its certificate's Common Name, the TAP
-	// device's MAC). Required.
-	MAC wire.MAC
+	// Node configures the engine: its identity (Node.MAC, the
+	// certificate's Common Name and the TAP device's MAC, is required;
+	// Port, NoIncoming, NoRelay), timers, link counts and `init` seeds.
+	// New replaces Node.Cache and Node.IDFloor with what it loads from
+	// CacheFile, and fills in Node.Rand, when nil, with a generator
+	// seeded from crypto/rand.
+	Node node.Config
+	// CacheFile is the path of the peer cache ([network] cache): loaded
+	// by New, saved while the daemon runs and when it stops. Empty means
+	// none.
+	CacheFile string
 	// Transport reaches the peers. Its Dialer is required.
 	Transport Transport
-	// TAP is the frame device. Required. Run closes it when it returns.
+	// TAP is the frame device, opened by the caller with Node.MAC.
+	// Required. Run closes it when it returns.
 	TAP tapdev.Device
 	// Logger receives the daemon's log lines; nil means slog.Default().
 	Logger *slog.Logger
@@ -119,6 +128,7 @@ type Options struct {
 // Daemon runs one mesh member. Create it with New and start it with Run.
 type Daemon struct {
 	opts Options
+	mac  wire.MAC
 	log  *slog.Logger
 	tap  tapdev.Device
 
@@ -177,14 +187,11 @@ type dialResult struct {
 	err  error
 }
 
-// New checks opts and builds the node from the configuration: its MAC,
-// port, flags, timers and link counts, the `init` seeds, and the peer
-// cache and id floor from the cache file (a damaged cache is logged and
-// ignored).
+// New checks opts and builds the node from opts.Node, with the peer
+// cache and id floor loaded from opts.CacheFile (a damaged cache is logged
+// and ignored).
 func New(opts Options) (*Daemon, error) {
 	switch {
-	case opts.Config == nil:
-		return nil, errors.New("daemon: no configuration")
 	case opts.TAP == nil:
 		return nil, errors.New("daemon: no TAP device")
 	case opts.Transport.Dialer == nil:
@@ -204,6 +211,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{
 		opts:      opts,
+		mac:       opts.Node.MAC,
 		log:       opts.Logger,
 		tap:       opts.TAP,
 		transport: opts.Transport,
@@ -219,14 +227,13 @@ func New(opts Options) (*Daemon, error) {
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
-	cfg := opts.Config
-	d.cache = cacheFile{path: cfg.Network.Cache, interval: opts.CacheSaveInterval}
-	st, err := peercache.Load(cfg.Network.Cache)
+	d.cache = cacheFile{path: opts.CacheFile, interval: opts.CacheSaveInterval}
+	st, err := peercache.Load(opts.CacheFile)
 	if err != nil {
-		d.log.Warn("peer cache ignored", "file", cfg.Network.Cache, "err", err)
+		d.log.Warn("peer cache ignored", "file", opts.CacheFile, "err", err)
 	}
 	d.cache.st = st
-	n, err := node.New(NodeConfig(cfg, opts.MAC, st))
+	n, err := node.New(withState(opts.Node, st))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
@@ -234,34 +241,21 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-// NodeConfig returns the node configuration for cfg, identity mac and the
-// persisted state st.
-func NodeConfig(cfg *config.Config, mac wire.MAC, st peercache.State) node.Config {
-	var seed [32]byte
-	crand.Read(seed[:]) // never fails
-	nc := node.DefaultConfig()
-	nc.MAC, nc.Port, nc.Rand = mac, cfg.Network.Port, rand.New(rand.NewChaCha8(seed))
-	nc.NoIncoming, nc.NoRelay = cfg.Network.NoIncoming, cfg.Network.NoRelay
-	nc.AnnounceInterval, nc.ConnectInterval = cfg.Timers.Announce, cfg.Timers.Connect
-	nc.RouteExpiry, nc.LinkTimeout = cfg.Timers.RouteExpiry, cfg.Timers.LinkTimeout
-	// The trigger gap and the longest redial backoff follow the intervals
-	// they are a part of; the file has no keys for them.
-	nc.TriggerGap, nc.DialBackoffMax = nc.AnnounceInterval/10, nc.ConnectInterval
-	nc.MinLinks, nc.MaxLinks = cfg.Network.MinLinks, cfg.Network.MaxLinks
-	nc.Seeds, nc.IDFloor = seeds(cfg), st.IDFloor
+// withState returns nc with the persisted state st: the cached peers
+// sorted by MAC and the id floor, and a randomness source if nc has none.
+func withState(nc node.Config, st peercache.State) node.Config {
+	if nc.Rand == nil {
+		var seed [32]byte
+		crand.Read(seed[:]) // never fails
+		nc.Rand = rand.New(rand.NewChaCha8(seed))
+	}
+	nc.Seeds = slices.Clone(nc.Seeds)
+	nc.Cache, nc.IDFloor = nil, st.IDFloor
 	for mac, addr := range st.Peers {
 		nc.Cache = append(nc.Cache, node.Peer{MAC: mac, Addr: addr})
 	}
 	slices.SortFunc(nc.Cache, func(a, b node.Peer) int { return a.MAC.Compare(b.MAC) })
 	return nc
-}
-
-func seeds(cfg *config.Config) []node.Peer {
-	var out []node.Peer
-	for _, s := range cfg.Network.Init {
-		out = append(out, node.Peer{MAC: s.MAC, Addr: s.Addr})
-	}
-	return out
 }
 
 // NodeConfig returns the node's configuration with defaults filled in.
@@ -293,8 +287,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.serve()
 	d.wg.Add(1)
 	go d.readTAP()
-	d.log.Info("daemon started", "mac", d.opts.MAC, "tap", d.tap.Name(), "port", d.opts.Config.Network.Port,
-		"listeners", len(d.listeners), "seeds", len(d.opts.Config.Network.Init), "cached_peers", len(d.cache.st.Peers))
+	d.log.Info("daemon started", "mac", d.mac, "tap", d.tap.Name(), "port", d.opts.Node.Port,
+		"listeners", len(d.listeners), "seeds", len(d.opts.Node.Seeds), "cached_peers", len(d.cache.st.Peers))
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -575,10 +569,8 @@ func (d *Daemon) reload() {
 			d.transport.Listen = r.Transport.Listen
 		}
 	}
-	if r.Config != nil {
-		d.node.Step(time.Now(), node.SetSeeds{Seeds: seeds(r.Config)})
-		d.log.Info("reloaded", "file", r.Config.File, "seeds", len(r.Config.Network.Init), "listeners", len(d.listeners))
-	}
+	d.node.Step(time.Now(), node.SetSeeds{Seeds: slices.Clone(r.Seeds)})
+	d.log.Info("reloaded", "file", r.File, "seeds", len(r.Seeds), "listeners", len(d.listeners))
 	d.node.Step(time.Now(), node.Tick{})
 	d.process()
 }
@@ -606,4 +598,3 @@ func (d *Daemon) saveCache() {
 		d.log.Error("saving the peer cache", "file", d.cache.path, "err", err)
 	}
 }
-

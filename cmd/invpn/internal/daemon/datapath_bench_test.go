@@ -14,9 +14,7 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -24,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/invpn/invpn/cmd/invpn/internal/config"
 	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/node"
@@ -93,7 +90,8 @@ type benchPeer struct {
 	wmu  sync.Mutex // serialises writes: the driver and the benchmark
 
 	recv     atomic.Int64
-	progress chan struct{} // a token every 64 frames received
+	target   atomic.Int64  // the count of frames the benchmark waits for
+	progress chan struct{} // a token every 64 frames received, and at target
 	routed   chan struct{} // closed once the peer has a route to the daemon
 	stopped  chan struct{}
 }
@@ -107,21 +105,6 @@ type benchRig struct {
 	stop func()
 }
 
-func benchIdentity(b *testing.B, caDir, dir string, mac wire.MAC, port uint16, init string) *config.Config {
-	b.Helper()
-	if err := pki.IssueNode(caDir, mac, dir); err != nil {
-		b.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.File = filepath.Join(dir, "invpn.conf")
-	cfg.SSL.Cert = filepath.Join(dir, "node.crt")
-	cfg.SSL.Key = filepath.Join(dir, "node.key")
-	cfg.SSL.CA = filepath.Join(dir, "ca.crt")
-	cfg.Network.Port = port
-	cfg.Network.Cache = filepath.Join(dir, "cache.json")
-	return cfg
-}
-
 func startBenchRig(b *testing.B) *benchRig {
 	b.Helper()
 	dir := b.TempDir()
@@ -130,70 +113,56 @@ func startBenchRig(b *testing.B) *benchRig {
 		b.Fatal(err)
 	}
 	r := &benchRig{dmac: wire.MAC{0x02, 0x50, 0x56, 0, 0, 1}, pmac: wire.MAC{0x02, 0x50, 0x56, 0, 0, 2}}
-	port := freePortB(b)
-	dcfg := benchIdentity(b, caDir, filepath.Join(dir, "d"), r.dmac, port, "")
-	pcfg := benchIdentity(b, caDir, filepath.Join(dir, "p"), r.pmac, 0, "")
+	port := freePort(b)
+	tc := issueIdentity(b, caDir, filepath.Join(dir, "d"), r.dmac)
+	ptc := issueIdentity(b, caDir, filepath.Join(dir, "p"), r.pmac)
 
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	mac, tc, err := LoadIdentity(dcfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dcfg.Network.Listen = append(dcfg.Network.Listen, mustAddr("127.0.0.1"))
-	tr, err := TLSTransport(dcfg, tc, log)
+	// The daemon logs nothing but says when it has a route to the peer.
+	routed := make(chan struct{})
+	log := slog.New(&routeHandler{target: r.pmac, routed: routed})
+	tr, err := TLSTransport(tc, []string{netipAddrPort("127.0.0.1", port).String()}, log)
 	if err != nil {
 		b.Fatal(err)
 	}
 	r.tap = newBenchTAP()
 	r.tap.frame = make([]byte, 64)
-	r.d, err = New(Options{Config: dcfg, MAC: mac, Transport: tr, TAP: r.tap, Logger: log})
+	nc := node.DefaultConfig()
+	nc.MAC, nc.Port = r.dmac, port
+	r.d, err = New(Options{Node: nc, CacheFile: filepath.Join(dir, "d", "cache.json"), Transport: tr, TAP: r.tap, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- r.d.Run(ctx) }()
+	r.d.Status() // returns once Run listens and its loop runs
 
-	_, ptc, err := LoadIdentity(pcfg)
-	if err != nil {
-		b.Fatal(err)
-	}
 	dialer, err := tlstransport.NewDialer(ptc)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var l transport.Link
-	for i := 0; ; i++ {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		l, err = dialer.Dial(dctx, r.dmac, netipAddrPort("127.0.0.1", port))
-		dcancel()
-		if err == nil {
-			break
-		}
-		if i == 50 {
-			b.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	l, err := dialer.Dial(dctx, r.dmac, netipAddrPort("127.0.0.1", port))
+	dcancel()
+	if err != nil {
+		b.Fatal(err)
 	}
 	p := &benchPeer{link: l, progress: make(chan struct{}, 1), routed: make(chan struct{}), stopped: make(chan struct{})}
 	r.peer = p
-	pn, err := node.New(NodeConfig(pcfg, r.pmac, peercache.State{}))
+	pnc := node.DefaultConfig()
+	pnc.MAC = r.pmac
+	pn, err := node.New(withState(pnc, peercache.State{}))
 	if err != nil {
 		b.Fatal(err)
 	}
 	go p.drive(pn, r.dmac)
 
-	deadline := time.Now().Add(5 * time.Second)
-	for !hasRoute(r.d.Status(), r.pmac) {
-		if time.Now().After(deadline) {
-			b.Fatal("daemon has no route to the peer")
+	for what, ch := range map[string]chan struct{}{"daemon has no route to the peer": routed, "peer has no route to the daemon": p.routed} {
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			b.Fatal(what)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	select {
-	case <-p.routed:
-	case <-time.After(5 * time.Second):
-		b.Fatal("peer has no route to the daemon")
 	}
 	r.stop = func() {
 		cancel()
@@ -202,6 +171,32 @@ func startBenchRig(b *testing.B) *benchRig {
 		<-p.stopped
 	}
 	return r
+}
+
+// routeHandler is a slog.Handler that drops every record and closes routed
+// at the first "route learned" to target.
+type routeHandler struct {
+	target wire.MAC
+	routed chan struct{}
+	once   sync.Once
+}
+
+func (h *routeHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *routeHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *routeHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *routeHandler) Handle(_ context.Context, rec slog.Record) error {
+	if rec.Message != node.EventRouteLearned.String() {
+		return nil
+	}
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key == "target" && a.Value.String() == h.target.String() {
+			h.once.Do(func() { close(h.routed) })
+			return false
+		}
+		return true
+	})
+	return nil
 }
 
 // drive runs the peer's node: every non-data message goes to the node, and
@@ -219,7 +214,7 @@ func (p *benchPeer) drive(n *node.Node, target wire.MAC) {
 			return
 		}
 		if len(msg) > 0 && (msg[0] == byte(wire.TypeTargetedFrame) || msg[0] == byte(wire.TypeLimitedFrame)) {
-			if p.recv.Add(1)%64 == 0 {
+			if c := p.recv.Add(1); c%64 == 0 || c == p.target.Load() {
 				select {
 				case p.progress <- struct{}{}:
 				default:
@@ -283,6 +278,7 @@ func BenchmarkInsideToOutside(b *testing.B) {
 			r.tap.frame = benchFrame(r.pmac, r.dmac, size)
 			const window, grant = 192, 32
 			base := r.peer.recv.Load()
+			r.peer.target.Store(base + int64(b.N))
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -297,10 +293,7 @@ func BenchmarkInsideToOutside(b *testing.B) {
 				<-r.peer.progress
 			}
 			for r.peer.recv.Load()-base < int64(b.N) {
-				select {
-				case <-r.peer.progress:
-				case <-time.After(time.Millisecond):
-				}
+				<-r.peer.progress // one comes when the count reaches target
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/frame")
@@ -362,18 +355,6 @@ func BenchmarkOutsideToInside(b *testing.B) {
 		})
 	}
 }
-
-func freePortB(b *testing.B) uint16 {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func netipAddrPort(host string, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr(host), port)

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/invpn/invpn/cmd/invpn/internal/config"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/tapdev/taptest"
@@ -31,9 +30,9 @@ import (
 
 // This file links real daemons (over TLS on 127.0.0.1, with fake TAP
 // devices) with a hand-written imitation of an original v0.4 node, and
-// checks PROTOCOL.md "Interoperating with an original node" and
-// "Malformed input", and docs/protocol.md "How an original node is still
-// served".
+// checks docs/protocol.md#interoperating-with-an-original-node,
+// docs/protocol.md#malformed-input and
+// docs/protocol.md#how-an-original-node-is-still-served.
 
 // Fixed MACs of the interop tests.
 var (
@@ -65,7 +64,7 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 	farPort := freePort(t) // closed: a dial to ioFar is refused on the loopback
 	var origLn net.Listener
 	var origPort uint16
-	var d1Init []config.Seed
+	var d1Init []node.Peer
 	if origDials {
 		origPort = freePort(t) // announced only; nothing listens there
 	} else {
@@ -76,17 +75,17 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 		t.Cleanup(func() { ln.Close() })
 		origLn = ln
 		origPort = uint16(ln.Addr().(*net.TCPAddr).Port)
-		d1Init = []config.Seed{{MAC: ioOrig, Addr: loopback(origPort)}}
+		d1Init = []node.Peer{{MAC: ioOrig, Addr: loopback(origPort)}}
 	}
 	d1 := startInteropDaemon(t, caDir, dir, ioD1, p1, d1Init...)
-	d2 := startInteropDaemon(t, caDir, dir, ioD2, p2, config.Seed{MAC: ioD1, Addr: loopback(p1)})
-	d3 := startInteropDaemon(t, caDir, dir, ioD3, p3, config.Seed{MAC: ioD1, Addr: loopback(p1)})
+	d2 := startInteropDaemon(t, caDir, dir, ioD2, p2, node.Peer{MAC: ioD1, Addr: loopback(p1)})
+	d3 := startInteropDaemon(t, caDir, dir, ioD3, p3, node.Peer{MAC: ioD1, Addr: loopback(p1)})
 	waitFor(t, 5*time.Second, "routes between the daemons", func() bool {
 		s1, s2 := d1.d.Status(), d2.d.Status()
 		return hasRoute(s1, ioD2) && hasRoute(s1, ioD3) && hasRoute(s2, ioD1) && hasRoute(s2, ioD3)
 	})
 
-	// The original links to d1 (PROTOCOL.md "Interoperating": no ALPN,
+	// The original links to d1 (docs/protocol.md#interoperating-with-an-original-node: no ALPN,
 	// its own RSA key, CN = MAC, TLS 1.2 or 1.3).
 	var conn *tls.Conn
 	if origDials {
@@ -113,8 +112,8 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 	origLink := linkTo(t, d1, ioOrig)
 
 	// Its announcements reach it as seed types: d1's own as 0x00, d2's as a
-	// 0x01 with the address d1 sees (docs/protocol.md "How an original node
-	// is still served").
+	// 0x01 with the address d1 sees
+	// (docs/protocol.md#how-an-original-node-is-still-served).
 	o.wait(t, "0x00 from d1", func(m []byte) bool {
 		ii, err := wire.DecodeInitialInfo(m)
 		return err == nil && ii.MAC == ioD1 && ii.Port == p1
@@ -174,7 +173,21 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 	waitFor(t, 2*time.Second, "the echoes counted as duplicates at d1", func() bool {
 		return d1.d.Status().Stats.Duplicates >= dup0+2
 	})
-	time.Sleep(300 * time.Millisecond) // let further echoes of the announcements arrive
+	// Let echoes of announcements arrive: d1's own 0x00 comes back as a
+	// 0x01, its 0x01 about d2 as it was. A frame the original sends after
+	// them reaches d1's TAP only once d1 has handled them (one link, read
+	// in order).
+	o.waitEcho(t, "d1's own announcement", func(m []byte) bool {
+		in, err := wire.DecodeInfo(m)
+		return err == nil && in.MAC == ioD1
+	})
+	o.waitEcho(t, "d1's announcement of d2", func(m []byte) bool {
+		in, err := wire.DecodeInfo(m)
+		return err == nil && in.MAC == ioD2
+	})
+	afterEchoes := frame(ioD1, ioOrig, 0x0800, "sent after the echoes")
+	o.send(t, (&wire.TargetedFrame{Frame: afterEchoes}).Append(nil))
+	d1.tap.wait(t, "a frame sent after the echoes", func(f []byte) bool { return bytes.Equal(f, afterEchoes) })
 	if n := d1.tap.count(func(f []byte) bool { return bytes.Equal(f, bD2) }); n != 1 {
 		t.Errorf("d2's broadcast written %d times to d1's TAP, want 1", n)
 	}
@@ -197,7 +210,7 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 	o.setEcho(false)
 
 	// An IPv4-mapped type-2 address in a 0x01 is accepted as the IPv4
-	// address (PROTOCOL.md "Interoperating").
+	// address (docs/protocol.md#interoperating-with-an-original-node).
 	far := wire.Info{ID: o.nextID(), MAC: ioFar, Port: farPort, Addr: netip.MustParseAddr("::ffff:127.0.0.1")}
 	if msg := far.Append(nil); msg[18] != wire.AddrIPv6 || len(msg) != 19+16 {
 		t.Fatalf("test bug: the info is not type 2: % x", msg)
@@ -211,8 +224,8 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 	}
 
 	// Malformed messages from a seed-protocol peer are dropped and counted;
-	// the link stays up and nothing is forwarded (PROTOCOL.md "Malformed
-	// input", defect 11).
+	// the link stays up and nothing is forwarded
+	// (docs/protocol.md#malformed-input and docs/protocol.md#defect-11).
 	before1, before2 := d1.d.Status().Stats, d2.d.Status().Stats
 	bad := malformedMessages(o)
 	for _, m := range bad {
@@ -240,9 +253,9 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 	d2.tap.wait(t, "0x80 after the malformed messages", func(f []byte) bool { return bytes.Equal(f, again) })
 
 	// Health requests and announce requests never reach the original
-	// (PROTOCOL.md: "Never send 0x02 to an original node"). d2 starts a
+	// (docs/protocol.md#interoperating-with-an-original-node). d2 starts a
 	// health request that d1 floods on; d3 leaves, so d1 floods a 0x86.
-	h, err := d2.d.Handler().Health(context.Background(), time.Second)
+	h, err := d2.d.Handler().Health(context.Background(), 500*time.Millisecond)
 	if err != nil {
 		t.Fatalf("health from d2: %v", err)
 	}
@@ -251,7 +264,14 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 	}
 	d3.stop()
 	waitFor(t, 5*time.Second, "d1 to notice d3 left", func() bool { _, ok := routeTo(d1.d.Status(), ioD3); return !ok })
-	time.Sleep(300 * time.Millisecond)
+	// Whatever d1 sent the original until now (a 0x86 would have gone out
+	// when d3 left) arrives before a frame d1 sends it now: one queue, one
+	// link, in order.
+	afterLeave := frame(ioOrig, ioD1, 0x0800, "d1 to original after d3 left")
+	d1.inject(t, afterLeave)
+	o.wait(t, "a frame sent after d3 left", func(m []byte) bool {
+		return bytes.Equal(m, (&wire.TargetedFrame{Frame: afterLeave}).Append(nil))
+	})
 
 	// A 0x00 that claims another member's MAC closes the link in every
 	// case (defect 4), and hijacks nothing.
@@ -279,7 +299,7 @@ func interopStory(t *testing.T, origDials bool, tlsVersion uint16) {
 }
 
 // malformedMessages returns messages that an original node would relay
-// unchecked and that must be dropped (PROTOCOL.md defect 11).
+// unchecked and that must be dropped (docs/protocol.md#defect-11).
 func malformedMessages(o *original) [][]byte {
 	ii := (&wire.InitialInfo{ID: o.nextID(), MAC: o.mac, Port: o.port}).Append(nil)
 	v2 := slices.Clone(ii)
@@ -317,34 +337,25 @@ func loopback(port uint16) netip.AddrPort {
 
 // startInteropDaemon issues a certificate for mac and runs a daemon as
 // `invpn run` builds it, listening on 127.0.0.1:port, with min_links 1 so
-// that it dials only its seeds.
-func startInteropDaemon(t *testing.T, caDir, dir string, mac wire.MAC, port uint16, seeds ...config.Seed) *interopDaemon {
+// that it dials only its seeds. It announces every 100 ms ([timers]
+// announce = 100ms): the test runs in real time and waits for echoes of
+// announcements.
+func startInteropDaemon(t *testing.T, caDir, dir string, mac wire.MAC, port uint16, seeds ...node.Peer) *interopDaemon {
 	t.Helper()
 	nd := filepath.Join(dir, mac.String())
-	if err := pki.IssueNode(caDir, mac, nd); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.Default()
-	cfg.File = filepath.Join(nd, "invpn.conf")
-	cfg.SSL.Key, cfg.SSL.Cert, cfg.SSL.CA = filepath.Join(nd, pki.NodeKeyFile), filepath.Join(nd, pki.NodeCertFile), filepath.Join(nd, pki.CACertFile)
-	cfg.Network.Port = port
-	cfg.Network.Listen = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
-	cfg.Network.Cache = filepath.Join(nd, "cache.json")
-	cfg.Network.Init = seeds
-	cfg.Network.MinLinks = 1
-	cfg.Timers.Announce = 100 * time.Millisecond
+	tc := issueIdentity(t, caDir, nd, mac)
+	nc := node.DefaultConfig()
+	nc.MAC, nc.Port, nc.Seeds, nc.MinLinks = mac, port, seeds, 1
+	nc.AnnounceInterval = 100 * time.Millisecond
+	nc.TriggerGap = nc.AnnounceInterval / 10 // as `invpn run` derives it
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gotMAC, tc, err := LoadIdentity(cfg)
-	if err != nil || gotMAC != mac {
-		t.Fatalf("identity %s: %v", gotMAC, err)
-	}
-	tr, err := TLSTransport(cfg, tc, log)
+	tr, err := TLSTransport(tc, []string{loopback(port).String()}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := taptest.New(taptest.Config{Name: "tap-" + mac.String()[15:]})
-	d, err := New(Options{Config: cfg, MAC: mac, Transport: tr, TAP: raw, Logger: log})
+	d, err := New(Options{Node: nc, CacheFile: filepath.Join(nd, "cache.json"), Transport: tr, TAP: raw, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,10 +430,11 @@ func linkTo(t *testing.T, n *interopDaemon, peer wire.MAC) LinkStatus {
 
 // tapLog collects every frame a daemon writes to its fake TAP.
 type tapLog struct {
-	mu     sync.Mutex
-	frames [][]byte
-	quit   chan struct{}
-	done   chan struct{}
+	mu      sync.Mutex
+	frames  [][]byte
+	changed changes // signalled at each frame
+	quit    chan struct{}
+	done    chan struct{}
 }
 
 func newTapLog(d *taptest.Device) *tapLog {
@@ -435,6 +447,7 @@ func newTapLog(d *taptest.Device) *tapLog {
 				l.mu.Lock()
 				l.frames = append(l.frames, f)
 				l.mu.Unlock()
+				l.changed.signal()
 			case <-l.quit:
 				return
 			}
@@ -459,7 +472,7 @@ func (l *tapLog) count(pred func([]byte) bool) int {
 
 func (l *tapLog) wait(t *testing.T, what string, pred func([]byte) bool) {
 	t.Helper()
-	waitFor(t, 5*time.Second, what+" on a TAP", func() bool { return l.count(pred) > 0 })
+	await(t, 5*time.Second, what+" on a TAP", &l.changed, func() bool { return l.count(pred) > 0 })
 }
 
 // original imitates an original v0.4 node on one link: it reads and
@@ -476,12 +489,13 @@ type original struct {
 	w   *wire.Writer
 	id  uint64
 
-	mu     sync.Mutex
-	msgs   [][]byte
-	echo   bool
-	echoes int
-	err    error
-	done   chan struct{} // closed when the reader stops
+	mu      sync.Mutex
+	msgs    [][]byte
+	echo    bool
+	echoes  [][]byte // the messages echoed back
+	err     error
+	changed changes       // signalled at each message received or echoed
+	done    chan struct{} // closed when the reader stops
 }
 
 func newOriginal(t *testing.T, c *tls.Conn, mac wire.MAC, port uint16) *original {
@@ -516,6 +530,7 @@ func (o *original) read() {
 		o.msgs = append(o.msgs, m)
 		echo := o.echo
 		o.mu.Unlock()
+		o.changed.signal()
 		if !echo || len(m) == 0 {
 			continue
 		}
@@ -533,8 +548,9 @@ func (o *original) read() {
 				continue
 			}
 			o.mu.Lock()
-			o.echoes++
+			o.echoes = append(o.echoes, back)
 			o.mu.Unlock()
+			o.changed.signal()
 		}
 	}
 }
@@ -575,17 +591,72 @@ func (o *original) setEcho(on bool) {
 func (o *original) echoed() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.echoes
+	return len(o.echoes)
 }
 
 // wait waits up to 5 s for a received message matching pred.
 func (o *original) wait(t *testing.T, what string, pred func([]byte) bool) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "the original to receive "+what, func() bool {
+	await(t, 5*time.Second, "the original to receive "+what, &o.changed, func() bool {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		return slices.ContainsFunc(o.msgs, pred)
 	})
+}
+
+// waitEcho waits up to 5 s until the original has echoed a message
+// matching pred: the echo has been written to its link.
+func (o *original) waitEcho(t *testing.T, what string, pred func([]byte) bool) {
+	t.Helper()
+	await(t, 5*time.Second, "the original to echo "+what, &o.changed, func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return slices.ContainsFunc(o.echoes, pred)
+	})
+}
+
+// changes wakes the goroutines waiting for a value to change: a test
+// helper that records something signals it after each record.
+type changes struct {
+	mu sync.Mutex
+	ch chan struct{} // closed at the next signal; nil when nobody waits
+}
+
+func (c *changes) signal() {
+	c.mu.Lock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+	c.mu.Unlock()
+}
+
+// next returns a channel closed at the next signal.
+func (c *changes) next() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
+}
+
+// await waits up to d until cond holds, checking it at every signal of c.
+func await(t *testing.T, d time.Duration, what string, c *changes, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		next := c.next() // before the check: a change after it still wakes us
+		if cond() {
+			return
+		}
+		select {
+		case <-next:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
 }
 
 // checkSeedOnly checks that every message the original received is one of
@@ -662,8 +733,9 @@ func originalIdentity(t *testing.T, caDir string, mac wire.MAC) (tls.Certificate
 	return cert, pool
 }
 
-// originalTLS is an original node's TLS configuration (PROTOCOL.md
-// "Interoperating"): no ALPN, TLS 1.2 up to maxVersion, a client
+// originalTLS is an original node's TLS configuration
+// (docs/protocol.md#interoperating-with-an-original-node):
+// no ALPN, TLS 1.2 up to maxVersion, a client
 // certificate requested without naming a CA, the chain checked against the
 // CA and, as a client, the peer's CN compared with the MAC expected.
 func originalTLS(cert tls.Certificate, pool *x509.CertPool, maxVersion uint16, want wire.MAC) *tls.Config {

@@ -9,11 +9,11 @@ import (
 
 // Snapshot is the state of a running daemon, taken in its loop.
 type Snapshot struct {
-	MAC     wire.MAC
-	Started time.Time
-	Now     time.Time
-	Links   []LinkStatus
-	Routes  []node.RouteInfo
+	MAC     wire.MAC         // the node's identity
+	Started time.Time        // when Run started
+	Now     time.Time        // when the snapshot was taken
+	Links   []LinkStatus     // the links that are up
+	Routes  []node.RouteInfo // the routing table
 	// Stats are the node's counters; Stats.Drops[node.DropQueueFull]
 	// counts the data messages the daemon dropped at full link queues.
 	Stats node.Stats
@@ -27,10 +27,10 @@ type Snapshot struct {
 // LinkStatus is one live link and its traffic.
 type LinkStatus struct {
 	node.LinkInfo
-	FramesIn, FramesOut uint64
-	BytesIn, BytesOut   uint64
-	QueueDrops          uint64
-	Queued              int // messages waiting for the writer
+	FramesIn, FramesOut uint64 // messages read from and written to the link
+	BytesIn, BytesOut   uint64 // their bytes; out also counts each 2-byte length prefix
+	QueueDrops          uint64 // data messages dropped at the link's full queue
+	Queued              int    // messages waiting for the writer
 }
 
 // Status returns a snapshot of the running daemon, taken by its loop. It
@@ -54,7 +54,7 @@ func (d *Daemon) Status() Snapshot {
 // snapshot runs on the loop.
 func (d *Daemon) snapshot() Snapshot {
 	s := Snapshot{
-		MAC: d.opts.MAC, Started: d.started, Now: time.Now(),
+		MAC: d.mac, Started: d.started, Now: time.Now(),
 		Routes: d.node.Routes(), Stats: d.node.Stats(), Cache: d.node.Cache(),
 		RouteChanges: d.routeChanges,
 	}

@@ -1,62 +1,28 @@
 package healthreport
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
 
-	"gonum.org/v1/gonum/graph"
-	"gonum.org/v1/gonum/graph/encoding"
-	"gonum.org/v1/gonum/graph/encoding/dot"
-	"gonum.org/v1/gonum/graph/simple"
-
 	"github.com/invpn/invpn/wire"
 )
 
-// meshNode is a mesh member in the DOT graph.
-type meshNode struct {
-	id        int64
-	mac       wire.MAC
-	requester bool
-	missing   bool
-}
-
-func (n meshNode) ID() int64     { return n.id }
-func (n meshNode) DOTID() string { return `"` + n.mac.String() + `"` }
-func (n meshNode) Attributes() []encoding.Attribute {
-	switch {
-	case n.requester:
-		return []encoding.Attribute{{Key: "shape", Value: "doublecircle"}}
-	case n.missing:
-		return []encoding.Attribute{{Key: "style", Value: "dashed"}, {Key: "label", Value: `"` + n.mac.String() + `\n(no answer)"`}}
-	}
-	return nil
-}
-
-// meshEdge is a link; used marks links that a request or answer crossed.
-type meshEdge struct {
-	simple.Edge
-	used bool
-}
-
-func (e meshEdge) ReversedEdge() graph.Edge { e.F, e.T = e.T, e.F; return e }
-func (e meshEdge) Attributes() []encoding.Attribute {
-	if e.used {
-		return []encoding.Attribute{{Key: "color", Value: "blue"}, {Key: "penwidth", Value: "2"}}
-	}
-	return nil
-}
-
-// DOT returns the mesh as the answers describe it: every node that
-// answered or was named, every link an answer listed, and in blue the
-// links that the request or an answer travelled.
+// DOT returns the mesh as the answers describe it, as a Graphviz graph:
+// every node that answered or was named, every link an answer listed, and
+// in blue the links that the request or an answer travelled. The requester
+// is a double circle, a node that did not answer is dashed.
+//
+// The text is deterministic: nodes sorted by MAC, then links sorted by
+// their ends (the smaller MAC first), each listed once. The error is
+// always nil; it is kept for callers that write the graph to a file.
 func (r *Report) DOT() ([]byte, error) {
-	g := simple.NewUndirectedGraph()
-	ids := map[wire.MAC]int64{}
 	var macs []wire.MAC
+	known := map[wire.MAC]bool{}
 	add := func(m wire.MAC) {
-		if _, ok := ids[m]; !ok {
-			ids[m] = 0
+		if !known[m] {
+			known[m] = true
 			macs = append(macs, m)
 		}
 	}
@@ -70,34 +36,76 @@ func (r *Report) DOT() ([]byte, error) {
 	for _, m := range r.Missing {
 		add(m)
 	}
-	slices.SortFunc(macs, func(a, b wire.MAC) int { return strings.Compare(a.String(), b.String()) })
-	for i, m := range macs {
-		ids[m] = int64(i)
-		g.AddNode(meshNode{id: int64(i), mac: m, requester: m == r.Requester, missing: slices.Contains(r.Missing, m)})
-	}
-	used := map[[2]int64]bool{}
+	slices.SortFunc(macs, func(a, b wire.MAC) int { return a.Compare(b) })
+
+	used := map[dotEdge]bool{}
 	mark := func(path []wire.MAC) {
 		for i := 1; i < len(path); i++ {
-			a, b := ids[path[i-1]], ids[path[i]]
-			used[[2]int64{min(a, b), max(a, b)}] = true
+			used[newDotEdge(path[i-1], path[i])] = true
 		}
 	}
 	for _, row := range r.Rows {
 		mark(row.PathOut)
 		mark(row.PathBack)
 	}
+	var edges []dotEdge
+	listed := map[dotEdge]bool{}
 	for _, a := range r.answers {
 		for _, l := range a.Links {
-			f, t := ids[a.Origin], ids[l]
-			if f == t || g.HasEdgeBetween(f, t) {
+			e := newDotEdge(a.Origin, l)
+			if e.a == e.b || listed[e] {
 				continue
 			}
-			g.SetEdge(meshEdge{Edge: simple.Edge{F: g.Node(f), T: g.Node(t)}, used: used[[2]int64{min(f, t), max(f, t)}]})
+			listed[e] = true
+			edges = append(edges, e)
 		}
 	}
-	b, err := dot.Marshal(g, "invpn", "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("healthreport: DOT: %w", err)
+	slices.SortFunc(edges, func(x, y dotEdge) int {
+		if c := x.a.Compare(y.a); c != 0 {
+			return c
+		}
+		return x.b.Compare(y.b)
+	})
+
+	var b bytes.Buffer
+	b.WriteString("strict graph invpn {\n")
+	for _, m := range macs {
+		fmt.Fprintf(&b, "  %s", dotID(m.String()))
+		switch {
+		case m == r.Requester:
+			b.WriteString(" [shape=doublecircle]")
+		case slices.Contains(r.Missing, m):
+			fmt.Fprintf(&b, " [style=dashed, label=%s]", dotID(m.String()+`\n(no answer)`))
+		}
+		b.WriteString(";\n")
 	}
-	return b, nil
+	if len(edges) > 0 {
+		b.WriteString("\n")
+	}
+	for _, e := range edges {
+		fmt.Fprintf(&b, "  %s -- %s", dotID(e.a.String()), dotID(e.b.String()))
+		if used[e] {
+			b.WriteString(" [color=blue, penwidth=2]")
+		}
+		b.WriteString(";\n")
+	}
+	b.WriteString("}\n")
+	return b.Bytes(), nil
+}
+
+// dotEdge is an undirected link, its smaller end first.
+type dotEdge struct{ a, b wire.MAC }
+
+func newDotEdge(x, y wire.MAC) dotEdge {
+	if y.Compare(x) < 0 {
+		x, y = y, x
+	}
+	return dotEdge{x, y}
+}
+
+// dotID returns s as a quoted DOT ID. A backslash is kept as it is, so
+// that escapes such as \n in a label reach Graphviz; a double quote is
+// escaped.
+func dotID(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
 }

@@ -21,16 +21,16 @@ import (
 
 // Row is one answering node.
 type Row struct {
-	Node     wire.MAC      `json:"-"`
+	Node     wire.MAC      `json:"-"`         // the node that answered
 	HopsOut  int           `json:"hops_out"`  // links the request crossed
 	HopsBack int           `json:"hops_back"` // links the answer crossed
-	RTT      time.Duration `json:"rtt_ns"`
-	Links    int           `json:"links"`
-	Routes   int           `json:"routes"`
+	RTT      time.Duration `json:"rtt_ns"`    // from the request to the answer's arrival
+	Links    int           `json:"links"`     // the node's links
+	Routes   int           `json:"routes"`    // the node's routes
 	// PathOut is the request's path from the requester to Node; PathBack
 	// the answer's path from Node to the requester.
 	PathOut  []wire.MAC `json:"-"`
-	PathBack []wire.MAC `json:"-"`
+	PathBack []wire.MAC `json:"-"` // see PathOut
 	// Asymmetric is true when PathBack is not PathOut reversed.
 	Asymmetric bool `json:"asymmetric"`
 	// BadRoutes lists targets whose next hop is not one of Node's links.
@@ -39,9 +39,9 @@ type Row struct {
 
 // Report is the outcome of one health request.
 type Report struct {
-	Requester wire.MAC `json:"-"`
-	ID        uint64   `json:"id"`
-	Rows      []Row    `json:"answers"`
+	Requester wire.MAC `json:"-"`       // the node that sent the request
+	ID        uint64   `json:"id"`      // the request's id
+	Rows      []Row    `json:"answers"` // one per answering node, nearest first
 	// Missing are nodes the requester or an answer knows of (as a link or
 	// a route target) that did not answer.
 	Missing []wire.MAC `json:"-"`

@@ -80,23 +80,61 @@ func TestWriteTableAndJSON(t *testing.T) {
 	}
 }
 
+// The DOT text is exact: nodes sorted by MAC, each link once with its
+// smaller end first, travelled links in blue, the requester and the node
+// that did not answer marked.
 func TestDOT(t *testing.T) {
 	b, err := sample().DOT()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(b)
-	for _, want := range []string{
-		`"02:00:00:00:00:61" [shape=doublecircle]`,
-		`"02:00:00:00:00:61" -- "02:00:00:00:00:62" [`, // a-b, travelled
-		`"02:00:00:00:00:63" -- "02:00:00:00:00:64" [`, // c-d, travelled back
-		`no answer`,
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("DOT lacks %q:\n%s", want, s)
-		}
+	want := `strict graph invpn {
+  "02:00:00:00:00:61" [shape=doublecircle];
+  "02:00:00:00:00:62";
+  "02:00:00:00:00:63";
+  "02:00:00:00:00:64" [style=dashed, label="02:00:00:00:00:64\n(no answer)"];
+
+  "02:00:00:00:00:61" -- "02:00:00:00:00:62" [color=blue, penwidth=2];
+  "02:00:00:00:00:62" -- "02:00:00:00:00:63" [color=blue, penwidth=2];
+  "02:00:00:00:00:62" -- "02:00:00:00:00:64" [color=blue, penwidth=2];
+  "02:00:00:00:00:63" -- "02:00:00:00:00:64" [color=blue, penwidth=2];
+}
+`
+	if string(b) != want {
+		t.Errorf("DOT:\n%s\nwant:\n%s", b, want)
 	}
-	if strings.Count(s, " -- ") != 4 {
-		t.Errorf("DOT has %d edges, want 4 (a-b, b-c, b-d, c-d):\n%s", strings.Count(s, " -- "), s)
+}
+
+// A link no path crossed is drawn plain, a link listed by both ends once,
+// and an ID with a double quote is escaped.
+func TestDOTUnusedLinkAndQuoting(t *testing.T) {
+	a, b, c, d := mac('a'), mac('b'), mac('c'), mac('d')
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	results := []node.HealthResult{
+		{At: start, Response: wire.HealthResponse{Dest: a, Origin: c, ID: 1, Links: []wire.MAC{d, b, a},
+			Traceroute: []wire.MAC{a, c}, Reverse: []wire.MAC{c}}},
+		{At: start, Response: wire.HealthResponse{Dest: a, Origin: b, ID: 1, Links: []wire.MAC{c, b},
+			Traceroute: []wire.MAC{a, c, b}, Reverse: []wire.MAC{b, c}}},
+	}
+	got, err := Build(a, 1, start, results, nil).DOT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `strict graph invpn {
+  "02:00:00:00:00:61" [shape=doublecircle];
+  "02:00:00:00:00:62";
+  "02:00:00:00:00:63";
+  "02:00:00:00:00:64" [style=dashed, label="02:00:00:00:00:64\n(no answer)"];
+
+  "02:00:00:00:00:61" -- "02:00:00:00:00:63" [color=blue, penwidth=2];
+  "02:00:00:00:00:62" -- "02:00:00:00:00:63" [color=blue, penwidth=2];
+  "02:00:00:00:00:63" -- "02:00:00:00:00:64";
+}
+`
+	if string(got) != want {
+		t.Errorf("DOT:\n%s\nwant:\n%s", got, want)
+	}
+	if q := dotID(`a"b\n`); q != `"a\"b\n"` {
+		t.Errorf("dotID = %s", q)
 	}
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/config"
+	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
+	"github.com/invpn/invpn/cmd/invpn/internal/pki"
+	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/transport/tlstransport"
+	"github.com/invpn/invpn/wire"
+)
+
+// This file translates the configuration file (cmd/invpn/internal/config)
+// into what the daemon takes: a node.Config, paths and a transport. The
+// daemon package knows nothing of the file.
+
+// daemonOptions returns the daemon's options for cfg and the node's
+// identity mac: the node's configuration, the peer cache, the control
+// socket and the metrics endpoint. The caller adds the transport, the TAP
+// device, the logger, the signals and the reload.
+func daemonOptions(cfg *config.Config, mac wire.MAC) daemon.Options {
+	return daemon.Options{
+		Node:          nodeConfig(cfg, mac),
+		CacheFile:     cfg.Network.Cache,
+		Version:       version,
+		ControlSocket: cfg.Control.Socket,
+		MetricsListen: cfg.Metrics.Listen,
+	}
+}
+
+// nodeConfig returns the node configuration for cfg and identity mac: the
+// port, flags, timers, link counts and `init` seeds of the file, node
+// defaults for the rest. The daemon adds the peer cache, the id floor and
+// the randomness source.
+func nodeConfig(cfg *config.Config, mac wire.MAC) node.Config {
+	nc := node.DefaultConfig()
+	nc.MAC, nc.Port = mac, cfg.Network.Port
+	nc.NoIncoming, nc.NoRelay = cfg.Network.NoIncoming, cfg.Network.NoRelay
+	nc.AnnounceInterval, nc.ConnectInterval = cfg.Timers.Announce, cfg.Timers.Connect
+	nc.RouteExpiry, nc.LinkTimeout = cfg.Timers.RouteExpiry, cfg.Timers.LinkTimeout
+	// The trigger gap and the longest redial backoff follow the intervals
+	// they are a part of; the file has no keys for them.
+	nc.TriggerGap, nc.DialBackoffMax = nc.AnnounceInterval/10, nc.ConnectInterval
+	nc.MinLinks, nc.MaxLinks = cfg.Network.MinLinks, cfg.Network.MaxLinks
+	nc.Seeds = seeds(cfg)
+	return nc
+}
+
+// seeds returns the [network] init peers of cfg, in the file's order.
+func seeds(cfg *config.Config) []node.Peer {
+	var out []node.Peer
+	for _, s := range cfg.Network.Init {
+		out = append(out, node.Peer{MAC: s.MAC, Addr: s.Addr})
+	}
+	return out
+}
+
+// listenAddrs returns the addresses (host:port) the daemon listens on:
+// none with [network] no_incoming, else the port at each [network] listen
+// address, or at every address when none is given.
+func listenAddrs(cfg *config.Config) []string {
+	if cfg.Network.NoIncoming {
+		return nil
+	}
+	var addrs []string
+	for _, a := range cfg.Network.Listen {
+		addrs = append(addrs, netip.AddrPortFrom(a, cfg.Network.Port).String())
+	}
+	if len(addrs) == 0 {
+		addrs = []string{fmt.Sprintf(":%d", cfg.Network.Port)}
+	}
+	return addrs
+}
+
+// loadIdentity reads the [ssl] files of cfg: the node's certificate and
+// key, and the CA pool. The node's MAC is its certificate's Common Name.
+func loadIdentity(cfg *config.Config) (wire.MAC, tlstransport.Config, error) {
+	cert, err := pki.LoadKeyPair(cfg.SSL.Cert, cfg.SSL.Key)
+	if err != nil {
+		return wire.MAC{}, tlstransport.Config{}, fmt.Errorf("%s: [ssl] cert, key: %w", cfg.File, err)
+	}
+	mac, err := tlstransport.MACFromCert(cert.Leaf)
+	if err != nil {
+		return wire.MAC{}, tlstransport.Config{}, fmt.Errorf("%s: [ssl] cert %s: %w", cfg.File, cfg.SSL.Cert, err)
+	}
+	pool, err := pki.LoadCertPool(cfg.SSL.CA)
+	if err != nil {
+		return wire.MAC{}, tlstransport.Config{}, fmt.Errorf("%s: [ssl] ca: %w", cfg.File, err)
+	}
+	return mac, tlstransport.Config{Cert: cert, CAs: pool}, nil
+}
+
+// tlsTransport returns the TLS transport of cfg with the identity tc.
+func tlsTransport(cfg *config.Config, tc tlstransport.Config, log *slog.Logger) (daemon.Transport, error) {
+	return daemon.TLSTransport(tc, listenAddrs(cfg), log)
+}
+
+// tlsReload returns the daemon's Options.Reload: it reads the
+// configuration file path again, with the [ssl] files and `init` seeds it
+// names. It refuses a certificate for another MAC than mac: the TAP device
+// keeps its address. Other changes need a restart.
+func tlsReload(path string, mac wire.MAC, log *slog.Logger) func() (*daemon.Reloaded, error) {
+	return func() (*daemon.Reloaded, error) {
+		cfg, err := config.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		got, tc, err := loadIdentity(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if got != mac {
+			return nil, fmt.Errorf("%s: [ssl] cert %s names %s, but this daemon runs as %s (restart to change identity)", path, cfg.SSL.Cert, got, mac)
+		}
+		tr, err := tlsTransport(cfg, tc, log)
+		if err != nil {
+			return nil, err
+		}
+		return &daemon.Reloaded{Seeds: seeds(cfg), Transport: tr, File: cfg.File}, nil
+	}
+}
