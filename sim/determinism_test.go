@@ -3,8 +3,8 @@ package sim
 import "testing"
 
 // TestDeterminism runs a scenario twice with one seed and compares the
-// hashes of the event traces, then once with another seed (STYLE.md
-// habit 4: map order never reaches output order).
+// hashes of the event traces, then once with another seed
+// (docs/design.md#deterministic-iteration: map order never reaches output order).
 func TestDeterminism(t *testing.T) {
 	s := loadScenario(t, "wan-3site.yaml")
 	s.Duration /= 2

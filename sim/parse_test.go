@@ -2,8 +2,10 @@ package sim
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMalformedScenarios: a malformed scenario gives an error naming the
@@ -58,6 +60,89 @@ func TestScenarioFilesParse(t *testing.T) {
 		s := loadScenario(t, name)
 		if s.Name == "" || len(s.Expect) == 0 {
 			t.Errorf("%s: no name or no expectations", name)
+		}
+	}
+}
+
+// TestFaultsAndTrafficTyped: fault and traffic entries are parsed once,
+// into typed values, when the scenario is loaded.
+func TestFaultsAndTrafficTyped(t *testing.T) {
+	src := `topology:
+  kind: multisite
+  sites: 2
+  nodes_per_site: 4
+faults:
+  - cut: n1-n6
+    at: 1s
+    for: 2s
+  - cut: wan:1
+  - cut: wan
+  - cut: random
+    every: 5s
+    count: 3
+  - partition: [[n0, n2..n3], [n5]]
+  - partition: n0..n3
+  - partition: sites
+  - partition: half
+  - crash: random
+  - crash: n7
+  - skew: n5
+    by: -30m
+  - jump: random
+    by: 1h
+traffic:
+  - broadcast: random
+  - unicast: n1-n2
+    every: 100ms
+  - arp: random
+  - health: n0
+`
+	s, err := ParseScenario("typed.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	faults := []Fault{
+		CutFault{Pick: EdgePair, A: 1, B: 6},
+		CutFault{Pick: EdgeWANIndex, K: 1},
+		CutFault{Pick: EdgeRandomWAN},
+		CutFault{Pick: EdgeRandom},
+		PartitionFault{Split: SplitGroups, Groups: [][]int{{0, 2, 3}, {5}}},
+		PartitionFault{Split: SplitGroups, Groups: [][]int{{0, 1, 2, 3}}},
+		PartitionFault{Split: SplitSites},
+		PartitionFault{Split: SplitHalf},
+		CrashFault{Node: RandomNode},
+		CrashFault{Node: 7},
+		SkewFault{Node: 5, By: -30 * time.Minute},
+		JumpFault{Node: RandomNode, By: time.Hour},
+	}
+	if len(s.Faults) != len(faults) {
+		t.Fatalf("%d faults, want %d", len(s.Faults), len(faults))
+	}
+	for k, want := range faults {
+		if got := s.Faults[k].Fault; !reflect.DeepEqual(got, want) {
+			t.Errorf("fault %d (line %d): %#v, want %#v", k, s.Faults[k].Line, got, want)
+		}
+	}
+	if f := s.Faults[0]; f.At != time.Second || f.For != 2*time.Second || f.Line != 6 {
+		t.Errorf("fault 0: %+v", f)
+	}
+	if f := s.Faults[3]; f.Every != 5*time.Second || f.Count != 3 {
+		t.Errorf("fault 3: %+v", f)
+	}
+	traffic := []TrafficSpec{
+		{Kind: TrafficBroadcast, Src: RandomNode, Dst: -1},
+		{Kind: TrafficUnicast, Src: 1, Dst: 2, Schedule: Schedule{Every: 100 * time.Millisecond}},
+		{Kind: TrafficARP, Src: RandomNode, Dst: RandomNode},
+		{Kind: TrafficHealth, Src: 0, Dst: -1},
+	}
+	if len(s.Traffic) != len(traffic) {
+		t.Fatalf("%d traffic entries, want %d", len(s.Traffic), len(traffic))
+	}
+	for k, want := range traffic {
+		got := s.Traffic[k]
+		got.Line = 0
+		if got != want {
+			t.Errorf("traffic %d: %+v, want %+v", k, got, want)
 		}
 	}
 }

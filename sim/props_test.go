@@ -49,7 +49,7 @@ func genWorld(rt *rapid.T, cfg Config) (*World, Topology) {
 // describe says what world a property ran, for failure messages.
 func describeWorld(w *World, t Topology, schedule []string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "world seed %d, %s of %d nodes, edges:", w.cfg.Seed, t.Kind, t.N)
+	fmt.Fprintf(&b, "world seed %d, %s of %d nodes, edges:", w.Config().Seed, t.Kind, t.N)
 	for _, e := range w.Edges() {
 		lat, _ := w.EdgeLatency(e[0], e[1])
 		fmt.Fprintf(&b, " %s-%s(%v)", w.Name(e[0]), w.Name(e[1]), lat)
@@ -79,19 +79,26 @@ func failOnViolations(rt *rapid.T, w *World, t Topology, schedule []string) {
 // TestPropFirstPathRouting: in a quiet static topology, every node's
 // next hop toward X is the neighbour over which X's newest announcement
 // arrived first (the naive model, from the simulator's own log of
-// arrivals; PROTOCOL.md "Learning a route"), and following next hops
+// arrivals; docs/protocol.md#first-path-routing), and following next hops
 // from any node reaches X without a loop along a least-latency path.
+// Every ordered pair of nodes must have been compared both ways, so the
+// property cannot hold by comparing nothing.
 func TestPropFirstPathRouting(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		w, topo := genWorld(rt, Config{ModelRouting: true})
 		// Rounds start at 0 s, 5 s, 10 s...; 12.5 s is between two.
 		w.RunUntil(12500 * time.Millisecond)
-		if bad := w.CheckFirstPath(); len(bad) > 0 {
+		res := w.CheckFirstPath()
+		if bad := res.Mismatches; len(bad) > 0 {
 			if len(bad) > 8 {
 				bad = append(bad[:8], fmt.Sprintf("... %d more", len(bad)-8))
 			}
 			rt.Fatalf("first-path routing broken in %s:\n%s\nrecent events:\n%s", describeWorld(w, topo, nil),
 				strings.Join(bad, "\n"), w.Trace())
+		}
+		if pairs := w.N() * (w.N() - 1); res.Routes != pairs || res.Paths != pairs {
+			rt.Fatalf("vacuous: compared %d routes with the model and followed %d paths, want %d each, in %s",
+				res.Routes, res.Paths, pairs, describeWorld(w, topo, nil))
 		}
 		failOnViolations(rt, w, topo, nil)
 	})
@@ -106,7 +113,14 @@ func TestPropFirstPathRouting(t *testing.T) {
 // complete route with no link lost; every health answer's traceroute is
 // the path the request travelled and its reverse the path the answer
 // took; no node sees a protocol violation.
+//
+// So that the property cannot hold by checking nothing, every run ends
+// with a quiet phase: 15 s after the last fault has been undone one
+// broadcast, one unicast and one health request are sent, and the
+// checker must have checked each of them (every answer of the health
+// request included).
 func TestPropTraffic(t *testing.T) {
+	var random, randomChecked uint64
 	rapid.Check(t, func(rt *rapid.T) {
 		w, topo := genWorld(rt, Config{Detect: 500 * time.Millisecond})
 		n := topo.N
@@ -145,9 +159,32 @@ func TestPropTraffic(t *testing.T) {
 				}
 			})
 		}
-		w.RunUntil(time.Minute)
+		// Frames sent by 55 s have settled by 65 s.
+		w.RunUntil(65 * time.Second)
 		failOnViolations(rt, w, topo, schedule)
+		before, hBefore := w.Frames(), w.HealthChecks()
+		random += before.Sent
+		randomChecked += before.BroadcastChecked + before.UnicastChecked
+
+		// The quiet phase: every fault was undone by 55 s.
+		src := rapid.IntRange(0, n-1).Draw(rt, "quiet.src")
+		dst := (src + rapid.IntRange(1, n-1).Draw(rt, "quiet.dst_offset")) % n
+		schedule = append(schedule, fmt.Sprintf("quiet: broadcast from n%d, unicast n%d-n%d, health from n%d at 70s", src, src, dst, dst))
+		w.At(70*time.Second, func() {
+			w.Broadcast(src)
+			w.Unicast(src, dst)
+			w.StartHealth(dst)
+		})
+		w.RunUntil(80 * time.Second)
+		failOnViolations(rt, w, topo, schedule)
+		after, hAfter := w.Frames(), w.HealthChecks()
+		b, u, h := after.BroadcastChecked-before.BroadcastChecked, after.UnicastChecked-before.UnicastChecked, hAfter.Checked-hBefore.Checked
+		if b != 1 || u != 1 || h != uint64(n-1) {
+			rt.Fatalf("vacuous: the quiet phase checked %d broadcasts, %d unicasts and %d health answers, want 1, 1 and %d, in %s\nstill broken: %v",
+				b, u, h, n-1, describeWorld(w, topo, schedule), w.Unreachable(10))
+		}
 	})
+	t.Logf("%d of %d frames sent under faults were checked for delivery", randomChecked, random)
 }
 
 // failoverBound is the recovery bound TestPropFailover enforces: the
@@ -157,7 +194,8 @@ const failoverBound = 500*time.Millisecond + 5*time.Second + time.Second
 
 // TestPropFailover: after a cut or a crash in a converged mesh, every
 // pair of nodes that can still reach each other does so again within
-// failoverBound. The worst recovery seen is logged.
+// failoverBound. The fault must have been measured (not only the start),
+// and the worst recovery seen is logged.
 func TestPropFailover(t *testing.T) {
 	var worst time.Duration
 	var worstDesc string
@@ -177,7 +215,11 @@ func TestPropFailover(t *testing.T) {
 			w.At(at, func() { _ = w.Cut(e[0], e[1]) })
 		}
 		w.RunUntil(at + 20*time.Second)
-		for _, f := range w.Recoveries() {
+		recs := w.Recoveries()
+		if len(recs) != 2 || recs[0].Kind != "start" || recs[1].Kind == "start" {
+			rt.Fatalf("vacuous: measured %+v, want the start and the fault (%s)", recs, desc)
+		}
+		for _, f := range recs {
 			if !f.Recovered || f.Recovery > failoverBound {
 				rt.Fatalf("%s: %+v (bound %v) in %s\nstill broken: %v\nrecent events:\n%s", f.Desc, f, failoverBound,
 					describeWorld(w, topo, []string{desc}), w.Unreachable(10), w.Trace())

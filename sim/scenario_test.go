@@ -23,7 +23,7 @@ func loadScenario(t testing.TB, name string) *Scenario {
 }
 
 // TestScenarios runs every embedded scenario and fails on a broken
-// expectation (STYLE.md habit 6: scenarios read like stories).
+// expectation (docs/design.md#scenarios-read-like-stories).
 func TestScenarios(t *testing.T) {
 	files, err := fs.Glob(scenarios.Files, "*.yaml")
 	if err != nil || len(files) == 0 {

@@ -152,6 +152,29 @@ func MultiSite(sites, perSite, wanLinks int, rng *rand.Rand) Topology {
 	return t
 }
 
+// build returns the topology t names; random topologies draw from rng.
+func (t TopologySpec) build(rng *rand.Rand) (Topology, error) {
+	switch t.Kind {
+	case "line":
+		return Line(t.Nodes), nil
+	case "ring":
+		return Ring(t.Nodes), nil
+	case "star":
+		return Star(t.Nodes), nil
+	case "grid":
+		return Grid(t.Rows, t.Cols), nil
+	case "mesh":
+		return FullMesh(t.Nodes), nil
+	case "random":
+		return Random(t.Nodes, t.Degree, rng), nil
+	case "multisite":
+		return MultiSite(t.Sites, t.PerSite, t.WANLinks, rng), nil
+	case "organic":
+		return Organic(t.Nodes), nil
+	}
+	return Topology{}, fmt.Errorf("unknown topology %q", t.Kind)
+}
+
 // Organic is n nodes with no static edges; each starts with node 0 as its
 // seed and builds the mesh through its peer cache and connect policy.
 func Organic(n int) Topology { return Topology{Kind: "organic", N: n, Organic: true} }
@@ -163,7 +186,7 @@ func (w *World) Build(t Topology) error {
 	if t.N < 1 {
 		return fmt.Errorf("sim: topology %s: %d nodes", t.Kind, t.N)
 	}
-	base := len(w.nodes)
+	base := w.N()
 	if t.Organic {
 		w.AllowAll()
 		w.AddNode(NodeOptions{})

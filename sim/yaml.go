@@ -20,6 +20,7 @@ type ScenarioError struct {
 	Msg    string
 }
 
+// Error formats e as "file:line:column: field F: message".
 func (e *ScenarioError) Error() string {
 	pos := e.File
 	if e.Line > 0 {
@@ -243,4 +244,45 @@ func parseBandwidth(s string) (int64, error) {
 		return 0, fmt.Errorf("want a bandwidth like 10Mbit or bytes per second, got %q", s)
 	}
 	return v, nil
+}
+
+// durField is a duration field of a mapping and where its value goes.
+type durField struct {
+	key string
+	dst *time.Duration
+}
+
+// setDurs parses those of fields that f has, in the order given, so
+// that the first bad one is the one reported.
+func setDurs(f map[string]ynode, fields ...durField) error {
+	for _, d := range fields {
+		if v, ok := f[d.key]; ok {
+			x, err := v.dur()
+			if err != nil {
+				return err
+			}
+			*d.dst = x
+		}
+	}
+	return nil
+}
+
+// intField is an integer field of a mapping and where its value goes.
+type intField struct {
+	key string
+	dst *int
+}
+
+// setInts parses those of fields that f has, in the order given.
+func setInts(f map[string]ynode, fields ...intField) error {
+	for _, d := range fields {
+		if v, ok := f[d.key]; ok {
+			x, err := v.int()
+			if err != nil {
+				return err
+			}
+			*d.dst = x
+		}
+	}
+	return nil
 }

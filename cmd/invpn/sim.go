@@ -14,11 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
-
 	"github.com/invpn/invpn/scenarios"
 	"github.com/invpn/invpn/sim"
 )
@@ -72,7 +67,7 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	asJSON := fset.Bool("json", false, "print the report as JSON")
 	asCSV := fset.Bool("csv", false, "print the summary as CSV (one row per run)")
 	sweep := fset.String("sweep", "", "run once per value of a parameter: `PARAM=v1,v2,...` with PARAM one of announce, max_links, latency")
-	plotFile := fset.String("plot", "", "write failover times as an SVG plot to `FILE.svg`")
+	faultRows := fset.Bool("faults", false, "with --csv: one row per fault (its time and recovery) instead of one per run")
 	fset.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: invpn sim [flags] [FILE.yaml]
 
@@ -88,6 +83,11 @@ The report gives the time to converge, the failover time after each fault
 per node, and whether each expectation of the scenario held. The exit
 status is 1 when an expectation fails.
 
+To plot, write CSV and give it to the separate command invpn-plot (go run
+./cmd/invpn-plot), which draws an SVG: --csv --faults for the recovery
+after each fault over time, --csv --sweep for failover against the swept
+parameter.
+
 Flags (one or two dashes):
 `, defaultScenario, strings.Join(embeddedNames(), ", "))
 		fset.PrintDefaults()
@@ -95,9 +95,16 @@ Flags (one or two dashes):
 Examples:
   invpn sim
   invpn sim --seed 42 scenarios/ring-300.yaml
-  invpn sim --sweep announce=1s,2s,5s,10s --csv
-  invpn sim --plot failover.svg scenarios/random-200.yaml
+  invpn sim --sweep announce=1s,2s,5s,10s --csv > sweep.csv
+  invpn sim --csv --faults scenarios/random-200.yaml > faults.csv
+  invpn-plot -o failover.svg faults.csv
 `)
+	}
+	if plotFlag(args) {
+		fmt.Fprintln(stderr, "invpn sim: --plot has moved out of the daemon binary to the command invpn-plot:\n"+
+			"  invpn sim --csv --faults [FILE.yaml] > faults.csv\n"+
+			"  go run ./cmd/invpn-plot -o failover.svg faults.csv")
+		return errUsage
 	}
 	// Flags may come after the file name too.
 	var files []string
@@ -121,6 +128,10 @@ Examples:
 	}
 	if *asJSON && *asCSV {
 		fmt.Fprintln(stderr, "invpn sim: --json and --csv exclude each other")
+		return errUsage
+	}
+	if *faultRows && !*asCSV {
+		fmt.Fprintln(stderr, "invpn sim: --faults is a form of --csv")
 		return errUsage
 	}
 	var (
@@ -190,18 +201,6 @@ Examples:
 		runs = append(runs, run{label: label, report: r, wall: time.Since(start)})
 	}
 
-	if *plotFile != "" {
-		if err := writePlot(*plotFile, base.Name, func(yield func(string, *sim.Report) bool) {
-			for _, r := range runs {
-				if !yield(r.label, r.report) {
-					return
-				}
-			}
-		}); err != nil {
-			return err
-		}
-	}
-
 	ok := true
 	for _, r := range runs {
 		ok = ok && r.report.OK
@@ -219,6 +218,17 @@ Examples:
 			}
 			err = enc.Encode(all)
 		}
+	case *asCSV && *faultRows:
+		cw := csv.NewWriter(stdout)
+		_ = cw.Write([]string{"run", "kind", "desc", "at_s", "recovered", "recovery_s", "broken_pairs"})
+		for _, r := range runs {
+			for _, f := range r.report.Faults {
+				_ = cw.Write([]string{r.label, f.Kind, f.Desc, seconds(f.At), strconv.FormatBool(f.Recovered),
+					seconds(f.Recovery), strconv.Itoa(f.BrokenPairs)})
+			}
+		}
+		cw.Flush()
+		err = cw.Error()
 	case *asCSV:
 		cw := csv.NewWriter(stdout)
 		_ = cw.Write([]string{"run", "seed", "nodes", "simulated_s", "converged", "converge_s", "faults", "unrecovered",
@@ -226,10 +236,9 @@ Examples:
 			"loops", "control_msgs_per_node_s", "control_bytes_per_node_s", "events", "wall_s", "ok"})
 		for _, r := range runs {
 			rp := r.report
-			sec := func(d sim.Dur) string { return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', 3, 64) }
-			_ = cw.Write([]string{r.label, strconv.FormatUint(rp.Seed, 10), strconv.Itoa(rp.Nodes), sec(rp.Duration),
-				strconv.FormatBool(rp.Converged), sec(rp.ConvergeIn), strconv.Itoa(rp.Failover.Faults),
-				strconv.Itoa(rp.Failover.Unrecovered), sec(rp.Failover.P50), sec(rp.Failover.P95), sec(rp.Failover.Max),
+			_ = cw.Write([]string{r.label, strconv.FormatUint(rp.Seed, 10), strconv.Itoa(rp.Nodes), seconds(rp.Duration),
+				strconv.FormatBool(rp.Converged), seconds(rp.ConvergeIn), strconv.Itoa(rp.Failover.Faults),
+				strconv.Itoa(rp.Failover.Unrecovered), seconds(rp.Failover.P50), seconds(rp.Failover.P95), seconds(rp.Failover.Max),
 				strconv.FormatUint(rp.Frames.Expected, 10), strconv.FormatUint(rp.Frames.Delivered, 10),
 				strconv.FormatUint(rp.Frames.Lost, 10), strconv.FormatUint(rp.Frames.Duplicated, 10),
 				strconv.FormatUint(rp.Frames.Loops, 10), strconv.FormatFloat(rp.ControlMsgs, 'f', 2, 64),
@@ -269,9 +278,6 @@ Examples:
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	if *plotFile != "" && !*asJSON && !*asCSV {
-		fmt.Fprintf(stdout, "plot      %s\n", *plotFile)
-	}
 	if !ok {
 		return errExpectations
 	}
@@ -284,38 +290,22 @@ func embeddedNames() []string {
 	return names
 }
 
-// writePlot draws each run's failover times (recovery against the time
-// of the fault) as one series of an SVG plot.
-func writePlot(file, title string, runs func(yield func(string, *sim.Report) bool)) error {
-	p := plot.New()
-	p.Title.Text = "failover: " + title
-	p.X.Label.Text = "fault at (s)"
-	p.Y.Label.Text = "recovery (s)"
-	var series []any
-	for label, r := range runs {
-		var pts plotter.XYs
-		for _, f := range r.Faults {
-			if f.Recovered {
-				pts = append(pts, plotter.XY{X: time.Duration(f.At).Seconds(), Y: time.Duration(f.Recovery).Seconds()})
-			}
+// seconds formats d in seconds with millisecond precision, for CSV.
+func seconds(d sim.Dur) string { return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', 3, 64) }
+
+// plotFlag reports whether args, up to a "--", hold the --plot flag that
+// invpn sim no longer has.
+func plotFlag(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
 		}
-		if len(pts) > 0 {
-			series = append(series, label, pts)
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "plot" {
+			return true
 		}
 	}
-	if len(series) == 0 {
-		return fmt.Errorf("plot %s: no recovered fault to plot", file)
-	}
-	if err := plotutil.AddLinePoints(p, series...); err != nil {
-		return fmt.Errorf("plot %s: %w", file, err)
-	}
-	if !strings.HasSuffix(strings.ToLower(file), ".svg") {
-		return fmt.Errorf("plot %s: the file name must end in .svg", file)
-	}
-	if err := p.Save(8*vg.Inch, 5*vg.Inch, file); err != nil {
-		return fmt.Errorf("plot %s: %w", file, err)
-	}
-	return nil
+	return false
 }
 
 // progress draws a progress bar on a terminal once a run has taken more

@@ -2,37 +2,123 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
 
-func TestSimDefaultScenario(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if code := run([]string{"sim"}, &out, &errOut); code != 0 {
-		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
+var update = flag.Bool("update", false, "rewrite the golden files in testdata (go test ./cmd/invpn -run Sim -update)")
+
+// golden compares got with testdata/name, or rewrites the file with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	file := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
-	for _, want := range []string{
-		"scenario  three-site WAN (wan-3site.yaml)",
-		"seed      1   nodes 24   simulated 2m0s",
-		"converged in ",
-		"failover  3 faults: p50 ",
-		"cut n3-n9",
-		"frames    ",
-		"control   ",
-		"ok    wan-3site.yaml:44 every pair reconnected within 1s of each cut",
-		"ok    wan-3site.yaml:48 health traceroute exact",
-		"speed     ",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/invpn -run Sim -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run with -update to accept it):\n%s", file, lineDiff(string(want), string(got)))
+	}
+}
+
+// lineDiff shows the lines of want and got that differ, in order.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := range max(len(w), len(g)) {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n  want %s\n  got  %s\n", i+1, wl, gl)
 		}
 	}
-	if strings.Contains(out.String(), "FAIL") {
-		t.Errorf("an expectation failed:\n%s", out.String())
+	return b.String()
+}
+
+// speedLine is the only line of the text report that depends on the
+// machine: wall time and rates.
+var speedLine = regexp.MustCompile(`(?m)^speed     .*$`)
+
+// maskWall replaces the wall_s column of a CSV summary, the only cell
+// that depends on the machine.
+func maskWall(t *testing.T, b []byte) []byte {
+	t.Helper()
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatalf("CSV: %v\n%s", err, b)
 	}
+	col := -1
+	for i, h := range recs[0] {
+		if h == "wall_s" {
+			col = i
+		}
+	}
+	if col < 0 {
+		t.Fatalf("CSV has no wall_s column:\n%s", b)
+	}
+	for _, r := range recs[1:] {
+		r[col] = "WALL"
+	}
+	var out bytes.Buffer
+	cw := csv.NewWriter(&out)
+	if err := cw.WriteAll(recs); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// simOutput runs invpn sim with args and returns its standard output; the
+// exit status must be want.
+func simOutput(t *testing.T, want int, args ...string) []byte {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if code := run(append([]string{"sim"}, args...), &out, &errOut); code != want {
+		t.Fatalf("invpn sim %v: exit %d, want %d: %s\n%s", args, code, want, errOut.String(), out.String())
+	}
+	return out.Bytes()
+}
+
+// TestSimDefaultScenario: the text report of the built-in scenario, all
+// but its speed line, is the golden file.
+func TestSimDefaultScenario(t *testing.T) {
+	out := simOutput(t, 0)
+	if !speedLine.Match(out) {
+		t.Errorf("no speed line:\n%s", out)
+	}
+	golden(t, "sim-wan-3site.txt", speedLine.ReplaceAll(out, []byte("speed     (wall time masked)")))
+}
+
+func TestSimJSON(t *testing.T) {
+	out := simOutput(t, 0, "--json")
+	var r struct {
+		Hash string `json:"trace_hash"`
+		OK   bool   `json:"ok"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil || !r.OK || r.Hash == "" {
+		t.Fatalf("--json output (%v): %+v\n%s", err, r, out)
+	}
+	golden(t, "sim-wan-3site.json", out)
 }
 
 func TestSimSameSeedSameReport(t *testing.T) {
@@ -43,7 +129,6 @@ func TestSimSameSeedSameReport(t *testing.T) {
 		}
 		var r struct {
 			Hash string `json:"trace_hash"`
-			Seed uint64 `json:"seed"`
 		}
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatalf("--json output: %v\n%s", err, out.String())
@@ -56,28 +141,33 @@ func TestSimSameSeedSameReport(t *testing.T) {
 	}
 }
 
-func TestSimSweepCSVAndPlot(t *testing.T) {
-	dir := t.TempDir()
-	svg := filepath.Join(dir, "failover.svg")
+// TestSimCSV: the CSV summary of a sweep and the CSV of faults (the
+// input of cmd/invpn-plot, whose test reads these golden files) are the
+// golden files, the wall time masked.
+func TestSimCSV(t *testing.T) {
+	golden(t, "sim-sweep-announce.csv", maskWall(t, simOutput(t, 0, "--csv", "--sweep", "announce=2s,5s")))
+	golden(t, "sim-faults.csv", simOutput(t, 0, "--csv", "--faults"))
+}
+
+func TestSimSweepTable(t *testing.T) {
+	golden(t, "sim-sweep-max_links.txt", simOutput(t, 0, "--sweep", "max_links=2,8"))
+}
+
+// TestSimPlotMoved: --plot is gone from the daemon binary; using it says
+// where it went.
+func TestSimPlotMoved(t *testing.T) {
+	for _, args := range [][]string{{"--plot", "x.svg"}, {"-plot=x.svg"}, {"wan-3site.yaml", "--plot", "x.svg"}} {
+		var out, errOut bytes.Buffer
+		if code := run(append([]string{"sim"}, args...), &out, &errOut); code != 2 {
+			t.Errorf("invpn sim %v: exit %d, want 2", args, code)
+		}
+		if !strings.Contains(errOut.String(), "invpn-plot") || !strings.Contains(errOut.String(), "--csv --faults") {
+			t.Errorf("invpn sim %v: stderr %q does not name invpn-plot and --csv --faults", args, errOut.String())
+		}
+	}
 	var out, errOut bytes.Buffer
-	code := run([]string{"sim", "--csv", "--sweep", "announce=2s,5s", "--plot", svg}, &out, &errOut)
-	if code != 0 {
-		t.Fatalf("exit %d: %s\n%s", code, errOut.String(), out.String())
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "run,seed,nodes") || !strings.HasPrefix(lines[1], "announce=2s,1,24,") {
-		t.Fatalf("CSV:\n%s", out.String())
-	}
-	b, err := os.ReadFile(svg)
-	if err != nil || !bytes.Contains(b, []byte("<svg")) {
-		t.Fatalf("plot: %v, %d bytes", err, len(b))
-	}
-	out.Reset()
-	if code := run([]string{"sim", "--sweep", "max_links=2,8"}, &out, &errOut); code != 0 && code != 1 {
-		t.Fatalf("exit %d: %s", code, errOut.String())
-	}
-	if !strings.Contains(out.String(), "max_links") || !strings.Contains(out.String(), "failover p50") {
-		t.Fatalf("sweep table:\n%s", out.String())
+	if code := run([]string{"sim", "--faults"}, &out, &errOut); code != 2 {
+		t.Errorf("invpn sim --faults without --csv: exit %d, want 2", code)
 	}
 }
 
@@ -102,9 +192,12 @@ func TestSimHelp(t *testing.T) {
 	if code := run([]string{"sim", "--help"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"Usage: invpn sim", "-sweep", "-plot", "ring-300.yaml"} {
+	for _, want := range []string{"Usage: invpn sim", "-sweep", "-faults", "invpn-plot", "ring-300.yaml"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, errOut.String())
 		}
+	}
+	if regexp.MustCompile(`(?m)^\s+-plot\b`).MatchString(errOut.String()) {
+		t.Errorf("help still offers -plot:\n%s", errOut.String())
 	}
 }

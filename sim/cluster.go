@@ -1,0 +1,439 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/wire"
+)
+
+// Timers are the node timers and link counts a world gives its nodes.
+// A zero value is one the scenario left out: it takes node.DefaultConfig's
+// value, except that the link timeout follows the announce interval (3
+// intervals), as do the trigger gap (a tenth) and the longest redial
+// backoff (the connect interval), so a scenario that speeds up the
+// announcements speeds up what depends on them.
+type Timers struct {
+	Announce    time.Duration
+	Connect     time.Duration
+	RouteExpiry time.Duration
+	LinkTimeout time.Duration
+	DedupSpan   time.Duration
+	MinLinks    int
+	MaxLinks    int
+	HopLimit    int
+}
+
+// nodeConfig returns the node configuration these timers give, before the
+// node's identity is filled in.
+func (t Timers) nodeConfig() node.Config {
+	cfg := node.DefaultConfig()
+	set := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	set(&cfg.AnnounceInterval, t.Announce)
+	set(&cfg.ConnectInterval, t.Connect)
+	set(&cfg.RouteExpiry, t.RouteExpiry)
+	set(&cfg.DedupSpan, t.DedupSpan)
+	cfg.LinkTimeout = 3 * cfg.AnnounceInterval
+	set(&cfg.LinkTimeout, t.LinkTimeout)
+	cfg.TriggerGap = cfg.AnnounceInterval / 10
+	cfg.DialBackoffMax = cfg.ConnectInterval
+	if t.MaxLinks > 0 {
+		cfg.MaxLinks = t.MaxLinks
+	}
+	if t.MinLinks > 0 {
+		cfg.MinLinks = t.MinLinks
+	}
+	cfg.MinLinks = min(cfg.MinLinks, cfg.MaxLinks)
+	if t.HopLimit > 0 {
+		cfg.HopLimit = uint8(min(t.HopLimit, 255))
+	}
+	return cfg
+}
+
+// NodeOptions are per-node settings.
+type NodeOptions struct {
+	NoIncoming, NoRelay bool
+	// Seeds are indices of nodes given as Config.Seeds (`init`).
+	Seeds []int
+	// Down leaves the node not started until Restart (a late joiner).
+	Down bool
+}
+
+// simNode is one mesh member and the state its driver would persist.
+type simNode struct {
+	idx    int
+	name   string
+	mac    wire.MAC
+	addr   netip.AddrPort
+	opts   NodeOptions
+	n      *node.Node // nil while down
+	epoch  uint32     // bumped at every crash and restart
+	offset time.Duration
+	// cache and floor are what survives a crash.
+	cache     map[wire.MAC]netip.AddrPort
+	cacheKeys []wire.MAC // insertion order, for a deterministic Config.Cache
+	floor     uint64
+	ends      map[node.LinkID]*conn
+	tickAt    int64
+	tickSeq   uint64
+	crashedAt int64 // virtual time of the last crash; -1 if never
+	stats     NodeStats
+}
+
+// cluster is the world's nodes and the drivers that run them: it feeds
+// each node.Node its inputs, carries out its Ready (sends and closes go
+// to the network, TAP writes and health answers to the checker, dials to
+// the network, the peer cache and id floor into the state that survives
+// a crash) and ticks it at its deadline.
+type cluster struct {
+	w      *World
+	nodes  []*simNode
+	byAddr map[netip.AddrPort]int
+	byMAC  map[wire.MAC]int
+}
+
+func (c *cluster) init(w *World) {
+	c.w = w
+	c.byAddr = map[netip.AddrPort]int{}
+	c.byMAC = map[wire.MAC]int{}
+}
+
+func (c *cluster) n() int { return len(c.nodes) }
+
+// nameOfMAC names the node whose MAC is m, "" for none (wire.Describer's
+// Name).
+func (c *cluster) nameOfMAC(m wire.MAC) string {
+	if i, ok := c.byMAC[m]; ok {
+		return c.nodes[i].name
+	}
+	return ""
+}
+
+// macsOf returns the MACs of nodes idx.
+func (c *cluster) macsOf(idx []int32) []wire.MAC {
+	out := make([]wire.MAC, len(idx))
+	for k, i := range idx {
+		out[k] = c.nodes[i].mac
+	}
+	return out
+}
+
+// macOf returns the MAC of node i: 02:00:00 followed by i+1.
+func macOf(i int) wire.MAC {
+	v := i + 1
+	return wire.MAC{0x02, 0x00, 0x00, byte(v >> 16), byte(v >> 8), byte(v)}
+}
+
+// N returns the number of nodes.
+func (w *World) N() int { return w.cluster.n() }
+
+// Name returns the name of node i ("n12").
+func (w *World) Name(i int) string { return w.cluster.nodes[i].name }
+
+// MAC returns the MAC of node i.
+func (w *World) MAC(i int) wire.MAC { return w.cluster.nodes[i].mac }
+
+// Node returns node i's engine, nil while it is down. Callers may read
+// it; feeding it inputs outside the world breaks the run.
+func (w *World) Node(i int) *node.Node { return w.cluster.nodes[i].n }
+
+// NodeStats returns what the world counted for node i.
+func (w *World) NodeStats(i int) NodeStats { return w.cluster.nodes[i].stats }
+
+// Up reports whether node i is running.
+func (w *World) Up(i int) bool { return w.cluster.nodes[i].n != nil }
+
+// Offset returns how far node i's clock is off virtual time.
+func (w *World) Offset(i int) time.Duration { return w.cluster.nodes[i].offset }
+
+// Index returns the index of the node named name.
+func (w *World) Index(name string) (int, bool) {
+	for i, n := range w.cluster.nodes {
+		if n.name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// RandomUp returns a random node that is up, or -1 when none is. It
+// draws from the world's random source only when some node is up.
+func (w *World) RandomUp() int {
+	var up []int
+	for i := range w.cluster.nodes {
+		if w.Up(i) {
+			up = append(up, i)
+		}
+	}
+	if len(up) == 0 {
+		return -1
+	}
+	return up[w.rng.IntN(len(up))]
+}
+
+// AddNode adds a node and returns its index. It starts at once (unless
+// opts.Down), with no links.
+func (w *World) AddNode(opts NodeOptions) int { return w.cluster.add(opts) }
+
+func (c *cluster) add(opts NodeOptions) int {
+	w := c.w
+	i := len(c.nodes)
+	v := i + 1
+	sn := &simNode{
+		idx: i, name: fmt.Sprintf("n%d", i), mac: macOf(i),
+		addr:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)}), Port),
+		opts:  opts,
+		cache: map[wire.MAC]netip.AddrPort{}, ends: map[node.LinkID]*conn{},
+		tickAt: -1, crashedAt: -1,
+	}
+	if w.cfg.ClockSkew > 0 {
+		sn.offset = time.Duration(w.rng.Int64N(2*int64(w.cfg.ClockSkew)+1)) - w.cfg.ClockSkew
+	}
+	if d, ok := w.cfg.Offsets[i]; ok {
+		sn.offset = d
+	}
+	c.nodes = append(c.nodes, sn)
+	w.net.addNode()
+	c.byAddr[sn.addr] = i
+	c.byMAC[sn.mac] = i
+	if !opts.Down {
+		c.start(i)
+	}
+	return i
+}
+
+// start creates node i's engine from its persisted state and ticks it.
+func (c *cluster) start(i int) {
+	w := c.w
+	sn := c.nodes[i]
+	cfg := w.cfg.Timers.nodeConfig()
+	cfg.MAC, cfg.Port, cfg.NoIncoming, cfg.NoRelay = sn.mac, Port, sn.opts.NoIncoming, sn.opts.NoRelay
+	cfg.IDFloor, cfg.Rand = sn.floor, w.rng
+	for _, s := range sn.opts.Seeds {
+		cfg.Seeds = append(cfg.Seeds, node.Peer{MAC: c.nodes[s].mac, Addr: c.nodes[s].addr})
+	}
+	for _, mac := range sn.cacheKeys {
+		if a, ok := sn.cache[mac]; ok {
+			cfg.Cache = append(cfg.Cache, node.Peer{MAC: mac, Addr: a})
+		}
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("sim: start %s: %v", sn.name, err)) // the world built a bad config
+	}
+	sn.n = n
+	sn.epoch++
+	sn.tickAt = -1
+	w.trace.record(traceRec{kind: evStart, node: int32(i)})
+	n.Step(c.nodeTime(i), node.Tick{})
+	c.drain(i)
+}
+
+// nodeTime is the time node i's clock shows.
+func (c *cluster) nodeTime(i int) time.Time {
+	return Start.Add(time.Duration(c.w.now) + c.nodes[i].offset)
+}
+
+// tick runs a node's deadline event, unless it is stale.
+func (c *cluster) tick(ev *event) {
+	sn := c.nodes[ev.node]
+	if sn.n == nil || ev.aux != sn.tickSeq {
+		return // stale: rescheduled or crashed since
+	}
+	sn.tickAt = -1
+	c.w.trace.record(traceRec{kind: evTick, node: ev.node})
+	sn.n.Step(c.nodeTime(int(ev.node)), node.Tick{})
+	c.drain(int(ev.node))
+}
+
+// drain carries out node i's Ready and schedules its next tick.
+func (c *cluster) drain(i int) { c.drainAfter(i, true) }
+
+// drainMessage is drain after an input that cannot move the node's
+// deadline earlier unless its Ready shows a change of links, dials or
+// peer cache: a message or a TAP frame. Asking NextDeadline after every
+// message costs a scan of the peer cache in a node below MinLinks; the
+// tick already scheduled is never later than the deadline, and ticking
+// early is harmless.
+func (c *cluster) drainMessage(i int) {
+	r := c.nodes[i].n.Ready()
+	c.drainAfter(i, len(r.Closes) > 0 || len(r.Dials) > 0 || len(r.CacheStore) > 0 || len(r.CacheRemove) > 0 ||
+		c.nodes[i].tickAt < 0)
+}
+
+func (c *cluster) drainAfter(i int, recompute bool) {
+	w := c.w
+	sn := c.nodes[i]
+	n := sn.n
+	r := n.Ready()
+	var src, cp []byte
+	for _, s := range r.Sends {
+		cn := sn.ends[s.Link]
+		if cn == nil {
+			continue // a link the world already took from the node: cannot happen
+		}
+		// One flood sends the same bytes on many links: copy them once.
+		if len(s.Msg) == 0 || len(src) != len(s.Msg) || &src[0] != &s.Msg[0] {
+			src, cp = s.Msg, append([]byte(nil), s.Msg...)
+		}
+		size := uint64(len(cp) + 2)
+		if s.Control {
+			sn.stats.ControlMsgs++
+			sn.stats.ControlBytes += size
+		} else {
+			sn.stats.DataMsgs++
+			sn.stats.DataBytes += size
+		}
+		end := 0
+		if cn.end[1].node == i {
+			end = 1
+		}
+		w.check.sent(i, cp)
+		w.net.transmit(cn, end, cp, s.Control)
+	}
+	for _, cl := range r.Closes {
+		w.net.closeByNode(i, cl)
+	}
+	for _, f := range r.TAP {
+		if fl := w.check.tap(i, f); fl != nil {
+			w.traffic.delivered(i, fl)
+		}
+	}
+	for _, d := range r.Dials {
+		w.net.dial(i, d)
+	}
+	for _, p := range r.CacheStore {
+		if _, ok := sn.cache[p.MAC]; !ok {
+			sn.cacheKeys = append(sn.cacheKeys, p.MAC)
+		}
+		sn.cache[p.MAC] = p.Addr
+	}
+	for _, mac := range r.CacheRemove {
+		delete(sn.cache, mac)
+	}
+	if r.IDFloor != 0 {
+		sn.floor = r.IDFloor
+	}
+	for _, h := range r.Health {
+		w.check.health(i, h)
+	}
+	for _, e := range r.Events {
+		if e.Kind == node.EventViolation {
+			sn.stats.Violations++
+			w.check.violate("protocol violation", fmt.Sprintf("%s: %v", sn.name, e.Err))
+		}
+	}
+	n.Advance()
+	if recompute {
+		c.scheduleTick(i)
+	}
+}
+
+// scheduleTick makes sure node i is ticked at its next deadline.
+func (c *cluster) scheduleTick(i int) {
+	w := c.w
+	sn := c.nodes[i]
+	d := sn.n.NextDeadline()
+	if d.IsZero() {
+		return
+	}
+	at := int64(d.Sub(Start) - sn.offset)
+	if at <= w.now {
+		// The node wants a tick now although it was just given its
+		// input: tick it a little later rather than spin.
+		w.totals.BusyTicks++
+		at = w.now + int64(w.cfg.BusyTickDelay)
+	}
+	if sn.tickAt >= 0 && sn.tickAt <= at {
+		return // an earlier tick is scheduled; it reschedules
+	}
+	sn.tickSeq++
+	sn.tickAt = at
+	w.push(event{at: at, kind: evTick, node: int32(i), aux: sn.tickSeq})
+}
+
+// crash stops node i, keeping only its peer cache and id floor; its
+// links break. It reports whether the node was up.
+func (c *cluster) crash(i int) bool {
+	w := c.w
+	sn := c.nodes[i]
+	if sn.n == nil {
+		return false
+	}
+	w.trace.record(traceRec{kind: evCrash, node: int32(i)})
+	sn.n = nil
+	sn.epoch++
+	sn.crashedAt = w.now
+	sn.tickAt = -1
+	w.net.breakAll(i, fmt.Errorf("%s crashed", sn.name))
+	clear(sn.ends)
+	w.check.lost()
+	return true
+}
+
+// restart starts node i again, if it is down, and reports whether it was.
+func (c *cluster) restart(i int) bool {
+	if c.nodes[i].n != nil {
+		return false
+	}
+	c.start(i)
+	if c.w.cfg.Relink {
+		c.w.net.relinkAround(i)
+	}
+	return true
+}
+
+// setOffset sets node i's clock offset and reschedules its tick.
+func (c *cluster) setOffset(i int, d time.Duration) {
+	sn := c.nodes[i]
+	sn.offset = d
+	c.w.trace.record(traceRec{kind: evClock, node: int32(i), aux: uint64(d)})
+	if sn.n != nil {
+		sn.tickAt = -1
+		c.scheduleTick(i)
+	}
+}
+
+// crashedSince reports whether node i crashed after virtual time t: it
+// lost its de-duplication state, so a second delivery is no violation.
+func (c *cluster) crashedSince(i int, t int64) bool { return c.nodes[i].crashedAt >= t }
+
+// hopLimit is the hop limit the nodes give targeted frames.
+func (c *cluster) hopLimit() int {
+	for _, sn := range c.nodes {
+		if sn.n != nil {
+			return int(sn.n.Config().HopLimit)
+		}
+	}
+	return 64
+}
+
+// nextHops fills next (n*n) with each up node's next hop toward each
+// node over a live link, -1 for none: the routing state of the whole
+// mesh, as the nodes hold it.
+func (c *cluster) nextHops(next []int32) {
+	n := len(c.nodes)
+	for k := range next {
+		next[k] = -1
+	}
+	for u, sn := range c.nodes {
+		if sn.n == nil {
+			continue
+		}
+		for _, ri := range sn.n.Routes() {
+			x, ok := c.byMAC[ri.Target]
+			if !ok {
+				continue
+			}
+			if v, ok := c.w.net.peerOf(u, ri.Via); ok {
+				next[u*n+x] = int32(v)
+			}
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package sim
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// expectKind says which check an expectation asks for.
+type expectKind uint8
+
+const (
+	expectConverged    expectKind = iota + 1 // converged within D
+	expectReconnected                        // every pair reconnected within D of each KIND
+	expectBroadcast                          // broadcast delivered exactly once
+	expectUnicast                            // unicast delivered exactly once after convergence
+	expectNoLoops                            // no loops
+	expectHealth                             // health traceroute exact
+	expectNoViolations                       // no protocol violations
+	expectLost                               // at most P% of frames lost
+)
+
+// Expectation is one line of a scenario's expect list.
+type Expectation struct {
+	Line int
+	Text string
+	kind expectKind
+	dur  time.Duration
+	arg  string // expectReconnected: the fault kind, or "fault" for any
+	pct  float64
+}
+
+var expectPatterns = []struct {
+	kind expectKind
+	re   *regexp.Regexp
+}{
+	{expectConverged, regexp.MustCompile(`^converged within (\S+)$`)},
+	{expectReconnected, regexp.MustCompile(`^every pair reconnected within (\S+) of each (fault|cut|heal|crash|restart|partition|jump)$`)},
+	{expectBroadcast, regexp.MustCompile(`^broadcast delivered exactly once$`)},
+	{expectUnicast, regexp.MustCompile(`^unicast delivered exactly once after convergence$`)},
+	{expectNoLoops, regexp.MustCompile(`^no loops$`)},
+	{expectHealth, regexp.MustCompile(`^health traceroute exact$`)},
+	{expectNoViolations, regexp.MustCompile(`^no protocol violations$`)},
+	{expectLost, regexp.MustCompile(`^at most (\S+)% of frames lost$`)},
+}
+
+// ExpectationForms lists the expectation sentences a scenario may use.
+var ExpectationForms = []string{
+	"converged within DURATION",
+	"every pair reconnected within DURATION of each fault|cut|heal|crash|restart|partition|jump",
+	"broadcast delivered exactly once",
+	"unicast delivered exactly once after convergence",
+	"no loops",
+	"health traceroute exact",
+	"no protocol violations",
+	"at most N% of frames lost",
+}
+
+func parseExpectation(y ynode) (Expectation, error) {
+	text, err := y.str()
+	if err != nil {
+		return Expectation{}, err
+	}
+	text = strings.Join(strings.Fields(text), " ")
+	e := Expectation{Line: y.line(), Text: text}
+	for _, p := range expectPatterns {
+		m := p.re.FindStringSubmatch(text)
+		if m == nil {
+			continue
+		}
+		e.kind = p.kind
+		switch p.kind {
+		case expectConverged, expectReconnected:
+			if e.dur, err = parseDuration(m[1]); err != nil {
+				return e, y.errf("%v", err)
+			}
+			if len(m) > 2 {
+				e.arg = m[2]
+			}
+		case expectLost:
+			if e.pct, err = strconv.ParseFloat(m[1], 64); err != nil {
+				return e, y.errf("want a percentage, got %q", m[1])
+			}
+		}
+		return e, nil
+	}
+	return e, y.errf("unknown expectation %q; want one of:\n  %s", text, strings.Join(ExpectationForms, "\n  "))
+}
+
+// check judges the expectation on a finished run's report and the
+// violations its world counted. An expectation about what the checker
+// checks fails when the checker checked nothing.
+func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
+	res := ExpectResult{Line: e.Line, Text: e.Text, OK: true}
+	fail := func(format string, args ...any) {
+		res.OK = false
+		res.Detail = fmt.Sprintf(format, args...)
+	}
+	switch e.kind {
+	case expectConverged:
+		switch {
+		case !r.Converged:
+			fail("never converged")
+		case time.Duration(r.ConvergeIn) > e.dur:
+			fail("converged in %v", r.ConvergeIn)
+		default:
+			res.Detail = fmt.Sprintf("converged in %v", r.ConvergeIn)
+		}
+	case expectReconnected:
+		n, worst := 0, time.Duration(0)
+		for _, f := range r.Faults {
+			if e.arg != "fault" && f.Kind != e.arg {
+				continue
+			}
+			n++
+			if !f.Recovered {
+				fail("%s at %v never recovered", f.Desc, f.At)
+				return res
+			}
+			worst = max(worst, time.Duration(f.Recovery))
+		}
+		switch {
+		case n == 0:
+			fail("no %s happened", e.arg)
+		case worst > e.dur:
+			fail("worst recovery %v over %d faults", worst, n)
+		default:
+			res.Detail = fmt.Sprintf("worst recovery %v over %d faults", worst, n)
+		}
+	case expectBroadcast, expectUnicast:
+		cat, checked := "broadcast", r.Frames.BroadcastChecked
+		if e.kind == expectUnicast {
+			cat, checked = "unicast", r.Frames.UnicastChecked
+		}
+		switch {
+		case cats[cat] > 0:
+			fail("%d %s violations (see below)", cats[cat], cat)
+		case checked == 0:
+			fail("no %s frame was sent while the mesh was quiet: nothing checked", cat)
+		default:
+			res.Detail = fmt.Sprintf("%d frames checked in a quiet mesh", checked)
+		}
+	case expectNoLoops:
+		if cats["loop"] > 0 {
+			fail("%d unicast loops", cats["loop"])
+		}
+	case expectHealth:
+		switch {
+		case cats["health"] > 0:
+			fail("%d health violations", cats["health"])
+		case r.Health.Checked == 0:
+			fail("no health answer checked (%d requests)", r.Health.Requests)
+		default:
+			res.Detail = fmt.Sprintf("%d answers checked", r.Health.Checked)
+		}
+	case expectNoViolations:
+		if cats["protocol"] > 0 {
+			fail("%d protocol violations", cats["protocol"])
+		}
+	case expectLost:
+		pct := 0.0
+		if r.Frames.Expected > 0 {
+			pct = 100 * float64(r.Frames.Lost) / float64(r.Frames.Expected)
+		}
+		res.Detail = fmt.Sprintf("%.2f%% lost (%d of %d)", pct, r.Frames.Lost, r.Frames.Expected)
+		if pct > e.pct {
+			res.OK = false
+		}
+	}
+	return res
+}

@@ -1,0 +1,335 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// This file holds the measurements: the counters the world keeps, and
+// the measurer, which times how long the mesh takes to converge and to
+// recover from each fault.
+
+// Totals are world-wide counters.
+type Totals struct {
+	Events       uint64
+	Messages     uint64 // messages delivered to a node
+	Lost         uint64 // messages dropped by a broken link or a gone end
+	BusyTicks    uint64 // ticks a node asked for at or before the current time
+	SeedLinks    uint64 // links created that speak only the seed protocol
+	LinksCreated uint64
+}
+
+// Totals returns the world-wide counters.
+func (w *World) Totals() Totals { t := w.totals; t.Events = w.events; return t }
+
+// NodeStats are what the world counted for one node.
+type NodeStats struct {
+	ControlMsgs, ControlBytes uint64 // sent, framing included
+	DataMsgs, DataBytes       uint64
+	QueueDrops                uint64 // data dropped at a full send queue
+	Closes                    uint64 // links the node closed itself
+	Violations                uint64 // protocol-violation events
+	DialFailures              uint64
+}
+
+// FrameStats count the frames injected and their fate.
+type FrameStats struct {
+	Sent       uint64 // frames injected at a TAP
+	Expected   uint64 // deliveries expected: connected recipients at send time
+	Delivered  uint64 // expected deliveries that happened
+	Lost       uint64 // expected deliveries that did not happen
+	Duplicated uint64 // deliveries beyond the first at one node
+	Stray      uint64 // deliveries to nodes not connected at send time
+	// BroadcastChecked and UnicastChecked count the frames sent while the
+	// mesh was converged (every node knew the source; the route was
+	// complete) and no link was lost before they settled: each of those
+	// must reach every connected node (its destination) exactly once.
+	BroadcastChecked, UnicastChecked uint64
+	Loops                            uint64 // unicast frames that visited a node twice
+}
+
+// HealthStats count health requests and the answers checked.
+type HealthStats struct {
+	Requests, Answers, Checked uint64
+}
+
+// FaultResult is how long the mesh took to recover from one fault (or,
+// for kind "start", to converge after the start).
+type FaultResult struct {
+	Kind string        // start, cut, heal, crash, restart, partition, jump
+	Desc string        // what happened, with node names
+	At   time.Duration // virtual time of the fault
+	// Recovery is the time from the fault until every pair of nodes that
+	// could still reach each other did so by following routes over live
+	// links. Valid when Recovered.
+	Recovery  time.Duration
+	Recovered bool
+	// BrokenPairs is the number of ordered pairs that could not reach
+	// each other at the first measurement after the fault.
+	BrokenPairs int
+}
+
+// measurer measures convergence and failover: after each fault it checks
+// every ProbeStep whether all still-connected pairs reach each other.
+type measurer struct {
+	w         *World
+	next      []int32 // n*n next hops, -1 for none
+	pending   []int   // indices into results
+	results   []FaultResult
+	scheduled bool
+	enabled   bool
+}
+
+func (m *measurer) init(w *World) { m.w = w }
+
+// MeasureRecovery turns on failover measurement: from now on every fault
+// is followed by probes until the mesh has recovered. It also measures
+// the convergence from now, as a result of kind "start".
+func (w *World) MeasureRecovery() {
+	w.measure.enabled = true
+	w.measure.fault("start", "start")
+}
+
+// Recoveries returns the measured faults so far, in order.
+func (w *World) Recoveries() []FaultResult { return slices.Clone(w.measure.results) }
+
+// fault starts measuring the recovery from a fault that just happened.
+func (m *measurer) fault(desc, kind string) {
+	if !m.enabled {
+		return
+	}
+	m.results = append(m.results, FaultResult{Kind: kind, Desc: desc, At: time.Duration(m.w.now), BrokenPairs: -1})
+	m.pending = append(m.pending, len(m.results)-1)
+	if !m.scheduled {
+		m.scheduled = true
+		m.w.After(0, m.probe)
+	}
+}
+
+// probe measures once and schedules the next probe while a fault is
+// pending.
+func (m *measurer) probe() {
+	w := m.w
+	m.scheduled = false
+	if n := w.N(); len(m.next) != n*n {
+		m.next = make([]int32, n*n)
+	}
+	broken := m.brokenPairs(m.next)
+	var still []int
+	for _, k := range m.pending {
+		r := &m.results[k]
+		if r.BrokenPairs < 0 {
+			r.BrokenPairs = broken
+		}
+		switch {
+		case broken == 0:
+			r.Recovered = true
+			r.Recovery = time.Duration(w.now) - r.At
+		case time.Duration(w.now)-r.At >= w.cfg.RecoveryTimeout:
+			// given up: stays not recovered
+		default:
+			still = append(still, k)
+		}
+	}
+	m.pending = still
+	if len(still) > 0 {
+		m.scheduled = true
+		w.After(w.cfg.ProbeStep, m.probe)
+	}
+}
+
+// connectivity returns a component id for each up node (-1 for down
+// nodes) and the adjacency it used: usable static edges in a static
+// world, live links in an organic one.
+func (m *measurer) connectivity() ([]int, [][]int) {
+	w := m.w
+	n := w.N()
+	var adj [][]int
+	if w.net.allPair {
+		adj = w.LiveLinks()
+	} else {
+		adj = w.net.usable()
+	}
+	comp := make([]int, n)
+	for i := range comp {
+		comp[i] = -1
+	}
+	for s := range n {
+		if comp[s] >= 0 || !w.Up(s) {
+			continue
+		}
+		comp[s] = s
+		stack := []int{s}
+		for len(stack) > 0 {
+			u := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if u != s && w.cluster.nodes[u].opts.NoRelay {
+				continue
+			}
+			for _, v := range adj[u] {
+				if comp[v] < 0 && w.Up(v) {
+					comp[v] = s
+					stack = append(stack, v)
+				}
+			}
+		}
+	}
+	return comp, adj
+}
+
+// brokenPairs counts the ordered pairs of up nodes, connected to each
+// other, whose routes do not lead from one to the other within the hop
+// limit of targeted frames.
+func (m *measurer) brokenPairs(next []int32) int {
+	w := m.w
+	n := w.N()
+	comp, adj := m.connectivity()
+	w.cluster.nextHops(next)
+	limit := int32(w.cluster.hopLimit())
+	far := m.farPairs(comp, adj, int(limit))
+	// dist: -1 unknown, -2 on the current walk, -3 does not reach, else
+	// hops to x.
+	dist := make([]int32, n)
+	var walk []int
+	broken := 0
+	for x := range n {
+		if comp[x] < 0 {
+			continue
+		}
+		for k := range dist {
+			dist[k] = -1
+		}
+		dist[x] = 0
+		for u := range n {
+			if u == x || comp[u] != comp[x] || far != nil && far[x] != nil && far[x][u] {
+				continue
+			}
+			walk = walk[:0]
+			v := u
+			res := int32(-3)
+			for {
+				if dist[v] >= 0 || dist[v] == -3 {
+					res = dist[v]
+					break
+				}
+				if dist[v] == -2 {
+					break // a loop
+				}
+				dist[v] = -2
+				walk = append(walk, v)
+				nv := next[v*n+x]
+				if nv < 0 {
+					break
+				}
+				v = int(nv)
+			}
+			for k := len(walk) - 1; k >= 0; k-- {
+				if res >= 0 {
+					res++
+				}
+				dist[walk[k]] = res
+			}
+			if dist[u] < 0 || dist[u] > limit {
+				broken++
+			}
+		}
+	}
+	return broken
+}
+
+// farPairs marks, when the graph has pairs further apart than the hop
+// limit, far[x][u] for each of them: no route can join them, so they
+// are not counted as broken. It returns nil when there is none.
+func (m *measurer) farPairs(comp []int, adj [][]int, limit int) [][]bool {
+	w := m.w
+	n := w.N()
+	if n <= limit+1 {
+		return nil
+	}
+	var far [][]bool
+	dist := make([]int, n)
+	queue := make([]int, 0, n)
+	for x := range n {
+		if comp[x] < 0 {
+			continue
+		}
+		for k := range dist {
+			dist[k] = -1
+		}
+		dist[x] = 0
+		queue = append(queue[:0], x)
+		for h := 0; h < len(queue); h++ {
+			u := queue[h]
+			if u != x && w.cluster.nodes[u].opts.NoRelay {
+				continue
+			}
+			for _, v := range adj[u] {
+				if dist[v] < 0 && w.Up(v) {
+					dist[v] = dist[u] + 1
+					queue = append(queue, v)
+				}
+			}
+		}
+		for u := range n {
+			if dist[u] > limit {
+				if far == nil {
+					far = make([][]bool, n)
+				}
+				if far[x] == nil {
+					far[x] = make([]bool, n)
+				}
+				far[x][u] = true
+			}
+		}
+	}
+	return far
+}
+
+// Converged reports whether every pair of connected nodes reaches each
+// other now.
+func (w *World) Converged() bool { return w.measure.brokenPairs(make([]int32, w.N()*w.N())) == 0 }
+
+// Unreachable describes up to limit ordered pairs of connected nodes
+// whose routes do not lead from one to the other, with where the walk
+// ends.
+func (w *World) Unreachable(limit int) []string {
+	cl := &w.cluster
+	n := w.N()
+	next := make([]int32, n*n)
+	comp, _ := w.measure.connectivity()
+	cl.nextHops(next)
+	var out []string
+	for x := range n {
+		for u := range n {
+			if u == x || comp[u] < 0 || comp[u] != comp[x] {
+				continue
+			}
+			path := []string{cl.nodes[u].name}
+			seen := map[int]bool{u: true}
+			v := u
+			for v != x {
+				nv := next[v*n+x]
+				if nv < 0 {
+					path = append(path, "(no route)")
+					break
+				}
+				v = int(nv)
+				path = append(path, cl.nodes[v].name)
+				if seen[v] {
+					path = append(path, "(loop)")
+					break
+				}
+				seen[v] = true
+			}
+			if v != x || len(path) > 0 && strings.HasPrefix(path[len(path)-1], "(") {
+				out = append(out, fmt.Sprintf("%s -> %s: %s", cl.nodes[u].name, cl.nodes[x].name, strings.Join(path, " ")))
+				if len(out) >= limit {
+					return out
+				}
+			}
+		}
+	}
+	return out
+}
