@@ -86,6 +86,13 @@ func (d Describer) Decoded(m Message) string {
 	case *AnnounceRequest:
 		field("id", m.ID)
 		field("requester", d.MAC(m.Requester))
+	case *Heartbeat:
+		if m.Reply {
+			b.WriteString(" reply")
+		} else {
+			b.WriteString(" probe")
+		}
+		field("seq", m.Seq)
 	}
 	return b.String()
 }
