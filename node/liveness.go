@@ -10,7 +10,9 @@ import (
 // Link liveness (docs/protocol.md#link-liveness). On an extended link each
 // end keeps its sending direction from going quiet for longer than
 // HeartbeatInterval: when nothing else was sent for that long it sends a
-// heartbeat probe (0x87), which the other end answers at once. Any valid
+// heartbeat probe (0x87), which the other end answers at once, probing in
+// the same message if it has not probed for an interval itself, so both
+// ends measure the round trip. Any valid
 // message proves the peer alive, so a busy link carries no heartbeats. A
 // link on which nothing arrived for its detection time is failed at once:
 // its routes move to their backups or are withdrawn, as on a link-down,
@@ -49,7 +51,8 @@ func (e *rttEstimate) rto() time.Duration { return e.srtt + 4*e.rttvar }
 type heartbeat struct {
 	lastSent time.Time // when anything was last sent on the link
 	seq      uint32    // the last probe's number
-	probeAt  time.Time // when it was sent; zero once answered
+	probeAt  time.Time // when it was sent
+	answered bool      // whether its answer came
 	rtt      rttEstimate
 	// deadAfter is the detection time before RTT samples widen it: the
 	// configured DeadAfter times the peer's hold-down factor.
@@ -117,9 +120,7 @@ func (n *Node) checkLiveness(now time.Time) {
 			n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v)", l.id, l.peer, ErrLinkSilent, n.cfg.LinkTimeout))
 			i--
 		case n.liveness(l) && now.Sub(l.hb.lastSent) >= n.cfg.HeartbeatInterval:
-			l.hb.seq++
-			l.hb.probeAt = now
-			n.send(l, n.encode(&wire.Heartbeat{Seq: l.hb.seq}), true)
+			n.send(l, n.encode(&wire.Heartbeat{Seq: n.probe(l)}), true)
 		}
 	}
 }
@@ -138,20 +139,35 @@ func (n *Node) livenessDeadline(l *link) time.Time {
 	return dead
 }
 
-// receiveHeartbeat answers a probe at once and takes a reply to our
-// latest probe as a round-trip sample.
+// probe starts a new probe on l and returns its seq (never 0).
+func (n *Node) probe(l *link) uint32 {
+	l.hb.seq++
+	if l.hb.seq == 0 {
+		l.hb.seq = 1
+	}
+	l.hb.probeAt, l.hb.answered = n.clock.now, false
+	return l.hb.seq
+}
+
+// receiveHeartbeat takes an answer to our latest probe as a round-trip
+// sample, and answers a probe at once, probing in the same message when
+// this end has not probed for a heartbeat interval.
 func (n *Node) receiveHeartbeat(l *link, msg []byte) {
 	m, err := wire.DecodeHeartbeat(msg)
 	if err != nil {
 		n.malformed(l, err)
 		return
 	}
-	if !m.Reply {
-		n.send(l, n.encode(&wire.Heartbeat{Reply: true, Seq: m.Seq}), true)
+	if m.Echo != 0 && m.Echo == l.hb.seq && !l.hb.answered {
+		l.hb.rtt.add(n.clock.now.Sub(l.hb.probeAt))
+		l.hb.answered = true
+	}
+	if m.Seq == 0 {
 		return
 	}
-	if m.Seq == l.hb.seq && !l.hb.probeAt.IsZero() {
-		l.hb.rtt.add(n.clock.now.Sub(l.hb.probeAt))
-		l.hb.probeAt = time.Time{}
+	answer := wire.Heartbeat{Echo: m.Seq}
+	if n.liveness(l) && n.clock.now.Sub(l.hb.probeAt) >= n.cfg.HeartbeatInterval {
+		answer.Seq = n.probe(l)
 	}
+	n.send(l, n.encode(&answer), true)
 }

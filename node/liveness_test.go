@@ -18,7 +18,7 @@ func withHeartbeats(_ string, c *Config) { c.HeartbeatInterval = DefaultConfig()
 func heartbeatsOn(tn *tnet, name, peer string) int {
 	n := 0
 	for _, m := range tn.sentOn(name, peer) {
-		if h, err := wire.DecodeHeartbeat(m); err == nil && !h.Reply {
+		if h, err := wire.DecodeHeartbeat(m); err == nil && h.Seq != 0 && h.Echo == 0 {
 			n++
 		}
 	}
@@ -150,8 +150,33 @@ func TestHeartbeatRejects(t *testing.T) {
 	tn := newNetWith(t, withHeartbeats, "a", "b")
 	tn.link("a", "b")
 	tn.run()
-	tn.inject("b", "a", []byte{0x87, 0x02, 0, 0, 0, 1})
-	if v := tn.eventsOf("b", EventViolation); len(v) != 1 || !errors.Is(v[0].Err, wire.ErrFlags) {
-		t.Fatalf("violations %v, want one for an undefined flag", v)
+	tn.inject("b", "a", []byte{0x87, 0, 0, 0, 1, 0, 0})
+	if v := tn.eventsOf("b", EventViolation); len(v) != 1 || !errors.Is(v[0].Err, wire.ErrShort) {
+		t.Fatalf("violations %v, want one for a short heartbeat", v)
+	}
+}
+
+func TestBothEndsMeasureRTT(t *testing.T) {
+	tn := newNetWith(t, withHeartbeats, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	// b probes first; a answers and probes in the same message.
+	tn.inject("a", "b", (&wire.Heartbeat{Seq: 9}).Append(nil))
+	sent := tn.sentOn("a", "b")
+	h, err := wire.DecodeHeartbeat(sent[len(sent)-1])
+	if err != nil || h.Echo != 9 || h.Seq == 0 {
+		t.Fatalf("a's answer %+v (%v): want echo 9 and a probe of its own", h, err)
+	}
+	tn.now = tn.now.Add(30 * time.Millisecond)
+	tn.inject("a", "b", (&wire.Heartbeat{Echo: h.Seq}).Append(nil))
+	if li := tn.nodes["a"].Links(); li[0].RTT != 30*time.Millisecond {
+		t.Fatalf("a's RTT %v, want the 30 ms its probe took", li[0].RTT)
+	}
+	// An answer to no probe of ours, or a second answer, is no sample.
+	tn.now = tn.now.Add(time.Second)
+	tn.inject("a", "b", (&wire.Heartbeat{Echo: h.Seq}).Append(nil))
+	tn.inject("a", "b", (&wire.Heartbeat{Echo: 12345}).Append(nil))
+	if li := tn.nodes["a"].Links(); li[0].RTT != 30*time.Millisecond {
+		t.Fatalf("a's RTT %v after stray answers, want 30ms still", li[0].RTT)
 	}
 }

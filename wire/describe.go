@@ -87,12 +87,8 @@ func (d Describer) Decoded(m Message) string {
 		field("id", m.ID)
 		field("requester", d.MAC(m.Requester))
 	case *Heartbeat:
-		if m.Reply {
-			b.WriteString(" reply")
-		} else {
-			b.WriteString(" probe")
-		}
 		field("seq", m.Seq)
+		field("echo", m.Echo)
 	}
 	return b.String()
 }

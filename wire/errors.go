@@ -30,9 +30,6 @@ var (
 	// ErrHeader means an Ethernet frame shorter than its 14-byte header,
 	// or a frame header that violates its packet type's rules.
 	ErrHeader = errors.New("bad ethernet header")
-	// ErrFlags means a flags field with a bit set that the type does not
-	// define.
-	ErrFlags = errors.New("undefined flag bits set")
 )
 
 // DecodeError says which packet type and which field of a message was bad

@@ -21,7 +21,8 @@ const (
 	// requester's mac(6).
 	TypeAnnounceRequest Type = 0x86
 	// TypeHeartbeat (0x87) proves a quiet link alive and measures its
-	// round-trip time: flags(1) (bit 0: reply), seq(4).
+	// round-trip time: seq(4) (a probe; 0: none), echo(4) (the peer's
+	// probe answered; 0: none).
 	TypeHeartbeat Type = 0x87
 )
 

@@ -80,7 +80,7 @@ func genMessage() *rapid.Generator[Message] {
 			return &AnnounceRequest{ID: rapid.Uint64().Draw(t, "id"), Requester: genMAC().Draw(t, "mac")}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {
-			return &Heartbeat{Reply: rapid.Bool().Draw(t, "reply"), Seq: rapid.Uint32().Draw(t, "seq")}
+			return &Heartbeat{Seq: rapid.Uint32().Draw(t, "seq"), Echo: rapid.Uint32().Draw(t, "echo")}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {
 			return &TargetedFrame{Frame: genFrame(false).Draw(t, "frame")}
