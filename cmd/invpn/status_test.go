@@ -24,7 +24,7 @@ var (
 func (fakeDaemon) Status(context.Context) (*control.Status, error) {
 	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
 	return &control.Status{Version: "test", MAC: macA, Started: now.Add(-time.Minute), Now: now,
-		Links:    []control.LinkStatus{{Peer: macB, Addr: "10.0.0.2:41744", Dialed: true, Extended: true, Up: now.Add(-30 * time.Second), FramesIn: 5,
+		Links: []control.LinkStatus{{Peer: macB, Addr: "10.0.0.2:41744", Dialed: true, Extended: true, Up: now.Add(-30 * time.Second), FramesIn: 5,
 			Liveness: "suspect", RTTSeconds: 0.0425, DetectSeconds: 0.75}},
 		Routes:   []control.RouteStatus{{Target: macB, NextHop: macB, Hops: 1, Refreshed: now}},
 		Drops:    map[string]uint64{"no route": 3},
