@@ -49,6 +49,20 @@ type Config struct {
 	// (default 15 s, 3 announce intervals). Every neighbour announces
 	// itself every interval, so a live link is never silent that long.
 	LinkTimeout time.Duration
+	// HeartbeatInterval is the longest an extended link's sending
+	// direction stays quiet: after that a heartbeat probe goes out
+	// (default 250 ms; zero turns heartbeats and liveness detection off,
+	// leaving LinkTimeout). See docs/protocol.md#link-liveness.
+	HeartbeatInterval time.Duration
+	// DeadAfter is how long an extended link may be silent before it is
+	// failed and its routes move (default 750 ms, three heartbeat
+	// intervals). A link's measured round-trip time can lengthen it
+	// (heartbeat interval + 3 RTOs), and LinkTimeout bounds it.
+	DeadAfter time.Duration
+	// HoldDownSpan is how close together a peer's link failures must be
+	// to count as flapping (default 5 min): each one after the first
+	// doubles the detection time of the peer's next links, up to 8×.
+	HoldDownSpan time.Duration
 	// TriggerGap is the least time between two announcements of this node
 	// when lost links trigger them (default 500 ms, a tenth of
 	// AnnounceInterval); zero means no gap:
@@ -91,18 +105,21 @@ type Config struct {
 // fill in. The timers are the original's where it had them.
 func DefaultConfig() Config {
 	return Config{
-		AnnounceInterval: 5 * time.Second,
-		ConnectInterval:  60 * time.Second,
-		RouteExpiry:      5 * time.Minute,
-		LinkTimeout:      15 * time.Second,
-		TriggerGap:       500 * time.Millisecond,
-		DedupSpan:        60 * time.Second,
-		MinLinks:         2,
-		MaxLinks:         8,
-		HopLimit:         255,
-		DialBackoffMin:   time.Second,
-		DialBackoffMax:   60 * time.Second,
-		IDReserve:        uint64(time.Hour / time.Millisecond),
+		AnnounceInterval:  5 * time.Second,
+		ConnectInterval:   60 * time.Second,
+		RouteExpiry:       5 * time.Minute,
+		LinkTimeout:       15 * time.Second,
+		TriggerGap:        500 * time.Millisecond,
+		HeartbeatInterval: 250 * time.Millisecond,
+		DeadAfter:         750 * time.Millisecond,
+		HoldDownSpan:      5 * time.Minute,
+		DedupSpan:         60 * time.Second,
+		MinLinks:          2,
+		MaxLinks:          8,
+		HopLimit:          255,
+		DialBackoffMin:    time.Second,
+		DialBackoffMax:    60 * time.Second,
+		IDReserve:         uint64(time.Hour / time.Millisecond),
 	}
 }
 
@@ -126,6 +143,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: config: Rand is required")
 	case c.MAC.IsGroup() || c.MAC.IsZero():
 		return fmt.Errorf("node: config: MAC %s is not a unicast address", c.MAC)
+	case c.HeartbeatInterval < 0:
+		return fmt.Errorf("node: config: HeartbeatInterval is %v, want zero (off) or more", c.HeartbeatInterval)
+	case c.HeartbeatInterval > 0 && c.DeadAfter <= c.HeartbeatInterval:
+		return fmt.Errorf("node: config: DeadAfter %v is not above HeartbeatInterval %v: every quiet link would fail", c.DeadAfter, c.HeartbeatInterval)
+	case c.HeartbeatInterval > 0 && c.HoldDownSpan <= 0:
+		return fmt.Errorf("node: config: HoldDownSpan is %v, want a positive duration", c.HoldDownSpan)
 	case c.TriggerGap < 0:
 		return fmt.Errorf("node: config: TriggerGap is %v, want zero or more", c.TriggerGap)
 	case c.MinLinks < 0:

@@ -27,6 +27,7 @@ type inflight struct {
 	to   string
 	link LinkID
 	msg  []byte
+	at   time.Time // when it arrives (the transcripts' run command)
 }
 
 // end is one side of a test link.
@@ -75,6 +76,10 @@ func newNetWith(t testing.TB, edit func(string, *Config), names ...string) *tnet
 func (tn *tnet) add(name string, seed int, edit func(string, *Config)) *Node {
 	cfg := DefaultConfig()
 	cfg.MAC, cfg.Port, cfg.Rand = macOf(name), 41744, rand.New(rand.NewPCG(uint64(seed), 1))
+	// The stories here jump through time with nothing delivered in
+	// between: heartbeats would fail every link. Liveness has tests of its
+	// own (liveness_test.go, testdata/liveness.txt) that turn it on.
+	cfg.HeartbeatInterval = 0
 	edit(name, &cfg)
 	n, err := New(cfg)
 	if err != nil {

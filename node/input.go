@@ -187,5 +187,7 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveHealthResponse(l, msg)
 	case wire.TypeAnnounceRequest:
 		n.receiveAnnounceRequest(l, msg)
+	case wire.TypeHeartbeat:
+		n.receiveHeartbeat(l, msg)
 	}
 }

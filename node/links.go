@@ -18,6 +18,7 @@ type link struct {
 	extended bool
 	up       time.Time
 	lastRecv time.Time
+	hb       heartbeat // liveness state of an extended link
 }
 
 // linkSet is the live links: by id, by peer, and in id order, the order
@@ -28,10 +29,13 @@ type linkSet struct {
 	byID   map[LinkID]*link
 	order  []*link // sorted by id
 	byPeer map[wire.MAC]*link
+	// holdDown is, per peer, how often its links failed by liveness
+	// lately (see liveness.go); it outlives the links.
+	holdDown map[wire.MAC]holdDown
 }
 
 func newLinkSet() linkSet {
-	return linkSet{byID: map[LinkID]*link{}, byPeer: map[wire.MAC]*link{}}
+	return linkSet{byID: map[LinkID]*link{}, byPeer: map[wire.MAC]*link{}, holdDown: map[wire.MAC]holdDown{}}
 }
 
 // add registers l under its id and its peer.
@@ -88,6 +92,7 @@ func (n *Node) linkUp(in LinkUp) {
 		n.closeLink(old, fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink))
 	}
 	delete(n.dialer.backoff, peer)
+	n.startLiveness(l)
 	n.links.add(l)
 	n.scheduleDial()
 	n.event(Event{Kind: EventLinkUp, MAC: peer, Link: id})
@@ -150,7 +155,15 @@ func (n *Node) violation(l *link, err error) {
 func (n *Node) Links() []LinkInfo {
 	out := make([]LinkInfo, 0, len(n.links.order))
 	for _, l := range n.links.order {
-		out = append(out, LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended, Age: n.clock.now.Sub(l.up)})
+		li := LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended,
+			Age: n.clock.now.Sub(l.up), Silent: n.clock.now.Sub(l.lastRecv), DetectAfter: n.cfg.LinkTimeout}
+		if n.liveness(l) {
+			li.Heartbeats = true
+			li.RTT = l.hb.rtt.srtt
+			li.DetectAfter = n.detectAfter(l)
+		}
+		li.Suspect = li.Silent >= li.DetectAfter/2
+		out = append(out, li)
 	}
 	return out
 }
@@ -164,6 +177,17 @@ type LinkInfo struct {
 	Extended bool
 	// Age is how long the link has been up, on the node's clock.
 	Age time.Duration
+	// Heartbeats says whether liveness detection runs on the link (an
+	// extended link with heartbeats on); RTT is its smoothed round-trip
+	// time (zero until measured).
+	Heartbeats bool
+	RTT        time.Duration
+	// Silent is how long nothing has arrived; DetectAfter how long that
+	// may last before the link is failed (LinkTimeout without
+	// heartbeats). Suspect is set once half of it has passed.
+	Silent      time.Duration
+	DetectAfter time.Duration
+	Suspect     bool
 }
 
 func cmpID(a, b LinkID) int {

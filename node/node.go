@@ -15,6 +15,7 @@ var (
 	ErrSpoofedMAC    = errors.New("0x00 announces a MAC other than the link certificate's")
 	ErrMalformed     = errors.New("malformed message from a peer that speaks the invpn protocol")
 	ErrLinkSilent    = errors.New("nothing received within the link timeout")
+	ErrLinkDead      = errors.New("link failed: nothing received within its detection time")
 )
 
 // Node is the protocol engine of one mesh member. Create it with New.
@@ -90,6 +91,7 @@ func (n *Node) event(e Event) { n.ready.Events = append(n.ready.Events, e) }
 
 // send queues msg on l.
 func (n *Node) send(l *link, msg []byte, control bool) {
+	l.hb.lastSent = n.clock.now
 	n.ready.Sends = append(n.ready.Sends, Send{Link: l.id, Msg: msg, Control: control})
 }
 

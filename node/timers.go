@@ -1,8 +1,6 @@
 package node
 
 import (
-	"fmt"
-	"slices"
 	"time"
 )
 
@@ -28,11 +26,7 @@ func due(d, now time.Time) bool { return !d.IsZero() && !now.Before(d) }
 func (n *Node) tickInput(now time.Time) {
 	n.tick(now)
 	now = n.clock.now
-	for _, l := range slices.Clone(n.links.order) {
-		if now.Sub(l.lastRecv) >= n.cfg.LinkTimeout {
-			n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v)", l.id, l.peer, ErrLinkSilent, n.cfg.LinkTimeout))
-		}
-	}
+	n.checkLiveness(now)
 	if due(n.timers.nextAnnounce, now) {
 		n.announce()
 		n.timers.nextAnnounce = now.Add(n.cfg.AnnounceInterval)
@@ -78,7 +72,7 @@ func (n *Node) nextDeadline() time.Time {
 	later(n.timers.nextSweep)
 	later(n.timers.announceDue)
 	for _, l := range n.links.order {
-		later(l.lastRecv.Add(n.cfg.LinkTimeout))
+		later(n.livenessDeadline(l))
 	}
 	if n.quickDial() {
 		later(n.dialer.dialAt)

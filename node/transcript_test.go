@@ -29,13 +29,17 @@ import (
 // Commands (names are single lower-case letters; a node's MAC is
 // 02:00:00:00:00:<letter>, its address 127.0.0.<letter>:41744):
 //
-//	add NAME... [no-relay] [no-incoming] [seeds=B,C] [cache=B,C]
+//	add NAME... [heartbeat=D] [dead-after=D] [no-relay] [no-incoming] [seeds=B,C] [cache=B,C]
 //	    [min-links=N] [max-links=N] [announce=D] [expiry=D] [link-timeout=D] [dedup=D]
 //	link A B [seed]        A dials B; both ends get LinkUp (seed: no extensions)
 //	cut A B                the link goes down at both ends (a cut the transport saw)
 //	tick [D]               time moves on by D; every node gets a Tick
 //	deliver [N]            deliver in-flight messages in order (all, or N)
 //	hold A B / release A B messages from A to B wait / may go again
+//	blackhole A B / heal A B   messages between A and B vanish, silently
+//	delay A B D            messages between A and B take D each way (run)
+//	run D                  time runs for D: every node is ticked at its
+//	                       deadlines and messages arrive after their delay
 //	tap A DST [src=S] [len=N]  A's TAP hands it a frame to DST (a name,
 //	                       broadcast, or a MAC such as 33:33:00:00:00:01)
 //	inject TO FROM KIND [field=value...]  TO receives a crafted message on its
@@ -75,15 +79,17 @@ type script struct {
 	nextID LinkID
 	queue  []inflight
 	held   map[[2]string]bool
-	skew   map[string]time.Duration // how far each node's clock is off
-	floor  map[string]uint64        // each node's persisted id floor
-	cfgs   map[string]Config        // each node's configuration, for restarts
+	lost   map[[2]string]bool          // blackholed directions: messages vanish
+	delay  map[[2]string]time.Duration // one-way latency of a direction (run)
+	skew   map[string]time.Duration    // how far each node's clock is off
+	floor  map[string]uint64           // each node's persisted id floor
+	cfgs   map[string]Config           // each node's configuration, for restarts
 	out    *strings.Builder
 	desc   wire.Describer
 }
 
 func newScript(t *testing.T) *script {
-	s := &script{t: t, now: tEpoch, nodes: map[string]*Node{}, ends: map[LinkID]end{}, peers: map[LinkID]string{}, held: map[[2]string]bool{},
+	s := &script{t: t, now: tEpoch, nodes: map[string]*Node{}, ends: map[LinkID]end{}, peers: map[LinkID]string{}, held: map[[2]string]bool{}, lost: map[[2]string]bool{}, delay: map[[2]string]time.Duration{},
 		skew: map[string]time.Duration{}, floor: map[string]uint64{}, cfgs: map[string]Config{}}
 	s.desc = wire.Describer{Name: s.nameOfMAC}
 	return s
@@ -162,6 +168,23 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 		s.deliver(t, limit)
 	case "hold", "release":
 		s.held[[2]string{arg(0), arg(1)}] = d.Cmd == "hold"
+	case "blackhole", "heal":
+		// Both directions, silently: neither end is told.
+		s.lost[[2]string{arg(0), arg(1)}] = d.Cmd == "blackhole"
+		s.lost[[2]string{arg(1), arg(0)}] = d.Cmd == "blackhole"
+	case "delay":
+		dur, err := time.ParseDuration(arg(2))
+		if err != nil {
+			d.Fatalf(t, "delay: %v", err)
+		}
+		s.delay[[2]string{arg(0), arg(1)}] = dur
+		s.delay[[2]string{arg(1), arg(0)}] = dur
+	case "run":
+		dur, err := time.ParseDuration(arg(0))
+		if err != nil {
+			d.Fatalf(t, "run: %v", err)
+		}
+		s.runFor(t, dur)
 	case "tap":
 		s.tap(t, d)
 	case "inject":
@@ -191,7 +214,15 @@ func (s *script) run(t *testing.T, d *datadriven.TestData) string {
 			if !l.Extended {
 				proto = "seed protocol"
 			}
-			fmt.Fprintf(&b, "%s at %s, %s, %s, up %v\n", s.desc.MAC(l.Peer), l.Addr, dir, proto, l.Age)
+			fmt.Fprintf(&b, "%s at %s, %s, %s, up %v", s.desc.MAC(l.Peer), l.Addr, dir, proto, l.Age)
+			if l.Heartbeats {
+				state := "up"
+				if l.Suspect {
+					state = "suspect"
+				}
+				fmt.Fprintf(&b, ", %s, rtt %v, silent %v, fails after %v", state, l.RTT, l.Silent, l.DetectAfter)
+			}
+			b.WriteString("\n")
 		}
 	case "cache":
 		for _, p := range s.node(t, arg(0)).Cache() {
@@ -254,6 +285,10 @@ func (s *script) node(t *testing.T, name string) *Node {
 func (s *script) add(t *testing.T, d *datadriven.TestData) {
 	var names []string
 	cfg := DefaultConfig()
+	// Most stories jump through time with nothing delivered in between,
+	// where heartbeats would fail every link: liveness is off unless the
+	// story turns it on (heartbeat=D).
+	cfg.HeartbeatInterval = 0
 	var seeds, cache []string
 	for _, a := range d.CmdArgs {
 		val := func() string {
@@ -297,6 +332,10 @@ func (s *script) add(t *testing.T, d *datadriven.TestData) {
 			cfg.LinkTimeout = dur()
 		case "dedup":
 			cfg.DedupSpan = dur()
+		case "heartbeat":
+			cfg.HeartbeatInterval = dur()
+		case "dead-after":
+			cfg.DeadAfter = dur()
 		default:
 			if len(a.Key) != 1 || a.Key[0] < 'a' || a.Key[0] > 'z' {
 				d.Fatalf(t, "add: %q is neither an option nor a node name (one letter)", a.Key)
@@ -359,7 +398,13 @@ func (s *script) collect(name string) {
 		}
 		fmt.Fprintf(w, "%s -> %s: %s%s\n", name, to, s.desc.Message(snd.Msg), kind)
 		if e, ok := s.ends[snd.Link]; ok {
-			s.queue = append(s.queue, inflight{to: s.ends[e.peer].node, link: e.peer, msg: slices.Clone(snd.Msg)})
+			to := s.ends[e.peer].node
+			if s.lost[[2]string{name, to}] {
+				fmt.Fprintf(w, "%s -> %s: lost\n", name, to)
+				continue
+			}
+			at := s.now.Add(s.delay[[2]string{name, to}])
+			s.queue = append(s.queue, inflight{to: to, link: e.peer, msg: slices.Clone(snd.Msg), at: at})
 		}
 	}
 	for _, f := range r.TAP {
@@ -612,6 +657,57 @@ func (s *script) queueStory(t *testing.T, d *datadriven.TestData) {
 			}
 		default:
 			d.Fatalf(t, "queue: unknown word %q", a.Key)
+		}
+	}
+}
+
+// runFor lets time run for d: messages arrive when their delay has
+// passed, and each node is ticked when its deadline comes.
+func (s *script) runFor(t *testing.T, d time.Duration) {
+	end := s.now.Add(d)
+	for steps := 0; ; steps++ {
+		if steps > 100000 {
+			t.Fatal("run: still busy after 100000 steps")
+		}
+		next := end
+		for _, m := range s.queue {
+			if m.at.Before(next) {
+				next = m.at
+			}
+		}
+		for _, name := range s.names {
+			if dl := s.nodes[name].NextDeadline(); !dl.IsZero() {
+				dl = dl.Add(-s.skew[name])
+				if dl.Before(next) {
+					next = dl
+				}
+			}
+		}
+		if next.After(s.now) {
+			s.now = next
+			fmt.Fprintf(s.out, "time %v\n", s.now.Sub(tEpoch))
+		}
+		if i := slices.IndexFunc(s.queue, func(m inflight) bool { return !m.at.After(s.now) }); i >= 0 {
+			m := s.queue[i]
+			s.queue = slices.Delete(s.queue, i, i+1)
+			e, ok := s.ends[m.link]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(s.out, "%s <- %s: %s\n", m.to, s.ends[e.peer].node, s.desc.Message(m.msg))
+			s.nodes[m.to].Receive(s.clock(m.to), m.link, m.msg)
+			s.collect(m.to)
+			continue
+		}
+		ticked := false
+		for _, name := range s.names {
+			if dl := s.nodes[name].NextDeadline(); !dl.IsZero() && !dl.Add(-s.skew[name]).After(s.now) {
+				s.step(name, Tick{})
+				ticked = true
+			}
+		}
+		if !ticked && !s.now.Before(end) {
+			return
 		}
 	}
 }

@@ -86,6 +86,9 @@ func (d Describer) Decoded(m Message) string {
 	case *AnnounceRequest:
 		field("id", m.ID)
 		field("requester", d.MAC(m.Requester))
+	case *Heartbeat:
+		field("seq", m.Seq)
+		field("echo", m.Echo)
 	}
 	return b.String()
 }

@@ -20,10 +20,15 @@ const (
 	// itself again now, sent by a node that lost a link: id(8), then the
 	// requester's mac(6).
 	TypeAnnounceRequest Type = 0x86
+	// TypeHeartbeat (0x87) proves a quiet link alive and measures its
+	// round-trip time: seq(4) (a probe; 0: none), echo(4) (the peer's
+	// probe answered; 0: none).
+	TypeHeartbeat Type = 0x87
 )
 
 func extensionKnown(t Type) bool {
-	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest
+	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest ||
+		t == TypeHeartbeat
 }
 
 func extensionName(t Type) string {
@@ -36,6 +41,8 @@ func extensionName(t Type) string {
 		return "info with path"
 	case TypeAnnounceRequest:
 		return "announce request"
+	case TypeHeartbeat:
+		return "heartbeat"
 	}
 	return "unknown"
 }

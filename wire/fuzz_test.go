@@ -63,6 +63,7 @@ func FuzzDecodeInfoPath(f *testing.F)     { fuzzDecoder(f, TypeInfoPath, DecodeI
 func FuzzDecodeAnnounceRequest(f *testing.F) {
 	fuzzDecoder(f, TypeAnnounceRequest, DecodeAnnounceRequest)
 }
+func FuzzDecodeHeartbeat(f *testing.F) { fuzzDecoder(f, TypeHeartbeat, DecodeHeartbeat) }
 
 // FuzzReader feeds arbitrary streams to Reader: it never panics, every
 // message it returns is non-empty and no longer than MaxMessage, the

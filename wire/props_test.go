@@ -80,6 +80,9 @@ func genMessage() *rapid.Generator[Message] {
 			return &AnnounceRequest{ID: rapid.Uint64().Draw(t, "id"), Requester: genMAC().Draw(t, "mac")}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {
+			return &Heartbeat{Seq: rapid.Uint32().Draw(t, "seq"), Echo: rapid.Uint32().Draw(t, "echo")}
+		}),
+		rapid.Custom(func(t *rapid.T) Message {
 			return &TargetedFrame{Frame: genFrame(false).Draw(t, "frame")}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {

@@ -107,6 +107,8 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeInfoPath(msg))
 	case TypeAnnounceRequest:
 		return box(DecodeAnnounceRequest(msg))
+	case TypeHeartbeat:
+		return box(DecodeHeartbeat(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }

@@ -74,6 +74,8 @@ var knownAnswers = []struct {
 		&InfoPath{PathKnown: true, Path: []MAC{macB, macC}, Info: Info{ID: 9, MAC: macA, Port: 41744, Addr: netip.MustParseAddr("192.0.2.1")}}},
 	{"0x86 announce request (extension)", "86 | 0000000000000010 | 025056000003",
 		&AnnounceRequest{ID: 16, Requester: macC}},
+	{"0x87 heartbeat probe (extension)", "87 | 0000002a | 00000000", &Heartbeat{Seq: 42}},
+	{"0x87 heartbeat answer that probes (extension)", "87 | 00000007 | ffffffff", &Heartbeat{Seq: 7, Echo: 0xffffffff}},
 	{"0x85 info with empty path (extension)", "85 | 00 | 01 | 000000000000000a | 025056000001 | 0000 | 00",
 		&InfoPath{PathKnown: true, Info: Info{ID: 10, MAC: macA}}},
 	{"0x85 info with unknown path (extension)", "85 | ff | 01 | 000000000000000b | 025056000001 | 0000 | 00",
@@ -151,6 +153,9 @@ func TestRejects(t *testing.T) {
 		{"0x85 bad inner version", "85 00 02 0000000000000001 025056000001 a310 00", ErrVersion, "version"},
 		{"0x86 short", "86 0000000000000010 0250", ErrShort, "mac"},
 		{"0x86 trailing", "86 0000000000000010 025056000003 00", ErrTrailing, "mac"},
+		{"0x87 no seq", "87 0000", ErrShort, "seq"},
+		{"0x87 short echo", "87 0000002a 0000", ErrShort, "echo"},
+		{"0x87 trailing", "87 0000002a 00000001 00", ErrTrailing, "echo"},
 		{"0x85 path longer than message", "85 05 025056000002 01 0000000000000001 025056000001 a310 00", ErrCount, "path"},
 	}
 	for _, tc := range cases {

@@ -41,6 +41,7 @@ func nodeConfig(cfg *config.Config, mac wire.MAC) node.Config {
 	nc.NoIncoming, nc.NoRelay = cfg.Network.NoIncoming, cfg.Network.NoRelay
 	nc.AnnounceInterval, nc.ConnectInterval = cfg.Timers.Announce, cfg.Timers.Connect
 	nc.RouteExpiry, nc.LinkTimeout = cfg.Timers.RouteExpiry, cfg.Timers.LinkTimeout
+	nc.HeartbeatInterval, nc.DeadAfter = cfg.Timers.Heartbeat, cfg.Timers.DeadAfter
 	// The trigger gap and the longest redial backoff follow the intervals
 	// they are a part of; the file has no keys for them.
 	nc.TriggerGap, nc.DialBackoffMax = nc.AnnounceInterval/10, nc.ConnectInterval

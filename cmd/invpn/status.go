@@ -95,7 +95,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 func writeStatus(w io.Writer, st *control.Status) error {
 	fmt.Fprintf(w, "invpn %s  node %s  up %v\n\n", st.Version, st.MAC, st.Now.Sub(st.Started).Round(time.Second))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "LINK PEER\tADDRESS\tDIR\tPROTO\tUP\tFRAMES IN/OUT\tBYTES IN/OUT\tQUEUE DROPS\n")
+	fmt.Fprintf(tw, "LINK PEER\tADDRESS\tDIR\tPROTO\tUP\tLIVENESS\tRTT\tFRAMES IN/OUT\tBYTES IN/OUT\tQUEUE DROPS\n")
 	for _, l := range st.Links {
 		dir, proto := "in", "seed"
 		if l.Dialed {
@@ -104,8 +104,15 @@ func writeStatus(w io.Writer, st *control.Status) error {
 		if l.Extended {
 			proto = "invpn/1"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d/%d\t%d/%d\t%d\n", l.Peer, l.Addr, dir, proto,
-			st.Now.Sub(l.Up).Round(time.Second), l.FramesIn, l.FramesOut, l.BytesIn, l.BytesOut, l.QueueDrops)
+		live, rtt := l.Liveness, "-"
+		if live == "" {
+			live = "-" // no heartbeats: the link timeout alone
+		}
+		if l.RTTSeconds > 0 {
+			rtt = time.Duration(l.RTTSeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%d/%d\t%d/%d\t%d\n", l.Peer, l.Addr, dir, proto,
+			st.Now.Sub(l.Up).Round(time.Second), live, rtt, l.FramesIn, l.FramesOut, l.BytesIn, l.BytesOut, l.QueueDrops)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

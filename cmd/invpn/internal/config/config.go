@@ -33,6 +33,8 @@ const (
 	DefaultConnect       = 60 * time.Second
 	DefaultRouteExpiry   = 5 * time.Minute
 	DefaultLinkTimeout   = 15 * time.Second
+	DefaultHeartbeat     = 250 * time.Millisecond
+	DefaultDeadAfter     = 750 * time.Millisecond
 	DefaultTAPName       = "invpn%d"
 	DefaultMTU           = 1500
 	DefaultLogLevel      = slog.LevelInfo
@@ -90,6 +92,8 @@ type Timers struct {
 	Connect     time.Duration // interval between rounds of dialling unlinked peers
 	RouteExpiry time.Duration // a route not refreshed for this long is removed
 	LinkTimeout time.Duration // a link silent for this long is closed
+	Heartbeat   time.Duration // an extended link's quiet direction gets a heartbeat this often; 0: off
+	DeadAfter   time.Duration // an extended link silent for this long is failed
 }
 
 // TAP is the [tap] section: the frame device.
@@ -130,6 +134,8 @@ func Default() *Config {
 			Connect:     DefaultConnect,
 			RouteExpiry: DefaultRouteExpiry,
 			LinkTimeout: DefaultLinkTimeout,
+			Heartbeat:   DefaultHeartbeat,
+			DeadAfter:   DefaultDeadAfter,
 		},
 		TAP:     TAP{Name: DefaultTAPName, MTU: DefaultMTU},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
@@ -272,6 +278,13 @@ func (p *parser) finish() {
 			}
 			p.fail("network", key, "min_links %d is more than max_links %d (want min_links <= max_links)", n.MinLinks, n.MaxLinks)
 		}
+	}
+	if tm := p.cfg.Timers; tm.Heartbeat > 0 && tm.DeadAfter <= tm.Heartbeat && !p.bad["timers.heartbeat"] && !p.bad["timers.dead_after"] {
+		key := "dead_after"
+		if !p.seen["timers.dead_after"] {
+			key = "heartbeat"
+		}
+		p.fail("timers", key, "dead_after %v is not above heartbeat %v (want dead_after > heartbeat: every quiet link would fail)", tm.DeadAfter, tm.Heartbeat)
 	}
 	t := p.cfg.TAP
 	if !p.bad["tap.mtu"] && t.MTU < 1280 && slices.ContainsFunc(t.Addresses, func(a netip.Prefix) bool { return a.Addr().Is6() }) {

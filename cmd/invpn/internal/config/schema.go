@@ -68,6 +68,16 @@ var schema = []sectionSchema{
 		durationField("connect", func(c *Config) *time.Duration { return &c.Timers.Connect }),
 		durationField("route_expiry", func(c *Config) *time.Duration { return &c.Timers.RouteExpiry }),
 		durationField("link_timeout", func(c *Config) *time.Duration { return &c.Timers.LinkTimeout }),
+		{key: "heartbeat", want: "a duration like 250ms, or 0 to turn heartbeats off",
+			set: func(p *parser, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 {
+					return fmt.Errorf("%q is not a duration (want e.g. 250ms, or 0 for off)", v)
+				}
+				p.cfg.Timers.Heartbeat = d
+				return nil
+			}},
+		durationField("dead_after", func(c *Config) *time.Duration { return &c.Timers.DeadAfter }),
 	}},
 	{"tap", []field{
 		{key: "name", want: "an interface name of at most 15 bytes, optionally with one %d",

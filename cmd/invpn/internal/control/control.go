@@ -77,6 +77,14 @@ type LinkStatus struct {
 	BytesIn    uint64    `json:"bytes_in"`
 	BytesOut   uint64    `json:"bytes_out"`
 	QueueDrops uint64    `json:"queue_drops"`
+	// Liveness: "up" or "suspect" (half its detection time silent) on a
+	// link with heartbeats, "" on one without (a seed-protocol link).
+	Liveness string `json:"liveness,omitempty"`
+	// RTTSeconds is the link's smoothed round-trip time from heartbeats
+	// (0 until measured); DetectSeconds how long it may be silent before
+	// it is failed (the link timeout on a link without heartbeats).
+	RTTSeconds    float64 `json:"rtt_seconds"`
+	DetectSeconds float64 `json:"detect_seconds"`
 }
 
 // RouteStatus describes one route.

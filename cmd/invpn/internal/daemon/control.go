@@ -153,7 +153,8 @@ func (d *Daemon) controlStatus(s *Snapshot) *control.Status {
 		st.Links = append(st.Links, control.LinkStatus{
 			Peer: l.Peer, Addr: l.Addr.String(), Dialed: l.Dialed, Extended: l.Extended, Up: s.Now.Add(-l.Age),
 			FramesIn: l.FramesIn, FramesOut: l.FramesOut, BytesIn: l.BytesIn, BytesOut: l.BytesOut,
-			QueueDrops: l.QueueDrops,
+			QueueDrops: l.QueueDrops, RTTSeconds: l.RTT.Seconds(), DetectSeconds: l.DetectAfter.Seconds(),
+			Liveness: liveness(l.LinkInfo),
 		})
 	}
 	for _, r := range s.Routes {
@@ -248,4 +249,15 @@ func (d *Daemon) closeServers() {
 	if d.metricsLn != nil {
 		d.metricsLn.Close()
 	}
+}
+
+// liveness names a link's liveness state for the control socket.
+func liveness(l node.LinkInfo) string {
+	switch {
+	case !l.Heartbeats:
+		return ""
+	case l.Suspect:
+		return "suspect"
+	}
+	return "up"
 }

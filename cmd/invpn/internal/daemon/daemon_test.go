@@ -258,19 +258,23 @@ func TestFullQueueDropsDataNotControl(t *testing.T) {
 			o.Transport.Listen = func() ([]transport.Listener, error) { return []transport.Listener{ln}, nil }
 		})
 		defer theirs.Close()
-		// The peer announces itself every interval, as a live neighbour
-		// does, so that the link does not time out while its writes are
-		// held.
+		// The peer announces itself every interval and keeps its sending
+		// direction alive with heartbeats, as a live neighbour does, so
+		// that the link does not fail while its writes are held.
 		quiet := make(chan struct{})
 		var peerDone sync.WaitGroup
 		peerDone.Go(func() {
-			for {
-				ii := wire.InitialInfo{ID: uint64(time.Now().UnixMilli()), MAC: peer, Port: testPort}
-				if theirs.WriteMessage(ii.Append(nil)) != nil {
+			beat := node.DefaultConfig().HeartbeatInterval
+			for i := 0; ; i++ {
+				msg := (&wire.Heartbeat{}).Append(nil) // no probe: nothing to answer
+				if i%int(interval/beat) == 0 {
+					msg = (&wire.InitialInfo{ID: uint64(time.Now().UnixMilli()), MAC: peer, Port: testPort}).Append(nil)
+				}
+				if theirs.WriteMessage(msg) != nil {
 					return
 				}
 				select {
-				case <-time.After(interval):
+				case <-time.After(beat):
 				case <-quiet:
 					return
 				}

@@ -40,13 +40,15 @@ var (
 	descWithdraw = prometheus.NewDesc("invpn_route_withdrawals_total", "Routes withdrawn when a link went down with no backup.", nil, nil)
 	descViol     = prometheus.NewDesc("invpn_protocol_violations_total", "Links closed for protocol violations.", nil, nil)
 	descUp       = prometheus.NewDesc("invpn_scrape_ok", "1 when the daemon answered the scrape's snapshot.", nil, nil)
+	descRTT      = prometheus.NewDesc("invpn_link_rtt_seconds", "Smoothed round-trip time of a link, from heartbeats (0 until measured).", []string{"peer"}, nil)
+	descSuspect  = prometheus.NewDesc("invpn_link_suspect", "1 when a link has been silent for half its detection time.", []string{"peer"}, nil)
 )
 
 // collector reads a snapshot per scrape.
 type collector struct{ snap Snapshot }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descFrames, descBytes, descDrops, descChanges, descFailover, descWithdraw, descViol, descUp} {
+	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descFrames, descBytes, descDrops, descChanges, descFailover, descWithdraw, descViol, descUp, descRTT, descSuspect} {
 		ch <- d
 	}
 }
@@ -65,6 +67,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	var fin, fout, bin, bout uint64
 	for _, l := range st.Links {
 		fin, fout, bin, bout = fin+l.FramesIn, fout+l.FramesOut, bin+l.BytesIn, bout+l.BytesOut
+		if l.Liveness != "" {
+			suspect := 0.0
+			if l.Liveness == "suspect" {
+				suspect = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descRTT, prometheus.GaugeValue, l.RTTSeconds, l.Peer.String())
+			ch <- prometheus.MustNewConstMetric(descSuspect, prometheus.GaugeValue, suspect, l.Peer.String())
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(fin), "in")
 	ch <- prometheus.MustNewConstMetric(descFrames, prometheus.CounterValue, float64(fout), "out")
