@@ -139,6 +139,7 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 		n.updateCache(info)
 	}
 	r.id, r.via, r.refreshed, r.info = info.ID, l.id, n.clock.now, info
+	r.confirmBy = time.Time{} // a newer round: no longer a guess
 	r.pathKnown = pathKnown
 	r.path = append(r.path[:0], path...)
 	r.backups = r.backups[:0]

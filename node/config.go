@@ -63,6 +63,12 @@ type Config struct {
 	// to count as flapping (default 5 min): each one after the first
 	// doubles the detection time of the peer's next links, up to 8×.
 	HoldDownSpan time.Duration
+	// FailoverConfirm is how long a route moved to a backup may wait for
+	// a newer round of its target before it is withdrawn (default 6 s,
+	// an announce interval and a second: an original node's next round
+	// comes within one interval). It bounds a loop of backups that point
+	// at each other after several simultaneous failures.
+	FailoverConfirm time.Duration
 	// TriggerGap is the least time between two announcements of this node
 	// when lost links trigger them (default 500 ms, a tenth of
 	// AnnounceInterval); zero means no gap:
@@ -113,6 +119,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval: 250 * time.Millisecond,
 		DeadAfter:         750 * time.Millisecond,
 		HoldDownSpan:      5 * time.Minute,
+		FailoverConfirm:   6 * time.Second,
 		DedupSpan:         60 * time.Second,
 		MinLinks:          2,
 		MaxLinks:          8,
@@ -132,6 +139,7 @@ func (c *Config) validate() error {
 		{"AnnounceInterval", c.AnnounceInterval}, {"ConnectInterval", c.ConnectInterval},
 		{"RouteExpiry", c.RouteExpiry}, {"LinkTimeout", c.LinkTimeout}, {"DedupSpan", c.DedupSpan},
 		{"DialBackoffMin", c.DialBackoffMin}, {"DialBackoffMax", c.DialBackoffMax},
+		{"FailoverConfirm", c.FailoverConfirm},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

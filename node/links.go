@@ -117,7 +117,7 @@ func (n *Node) closeLink(l *link, reason error) {
 func (n *Node) removeLink(l *link, reason error) {
 	n.links.remove(l)
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
-	n.failover(l.id)
+	n.failover(l.id, l.peer)
 	n.scheduleDial()
 	if n.links.to(l.peer) == nil {
 		n.askAnnounce()

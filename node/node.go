@@ -25,8 +25,11 @@ type Node struct {
 	timers timers
 	links  linkSet
 	routes routeTable
-	dedup  dedup
-	dialer dialer
+	// unconfirmed lists the targets of routes moved to a backup that
+	// await a newer round (route.confirmBy); usually empty.
+	unconfirmed []wire.MAC
+	dedup       dedup
+	dialer      dialer
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 

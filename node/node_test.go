@@ -375,30 +375,74 @@ func TestSendQueueDropsDataNeverControl(t *testing.T) {
 
 func TestFailoverToBackupAtOnce(t *testing.T) {
 	// Defect 8: when a link drops, routes through it move at once to a
-	// neighbour that delivered the same announcement round.
-	tn := newNet(t, "a", "b", "c")
+	// neighbour that delivered the same announcement round. The route to
+	// the lost peer itself is withdrawn instead (a vanished node's
+	// neighbours would otherwise point at each other), and comes back
+	// with the peer's own announcement, one flood later.
+	tn := newNet(t, "a", "b", "c", "d")
 	tn.link("a", "b")
 	tn.link("b", "c")
 	tn.link("a", "c")
+	tn.link("c", "d")
 	tn.run()
 	tn.advance(5 * time.Second)
-	if got := tn.nextHop("a", "c"); got != "c" {
-		t.Fatalf("a's next hop to c = %q, want c", got)
+	if got := tn.nextHop("a", "d"); got != "c" {
+		t.Fatalf("a's next hop to d = %q, want c", got)
 	}
 	tn.reset()
-	tn.cut("a", "c") // no time passes: no new announcement
-	if got := tn.nextHop("a", "c"); got != "b" {
-		t.Fatalf("after cut, a's next hop to c = %q, want b at once", got)
+	tn.hold = func(inflight) bool { return true } // nothing is delivered yet
+	tn.cut("a", "c")
+	if got := tn.nextHop("a", "d"); got != "b" {
+		t.Fatalf("after cut, a's next hop to d = %q, want b at once", got)
 	}
-	if ev := tn.eventsOf("a", EventRouteFailover); len(ev) != 1 || ev[0].MAC != macOf("c") {
+	if got := tn.nextHop("a", "c"); got != "" {
+		t.Fatalf("after cut, a routes to the lost peer c via %q, want the route withdrawn", got)
+	}
+	if ev := tn.eventsOf("a", EventRouteFailover); len(ev) != 1 || ev[0].MAC != macOf("d") {
 		t.Fatalf("failover events %v", ev)
 	}
-	f := frame(macOf("c"), macOf("a"), 7)
+	f := frame(macOf("d"), macOf("a"), 7)
 	tn.nodes["a"].FrameFromTAP(tn.now, f)
 	tn.collect("a")
+	tn.release() // c's own announcement, sent as it noticed the cut, arrives over b
+	if len(tn.tap["d"]) != 1 {
+		t.Fatalf("frame not delivered after failover: d's TAP %x", tn.tap["d"])
+	}
+	if got := tn.nextHop("a", "c"); got != "b" {
+		t.Fatalf("after c's announcement, a's next hop to c = %q, want b", got)
+	}
+}
+
+func TestBackupsOfAVanishedNodeAreWithdrawn(t *testing.T) {
+	// When a node vanishes, every neighbour loses it at once and moves the
+	// routes behind it to backups that may point at each other (each was
+	// loop-free for one failure). No newer round of the targets behind it
+	// comes, and the routes are withdrawn after FailoverConfirm: a frame
+	// can circulate until then (bounded by the hop limit), not until expiry.
+	//
+	//   a - x - t      x relays for t; a, b and c are x's neighbours and
+	//   |\ /|          reach t only through it, each also through the others.
+	//   | b |
+	//    \|/
+	//     c
+	tn := newNet(t, "a", "b", "c", "t", "x")
+	for _, p := range [][2]string{{"x", "t"}, {"a", "x"}, {"b", "x"}, {"c", "x"}, {"a", "b"}, {"b", "c"}, {"a", "c"}} {
+		tn.link(p[0], p[1])
+	}
 	tn.run()
-	if len(tn.tap["c"]) != 1 {
-		t.Fatalf("frame not delivered after failover: c's TAP %x", tn.tap["c"])
+	tn.advance(5 * time.Second)
+	// x vanishes: its neighbours see their links reset.
+	for _, p := range []string{"a", "b", "c", "t"} {
+		tn.cut(p, "x")
+	}
+	tn.run()
+	confirm := DefaultConfig().FailoverConfirm
+	tn.advance(confirm - time.Millisecond)
+	tn.advance(time.Millisecond)
+	for _, n := range []string{"a", "b", "c"} {
+		if got := tn.nextHop(n, "t"); got != "" {
+			t.Errorf("%s still routes to the unreachable t via %s after FailoverConfirm", n, got)
+		}
 	}
 }
 

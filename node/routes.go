@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -24,6 +25,9 @@ type route struct {
 	info      wire.Info // the announcement, as an info (address filled in)
 	refreshed time.Time
 	learned   time.Time
+	// confirmBy, when set, is the deadline of a route moved to a backup:
+	// a newer round must arrive by then, or the route is withdrawn.
+	confirmBy time.Time
 }
 
 // routeTable maps each known MAC to its route; a withdrawn route stays
@@ -38,11 +42,16 @@ func (t routeTable) via(mac wire.MAC) LinkID {
 	return 0
 }
 
-// failover handles the loss of link down: it leaves the backups of every
-// route, and every route through it moves to its first backup that is
-// still live, or is withdrawn (via 0). It returns the targets of the
-// routes that were through down, sorted (a deterministic event order).
-func (t routeTable) failover(down LinkID, live func(LinkID) bool) []wire.MAC {
+// failover handles the loss of link down, to peer: it leaves the backups
+// of every route, and every route through it moves to its first backup
+// that is still live, or is withdrawn (via 0). The route to peer itself is
+// withdrawn, not moved: when peer is gone, every neighbour of peer loses
+// it at once and their backups point at each other, a loop that no fresh
+// round would end; when only the link is gone, peer's own announcement,
+// which it sends as it notices, brings the route back within one flood. It
+// returns the targets of the routes that were through down, sorted (a
+// deterministic event order).
+func (t routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool) []wire.MAC {
 	var affected []wire.MAC
 	for mac, r := range t {
 		if i := slices.Index(r.backups, down); i >= 0 {
@@ -56,6 +65,9 @@ func (t routeTable) failover(down LinkID, live func(LinkID) bool) []wire.MAC {
 	for _, mac := range affected {
 		r := t[mac]
 		r.via = 0
+		if mac == peer {
+			r.backups = r.backups[:0]
+		}
 		for len(r.backups) > 0 && r.via == 0 {
 			if live(r.backups[0]) {
 				r.via = r.backups[0]
@@ -145,9 +157,16 @@ func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
 // failover moves every route through the link that went down to its first
 // live backup, at once, or withdraws it (defect 8: no blackhole until the
 // next announcement, no stale route until expiry).
-func (n *Node) failover(down LinkID) {
-	for _, mac := range n.routes.failover(down, func(id LinkID) bool { return n.links.get(id) != nil }) {
+func (n *Node) failover(down LinkID, peer wire.MAC) {
+	for _, mac := range n.routes.failover(down, peer, func(id LinkID) bool { return n.links.get(id) != nil }) {
 		if r := n.routes[mac]; r.via != 0 {
+			// The backup was loop-free for this one failure; when several
+			// links failed at once (a node that vanished with all its
+			// links) backups may point at each other. A newer round of the
+			// target, which the 0x86 asks for, confirms the route; without
+			// one within FailoverConfirm it is withdrawn.
+			r.confirmBy = n.clock.now.Add(n.cfg.FailoverConfirm)
+			n.unconfirmed = append(n.unconfirmed, mac)
 			n.stats.Failovers++
 			n.event(Event{Kind: EventRouteFailover, MAC: mac, Link: r.via, From: down})
 			continue
@@ -169,4 +188,40 @@ func (n *Node) known(mac wire.MAC) bool {
 // nextHop returns the live link toward mac.
 func (n *Node) nextHop(mac wire.MAC) *link {
 	return n.links.get(n.routes.via(mac))
+}
+
+// confirmFailovers withdraws the routes moved to a backup whose target
+// sent no newer round within FailoverConfirm, and forgets those that got
+// one (or were withdrawn or expired meanwhile).
+func (n *Node) confirmFailovers(now time.Time) {
+	keep := n.unconfirmed[:0]
+	for _, mac := range n.unconfirmed {
+		r := n.routes[mac]
+		switch {
+		case r == nil || r.confirmBy.IsZero() || r.via == 0:
+		case now.Before(r.confirmBy):
+			keep = append(keep, mac)
+		default:
+			from := r.via
+			r.via, r.confirmBy = 0, time.Time{}
+			r.backups = r.backups[:0]
+			n.stats.Withdrawals++
+			n.event(Event{Kind: EventRouteWithdrawn, MAC: mac, From: from,
+				Err: fmt.Errorf("no newer round of %s within %v of the failover", mac, n.cfg.FailoverConfirm)})
+		}
+	}
+	clear(n.unconfirmed[len(keep):])
+	n.unconfirmed = keep
+}
+
+// confirmDeadline returns the earliest confirmBy of the unconfirmed
+// routes; zero if there is none.
+func (n *Node) confirmDeadline() time.Time {
+	var d time.Time
+	for _, mac := range n.unconfirmed {
+		if r := n.routes[mac]; r != nil && !r.confirmBy.IsZero() && (d.IsZero() || r.confirmBy.Before(d)) {
+			d = r.confirmBy
+		}
+	}
+	return d
 }

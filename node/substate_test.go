@@ -43,7 +43,7 @@ func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
 	}
 	tbl[macOf("f")] = &route{via: 3, backups: []LinkID{1}}
 	live := func(id LinkID) bool { return id == 3 } // 2 went down too
-	got := tbl.failover(1, live)
+	got := tbl.failover(1, macOf("x"), live)
 	if !slices.Equal(got, []wire.MAC{d, e}) {
 		t.Fatalf("affected %v, want [d e] sorted", got)
 	}

@@ -27,6 +27,9 @@ func (n *Node) tickInput(now time.Time) {
 	n.tick(now)
 	now = n.clock.now
 	n.checkLiveness(now)
+	if len(n.unconfirmed) > 0 {
+		n.confirmFailovers(now)
+	}
 	if due(n.timers.nextAnnounce, now) {
 		n.announce()
 		n.timers.nextAnnounce = now.Add(n.cfg.AnnounceInterval)
@@ -73,6 +76,9 @@ func (n *Node) nextDeadline() time.Time {
 	later(n.timers.announceDue)
 	for _, l := range n.links.order {
 		later(n.livenessDeadline(l))
+	}
+	if len(n.unconfirmed) > 0 {
+		later(n.confirmDeadline())
 	}
 	if n.quickDial() {
 		later(n.dialer.dialAt)

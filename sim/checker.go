@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +34,8 @@ type checker struct {
 	w *World
 	// losses counts links and nodes lost: a frame is checked for
 	// delivery only if none was lost while it was in flight.
-	losses uint64
+	losses   uint64
+	lastLoss int64 // when the last link or node was lost (virtual ns); long ago at first
 
 	flows  map[uint64]*flow
 	frames FrameStats
@@ -55,10 +57,11 @@ func (c *checker) init(w *World) {
 	c.reqs = map[healthKey]*healthReq{}
 	c.answer = map[answerKey][]int32{}
 	c.violCat = map[string]int{}
+	c.lastLoss = math.MinInt64 / 2 // never
 }
 
 // lost notes that a link or a node was lost.
-func (c *checker) lost() { c.losses++ }
+func (c *checker) lost() { c.losses, c.lastLoss = c.losses+1, c.w.now }
 
 // Violation is a broken invariant, with the events that led to it.
 type Violation struct {
@@ -119,7 +122,7 @@ type flow struct {
 	comp     []bool  // nodes connected to the source at send time
 	knownAll bool    // every node of comp knew the source (broadcast) / the route was complete (unicast)
 	got      []uint8 // deliveries per node
-	visited  []int32 // unicast: nodes the frame reached
+	visited  []int32 // unicast: nodes the frame reached, in order (the source first)
 }
 
 // track starts following a frame the workload is about to inject, and
@@ -300,7 +303,7 @@ func (c *checker) settle(f *flow) {
 func (c *checker) arrived(from, to int, msg []byte) {
 	switch wire.Type(msg[0]) {
 	case wire.TypeTargetedFrame, wire.TypeLimitedFrame:
-		c.hop(to, msg)
+		c.hop(from, to, msg)
 	case wire.TypeHealthRequest:
 		c.healthHop(from, to, msg)
 	case wire.TypeHealthResponse:
@@ -317,8 +320,13 @@ func (c *checker) arrived(from, to int, msg []byte) {
 	}
 }
 
-// hop follows a unicast frame and reports a loop.
-func (c *checker) hop(to int, msg []byte) {
+// hop follows a unicast frame over the link from -> to and reports a
+// loop: the frame crossing the same link in the same direction a second
+// time, which means it went round a cycle of next hops. A frame may come
+// back to a node whose route changed while it was in flight (a route
+// moved at one node before the newer round reached the next) and leave
+// it by another link: that detour is counted (Detours), not a loop.
+func (c *checker) hop(from, to int, msg []byte) {
 	cl := &c.w.cluster
 	fr := msg[1:]
 	if wire.Type(msg[0]) == wire.TypeLimitedFrame {
@@ -332,7 +340,24 @@ func (c *checker) hop(to int, msg []byte) {
 	if f == nil {
 		return
 	}
-	if slices.Contains(f.visited, int32(to)) && !cl.crashedSince(to, f.sentAt) {
+	crossed := false
+	for k := 1; k < len(f.visited); k++ {
+		if f.visited[k-1] == int32(from) && f.visited[k] == int32(to) {
+			crossed = true
+		}
+	}
+	if slices.Contains(f.visited, int32(to)) && !crossed {
+		c.frames.Detours++
+	}
+	// After several simultaneous failures, backups can point at each other
+	// until a newer round confirms them or FailoverConfirm withdraws them
+	// (docs/protocol.md#fast-failover): a loop of a frame sent within that
+	// window of a loss is transient, counted but not a violation.
+	transient := time.Duration(f.sentAt-c.lastLoss) <= cl.failoverConfirm()+time.Second
+	if crossed && transient {
+		c.frames.TransientLoops++
+	}
+	if crossed && !transient && !cl.crashedSince(from, f.sentAt) && !cl.crashedSince(to, f.sentAt) {
 		c.frames.Loops++
 		path := make([]string, 0, len(f.visited)+1)
 		for _, v := range f.visited {

@@ -41,7 +41,11 @@ func TestCheckerCatches(t *testing.T) {
 			f := w.check.track(100, FlowUnicast, 0, 2)
 			msg := append([]byte{byte(wire.TypeTargetedFrame)}, flowFrame(f.kind, f.id, w.MAC(0), w.MAC(2), 2)...)
 			w.check.arrived(0, 1, msg)
-			w.check.arrived(1, 0, msg)
+			w.check.arrived(1, 0, msg) // back at the source: a detour so far
+			if w.check.frames.Detours != 1 || w.check.frames.Loops != 0 {
+				panic("a revisit was not counted as a detour")
+			}
+			w.check.arrived(0, 1, msg) // the same link again: a cycle
 		}},
 		{"health traceroute not the path travelled", "health traceroute", func(w *World) {
 			w.check.healthStarted(0, 7)

@@ -437,3 +437,7 @@ func (c *cluster) nextHops(next []int32) {
 		}
 	}
 }
+
+// failoverConfirm is how long the nodes let a route moved to a backup wait
+// for a newer round before they withdraw it.
+func (c *cluster) failoverConfirm() time.Duration { return c.w.cfg.Timers.nodeConfig().FailoverConfirm }

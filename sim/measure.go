@@ -47,7 +47,9 @@ type FrameStats struct {
 	// complete) and no link was lost before they settled: each of those
 	// must reach every connected node (its destination) exactly once.
 	BroadcastChecked, UnicastChecked uint64
-	Loops                            uint64 // unicast frames that visited a node twice
+	Loops                            uint64 // unicast frames that crossed a link twice the same way: a cycle of next hops
+	Detours                          uint64 // unicast frames that came back to a node whose route changed meanwhile
+	TransientLoops                   uint64 // loops of frames sent within FailoverConfirm of a loss
 }
 
 // HealthStats count health requests and the answers checked.
