@@ -41,7 +41,12 @@ trace of it. Needs root: it uses Linux network namespaces and TAP devices.
      control socket), and runs invpn health and invpn status on node 1;
   7. kills the relay on that route while pinging every 50 ms, and shows how
      long the replies stopped and the new route;
-  8. stops the daemons and deletes the namespaces and the directory (unless
+  8. starts the killed relay again and waits for the mesh;
+  9. cuts the underlay link node 1's route uses silently (ip link set down
+     on both ends: no FIN, no reset, only the daemons' heartbeats can tell)
+     while pinging every 50 ms, shows how long the replies stopped and when
+     node 1 moved its route, and brings the link up again;
+ 10. stops the daemons and deletes the namespaces and the directory (unless
      -keep), also on an error and on Ctrl-C.
 
 Everything stays inside the namespaces it creates. Without root, try
@@ -103,6 +108,7 @@ type demo struct {
 	prefix   string
 	dir      string
 	mesh     *meshlab.Mesh
+	killed   int // the relay failover killed
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
@@ -163,6 +169,9 @@ func (d *demo) run(ctx context.Context) (err error) {
 		{"asking the mesh from node 1: invpn health, then invpn status", d.showHealth},
 		{fmt.Sprintf("cutting the route: killing the relay between node 1 and node %d while pinging every %v", target, demoPingInterval),
 			func(ctx context.Context) error { return d.failover(ctx, target) }},
+		{"starting the killed relay again", d.restartKilled},
+		{fmt.Sprintf("cutting a link silently: ip link set down on both ends of the link node 1's route to node %d uses, while pinging every %v", target, demoPingInterval),
+			func(ctx context.Context) error { return d.silentCut(ctx, target) }},
 	}
 	for k, s := range steps {
 		if ctx.Err() != nil {
@@ -173,7 +182,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	d.say("\nThe mesh routed around the failure. Cleaning up.")
+	d.say("\nThe mesh routed around both failures. Cleaning up.")
 	return nil
 }
 
@@ -309,6 +318,7 @@ func (d *demo) failover(ctx context.Context, target int) error {
 	if err := relay.Kill(); err != nil {
 		return err
 	}
+	d.killed = relay.I
 	if !waitUntil(ctx, demoFailoverTimeout, func() bool { return s.RepliesAfter(killAt.Add(100*time.Millisecond)) >= 10 }) {
 		return fmt.Errorf("no replies from node %d within %v of the cut", target, demoFailoverTimeout)
 	}
@@ -341,6 +351,113 @@ func (d *demo) failover(ctx context.Context, target int) error {
 		return err == nil && !slices.Contains(newPath, relay.I)
 	})
 	d.say("    new route: %s", d.pathString(newPath, err))
+	return nil
+}
+
+// restartKilled starts the relay failover killed and waits until the
+// mesh has every link and route again.
+func (d *demo) restartKilled(ctx context.Context) error {
+	n := d.node(d.killed)
+	t0 := time.Now()
+	if err := n.Start(); err != nil {
+		return err
+	}
+	if err := d.mesh.WaitConverged(ctx, demoMeshTimeout); err != nil {
+		return err
+	}
+	d.say("    node %d: pid %d; every node has its links and routes again after %v", n.I, n.PID(), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// demoCutTimeout bounds the wait for node 1 to notice the silent cut;
+// the daemons' detection time is 750 ms by default.
+const demoCutTimeout = 5 * time.Second
+
+// silentCut sets both ends of the underlay link node 1's route to target
+// uses down, measures the outage in a ping loop and when node 1's route
+// moved, and brings the link up again.
+func (d *demo) silentCut(ctx context.Context, target int) error {
+	n1, dst := d.node(1), d.node(target)
+	s, err := netns.StartStream(n1.NS, dst.Addr4(), demoPingInterval, demoFailoverTimeout+5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	if !waitUntil(ctx, 5*time.Second, func() bool { return len(s.Replies()) >= 5 }) {
+		return errors.New("the ping loop got no replies before the cut")
+	}
+	// The link to cut is the one node 1 routes over now: each announcement
+	// round may pick the other way round the ring.
+	via, err := d.mesh.NextHop(ctx, 1, target)
+	if err != nil {
+		return err
+	}
+	hop := d.node(via)
+	type move struct {
+		at  time.Time
+		err error
+	}
+	moved := make(chan move, 1)
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		// Detected: node 1 failed its link to hop, and routes the other way.
+		st, err := n1.WaitStatus(wctx, demoCutTimeout, failoverPoll, func(st *control.Status) bool {
+			_, linked := meshlab.LinkTo(st, hop.MAC)
+			r, ok := meshlab.RouteTo(st, dst.MAC)
+			return !linked && ok && r.NextHop != hop.MAC
+		})
+		if err != nil {
+			moved <- move{err: err}
+			return
+		}
+		moved <- move{at: st.Now}
+	}()
+	cutAt := time.Now()
+	d.say("    ip link set %s down in node 1's namespace and %s down in node %d's (the link %s <-> %s)",
+		d.mesh.Iface(1, hop.I), d.mesh.Iface(hop.I, 1), hop.I, d.mesh.Underlay(1, hop.I), d.mesh.Underlay(hop.I, 1))
+	if err := d.mesh.SetLink(1, hop.I, false); err != nil {
+		return err
+	}
+	mv := <-moved
+	if mv.err != nil {
+		return fmt.Errorf("node 1 did not notice the silent cut within %v: %v", demoCutTimeout, mv.err)
+	}
+	if !waitUntil(ctx, demoFailoverTimeout, func() bool { return s.RepliesAfter(mv.at) >= 10 }) {
+		return fmt.Errorf("no replies from node %d within %v of the cut", target, demoFailoverTimeout)
+	}
+	s.Stop()
+	o, ok := s.OutageAround(cutAt)
+	if !ok {
+		return errors.New("no replies to measure")
+	}
+	plural := "s"
+	if o.Lost == 1 {
+		plural = ""
+	}
+	d.say("    failover: replies stopped for %v (%d ping%s lost); node 1's control socket showed the link failed and the new route %v after the cut",
+		o.Gap.Round(time.Millisecond), o.Lost, plural, mv.at.Sub(cutAt).Round(time.Millisecond))
+	d.say("    (nothing told the daemons: each end found the link silent for its detection time, 750 ms by default, and failed it)")
+	var newPath []int
+	waitUntil(ctx, 2*time.Second, func() bool {
+		newPath, err = d.mesh.Path(ctx, 1, target)
+		return err == nil && (len(newPath) < 2 || newPath[1] != hop.I)
+	})
+	d.say("    new route: %s", d.pathString(newPath, err))
+
+	if err := d.mesh.SetLink(1, hop.I, true); err != nil {
+		return err
+	}
+	upAt := time.Now()
+	d.say("    link restored (ip link set up on both ends)")
+	if _, err := n1.WaitStatus(ctx, 10*time.Second, 0, func(st *control.Status) bool {
+		_, ok := meshlab.LinkTo(st, hop.MAC)
+		return ok
+	}); err != nil {
+		d.say("    node 1 has not relinked to node %d within 10 s (its redial is backing off)", hop.I)
+		return nil
+	}
+	d.say("    node 1 linked to node %d again %v after the restore (the next redial after the failed ones)", hop.I, time.Since(upAt).Round(time.Millisecond))
 	return nil
 }
 

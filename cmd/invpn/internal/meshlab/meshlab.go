@@ -10,8 +10,9 @@
 // shown when something fails.
 //
 // A Mesh removes what it created on Close: it stops the daemons it started
-// (by PID) and deletes its namespaces, through a netns.Lab. Everything
-// here needs root; see netns.Check.
+// (by PID), deletes its namespaces, through a netns.Lab, and stops its link
+// emulators (whose TAP devices go with their namespaces and descriptors).
+// Everything here needs root; see netns.Check.
 package meshlab
 
 import (
@@ -21,13 +22,17 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"text/template"
 	"time"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/cmd/invpn/internal/linkemu"
 	"github.com/invpn/invpn/cmd/invpn/internal/netns"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/wire"
@@ -43,15 +48,22 @@ const GroupCA = "ca"
 // Link is one underlay link: a veth pair between nodes A and B in the /24
 // 10.99.Net.0, where node I has the address 10.99.Net.I. The interface in
 // node A's namespace is named toB, the one in B's toA.
+//
+// With Emulated set the link is instead two TAP devices, toB in A's
+// namespace and toA in B's, bridged by a linkemu.Emulator running in this
+// process with those impairments (A→B is the Params' direction): delay,
+// jitter, loss and rate that a veth cannot have on a kernel without netem.
 type Link struct {
-	A, B int
-	Net  int // the third octet, 1 to 254; 0: the link's 1-based index in Topology.Links
+	A, B     int
+	Net      int // the third octet, 1 to 254; 0: the link's 1-based index in Topology.Links
+	Emulated *linkemu.Params
 }
 
 // Timers are the daemons' [timers]; a zero field leaves the daemon's
 // default.
 type Timers struct {
 	Announce, LinkTimeout, Connect time.Duration
+	Heartbeat, DeadAfter           time.Duration
 }
 
 // Topology describes a mesh. Nodes are numbered 1 to Nodes.
@@ -86,6 +98,9 @@ type Mesh struct {
 	lab   *netns.Lab
 	nodes []*Node // 1-based
 	nets  []int   // third octet of each link
+
+	mu   sync.Mutex
+	emus map[int]*linkemu.Emulator // by link index
 }
 
 // Node is one daemon of a Mesh and the namespace it runs in.
@@ -125,6 +140,11 @@ func New(opts Options, topo Topology) (*Mesh, error) {
 		}
 		if l.A < 1 || l.A > topo.Nodes || l.B < 1 || l.B > topo.Nodes || l.A == l.B || m.link(l.A, l.B) < k {
 			return nil, fmt.Errorf("meshlab: bad or repeated link %d-%d", l.A, l.B)
+		}
+		if l.Emulated != nil {
+			if err := l.Emulated.Validate(); err != nil {
+				return nil, fmt.Errorf("meshlab: link %d-%d: %w", l.A, l.B, err)
+			}
 		}
 		seen[net] = true
 		m.nets = append(m.nets, net)
@@ -191,14 +211,129 @@ func (m *Mesh) MakeNetwork() error {
 		}
 		n.NS = ns
 	}
-	for _, l := range m.topo.Links {
+	for k, l := range m.topo.Links {
 		a, b := m.nodes[l.A], m.nodes[l.B]
-		if err := m.lab.Veth(a.NS, fmt.Sprint("to", b.I), m.Underlay(a.I, b.I)+"/24",
-			b.NS, fmt.Sprint("to", a.I), m.Underlay(b.I, a.I)+"/24"); err != nil {
+		if l.Emulated != nil {
+			if err := m.emulate(k, l); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := m.lab.Veth(a.NS, m.Iface(a.I, b.I), m.Underlay(a.I, b.I)+"/24",
+			b.NS, m.Iface(b.I, a.I), m.Underlay(b.I, a.I)+"/24"); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// emulate makes link k an emulated one: for each end a TAP device created
+// in this process's namespace (so that its descriptor is this process's),
+// moved into the node's namespace, renamed toPEER and given its address;
+// then an Emulator between the two descriptors.
+func (m *Mesh) emulate(k int, l Link) error {
+	ends := [2][2]int{{l.A, l.B}, {l.B, l.A}}
+	var taps [2]*linkemu.TAP
+	fail := func(err error) error {
+		for _, t := range taps {
+			if t != nil {
+				t.Close() // removes the device, wherever it is
+			}
+		}
+		return fmt.Errorf("meshlab: emulated link %d-%d: %w", l.A, l.B, err)
+	}
+	for e, end := range ends {
+		var err error
+		// A unique name in the root namespace, for the moment before the
+		// move: ivt, five random digits, the end and the link.
+		for range 5 {
+			if taps[e], err = linkemu.OpenTAP(fmt.Sprintf("%s%c%d", netns.RandomPrefix("ivt"), 'a'+e, k+1)); !errors.Is(err, syscall.EBUSY) {
+				break
+			}
+		}
+		if err != nil {
+			return fail(err)
+		}
+		n := m.nodes[end[0]]
+		for _, step := range [][]string{
+			{"link", "set", "dev", taps[e].Name(), "netns", n.NS},
+			{"-n", n.NS, "link", "set", "dev", taps[e].Name(), "name", m.Iface(end[0], end[1])},
+			{"-n", n.NS, "addr", "add", m.Underlay(end[0], end[1]) + "/24", "dev", m.Iface(end[0], end[1])},
+			{"-n", n.NS, "link", "set", "dev", m.Iface(end[0], end[1]), "up"},
+		} {
+			if _, err := netns.IP(step...); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	emu, err := linkemu.New(taps[0], taps[1], *l.Emulated)
+	if err != nil {
+		return fail(err)
+	}
+	m.mu.Lock()
+	if m.emus == nil {
+		m.emus = map[int]*linkemu.Emulator{}
+	}
+	m.emus[k] = emu
+	m.mu.Unlock()
+	return nil
+}
+
+// Emulator returns the emulator of the link between nodes i and j, nil if
+// it is a veth pair (or not made yet). Its A end is the link's A node.
+func (m *Mesh) Emulator(i, j int) *linkemu.Emulator {
+	k := m.link(i, j)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.emus[k]
+}
+
+// Iface returns the name of node i's interface on its link to node j.
+func (m *Mesh) Iface(i, j int) string { return fmt.Sprint("to", j) }
+
+// SetLink sets both ends of the underlay link between nodes i and j down
+// or up: down is a silent cut (no FIN, no reset reaches either daemon).
+func (m *Mesh) SetLink(i, j int, up bool) error {
+	if !m.Linked(i, j) {
+		return fmt.Errorf("meshlab: no link %d-%d", i, j)
+	}
+	return errors.Join(netns.SetLink(m.nodes[i].NS, m.Iface(i, j), up), netns.SetLink(m.nodes[j].NS, m.Iface(j, i), up))
+}
+
+// nftTimeout bounds one nft command.
+const nftTimeout = 10 * time.Second
+
+// Block installs an nftables table in node i's namespace that drops every
+// IPv4 packet to and from node j's address on their link, with the
+// interfaces up: a silent cut by a middlebox. The returned function
+// removes the table again. It needs the nft command (nftables).
+func (m *Mesh) Block(i, j int) (unblock func() error, err error) {
+	if !m.Linked(i, j) {
+		return nil, fmt.Errorf("meshlab: no link %d-%d", i, j)
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return nil, errors.New("meshlab: nft is not installed (nftables)")
+	}
+	ns, peer, table := m.nodes[i].NS, m.Underlay(j, i), fmt.Sprint("ivblock", j)
+	rules := fmt.Sprintf(`table inet %[1]s {
+	chain in { type filter hook input priority -300; policy accept; ip saddr %[2]s drop; }
+	chain out { type filter hook output priority -300; policy accept; ip daddr %[2]s drop; }
+}
+`, table, peer)
+	nft := func(stdin string, args ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), nftTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, "nft"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("nft %s in %s: %w: %s", strings.Join(args, " "), ns, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if err := nft(rules, "-f", "-"); err != nil {
+		return nil, err
+	}
+	return func() error { return nft("", "delete", "table", "inet", table) }, nil
 }
 
 // configTemplate is the configuration of every daemon a Mesh starts.
@@ -232,7 +367,8 @@ func (m *Mesh) WriteConfigs() error {
 	for _, t := range []struct {
 		key string
 		d   time.Duration
-	}{{"announce", m.topo.Timers.Announce}, {"link_timeout", m.topo.Timers.LinkTimeout}, {"connect", m.topo.Timers.Connect}} {
+	}{{"announce", m.topo.Timers.Announce}, {"link_timeout", m.topo.Timers.LinkTimeout}, {"connect", m.topo.Timers.Connect},
+		{"heartbeat", m.topo.Timers.Heartbeat}, {"dead_after", m.topo.Timers.DeadAfter}} {
 		if t.d != 0 {
 			timers = append(timers, fmt.Sprintf("%s = %v", t.key, t.d))
 		}
@@ -274,10 +410,21 @@ func (m *Mesh) StartAll() error {
 	return nil
 }
 
-// Close stops the daemons still running (SIGTERM, then SIGKILL after 5 s)
-// and deletes the namespaces. It reports a daemon that did not exit
-// cleanly on SIGTERM. The directory stays.
-func (m *Mesh) Close() error { return m.lab.Close() }
+// Close stops the daemons still running (SIGTERM, then SIGKILL after 5 s),
+// deletes the namespaces and stops the link emulators. It reports a daemon
+// that did not exit cleanly on SIGTERM. The directory stays. It may be
+// called more than once.
+func (m *Mesh) Close() error {
+	err := m.lab.Close()
+	m.mu.Lock()
+	emus := m.emus
+	m.emus = nil
+	m.mu.Unlock()
+	for _, e := range emus {
+		err = errors.Join(err, e.Close())
+	}
+	return err
+}
 
 // Prefix returns the namespace name prefix.
 func (m *Mesh) Prefix() string { return m.lab.Prefix() }
@@ -395,6 +542,15 @@ func (n *Node) Exited() (bool, error) {
 		return false, nil
 	}
 	return true, n.proc.Err()
+}
+
+// Stop stops the daemon with SIGTERM and waits up to 5 s for a clean exit
+// (then kills it); it reports an exit that was not clean.
+func (n *Node) Stop() error {
+	if n.proc == nil {
+		return fmt.Errorf("node %d was not started", n.I)
+	}
+	return n.proc.Stop(5 * time.Second)
 }
 
 // Kill kills the daemon with SIGKILL (a crash) and waits for it.
@@ -599,4 +755,61 @@ func (m *Mesh) Path(ctx context.Context, from, to int) ([]int, error) {
 		cur = via
 	}
 	return path, nil
+}
+
+// WaitConverged polls every running daemon until each has a link to every
+// running neighbour (with liveness "up" where it has heartbeats) and a
+// route to every other running node, for at most limit.
+func (m *Mesh) WaitConverged(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var why string
+		for _, n := range m.Nodes() {
+			if !n.Running() {
+				continue
+			}
+			st, err := n.Status(ctx)
+			if err != nil {
+				why = err.Error()
+				break
+			}
+			if why = m.unconverged(n, st); why != "" {
+				why += "; " + m.Describe(st, nil)
+				break
+			}
+		}
+		if why == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("meshlab: not converged within %v: %s", limit, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(PollInterval):
+		}
+	}
+}
+
+// unconverged says what node n's status st lacks, "" if nothing.
+func (m *Mesh) unconverged(n *Node, st *control.Status) string {
+	for _, o := range m.Nodes() {
+		if o == n || !o.Running() {
+			continue
+		}
+		if m.Linked(n.I, o.I) {
+			l, ok := LinkTo(st, o.MAC)
+			if !ok {
+				return fmt.Sprintf("node %d has no link to node %d", n.I, o.I)
+			}
+			if l.Liveness != "" && l.Liveness != "up" {
+				return fmt.Sprintf("node %d's link to node %d is %s", n.I, o.I, l.Liveness)
+			}
+		}
+		if _, ok := RouteTo(st, o.MAC); !ok {
+			return fmt.Sprintf("node %d has no route to node %d", n.I, o.I)
+		}
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/config"
+	"github.com/invpn/invpn/cmd/invpn/internal/linkemu"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -74,6 +75,9 @@ func TestNewRejects(t *testing.T) {
 		"dial non-neighbor": func(tp *Topology) { tp.Dial = map[int][]int{1: {4}} },
 		"no overlay":        func(tp *Topology) { tp.IPv4 = netip.Prefix{} },
 		"too many nodes":    func(tp *Topology) { tp.Nodes = 300 },
+		"bad emulation": func(tp *Topology) {
+			tp.Links = append(tp.Links, Link{A: 1, B: 4, Emulated: &linkemu.Params{Loss: 2}})
+		},
 	} {
 		tp := square
 		tp.Links = slices.Clone(square.Links)

@@ -408,11 +408,13 @@ func Ping(ctx context.Context, ns, addr string, count int, interval time.Duratio
 // Stream is a ping running in the background, recording when each reply
 // arrived, to measure an outage.
 type Stream struct {
-	cmd      *exec.Cmd
-	interval time.Duration
-	mu       sync.Mutex
-	replies  []Reply
-	done     chan struct{}
+	cmd        *exec.Cmd
+	interval   time.Duration
+	mu         sync.Mutex
+	replies    []Reply
+	sent, recv int // ping's summary, once it printed it
+	summary    bool
+	done       chan struct{}
 }
 
 // Reply is one echo reply of a Stream.
@@ -422,10 +424,18 @@ type Reply struct {
 	RTT time.Duration
 }
 
-// StartStream pings addr from ns every interval for at most limit.
+// StartStream pings addr from ns every interval for at most limit (and so
+// at most limit/interval times).
 func StartStream(ns, addr string, interval, limit time.Duration) (*Stream, error) {
+	return StartStreamN(ns, addr, interval, max(1, int(limit/interval)), limit)
+}
+
+// StartStreamN pings addr from ns every interval until count replies came
+// or limit passed (ping -c count -w limit), so it sends at most
+// limit/interval requests. Summary tells how many it sent.
+func StartStreamN(ns, addr string, interval time.Duration, count int, limit time.Duration) (*Stream, error) {
 	args := []string{"netns", "exec", ns, "ping", "-n", "-i", secs(interval), "-W", "1",
-		"-w", strconv.Itoa(int((limit + time.Second - 1) / time.Second))}
+		"-c", strconv.Itoa(count), "-w", strconv.Itoa(int((limit + time.Second - 1) / time.Second))}
 	if strings.Contains(addr, ":") {
 		args = append(args, "-6")
 	}
@@ -446,6 +456,12 @@ func StartStream(ns, addr string, interval, limit time.Duration) (*Stream, error
 				ms, _ := strconv.ParseFloat(m[2], 64)
 				s.mu.Lock()
 				s.replies = append(s.replies, Reply{Seq: seq, At: time.Now(), RTT: time.Duration(ms * float64(time.Millisecond))})
+				s.mu.Unlock()
+			} else if m := lossRE.FindStringSubmatch(sc.Text()); m != nil {
+				s.mu.Lock()
+				s.sent, _ = strconv.Atoi(m[1])
+				s.recv, _ = strconv.Atoi(m[2])
+				s.summary = true
 				s.mu.Unlock()
 			}
 		}
@@ -472,6 +488,17 @@ func (s *Stream) RepliesAfter(t time.Time) int {
 	}
 	return n
 }
+
+// Summary returns the requests sent and the replies received as ping
+// counted them when it exited; ok is false before it printed them.
+func (s *Stream) Summary() (sent, received int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent, s.recv, s.summary
+}
+
+// Done returns a channel closed when the ping has exited.
+func (s *Stream) Done() <-chan struct{} { return s.done }
 
 // Stop ends the ping (by its PID) and waits for it.
 func (s *Stream) Stop() {
