@@ -53,8 +53,14 @@ func (d *Daemon) Status() Snapshot {
 
 // snapshot runs on the loop.
 func (d *Daemon) snapshot() Snapshot {
+	// The engine's clock moves only with its inputs: bring it to now, so
+	// that the ages and silences it reports are measured to the same
+	// instant as Now.
+	now := time.Now()
+	d.node.Step(now, node.Tick{})
+	d.process()
 	s := Snapshot{
-		MAC: d.mac, Started: d.started, Now: time.Now(),
+		MAC: d.mac, Started: d.started, Now: now,
 		Routes: d.node.Routes(), Stats: d.node.Stats(), Cache: d.node.Cache(),
 		RouteChanges: d.routeChanges,
 	}
