@@ -34,7 +34,8 @@ import (
 // Defaults for the zero fields of [Config].
 const (
 	DefaultDialTimeout      = 10 * time.Second
-	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultHandshakeTimeout = 3 * time.Second
+	DefaultHelloTimeout     = time.Second
 	DefaultUserTimeout      = 15 * time.Second
 )
 
@@ -55,8 +56,23 @@ type Config struct {
 	// DialTimeout bounds a whole dial: TCP connect and TLS handshake.
 	DialTimeout time.Duration
 	// HandshakeTimeout bounds the TLS handshake of an incoming connection,
-	// so that a silent client cannot hold a goroutine.
+	// from accept to the verified certificate, so that a silent or slow
+	// client holds its handshake slot for seconds only.
 	HandshakeTimeout time.Duration
+	// HelloTimeout bounds the wait, from accept, for the first TLS record
+	// of an incoming connection (the ClientHello); a connection that sends
+	// nothing is closed after it (capped by HandshakeTimeout).
+	HelloTimeout time.Duration
+	// Admission limits the incoming connections in the handshake, per
+	// source and in total; its zero fields select its defaults.
+	Admission Admission
+	// Known, if not nil, reports whether an address is a known peer's
+	// (the daemon's peer cache, seeds and dials): a known address gets the
+	// slots of Admission reserved for known peers, so that members can
+	// link while strangers flood. It is called from the accept loop for
+	// every incoming connection, so it must be fast and safe for
+	// concurrent use. Listener.SetKnown replaces it.
+	Known func(netip.Addr) bool
 	// KeepAlive configures TCP keep-alive. The zero value means
 	// DefaultKeepAlive; any other value is used as is (Enable false with a
 	// negative Idle disables keep-alive).
@@ -67,10 +83,12 @@ type Config struct {
 	UserTimeout time.Duration
 
 	// HandshakeError, if not nil, is called from a listener goroutine with
-	// each incoming connection that failed the handshake or the
-	// certificate checks, so the daemon can log refused peers. It also
-	// gets errors of accepting TCP connections, with a zero address. It
-	// must not block for long: handshakes wait for it.
+	// each incoming connection that was refused admission, failed the
+	// handshake or the certificate checks, with a *RefusedError that says
+	// why, so the daemon can count and log refused peers. It also gets
+	// errors of accepting TCP connections, with a zero address. It is
+	// called once per connection, from the accept loop too, so it must not
+	// block: a flood calls it thousands of times a second.
 	HandshakeError func(remote netip.AddrPort, err error)
 }
 
@@ -87,6 +105,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.HelloTimeout == 0 {
+		c.HelloTimeout = DefaultHelloTimeout
 	}
 	if c.KeepAlive == (net.KeepAliveConfig{}) {
 		c.KeepAlive = DefaultKeepAlive

@@ -55,7 +55,7 @@ func (d *Dialer) Dial(ctx context.Context, want wire.MAC, addr netip.AddrPort) (
 		c.Close()
 		return nil, fmt.Errorf("tlstransport: dial %s at %s: handshake: %w", want, addr, err)
 	}
-	l, err := newLink(tc, true)
+	l, err := newLink(tc, c, true)
 	if err != nil {
 		tc.Close()
 		return nil, fmt.Errorf("tlstransport: dial %s at %s: %w", want, addr, err)

@@ -26,6 +26,7 @@ const (
 // link is a transport.Link over an established tls.Conn.
 type link struct {
 	conn     *tls.Conn
+	raw      net.Conn // the TCP connection under conn
 	peer     wire.MAC
 	remote   netip.AddrPort
 	dialed   bool
@@ -41,8 +42,9 @@ type link struct {
 
 var _ transport.Link = (*link)(nil)
 
-// newLink wraps a conn whose handshake is complete and verified.
-func newLink(conn *tls.Conn, dialed bool) (*link, error) {
+// newLink wraps a conn whose handshake is complete and verified; raw is
+// the TCP connection under it.
+func newLink(conn *tls.Conn, raw net.Conn, dialed bool) (*link, error) {
 	cs := conn.ConnectionState()
 	if len(cs.PeerCertificates) == 0 {
 		return nil, fmt.Errorf("no peer certificate after handshake: %w", transport.ErrUntrusted)
@@ -53,6 +55,7 @@ func newLink(conn *tls.Conn, dialed bool) (*link, error) {
 	}
 	return &link{
 		conn:     conn,
+		raw:      raw,
 		peer:     peer,
 		remote:   addrPort(conn.RemoteAddr()),
 		dialed:   dialed,
@@ -141,7 +144,7 @@ func (l *link) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
 		// tls.Conn.Close waits up to 5 s for the alert; do not wait that long.
-		_ = l.conn.NetConn().SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
+		_ = l.raw.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
 		if err := l.conn.Close(); err != nil {
 			l.closeErr = fmt.Errorf("tlstransport: close link to %s: %w", l.peer, err)
 		}

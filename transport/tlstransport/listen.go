@@ -5,33 +5,40 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/invpn/invpn/transport"
 )
 
-// maxPendingHandshakes bounds the incoming connections a listener
-// handshakes at once; more are closed at once.
-const maxPendingHandshakes = 64
-
 // Listener accepts TLS links. One goroutine accepts TCP connections and
-// each connection is handshaken in its own goroutine, bounded by
-// Config.HandshakeTimeout, so a slow client delays no one else.
+// admits each into the handshake (Admission) or closes it at once; it
+// never waits for a handshake. Each admitted connection is handshaken in
+// its own goroutine: its first TLS record, the ClientHello, must arrive
+// within Config.HelloTimeout and the whole handshake end within
+// Config.HandshakeTimeout, so a silent or slow client holds its slot for
+// seconds, and a source holds only a few slots.
 type Listener struct {
 	cfg    Config
 	tlsCfg *tls.Config
 	ln     net.Listener
 	addr   netip.AddrPort
+	gate   *gate
+	known  atomic.Pointer[func(netip.Addr) bool]
 
-	links   chan *link    // handshaken links waiting for Accept
-	done    chan struct{} // closed by Close
-	pending chan struct{} // one token per handshake in progress
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // the accept loop and the handshakes
+	refused [NumRefusals]atomic.Uint64
+
+	links  chan *link    // handshaken links waiting for Accept
+	done   chan struct{} // closed by Close
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the accept loop and the handshakes
 
 	closeOnce sync.Once
 	closeErr  error
@@ -62,15 +69,18 @@ func Listen(cfg Config, addr string) (*Listener, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{
-		cfg:     cfg,
-		tlsCfg:  cfg.serverTLS(),
-		ln:      ln,
-		addr:    addrPort(ln.Addr()),
-		links:   make(chan *link),
-		done:    make(chan struct{}),
-		pending: make(chan struct{}, maxPendingHandshakes),
-		ctx:     ctx,
-		cancel:  cancel,
+		cfg:    cfg,
+		tlsCfg: cfg.serverTLS(),
+		ln:     ln,
+		addr:   addrPort(ln.Addr()),
+		gate:   newGate(cfg.Admission, time.Now),
+		links:  make(chan *link),
+		done:   make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	if cfg.Known != nil {
+		l.known.Store(&cfg.Known)
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -79,6 +89,29 @@ func Listen(cfg Config, addr string) (*Listener, error) {
 
 // Addr returns the bound address.
 func (l *Listener) Addr() netip.AddrPort { return l.addr }
+
+// SetKnown replaces Config.Known: from now on, known reports whether an
+// address is a known peer's. It is called from the accept loop for every
+// incoming connection, so it must be fast and safe for concurrent use.
+// nil means no address is known.
+func (l *Listener) SetKnown(known func(netip.Addr) bool) {
+	if known == nil {
+		l.known.Store(nil)
+		return
+	}
+	l.known.Store(&known)
+}
+
+// AdmissionStats returns the handshakes in progress and the refusals
+// counted since Listen.
+func (l *Listener) AdmissionStats() AdmissionStats {
+	var s AdmissionStats
+	s.InProgress, s.Known, s.Sources = l.gate.stats()
+	for i := range s.Refused {
+		s.Refused[i] = l.refused[i].Load()
+	}
+	return s
+}
 
 // Accept returns the next incoming link that passed the handshake and the
 // certificate checks.
@@ -107,7 +140,15 @@ func (l *Listener) Close() error {
 	return l.closeErr
 }
 
-// acceptLoop runs in its own goroutine until the listener is closed.
+// isKnown asks Config.Known (or SetKnown's function) about a.
+func (l *Listener) isKnown(a netip.Addr) bool {
+	f := l.known.Load()
+	return f != nil && (*f)(a)
+}
+
+// acceptLoop runs in its own goroutine until the listener is closed. It
+// does nothing that waits on a client: admission is a map lookup under a
+// mutex, and a refused connection is reset at once.
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	var backoff time.Duration
@@ -131,28 +172,50 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		select {
-		case l.pending <- struct{}{}:
-		default:
-			c.Close()
-			l.report(addrPort(c.RemoteAddr()), fmt.Errorf("tlstransport: %d handshakes in progress: connection dropped", maxPendingHandshakes))
+		remote := addrPort(c.RemoteAddr())
+		known := l.isKnown(remote.Addr())
+		key, why, ok := l.gate.admit(remote.Addr(), known)
+		if !ok {
+			reset(c)
+			l.refuse(remote, why, fmt.Errorf("tlstransport: incoming from %s: %s", remote, admissionText(why, known)))
 			continue
 		}
 		l.wg.Add(1)
-		go l.handshake(c)
+		go l.handshake(c, remote, key)
 	}
 }
 
-// handshake runs in its own goroutine per incoming connection and hands a
-// verified link to Accept.
-func (l *Listener) handshake(c net.Conn) {
+// admissionText says what an admission refusal means, for the log.
+func admissionText(why Refusal, known bool) string {
+	who := "a stranger"
+	if known {
+		who = "a known address"
+	}
+	switch why {
+	case RefusedPerSource:
+		return "too many handshakes in progress from " + who
+	case RefusedRate:
+		return "handshakes started too fast by " + who
+	}
+	return "no handshake slot left for " + who
+}
+
+// handshake runs in its own goroutine per admitted connection and hands a
+// verified link to Accept. The slot is given back when the handshake
+// ends, before the link waits for Accept.
+func (l *Listener) handshake(c net.Conn, remote netip.AddrPort, key sourceKey) {
 	defer l.wg.Done()
-	defer func() { <-l.pending }()
-	remote := addrPort(c.RemoteAddr())
-	lk, err := l.serverHandshake(c)
+	lk, why, err := l.serverHandshake(c)
+	l.gate.release(key)
 	if err != nil {
-		c.Close()
-		l.report(remote, fmt.Errorf("tlstransport: incoming from %s: %w", remote, err))
+		if why == RefusedHelloTimeout || why == RefusedNotTLS {
+			reset(c) // nothing of TLS was said: no alert, no TIME_WAIT
+		} else {
+			c.Close()
+		}
+		if l.ctx.Err() == nil { // not the listener closing
+			l.refuse(remote, why, fmt.Errorf("tlstransport: incoming from %s: %w", remote, err))
+		}
 		return
 	}
 	select {
@@ -162,17 +225,131 @@ func (l *Listener) handshake(c net.Conn) {
 	}
 }
 
-func (l *Listener) serverHandshake(c net.Conn) (*link, error) {
+// serverHandshake reads the ClientHello record within the hello timeout,
+// then runs the TLS handshake with what is left of the handshake timeout.
+func (l *Listener) serverHandshake(c net.Conn) (*link, Refusal, error) {
 	if err := tuneTCP(c, l.cfg.UserTimeout); err != nil {
-		return nil, err
+		return nil, RefusedHandshake, err
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+	start := time.Now()
+	deadline := start.Add(l.cfg.HandshakeTimeout)
+	helloBy := start.Add(min(l.cfg.HelloTimeout, l.cfg.HandshakeTimeout))
+	// Until the hello is read, Close aborts the read by its deadline;
+	// after, through the handshake's context.
+	stop := context.AfterFunc(l.ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	hello, why, err := readHello(c, helloBy)
+	if !stop() {
+		return nil, RefusedHandshake, net.ErrClosed
+	}
+	if err != nil {
+		return nil, why, err
+	}
+	ctx, cancel := context.WithDeadline(l.ctx, deadline)
 	defer cancel()
-	tc := tls.Server(c, l.tlsCfg)
+	tc := tls.Server(&helloConn{Conn: c, pre: hello}, l.tlsCfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("handshake: %w", err)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+			why = RefusedHandshakeTimeout
+		case errors.Is(err, transport.ErrUntrusted) || errors.Is(err, transport.ErrNoMAC) || clientCertRefused(err):
+			why = RefusedCertificate
+		default:
+			why = RefusedHandshake
+		}
+		return nil, why, fmt.Errorf("handshake: %w", err)
 	}
-	return newLink(tc, false)
+	lk, err := newLink(tc, c, false)
+	if err != nil {
+		return nil, RefusedCertificate, err
+	}
+	return lk, 0, nil
+}
+
+// clientCertRefused reports whether the handshake failed on the client's
+// certificate in a check of crypto/tls itself, which returns no sentinel:
+// none sent, or a signature its key did not make (a wrong key).
+func clientCertRefused(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "client didn't provide a certificate") ||
+		strings.Contains(msg, "invalid signature by the client certificate")
+}
+
+// TLS record framing, for the first record (RFC 8446 section 5.1).
+const (
+	recordHeaderLen     = 5
+	recordTypeHandshake = 0x16
+	handshakeClientHelo = 0x01
+	maxPlaintext        = 1 << 14
+)
+
+// readHello reads the connection's first TLS record, which must be a
+// handshake record that starts a ClientHello, by deadline. It returns the
+// record to be replayed to crypto/tls.
+func readHello(c net.Conn, deadline time.Time) ([]byte, Refusal, error) {
+	if err := c.SetReadDeadline(deadline); err != nil {
+		return nil, RefusedHandshake, err
+	}
+	var hdr [recordHeaderLen]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return nil, helloReadRefusal(err), fmt.Errorf("no ClientHello: %w", err)
+	}
+	n := int(hdr[3])<<8 | int(hdr[4])
+	if hdr[0] != recordTypeHandshake || hdr[1] != 3 || n == 0 || n > maxPlaintext {
+		return nil, RefusedNotTLS, fmt.Errorf("first bytes % x are not a TLS handshake record", hdr)
+	}
+	rec := make([]byte, recordHeaderLen+n)
+	copy(rec, hdr[:])
+	if _, err := io.ReadFull(c, rec[recordHeaderLen:]); err != nil {
+		return nil, helloReadRefusal(err), fmt.Errorf("ClientHello record of %d bytes: %w", n, err)
+	}
+	if rec[recordHeaderLen] != handshakeClientHelo {
+		return nil, RefusedNotTLS, fmt.Errorf("first handshake message is type %d, not a ClientHello", rec[recordHeaderLen])
+	}
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return nil, RefusedHandshake, err
+	}
+	return rec, 0, nil
+}
+
+func helloReadRefusal(err error) Refusal {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return RefusedHelloTimeout
+	}
+	return RefusedNotTLS
+}
+
+// helloConn is an accepted connection whose first TLS record the listener
+// has read already: Read returns that record first.
+type helloConn struct {
+	net.Conn
+	pre []byte // owned by the TLS reader
+}
+
+func (c *helloConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// reset closes c with a TCP reset: a refused stranger leaves no TIME_WAIT
+// state behind.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// refuse counts a refused connection and reports it.
+func (l *Listener) refuse(remote netip.AddrPort, why Refusal, err error) {
+	l.refused[why].Add(1)
+	l.report(remote, &RefusedError{Reason: why, Err: err})
 }
 
 func (l *Listener) report(remote netip.AddrPort, err error) {

@@ -30,7 +30,7 @@ func TestSocketOptions(t *testing.T) {
 		{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 	}
 	for _, end := range []*link{a.(*link), b.(*link)} {
-		rc, err := end.conn.NetConn().(*net.TCPConn).SyscallConn()
+		rc, err := end.raw.(*net.TCPConn).SyscallConn()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -423,28 +423,6 @@ func TestMACFromCert(t *testing.T) {
 	}
 }
 
-// A client that connects and says nothing is dropped after the handshake
-// timeout and holds no goroutine.
-func TestSilentClientTimesOut(t *testing.T) {
-	ca := newCA(t, "group")
-	srv := ca.member(t, macB.String(), kindECDSA)
-	srv.HandshakeTimeout = 50 * time.Millisecond
-	refused := reports(&srv)
-	ln := listen(t, srv)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := <-refused; !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("listener reported %v, want a deadline error", err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("silent client read %v, want io.EOF (server closed)", err)
-	}
-}
-
 // Closing a listener aborts handshakes in progress and unblocks Accept.
 func TestListenerClose(t *testing.T) {
 	ca := newCA(t, "group")

@@ -63,6 +63,12 @@ type Status struct {
 	Drops   map[string]uint64 `json:"drops"`
 	// Counters holds the node's other counters by name.
 	Counters map[string]uint64 `json:"counters"`
+	// PreauthRefused counts the incoming connections the listeners closed
+	// before they authenticated, by reason ("per_source", "hello_timeout",
+	// "certificate", ...; docs/security.md#admission), and
+	// PreauthInProgress is the connections in the handshake now.
+	PreauthRefused    map[string]uint64 `json:"preauth_refused,omitempty"`
+	PreauthInProgress int               `json:"preauth_in_progress"`
 }
 
 // LinkStatus describes one link.

@@ -16,21 +16,28 @@ type cacheFile struct {
 	st       peercache.State
 	dirty    bool
 	lastSave time.Time
+	known    *knownAddrs // follows the cached addresses
 }
 
 func (c *cacheFile) store(mac wire.MAC, addr netip.AddrPort) {
 	if !addr.IsValid() {
 		return
 	}
-	if old, ok := c.st.Peers[mac]; ok && old == addr {
+	old, ok := c.st.Peers[mac]
+	if ok && old == addr {
 		return
 	}
+	if ok {
+		c.known.remove(old.Addr())
+	}
+	c.known.add(addr.Addr())
 	c.st.Peers[mac] = addr
 	c.dirty = true
 }
 
 func (c *cacheFile) remove(mac wire.MAC) {
-	if _, ok := c.st.Peers[mac]; ok {
+	if old, ok := c.st.Peers[mac]; ok {
+		c.known.remove(old.Addr())
 		delete(c.st.Peers, mac)
 		c.dirty = true
 	}

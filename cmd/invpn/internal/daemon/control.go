@@ -10,6 +10,7 @@ import (
 	"github.com/invpn/invpn/cmd/invpn/internal/control"
 	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -169,6 +170,10 @@ func (d *Daemon) controlStatus(s *Snapshot) *control.Status {
 	}
 	for _, reason := range node.DropReasons() {
 		st.Drops[reason.String()] = s.Stats.Drops[reason]
+	}
+	st.PreauthInProgress, st.PreauthRefused = s.Preauth.InProgress, map[string]uint64{}
+	for _, r := range tlstransport.Refusals() {
+		st.PreauthRefused[r.String()] = s.Preauth.Refused[r]
 	}
 	return st
 }

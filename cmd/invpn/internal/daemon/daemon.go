@@ -36,6 +36,7 @@ import (
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/tapdev"
 	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -147,6 +148,14 @@ type Daemon struct {
 	// and withdrawals itself, not changes.
 	routeChanges uint64
 	health       map[uint64]*healthWait // health requests of control clients, by id
+	seeds        []node.Peer            // the `init` seeds running now
+	// preauthClosed adds up the pre-authentication refusals of the
+	// listeners closed since Run started (the open ones count their own).
+	preauthClosed [tlstransport.NumRefusals]uint64
+
+	// known holds the addresses of the peers the daemon knows: the loop
+	// writes it, the listeners read it (admission.go).
+	known *knownAddrs
 
 	// Opened by Run before the loop starts; their goroutines stop with
 	// d.ctx.
@@ -219,6 +228,8 @@ func New(opts Options) (*Daemon, error) {
 		dialing:   map[wire.MAC]netip.AddrPort{},
 		health:    map[uint64]*healthWait{},
 		fc:        newFlowControl(),
+		known:     newKnownAddrs(),
+		seeds:     slices.Clone(opts.Node.Seeds),
 		in:        make(chan inbound, 256),
 		down:      make(chan linkDown),
 		dialed:    make(chan dialResult),
@@ -227,12 +238,18 @@ func New(opts Options) (*Daemon, error) {
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
-	d.cache = cacheFile{path: opts.CacheFile, interval: opts.CacheSaveInterval}
+	d.cache = cacheFile{path: opts.CacheFile, interval: opts.CacheSaveInterval, known: d.known}
 	st, err := peercache.Load(opts.CacheFile)
 	if err != nil {
 		d.log.Warn("peer cache ignored", "file", opts.CacheFile, "err", err)
 	}
 	d.cache.st = st
+	for _, addr := range st.Peers {
+		d.known.add(addr.Addr())
+	}
+	for _, p := range d.seeds {
+		d.known.add(p.Addr.Addr())
+	}
 	n, err := node.New(withState(opts.Node, st))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
@@ -311,6 +328,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.linkDown(ld)
 		case r := <-d.dialed:
 			delete(d.dialing, r.peer.MAC)
+			d.known.remove(r.peer.Addr.Addr())
 			if r.err != nil {
 				d.node.Step(time.Now(), node.DialFailed{Peer: r.peer.MAC, Err: r.err})
 				d.process()
@@ -405,10 +423,7 @@ func (d *Daemon) process() {
 		}
 	}
 	for _, c := range r.Closes {
-		if pl := d.links[c.Link]; pl != nil {
-			pl.close()
-			delete(d.links, c.Link)
-		}
+		d.forgetLink(c.Link)
 	}
 	for _, f := range r.TAP {
 		if err := d.tap.WriteFrame(f); err != nil && !errors.Is(err, tapdev.ErrClosed) {
@@ -439,6 +454,7 @@ func (d *Daemon) linkUp(l transport.Link) {
 	d.lastLinkID++ // never reused
 	pl := newPeerLink(d.lastLinkID, l, d.opts.QueueLimit, d.fc)
 	d.links[pl.id] = pl
+	d.known.add(pl.addr.Addr())
 	d.wg.Add(2)
 	go d.readLink(pl)
 	go d.writeLink(pl)
@@ -459,13 +475,22 @@ func (d *Daemon) linkDown(ld linkDown) {
 	}
 	d.node.Step(time.Now(), node.LinkDown{Link: ld.link, Reason: err})
 	d.process() // logs the event while the link is still known
-	pl.close()
-	delete(d.links, ld.link)
+	d.forgetLink(ld.link)
+}
+
+// forgetLink closes a link and forgets it.
+func (d *Daemon) forgetLink(id node.LinkID) {
+	if pl := d.links[id]; pl != nil {
+		pl.close()
+		delete(d.links, id)
+		d.known.remove(pl.addr.Addr())
+	}
 }
 
 // dial starts a goroutine that dials p and reports back to the loop.
 func (d *Daemon) dial(p node.Peer) {
 	d.dialing[p.MAC] = p.Addr
+	d.known.add(p.Addr.Addr())   // its answer may come as an incoming link; removed with the result
 	dialer := d.transport.Dialer // a reload changes it for later dials only
 	d.wg.Add(1)
 	go func() {
@@ -491,6 +516,9 @@ func (d *Daemon) listen(fn func() ([]transport.Listener, error)) error {
 	}
 	d.listeners = lns
 	for _, ln := range lns {
+		if g, ok := ln.(guardedListener); ok {
+			g.SetKnown(d.known.contains)
+		}
 		d.log.Info("listening", "addr", ln.Addr())
 		d.wg.Add(1)
 		go d.accept(ln)
@@ -502,6 +530,11 @@ func (d *Daemon) closeListeners() {
 	for _, ln := range d.listeners {
 		if err := ln.Close(); err != nil {
 			d.log.Warn("closing listener", "addr", ln.Addr(), "err", err)
+		}
+		if g, ok := ln.(guardedListener); ok {
+			for i, n := range g.AdmissionStats().Refused {
+				d.preauthClosed[i] += n
+			}
 		}
 	}
 	d.listeners = nil
@@ -569,6 +602,13 @@ func (d *Daemon) reload() {
 			d.transport.Listen = r.Transport.Listen
 		}
 	}
+	for _, p := range d.seeds {
+		d.known.remove(p.Addr.Addr())
+	}
+	d.seeds = slices.Clone(r.Seeds)
+	for _, p := range d.seeds {
+		d.known.add(p.Addr.Addr())
+	}
 	d.node.Step(time.Now(), node.SetSeeds{Seeds: slices.Clone(r.Seeds)})
 	d.log.Info("reloaded", "file", r.File, "seeds", len(r.Seeds), "listeners", len(d.listeners))
 	d.node.Step(time.Now(), node.Tick{})
@@ -581,9 +621,8 @@ func (d *Daemon) shutdown(why string) error {
 	d.closeListeners()
 	d.cancel()
 	close(d.done)
-	for id, pl := range d.links {
-		pl.close()
-		delete(d.links, id)
+	for id := range d.links {
+		d.forgetLink(id)
 	}
 	d.tap.Close()
 	d.cache.dirty = true

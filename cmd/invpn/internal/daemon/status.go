@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -22,6 +23,12 @@ type Snapshot struct {
 	RouteChanges uint64
 	// Cache is the peer cache, sorted by MAC.
 	Cache []node.Peer
+	// Preauth is what the listeners are handshaking now and what they
+	// refused before authentication since Run started
+	// (docs/security.md#admission); KnownAddrs how many addresses they
+	// treat as known peers'.
+	Preauth    tlstransport.AdmissionStats
+	KnownAddrs int
 }
 
 // LinkStatus is one live link and its traffic.
@@ -63,6 +70,7 @@ func (d *Daemon) snapshot() Snapshot {
 		MAC: d.mac, Started: d.started, Now: now,
 		Routes: d.node.Routes(), Stats: d.node.Stats(), Cache: d.node.Cache(),
 		RouteChanges: d.routeChanges,
+		Preauth:      d.preauthStats(), KnownAddrs: d.known.len(),
 	}
 	s.Stats.Drops[node.DropQueueFull] += d.queueDrops
 	for _, li := range d.node.Links() {

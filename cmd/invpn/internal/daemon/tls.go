@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"log/slog"
-	"net/netip"
 
 	"github.com/invpn/invpn/transport"
 	"github.com/invpn/invpn/transport/tlstransport"
@@ -11,11 +10,11 @@ import (
 // TLSTransport returns a transport of TLS links over TCP: a dialer
 // presenting the identity in tc and, unless listen is empty, a listener at
 // each of the listen addresses (host:port), all opened by one call of
-// Transport.Listen. Refused incoming handshakes are logged to log.
+// Transport.Listen. Refused incoming connections are logged to log, at
+// most one line per source per 10 s (the daemon counts every one); the
+// daemon tells the listeners which addresses are known peers'.
 func TLSTransport(tc tlstransport.Config, listen []string, log *slog.Logger) (Transport, error) {
-	tc.HandshakeError = func(remote netip.AddrPort, err error) {
-		log.Info("incoming link refused", "addr", remote, "err", err)
-	}
+	tc.HandshakeError = newRefusalLog(log).refused
 	dialer, err := tlstransport.NewDialer(tc)
 	if err != nil {
 		return Transport{}, err

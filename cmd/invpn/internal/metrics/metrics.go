@@ -42,13 +42,15 @@ var (
 	descUp       = prometheus.NewDesc("invpn_scrape_ok", "1 when the daemon answered the scrape's snapshot.", nil, nil)
 	descRTT      = prometheus.NewDesc("invpn_link_rtt_seconds", "Smoothed round-trip time of a link, from heartbeats (0 until measured).", []string{"peer"}, nil)
 	descSuspect  = prometheus.NewDesc("invpn_link_suspect", "1 when a link has been silent for half its detection time.", []string{"peer"}, nil)
+	descRefused  = prometheus.NewDesc("invpn_preauth_refused_total", "Incoming connections closed before they authenticated, by reason.", []string{"reason"}, nil)
+	descPreauth  = prometheus.NewDesc("invpn_preauth_in_progress", "Incoming connections in the TLS handshake now.", nil, nil)
 )
 
 // collector reads a snapshot per scrape.
 type collector struct{ snap Snapshot }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descFrames, descBytes, descDrops, descChanges, descFailover, descWithdraw, descViol, descUp, descRTT, descSuspect} {
+	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descFrames, descBytes, descDrops, descChanges, descFailover, descWithdraw, descViol, descUp, descRTT, descSuspect, descRefused, descPreauth} {
 		ch <- d
 	}
 }
@@ -83,6 +85,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range st.Drops {
 		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(n), reason)
 	}
+	for reason, n := range st.PreauthRefused {
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(descPreauth, prometheus.GaugeValue, float64(st.PreauthInProgress))
 	for name, d := range map[string]*prometheus.Desc{CounterRouteChanges: descChanges, CounterFailovers: descFailover,
 		CounterWithdrawals: descWithdraw, CounterViolations: descViol} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(st.Counters[name]))

@@ -18,10 +18,12 @@ func TestScrapeParses(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	snap := func(context.Context) (*control.Status, error) {
 		return &control.Status{
-			Links:    []control.LinkStatus{{FramesIn: 3, FramesOut: 4, BytesIn: 300, BytesOut: 400}, {FramesIn: 1, BytesIn: 10}},
-			Routes:   make([]control.RouteStatus, 5),
-			Drops:    map[string]uint64{"no route": 7},
-			Counters: map[string]uint64{CounterFailovers: 2},
+			Links:             []control.LinkStatus{{FramesIn: 3, FramesOut: 4, BytesIn: 300, BytesOut: 400}, {FramesIn: 1, BytesIn: 10}},
+			Routes:            make([]control.RouteStatus, 5),
+			Drops:             map[string]uint64{"no route": 7},
+			Counters:          map[string]uint64{CounterFailovers: 2},
+			PreauthRefused:    map[string]uint64{"per_source": 9, "certificate": 1},
+			PreauthInProgress: 3,
 		}, nil
 	}
 	reg := New(snap)
@@ -51,7 +53,7 @@ func TestScrapeParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exposition does not parse: %v", err)
 	}
-	want := map[string]float64{"invpn_links": 2, "invpn_routes": 5, "invpn_route_failovers_total": 2}
+	want := map[string]float64{"invpn_links": 2, "invpn_routes": 5, "invpn_route_failovers_total": 2, "invpn_preauth_in_progress": 3}
 	for name, v := range want {
 		f := fams[name]
 		if f == nil {
@@ -77,6 +79,7 @@ func TestScrapeParses(t *testing.T) {
 	checkLabelled("invpn_link_frames_total", "direction", "in", 4)
 	checkLabelled("invpn_link_bytes_total", "direction", "out", 400)
 	checkLabelled("invpn_drops_total", "reason", "no route", 7)
+	checkLabelled("invpn_preauth_refused_total", "reason", "per_source", 9)
 	if h := fams["invpn_health_rtt_seconds"]; h == nil || h.Metric[0].GetHistogram().GetSampleCount() != 1 {
 		t.Error("health RTT histogram missing its sample")
 	}
