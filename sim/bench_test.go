@@ -20,7 +20,7 @@ func BenchmarkMesh500(b *testing.B) {
 	var peak, events uint64
 	var ms runtime.MemStats
 	for b.Loop() {
-		w := New(Config{Seed: 1, LAN: LinkClass{Latency: Range{time.Millisecond, 10 * time.Millisecond}}, Relink: true})
+		w := New(Config{Seed: 1, LAN: LinkClass{Latency: Range{time.Millisecond, 10 * time.Millisecond}}})
 		if err := w.Build(Random(nodes, 4, w.Rand())); err != nil {
 			b.Fatal(err)
 		}

@@ -123,6 +123,9 @@ type flow struct {
 	knownAll bool    // every node of comp knew the source (broadcast) / the route was complete (unicast)
 	got      []uint8 // deliveries per node
 	visited  []int32 // unicast: nodes the frame reached, in order (the source first)
+	stream   *stream // the stream it belongs to, if any
+	seq      int     // its index in the stream
+	answered bool    // a ping whose answer was sent
 }
 
 // track starts following a frame the workload is about to inject, and
@@ -132,6 +135,11 @@ func (c *checker) track(id uint64, kind FlowKind, src, dst int) *flow {
 	w := c.w
 	f := &flow{id: id, kind: kind, src: src, dst: dst, sentAt: w.now, losses: c.losses,
 		got: make([]uint8, w.N()), visited: []int32{int32(src)}}
+	if w.net.lossy > 0 || w.cluster.stalledN() > 0 {
+		// A lossy link or a paused node delays frames (TCP keeps them):
+		// one sent now may take longer than its flood window.
+		f.losses = ^c.losses
+	}
 	f.comp = c.component(src)
 	if kind.broadcast() {
 		f.knownAll = true
@@ -267,6 +275,10 @@ func (c *checker) settle(f *flow) {
 	w := c.w
 	cl := &w.cluster
 	delete(c.flows, f.id)
+	if st := f.stream; st != nil && !f.answered {
+		// A ping that was answered settles with its answer.
+		st.lost[f.seq], st.done[f.seq] = f.got[f.dst] == 0, true
+	}
 	quiet := c.losses == f.losses && f.knownAll
 	if quiet && f.kind.broadcast() {
 		c.frames.BroadcastChecked++

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -21,9 +22,16 @@ type Timers struct {
 	RouteExpiry time.Duration
 	LinkTimeout time.Duration
 	DedupSpan   time.Duration
-	MinLinks    int
-	MaxLinks    int
-	HopLimit    int
+	// Heartbeat is the heartbeat interval of link liveness
+	// (docs/protocol.md#link-liveness); negative turns heartbeats and
+	// liveness detection off (the scenario's `heartbeat: 0`).
+	Heartbeat time.Duration
+	// DeadAfter is how long an extended link may be silent before the
+	// node fails it.
+	DeadAfter time.Duration
+	MinLinks  int
+	MaxLinks  int
+	HopLimit  int
 }
 
 // nodeConfig returns the node configuration these timers give, before the
@@ -43,6 +51,11 @@ func (t Timers) nodeConfig() node.Config {
 	set(&cfg.LinkTimeout, t.LinkTimeout)
 	cfg.TriggerGap = cfg.AnnounceInterval / 10
 	cfg.DialBackoffMax = cfg.ConnectInterval
+	set(&cfg.HeartbeatInterval, t.Heartbeat)
+	if t.Heartbeat < 0 {
+		cfg.HeartbeatInterval = 0
+	}
+	set(&cfg.DeadAfter, t.DeadAfter)
 	if t.MaxLinks > 0 {
 		cfg.MaxLinks = t.MaxLinks
 	}
@@ -84,6 +97,19 @@ type simNode struct {
 	tickSeq   uint64
 	crashedAt int64 // virtual time of the last crash; -1 if never
 	stats     NodeStats
+	rng       *rand.Rand // the node's own randomness (node.Config.Rand), from the seed and its index
+	// halted: the machine is gone (its paths drop everything) until it
+	// restarts.
+	halted bool
+	// stalled: the process is paused until stallUntil. Its kernel still
+	// takes data; what arrives waits in backlog, in order, and is handed
+	// to the node when it resumes.
+	stalled    bool
+	stallUntil int64
+	backlog    []func()
+	// restartWatch is 1 + the index of the restart whose link-back time
+	// the node's next link reports; 0 none.
+	restartWatch int
 }
 
 // cluster is the world's nodes and the drivers that run them: it feeds
@@ -96,6 +122,7 @@ type cluster struct {
 	nodes  []*simNode
 	byAddr map[netip.AddrPort]int
 	byMAC  map[wire.MAC]int
+	stalls int // nodes paused now
 }
 
 func (c *cluster) init(w *World) {
@@ -142,6 +169,21 @@ func (w *World) MAC(i int) wire.MAC { return w.cluster.nodes[i].mac }
 // Node returns node i's engine, nil while it is down. Callers may read
 // it; feeding it inputs outside the world breaks the run.
 func (w *World) Node(i int) *node.Node { return w.cluster.nodes[i].n }
+
+// Links returns node i's links as its status snapshot shows them (nil
+// while it is down): as the daemon's control socket does, it first
+// brings the engine's clock to now with a tick, so that the links'
+// silences are measured to this instant. The tick is an input like any
+// other: it is part of the run.
+func (w *World) Links(i int) []node.LinkInfo {
+	sn := w.cluster.nodes[i]
+	if sn.n == nil || sn.stalled {
+		return nil
+	}
+	sn.n.Step(w.cluster.nodeTime(i), node.Tick{})
+	w.cluster.drain(i)
+	return sn.n.Links()
+}
 
 // NodeStats returns what the world counted for node i.
 func (w *World) NodeStats(i int) NodeStats { return w.cluster.nodes[i].stats }
@@ -191,6 +233,7 @@ func (c *cluster) add(opts NodeOptions) int {
 		opts:  opts,
 		cache: map[wire.MAC]netip.AddrPort{}, ends: map[node.LinkID]*conn{},
 		tickAt: -1, crashedAt: -1,
+		rng: rand.New(rand.NewPCG(w.cfg.Seed, 0x6e6f6465<<32|uint64(i))), // "node", i
 	}
 	if w.cfg.ClockSkew > 0 {
 		sn.offset = time.Duration(w.rng.Int64N(2*int64(w.cfg.ClockSkew)+1)) - w.cfg.ClockSkew
@@ -214,10 +257,8 @@ func (c *cluster) start(i int) {
 	sn := c.nodes[i]
 	cfg := w.cfg.Timers.nodeConfig()
 	cfg.MAC, cfg.Port, cfg.NoIncoming, cfg.NoRelay = sn.mac, Port, sn.opts.NoIncoming, sn.opts.NoRelay
-	cfg.IDFloor, cfg.Rand = sn.floor, w.rng
-	for _, s := range sn.opts.Seeds {
-		cfg.Seeds = append(cfg.Seeds, node.Peer{MAC: c.nodes[s].mac, Addr: c.nodes[s].addr})
-	}
+	cfg.IDFloor, cfg.Rand = sn.floor, sn.rng
+	cfg.Seeds = c.seedsOf(i)
 	for _, mac := range sn.cacheKeys {
 		if a, ok := sn.cache[mac]; ok {
 			cfg.Cache = append(cfg.Cache, node.Peer{MAC: mac, Addr: a})
@@ -230,9 +271,33 @@ func (c *cluster) start(i int) {
 	sn.n = n
 	sn.epoch++
 	sn.tickAt = -1
+	w.measure.touch()
 	w.trace.record(traceRec{kind: evStart, node: int32(i)})
 	n.Step(c.nodeTime(i), node.Tick{})
 	c.drain(i)
+}
+
+// seedsOf returns node i's seeds (`init`) as peers.
+func (c *cluster) seedsOf(i int) []node.Peer {
+	var out []node.Peer
+	for _, s := range c.nodes[i].opts.Seeds {
+		out = append(out, node.Peer{MAC: c.nodes[s].mac, Addr: c.nodes[s].addr})
+	}
+	return out
+}
+
+// stalledN returns how many nodes are paused now.
+func (c *cluster) stalledN() int { return c.stalls }
+
+// input runs fn, an input to node i, now, or when the node resumes if it
+// is paused (stalled).
+func (c *cluster) input(i int, fn func()) {
+	sn := c.nodes[i]
+	if sn.stalled {
+		sn.backlog = append(sn.backlog, fn)
+		return
+	}
+	fn()
 }
 
 // nodeTime is the time node i's clock shows.
@@ -243,8 +308,8 @@ func (c *cluster) nodeTime(i int) time.Time {
 // tick runs a node's deadline event, unless it is stale.
 func (c *cluster) tick(ev *event) {
 	sn := c.nodes[ev.node]
-	if sn.n == nil || ev.aux != sn.tickSeq {
-		return // stale: rescheduled or crashed since
+	if sn.n == nil || ev.aux != sn.tickSeq || sn.stalled {
+		return // stale: rescheduled or crashed since; or paused (it is ticked when it resumes)
 	}
 	sn.tickAt = -1
 	c.w.trace.record(traceRec{kind: evTick, node: ev.node})
@@ -277,6 +342,9 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		cn := sn.ends[s.Link]
 		if cn == nil {
 			continue // a link the world already took from the node: cannot happen
+		}
+		if len(s.Msg) > 0 && wire.Type(s.Msg[0]) == wire.TypeHeartbeat {
+			sn.stats.Heartbeats++
 		}
 		// One flood sends the same bytes on many links: copy them once.
 		if len(s.Msg) == 0 || len(src) != len(s.Msg) || &src[0] != &s.Msg[0] {
@@ -324,6 +392,11 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		w.check.health(i, h)
 	}
 	for _, e := range r.Events {
+		switch e.Kind {
+		case node.EventLinkUp, node.EventLinkDown, node.EventRouteLearned, node.EventRouteChanged,
+			node.EventRouteFailover, node.EventRouteWithdrawn, node.EventRouteExpired:
+			w.measure.touch()
+		}
 		if e.Kind == node.EventViolation {
 			sn.stats.Violations++
 			w.check.violate("protocol violation", fmt.Sprintf("%s: %v", sn.name, e.Err))
@@ -358,8 +431,9 @@ func (c *cluster) scheduleTick(i int) {
 	w.push(event{at: at, kind: evTick, node: int32(i), aux: sn.tickSeq})
 }
 
-// crash stops node i, keeping only its peer cache and id floor; its
-// links break. It reports whether the node was up.
+// crash stops node i, keeping only its peer cache and id floor. Its
+// kernel closes its connections at once: each peer sees the end of the
+// stream after what the node sent. It reports whether the node was up.
 func (c *cluster) crash(i int) bool {
 	w := c.w
 	sn := c.nodes[i]
@@ -367,26 +441,120 @@ func (c *cluster) crash(i int) bool {
 		return false
 	}
 	w.trace.record(traceRec{kind: evCrash, node: int32(i)})
-	sn.n = nil
-	sn.epoch++
-	sn.crashedAt = w.now
-	sn.tickAt = -1
-	w.net.breakAll(i, fmt.Errorf("%s crashed", sn.name))
-	clear(sn.ends)
+	conns := w.net.connsOf(i)
+	c.stop(i)
+	for _, cn := range conns {
+		k := 0
+		if cn.end[1].node == i {
+			k = 1
+		}
+		w.net.closeEnd(cn, k)
+	}
+	return true
+}
+
+// halt makes node i's machine vanish: the process stops as in a crash,
+// but nothing is sent: every path to and from it drops everything, and
+// its peers learn only by their own liveness or timeouts. It reports
+// whether the node was up.
+func (c *cluster) halt(i int) bool {
+	w := c.w
+	sn := c.nodes[i]
+	if sn.n == nil {
+		return false
+	}
+	w.trace.record(traceRec{kind: evHalt, node: int32(i)})
+	conns := w.net.connsOf(i)
+	c.stop(i)
+	for _, cn := range conns {
+		k := 0
+		if cn.end[1].node == i {
+			k = 1
+		}
+		w.net.vanish(cn, k)
+	}
+	sn.halted = true
+	w.net.refreshNode(i)
 	w.check.lost()
 	return true
 }
 
+// stop takes node i's engine away, with its pending inputs.
+func (c *cluster) stop(i int) {
+	sn := c.nodes[i]
+	c.w.measure.touch()
+	sn.n = nil
+	sn.epoch++
+	sn.crashedAt = c.w.now
+	sn.tickAt = -1
+	if sn.stalled {
+		c.stalls--
+	}
+	sn.stalled, sn.backlog = false, nil
+	clear(sn.ends)
+	c.w.check.lost()
+}
+
 // restart starts node i again, if it is down, and reports whether it was.
+// A halted machine comes back first: its paths pass packets again, and
+// its kernel answers what arrives on its old connections with resets.
 func (c *cluster) restart(i int) bool {
-	if c.nodes[i].n != nil {
+	sn := c.nodes[i]
+	if sn.n != nil {
 		return false
 	}
-	c.start(i)
-	if c.w.cfg.Relink {
-		c.w.net.relinkAround(i)
+	if sn.halted {
+		sn.halted = false
+		c.w.net.refreshNode(i)
 	}
+	c.start(i)
 	return true
+}
+
+// stall pauses node i's process for d: it processes nothing (no ticks,
+// no messages, no TAP frames) while its links stay up; what arrives waits.
+// It reports whether the node was up and running.
+func (c *cluster) stall(i int, d time.Duration) bool {
+	w := c.w
+	sn := c.nodes[i]
+	if sn.n == nil || sn.stalled {
+		return false
+	}
+	w.trace.record(traceRec{kind: evStall, node: int32(i), aux: uint64(d)})
+	sn.stalled, sn.stallUntil = true, w.now+int64(d)
+	c.stalls++
+	w.measure.touch()
+	sn.tickAt = -1
+	sn.tickSeq++
+	epoch := sn.epoch
+	w.check.lost()
+	w.push(event{at: sn.stallUntil, kind: evAction, fn: func() { c.resume(i, epoch) }})
+	return true
+}
+
+// resume continues a paused node: it takes the backlog in order, then
+// runs its timers.
+func (c *cluster) resume(i int, epoch uint32) {
+	w := c.w
+	sn := c.nodes[i]
+	if sn.n == nil || sn.epoch != epoch || !sn.stalled {
+		return
+	}
+	w.trace.record(traceRec{kind: evResume, node: int32(i), aux: uint64(len(sn.backlog))})
+	sn.stalled = false
+	sn.tickAt = -1 // any tick scheduled while it was paused was skipped
+	c.stalls--
+	w.measure.touch()
+	for k := 0; k < len(sn.backlog) && sn.n != nil && sn.epoch == epoch; k++ {
+		sn.backlog[k]()
+	}
+	sn.backlog = nil
+	if sn.n == nil || sn.epoch != epoch {
+		return
+	}
+	sn.n.Step(c.nodeTime(i), node.Tick{})
+	c.drain(i)
+	w.check.lost()
 }
 
 // setOffset sets node i's clock offset and reschedules its tick.

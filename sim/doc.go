@@ -8,11 +8,37 @@
 // TAP frames, ticks, failed dials) and carries out the node's Ready
 // (sends, closes, dials, TAP writes, peer-cache and id-floor persistence)
 // through simulated links. Everything happens in a discrete-event loop:
-// a heap of events ordered by (virtual time, sequence number). Links have
-// a latency, optionally a bandwidth with a bounded send queue, deliver in
-// order per direction (TCP), and are noticed cut only after a detection
-// delay. Faults are link cuts, partitions, node crashes and restarts, and
-// clock skews and jumps.
+// a heap of events ordered by (virtual time, sequence number).
+//
+// Links are modelled as the TCP connections they are: a latency,
+// optionally a bandwidth with a bounded send queue, in-order delivery per
+// direction, and what TCP does when a path fails. A message over a path
+// that drops everything is kept for a retransmission, not lost and not
+// reported: it arrives when the path passes packets again (at the next
+// retransmission timeout, doubling from 200 ms), and a connection whose
+// sent data stays unacknowledged for the user timeout (15 s, the daemon's
+// TCP_USER_TIMEOUT) is aborted on that side. A lost segment on a lossy
+// path is a retransmission delay with head-of-line blocking. A closed
+// connection's FIN follows its data; a reset reaches the other end one
+// latency later; a socket that is gone answers data with a reset. A dial
+// over a silent path retries its SYN (1 s, 3 s, 7 s) and fails at its
+// timeout (15 s); a dial to a host with nothing listening is refused.
+// Links come up only when a node dials: a static topology's nodes have
+// their neighbours as seeds, and a healed cut is relinked by the nodes'
+// own connect policy. Nothing tells a node that a path went silent: only
+// its own link liveness (heartbeats) or the transport's timeouts find it.
+//
+// Faults are silent cuts, one-way cuts, resets and loss of a link,
+// partitions, node crashes (the process dies; its kernel closes its
+// connections), halts (the machine vanishes; its paths go silent) and
+// restarts, stalls (the process is paused; what arrives waits), and clock
+// skews and jumps. Each is one a real network or machine produces.
+//
+// The world has three random sources, all from the one seed: the
+// schedule's (topology, faults, traffic: World.Rand), the network's
+// (latencies, seed-protocol links, loss) and one per node, from the seed
+// and the node's index (node.Config.Rand), so that adding a node or a
+// fault does not reshuffle the other nodes' randomness.
 //
 // While it runs, the world checks the protocol's invariants against its
 // own ground truth: broadcasts delivered at most once and never to their
@@ -35,14 +61,18 @@
 //	world.go              World, Config, the event loop (At, RunUntil, dispatch)
 //	events.go             event kinds and the event queue (4-ary heap over a slab)
 //	trace.go              tracer: trace hash and recent events, printed with wire.Describer
-//	cluster.go            cluster: the nodes and their drivers (start, drain, tick, crash, restart, clocks)
-//	network.go            network: edges, links, latency, bandwidth, delivery, dials, cuts,
-//	                      partitions, and the failure detector (detectBroken)
+//	cluster.go            cluster: the nodes and their drivers (start, drain, tick, crash, halt,
+//	                      stall and resume, restart, clocks)
+//	network.go            network: edges; links as TCP connections (latency, bandwidth, delivery,
+//	                      retransmission, user timeout, FIN and reset); dials and their SYN retries;
+//	                      the state of the paths (cuts, one-way cuts, partitions, loss)
 //	faults.go             the World's fault methods and the typed faults of a schedule
-//	workload.go           workload: frames and health requests injected; typed traffic entries
+//	workload.go           workload: frames and health requests injected; typed traffic entries;
+//	                      streams (fixed-pair unicasts) and their loss runs
 //	checker.go            checker: the invariants, checked as messages and frames arrive
 //	checker_firstpath.go  the naive first-path model and CheckFirstPath
-//	measure.go            measurer: convergence and failover times; the counters
+//	measure.go            measurer: convergence and failover times, detection and relink times;
+//	                      the counters
 //	topology.go           topologies and World.Build
 //	scenario.go, yaml.go  parsing scenario files
 //	expect.go             expectations: parsed and judged

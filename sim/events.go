@@ -6,14 +6,15 @@ import "fmt"
 type evKind uint8
 
 const (
-	evTick     evKind = iota + 1 // a node's deadline
-	evDeliver                    // a message arrives at the far end of a link
-	evTxDone                     // a message finished serializing onto a link
-	evLinkDown                   // one end notices its link is gone
-	evDialDone                   // a dial's handshake completes
-	evDialFail                   // a dial fails
-	evRelink                     // a static edge comes back up
-	evAction                     // a scheduled fault, traffic or check
+	evTick        evKind = iota + 1 // a node's deadline
+	evDeliver                       // a message arrives at the far end of a link
+	evTxDone                        // a message finished serializing onto a link
+	evLinkDown                      // one end learns its link is gone: end of stream, reset, timeout
+	evDial                          // a step of a dial: a SYN retry or the end of the handshake (fn)
+	evDialFail                      // a dial fails
+	evAck                           // data kept for a retransmission is acknowledged
+	evUserTimeout                   // data unacknowledged for the user timeout: the connection is aborted
+	evAction                        // a scheduled fault, traffic or check
 	// Trace-only kinds.
 	evStart
 	evCrash
@@ -23,10 +24,15 @@ const (
 	evCut
 	evHeal
 	evTAP
+	evHalt
+	evStall
+	evResume
+	evReset
 )
 
-var evNames = [...]string{"", "tick", "deliver", "tx done", "link down", "dial done", "dial failed",
-	"relink", "action", "start", "crash", "clock", "link up", "close", "cut", "heal", "tap"}
+var evNames = [...]string{"", "tick", "deliver", "tx done", "link down", "dial", "dial failed",
+	"ack", "user timeout", "action", "start", "crash", "clock", "link up", "close", "cut", "heal", "tap",
+	"halt", "stall", "resume", "reset"}
 
 // String names k as the trace prints it.
 func (k evKind) String() string {

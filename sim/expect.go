@@ -20,7 +20,14 @@ const (
 	expectHealth                             // health traceroute exact
 	expectNoViolations                       // no protocol violations
 	expectLost                               // at most P% of frames lost
+	expectLossRun                            // unicast loss run at most D around each KIND
+	expectDropped                            // a link dropped within D of each KIND
+	expectLivenessMax                        // at most N links failed by liveness
+	expectLivenessMin                        // at least N links failed by liveness
 )
+
+// faultKinds is the alternation of fault kinds expectations name.
+const faultKinds = `(fault|cut|one_way|reset|loss|heal|crash|halt|stall|resume|restart|partition|jump)`
 
 // Expectation is one line of a scenario's expect list.
 type Expectation struct {
@@ -28,8 +35,8 @@ type Expectation struct {
 	Text string
 	kind expectKind
 	dur  time.Duration
-	arg  string // expectReconnected: the fault kind, or "fault" for any
-	pct  float64
+	arg  string  // expectReconnected, expectLossRun, expectDropped: the fault kind, or "fault" for any
+	pct  float64 // expectLost: the percentage; expectLiveness*: the count
 }
 
 var expectPatterns = []struct {
@@ -37,25 +44,33 @@ var expectPatterns = []struct {
 	re   *regexp.Regexp
 }{
 	{expectConverged, regexp.MustCompile(`^converged within (\S+)$`)},
-	{expectReconnected, regexp.MustCompile(`^every pair reconnected within (\S+) of each (fault|cut|heal|crash|restart|partition|jump)$`)},
+	{expectReconnected, regexp.MustCompile(`^every pair reconnected within (\S+) of each ` + faultKinds + `$`)},
 	{expectBroadcast, regexp.MustCompile(`^broadcast delivered exactly once$`)},
 	{expectUnicast, regexp.MustCompile(`^unicast delivered exactly once after convergence$`)},
 	{expectNoLoops, regexp.MustCompile(`^no loops$`)},
 	{expectHealth, regexp.MustCompile(`^health traceroute exact$`)},
 	{expectNoViolations, regexp.MustCompile(`^no protocol violations$`)},
 	{expectLost, regexp.MustCompile(`^at most (\S+)% of frames lost$`)},
+	{expectLossRun, regexp.MustCompile(`^(?:unicast|ping) loss run at most (\S+) around each ` + faultKinds + `$`)},
+	{expectDropped, regexp.MustCompile(`^a link dropped within (\S+) of each ` + faultKinds + `$`)},
+	{expectLivenessMax, regexp.MustCompile(`^at most (\d+) links? failed by liveness$`)},
+	{expectLivenessMin, regexp.MustCompile(`^at least (\d+) links? failed by liveness$`)},
 }
 
 // ExpectationForms lists the expectation sentences a scenario may use.
 var ExpectationForms = []string{
 	"converged within DURATION",
-	"every pair reconnected within DURATION of each fault|cut|heal|crash|restart|partition|jump",
+	"every pair reconnected within DURATION of each KIND (fault, or one of cut one_way reset loss heal crash halt stall resume restart partition jump)",
 	"broadcast delivered exactly once",
 	"unicast delivered exactly once after convergence",
 	"no loops",
 	"health traceroute exact",
 	"no protocol violations",
 	"at most N% of frames lost",
+	"unicast|ping loss run at most DURATION around each KIND (of the first unicast or ping nA-nB stream)",
+	"a link dropped within DURATION of each KIND",
+	"at most N links failed by liveness",
+	"at least N links failed by liveness",
 }
 
 func parseExpectation(y ynode) (Expectation, error) {
@@ -72,13 +87,19 @@ func parseExpectation(y ynode) (Expectation, error) {
 		}
 		e.kind = p.kind
 		switch p.kind {
-		case expectConverged, expectReconnected:
+		case expectConverged, expectReconnected, expectLossRun, expectDropped:
 			if e.dur, err = parseDuration(m[1]); err != nil {
 				return e, y.errf("%v", err)
 			}
 			if len(m) > 2 {
 				e.arg = m[2]
 			}
+		case expectLivenessMax, expectLivenessMin:
+			n, err := strconv.Atoi(m[1])
+			if err != nil {
+				return e, y.errf("want a count, got %q", m[1])
+			}
+			e.pct = float64(n)
 		case expectLost:
 			if e.pct, err = strconv.ParseFloat(m[1], 64); err != nil {
 				return e, y.errf("want a percentage, got %q", m[1])
@@ -128,6 +149,47 @@ func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
 			fail("worst recovery %v over %d faults", worst, n)
 		default:
 			res.Detail = fmt.Sprintf("worst recovery %v over %d faults", worst, n)
+		}
+	case expectLossRun, expectDropped:
+		n, worst := 0, time.Duration(0)
+		what := "loss run"
+		if e.kind == expectDropped {
+			what = "link dropped after"
+		}
+		for _, f := range r.Faults {
+			if e.arg != "fault" && f.Kind != e.arg {
+				continue
+			}
+			n++
+			v := f.LossRun
+			if e.kind == expectDropped {
+				v = f.DetectIn
+			}
+			switch {
+			case v == nil && e.kind == expectLossRun:
+				fail("the scenario has no unicast or ping nA-nB stream to measure")
+				return res
+			case e.kind == expectLossRun && !strings.HasPrefix(r.Stream, strings.Fields(e.Text)[0]+" "):
+				fail("the stream measured is %s", r.Stream)
+				return res
+			case v == nil:
+				fail("%s at %v: no node dropped a link it touched", f.Desc, f.At)
+				return res
+			}
+			worst = max(worst, time.Duration(*v))
+		}
+		switch {
+		case n == 0:
+			fail("no %s happened", e.arg)
+		case worst > e.dur:
+			fail("worst %s %v over %d faults", what, worst, n)
+		default:
+			res.Detail = fmt.Sprintf("worst %s %v over %d faults", what, worst, n)
+		}
+	case expectLivenessMax, expectLivenessMin:
+		res.Detail = fmt.Sprintf("%d links failed by liveness", r.Liveness)
+		if e.kind == expectLivenessMax && float64(r.Liveness) > e.pct || e.kind == expectLivenessMin && float64(r.Liveness) < e.pct {
+			res.OK = false
 		}
 	case expectBroadcast, expectUnicast:
 		cat, checked := "broadcast", r.Frames.BroadcastChecked

@@ -19,6 +19,10 @@ type Totals struct {
 	BusyTicks    uint64 // ticks a node asked for at or before the current time
 	SeedLinks    uint64 // links created that speak only the seed protocol
 	LinksCreated uint64
+	Retransmits  uint64 // segments retransmitted: after a loss, or when a silent path passes packets again
+	// LivenessLinks counts the links failed by liveness (silent for their
+	// detection time) at one end or both.
+	LivenessLinks uint64
 }
 
 // Totals returns the world-wide counters.
@@ -28,8 +32,12 @@ func (w *World) Totals() Totals { t := w.totals; t.Events = w.events; return t }
 type NodeStats struct {
 	ControlMsgs, ControlBytes uint64 // sent, framing included
 	DataMsgs, DataBytes       uint64
+	Heartbeats                uint64 // heartbeat messages (0x87) sent, counted in ControlMsgs too
 	QueueDrops                uint64 // data dropped at a full send queue
-	Closes                    uint64 // links the node closed itself
+	Closes                    uint64 // links the node closed itself, for any reason
+	LivenessFailures          uint64 // of which: silent for the link's detection time (node.ErrLinkDead)
+	SilentCloses              uint64 // of which: silent for the link timeout (node.ErrLinkSilent)
+	UserTimeouts              uint64 // links the transport aborted: data unacknowledged for the user timeout
 	Violations                uint64 // protocol-violation events
 	DialFailures              uint64
 }
@@ -60,7 +68,7 @@ type HealthStats struct {
 // FaultResult is how long the mesh took to recover from one fault (or,
 // for kind "start", to converge after the start).
 type FaultResult struct {
-	Kind string        // start, cut, heal, crash, restart, partition, jump
+	Kind string        // start, cut, one_way, reset, loss, heal, crash, halt, stall, resume, restart, partition, jump
 	Desc string        // what happened, with node names
 	At   time.Duration // virtual time of the fault
 	// Recovery is the time from the fault until every pair of nodes that
@@ -71,6 +79,15 @@ type FaultResult struct {
 	// BrokenPairs is the number of ordered pairs that could not reach
 	// each other at the first measurement after the fault.
 	BrokenPairs int
+	// Detected says that some node dropped a link the fault silenced or
+	// broke, DetectIn after the fault (for faults that touch links).
+	Detected bool
+	DetectIn time.Duration
+	// LinkBack says that, after a heal or a restart, a node's dial
+	// brought a link up over the healed edge (to the restarted node),
+	// LinkBackIn after the fault.
+	LinkBack   bool
+	LinkBackIn time.Duration
 }
 
 // measurer measures convergence and failover: after each fault it checks
@@ -82,7 +99,15 @@ type measurer struct {
 	results   []FaultResult
 	scheduled bool
 	enabled   bool
+	// dirty says that routes, links or paths may have changed since the
+	// last measurement; while it is false the last count of broken pairs
+	// stands (a probe of a large mesh costs every node's routes).
+	dirty      bool
+	lastBroken int
 }
+
+// touch notes that routes, links or paths may have changed.
+func (m *measurer) touch() { m.dirty = true }
 
 func (m *measurer) init(w *World) { m.w = w }
 
@@ -97,16 +122,36 @@ func (w *World) MeasureRecovery() {
 // Recoveries returns the measured faults so far, in order.
 func (w *World) Recoveries() []FaultResult { return slices.Clone(w.measure.results) }
 
-// fault starts measuring the recovery from a fault that just happened.
-func (m *measurer) fault(desc, kind string) {
+// fault starts measuring the recovery from a fault that just happened
+// and returns the index of its result, -1 when nothing is measured.
+func (m *measurer) fault(desc, kind string) int {
 	if !m.enabled {
-		return
+		return -1
 	}
+	m.dirty = true
 	m.results = append(m.results, FaultResult{Kind: kind, Desc: desc, At: time.Duration(m.w.now), BrokenPairs: -1})
 	m.pending = append(m.pending, len(m.results)-1)
 	if !m.scheduled {
 		m.scheduled = true
 		m.w.After(0, m.probe)
+	}
+	return len(m.results) - 1
+}
+
+// linkBack notes that a link came back after heal or restart r, at now.
+func (m *measurer) linkBack(r int, now int64) {
+	if r < 0 {
+		return
+	}
+	if f := &m.results[r]; !f.LinkBack {
+		f.LinkBack, f.LinkBackIn = true, time.Duration(now)-f.At
+	}
+}
+
+// detected notes that a node dropped a link fault r touched, at now.
+func (m *measurer) detected(r int, now int64) {
+	if f := &m.results[r]; !f.Detected {
+		f.Detected, f.DetectIn = true, time.Duration(now)-f.At
 	}
 }
 
@@ -117,8 +162,12 @@ func (m *measurer) probe() {
 	m.scheduled = false
 	if n := w.N(); len(m.next) != n*n {
 		m.next = make([]int32, n*n)
+		m.dirty = true
 	}
-	broken := m.brokenPairs(m.next)
+	if m.dirty {
+		m.lastBroken, m.dirty = m.brokenPairs(m.next), false
+	}
+	broken := m.lastBroken
 	var still []int
 	for _, k := range m.pending {
 		r := &m.results[k]

@@ -9,15 +9,33 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/wire"
 )
 
-// Errors given to nodes as reasons.
+// Errors given to nodes as reasons. They are what a real transport
+// reports: an end of stream, a reset, a timeout. Nothing tells a node
+// that a path went silent.
 var (
-	ErrCut         = errors.New("sim: link cut")
-	ErrPeerClosed  = errors.New("sim: closed by peer")
+	ErrPeerClosed  = errors.New("sim: closed by peer (end of stream)")
+	ErrReset       = errors.New("sim: connection reset by peer")
+	ErrUserTimeout = errors.New("sim: sent data unacknowledged for the user timeout (TCP_USER_TIMEOUT)")
 	ErrDialTimeout = errors.New("sim: dial timed out")
 	ErrRefused     = errors.New("sim: connection refused")
 	ErrWrongPeer   = errors.New("sim: peer certificate names another MAC")
+)
+
+// TCP constants of the transport model (Linux's defaults).
+const (
+	// minRTO is the least retransmission timeout.
+	minRTO = 200 * time.Millisecond
+	// maxRTO caps the doubling of the retransmission timeout.
+	maxRTO = 120 * time.Second
+	// synRTO is the first retransmission timeout of a SYN: a dial over
+	// a silent path retries at 1 s, 3 s, 7 s... until its timeout.
+	synRTO = time.Second
+	// mss is the payload of one segment: messages written together up to
+	// this size share a segment, and so its fate on a lossy path.
+	mss = 1448
 )
 
 // Range is a closed interval of durations; a value is drawn uniformly
@@ -52,25 +70,34 @@ type LinkClass struct {
 }
 
 // network is everything between the nodes: the edges that can carry
-// links, the links (conns) over them with their latency, bandwidth and
-// in-order delivery, dials, cuts and partitions, and the failure
-// detector that tells a node its link is gone.
+// links, and the links (conns) over them, modelled as TCP connections:
+// latency, bandwidth, in-order delivery, retransmission after loss or a
+// silent path, the user timeout, ends of stream and resets, and dials
+// with their SYN retries. Nodes learn of a failure only the way a real
+// transport would tell them; a silent path tells them nothing.
 type network struct {
 	w       *World
+	rng     *rand.Rand // the network's own randomness: latencies, seed-protocol edges, loss
 	edges   map[uint64]*edge
-	edgeSeq []*edge // creation order: deterministic iteration
-	allPair bool    // organic: every pair may link; edges appear on demand
-	part    []int   // partition group of each node; 0 = none
+	edgeSeq []*edge   // creation order: deterministic iteration
+	adj     [][]*edge // the edges of each node, in creation order
+	allPair bool      // organic: every pair may link; edges appear on demand
+	part    []int     // partition group of each node; 0 = none
 	nextID  node.LinkID
+	lossy   int // edges losing segments now
 }
 
 func (nw *network) init(w *World) {
 	nw.w = w
 	nw.edges = map[uint64]*edge{}
+	nw.rng = rand.New(rand.NewPCG(w.cfg.Seed, 0x6e6574776f726b)) // "network"
 }
 
 // addNode notes a new node: it is in no partition group.
-func (nw *network) addNode() { nw.part = append(nw.part, 0) }
+func (nw *network) addNode() {
+	nw.part = append(nw.part, 0)
+	nw.adj = append(nw.adj, nil)
+}
 
 // edge is a pair of nodes that can link: a cable of the topology, or (in
 // an organic world) any pair, created on first use.
@@ -80,56 +107,48 @@ type edge struct {
 	bandwidth int64
 	wan       bool
 	ext       bool // links over it negotiate the invpn extensions
-	static    bool // part of the topology: kept up when the world relinks
+	static    bool // part of the topology
 	cut       bool
-	relinking bool
+	oneWay    [2]bool // [0]: a to b silent; [1]: b to a
+	loss      float64 // fraction of segments lost, each way
 	conns     []*conn
+	healWatch int // 1 + the index of the heal whose link-back time the next link over it reports; 0 none
 }
 
-// carrying reports whether some link over e still has its transport: a
-// cut of e would break something.
-func (e *edge) carrying() bool {
-	for _, c := range e.conns {
-		if !c.broken {
-			return true
-		}
+// dirOf returns the index into oneWay of the direction from node s.
+func (e *edge) dirOf(s int) int {
+	if s == e.a {
+		return 0
 	}
-	return false
+	return 1
 }
 
-// live reports whether e has a link that is up at both ends.
-func (e *edge) live() bool {
-	for _, c := range e.conns {
-		if c.live() {
-			return true
-		}
-	}
-	return false
-}
-
-// conn is one link: a connection over an edge. end[0] dialled.
+// conn is one link: a TCP connection over an edge. end[0] dialled;
+// dir[k] is the direction from end k to end 1-k.
 type conn struct {
-	id     uint64
-	e      *edge
-	end    [2]connEnd
-	broken bool // the transport is gone: nothing more is delivered
-	dir    [2]direction
+	id      uint64
+	e       *edge
+	end     [2]connEnd
+	reset   bool // reset: nothing more is delivered in either direction
+	dir     [2]direction
+	pathSeq uint32 // bumped whenever a direction's path closes: acks in flight are void
+	watch   int    // 1 + the index of the fault result whose detection this conn reports; 0 none
+	dead    bool   // an end failed it by liveness
 }
-
-// live reports whether c still has its transport and both ends know it.
-func (c *conn) live() bool { return !c.broken && c.end[0].up && c.end[1].up }
 
 // connEnd is one side of a conn.
 type connEnd struct {
 	node  int
 	id    node.LinkID
-	up    bool // the node knows the link
+	up    bool // the node holds the link
+	gone  bool // the socket is gone: closed, its process or machine died, or aborted
+	rst   bool // a reset is on its way to this end
 	epoch uint32
 }
 
 // direction is the state of one direction of a conn.
 type direction struct {
-	last int64 // arrival time of the last message: TCP keeps order
+	last int64 // arrival time of the last message scheduled: TCP keeps order
 	q    *node.SendQueue
 	busy bool // a message is being serialized
 	// inFlight holds the messages on the wire, in arrival order, from
@@ -139,14 +158,48 @@ type direction struct {
 	// directions instead of the number of messages in flight.
 	inFlight []inFlight
 	head     int
+	gen      uint32 // bumped when the messages on the wire are taken back: their arrival is void
+	open     bool   // the path passes packets this way
+	// held are messages sent but not delivered, oldest first, each with
+	// the time of its first transmission: TCP keeps them for a
+	// retransmission once the path passes packets again.
+	held []inFlight
+	// unacked is the first transmission of the oldest message not yet
+	// acknowledged, -1 for none: the clock of the user timeout.
+	unacked int64
+	ackSeq  uint32 // bumped when unacked is cleared: a pending user timeout is void
+	// The segment being filled at segAt: messages written at the same
+	// instant share a segment, and so its fate on a lossy path.
+	segAt    int64
+	segBytes int
 }
 
 // inFlight is one message on the wire: it arrives at `at`, in the order
-// of its sequence number among events of the same time.
+// of its sequence number among events of the same time. A nil msg is the
+// end of the stream (a FIN). Held messages keep their first transmission
+// time in at.
 type inFlight struct {
 	at  int64
 	seq uint64
 	msg []byte
+}
+
+// macKey packs a MAC into an event's aux word; macOfKey unpacks it.
+func macKey(m wire.MAC) uint64 {
+	var v uint64
+	for _, b := range m {
+		v = v<<8 | uint64(b)
+	}
+	return v
+}
+
+func macOfKey(v uint64) wire.MAC {
+	var m wire.MAC
+	for k := len(m) - 1; k >= 0; k-- {
+		m[k] = byte(v)
+		v >>= 8
+	}
+	return m
 }
 
 func pairKey(a, b int) uint64 {
@@ -156,12 +209,24 @@ func pairKey(a, b int) uint64 {
 	return uint64(a)<<32 | uint64(b)
 }
 
-// AddEdge adds a static edge between a and b and brings a link up over
-// it at once (a dials). wan selects the WAN link class.
+// AddEdge adds a static edge between a and b: a cable over which they can
+// link. Each becomes a seed (`init`) of the other, and links come up when
+// the nodes dial, as their connect policy decides (a running node is
+// given the new seeds). wan selects the WAN link class.
 func (w *World) AddEdge(a, b int, wan bool) {
-	e := w.net.newEdge(a, b, wan, true)
-	if w.Up(a) && w.Up(b) {
-		w.net.link(e, a, b)
+	w.net.newEdge(a, b, wan, true, 0)
+	for _, p := range [][2]int{{a, b}, {b, a}} {
+		sn := w.cluster.nodes[p[0]]
+		if slices.Contains(sn.opts.Seeds, p[1]) {
+			continue
+		}
+		sn.opts.Seeds = append(sn.opts.Seeds, p[1])
+		if sn.n != nil {
+			w.cluster.input(p[0], func() {
+				sn.n.Step(w.cluster.nodeTime(p[0]), node.SetSeeds{Seeds: w.cluster.seedsOf(p[0])})
+				w.cluster.drain(p[0])
+			})
+		}
 	}
 }
 
@@ -169,7 +234,9 @@ func (w *World) AddEdge(a, b int, wan bool) {
 // appear when first dialled, with LAN latency.
 func (w *World) AllowAll() { w.net.allPair = true }
 
-func (nw *network) newEdge(a, b int, wan, static bool) *edge {
+// newEdge returns the edge between a and b, creating it; lat, when not
+// zero, fixes its latency instead of drawing it from its class.
+func (nw *network) newEdge(a, b int, wan, static bool, lat time.Duration) *edge {
 	w := nw.w
 	if e, ok := nw.edges[pairKey(a, b)]; ok {
 		e.static = e.static || static
@@ -179,14 +246,19 @@ func (nw *network) newEdge(a, b int, wan, static bool) *edge {
 	if wan {
 		class = w.cfg.WAN
 	}
+	if lat <= 0 {
+		lat = class.Latency.draw(nw.rng)
+	}
 	e := &edge{a: min(a, b), b: max(a, b), wan: wan, static: static,
-		lat: int64(class.Latency.draw(w.rng)), bandwidth: class.Bandwidth,
-		ext: w.cfg.SeedProtocol <= 0 || w.rng.Float64() >= w.cfg.SeedProtocol}
+		lat: int64(lat), bandwidth: class.Bandwidth,
+		ext: w.cfg.SeedProtocol <= 0 || nw.rng.Float64() >= w.cfg.SeedProtocol}
 	if e.lat <= 0 {
 		e.lat = 1
 	}
 	nw.edges[pairKey(a, b)] = e
 	nw.edgeSeq = append(nw.edgeSeq, e)
+	nw.adj[e.a] = append(nw.adj[e.a], e)
+	nw.adj[e.b] = append(nw.adj[e.b], e)
 	return e
 }
 
@@ -200,18 +272,54 @@ func (nw *network) edgeOf(a, b int) *edge {
 		return e
 	}
 	if nw.allPair {
-		return nw.newEdge(a, b, false, false)
+		return nw.newEdge(a, b, false, false, 0)
 	}
 	return nil
 }
 
-// reachable reports whether a can open a link to b now.
-func (nw *network) reachable(a, b int) bool {
-	e := nw.edgeOf(a, b)
-	return e != nil && !e.cut && nw.part[a] == nw.part[b]
+// passes reports whether packets from node s reach node r over e now.
+func (nw *network) passes(e *edge, s, r int) bool {
+	cl := &nw.w.cluster
+	return !e.cut && !e.oneWay[e.dirOf(s)] && nw.part[s] == nw.part[r] &&
+		!cl.nodes[s].halted && !cl.nodes[r].halted
 }
 
-// link brings up a link over e: dialer a, acceptor b. Both must be up.
+// pathOpen reports whether direction k of c passes packets now.
+func (nw *network) pathOpen(c *conn, k int) bool {
+	return nw.passes(c.e, c.end[k].node, c.end[1-k].node)
+}
+
+// bothWays reports whether packets pass between a and b both ways over e:
+// what a TCP handshake needs.
+func (nw *network) bothWays(e *edge, a, b int) bool { return nw.passes(e, a, b) && nw.passes(e, b, a) }
+
+// rto is the retransmission timeout of c: max(200 ms, srtt + 4 rttvar),
+// with srtt the round trip and rttvar a quarter of it, as a TCP
+// connection with a steady round trip settles to.
+func (nw *network) rto(c *conn) int64 { return max(int64(minRTO), 4*c.e.lat) }
+
+// working reports whether c carries frames now: both ends hold it, its
+// paths pass packets both ways and neither node is paused. A link over
+// a silently cut path is held by both ends and carries nothing.
+func (nw *network) working(c *conn) bool {
+	cl := &nw.w.cluster
+	return !c.reset && c.end[0].up && c.end[1].up && c.dir[0].open && c.dir[1].open &&
+		!cl.nodes[c.end[0].node].stalled && !cl.nodes[c.end[1].node].stalled
+}
+
+// carrying reports whether some link over e works: a cut of e would
+// break something.
+func (nw *network) carrying(e *edge) bool {
+	for _, c := range e.conns {
+		if nw.working(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// link brings up a link over e: dialer a, acceptor b. Both are up and
+// not paused (a dial completes only then).
 func (nw *network) link(e *edge, a, b int) {
 	w := nw.w
 	cl := &w.cluster
@@ -221,12 +329,27 @@ func (nw *network) link(e *edge, a, b int) {
 		w.totals.SeedLinks++
 	}
 	c := &conn{id: w.totals.LinksCreated, e: e}
+	w.measure.touch()
 	na, nb := cl.nodes[a], cl.nodes[b]
 	c.end[0] = connEnd{node: a, id: nw.nextID - 1, up: true, epoch: na.epoch}
 	c.end[1] = connEnd{node: b, id: nw.nextID, up: true, epoch: nb.epoch}
+	for k := range c.dir {
+		c.dir[k].unacked = -1
+		c.dir[k].open = nw.pathOpen(c, k)
+	}
 	e.conns = append(e.conns, c)
 	na.ends[c.end[0].id] = c
 	nb.ends[c.end[1].id] = c
+	if e.healWatch > 0 {
+		w.measure.linkBack(e.healWatch-1, w.now)
+		e.healWatch = 0
+	}
+	for _, sn := range []*simNode{na, nb} {
+		if sn.restartWatch > 0 {
+			w.measure.linkBack(sn.restartWatch-1, w.now)
+			sn.restartWatch = 0
+		}
+	}
 	w.trace.record(traceRec{kind: evLinkUp, node: int32(a), peer: int32(b), aux: c.id})
 	// The acceptor sees the dialer's address with an ephemeral port.
 	na.n.Step(cl.nodeTime(a), node.LinkUp{Link: c.end[0].id, Peer: nb.mac, Addr: nb.addr, Dialed: true, Extended: e.ext})
@@ -242,15 +365,13 @@ func (nw *network) link(e *edge, a, b int) {
 // unlimited link, else through the direction's serializer and queue.
 func (nw *network) transmit(c *conn, from int, msg []byte, control bool) {
 	w := nw.w
-	if c.broken {
+	if c.reset || c.end[from].gone {
 		w.totals.Lost++
 		return
 	}
 	d := &c.dir[from]
 	if c.e.bandwidth <= 0 {
-		at := max(w.now+c.e.lat, d.last)
-		d.last = at
-		nw.sendOnWire(c, from, at, msg)
+		nw.putOnWire(c, from, msg)
 		return
 	}
 	if !d.busy {
@@ -275,15 +396,13 @@ func (nw *network) txTime(c *conn, msg []byte) int64 {
 func (nw *network) txDone(c *conn, from int, msg []byte) {
 	w := nw.w
 	d := &c.dir[from]
-	if c.broken {
+	if c.reset || c.end[from].gone {
 		d.busy = false
 		d.q = nil
 		w.totals.Lost++
 		return
 	}
-	at := max(w.now+c.e.lat, d.last)
-	d.last = at
-	nw.sendOnWire(c, from, at, msg)
+	nw.putOnWire(c, from, msg)
 	if d.q != nil {
 		if next, ok := d.q.Pop(); ok {
 			w.push(event{at: w.now + nw.txTime(c, next), kind: evTxDone, c: c, from: int8(from), msg: next})
@@ -291,6 +410,58 @@ func (nw *network) txDone(c *conn, from int, msg []byte) {
 		}
 	}
 	d.busy = false
+}
+
+// putOnWire hands msg (nil: the end of the stream) to TCP in direction
+// k of c. Over a path that passes packets it arrives one latency later,
+// after everything sent before it, and later still when its segment is
+// lost (retransmission, head-of-line blocking). Over a silent path, or
+// when no acknowledgement has come back for a retransmission timeout,
+// TCP keeps it for a retransmission: nothing arrives, and nobody is told.
+func (nw *network) putOnWire(c *conn, k int, msg []byte) {
+	w := nw.w
+	d := &c.dir[k]
+	acksBlocked := !c.dir[1-k].open
+	if !d.open || len(d.held) > 0 || acksBlocked && d.unacked >= 0 && w.now-d.unacked >= nw.rto(c) {
+		d.held = append(d.held, inFlight{at: w.now, msg: msg})
+		nw.markUnacked(c, k, w.now)
+		return
+	}
+	if acksBlocked {
+		nw.markUnacked(c, k, w.now) // it arrives, but its acknowledgement will not come back
+	}
+	at := w.now + c.e.lat
+	if c.e.loss > 0 {
+		at += nw.lossDelay(c, k, len(msg))
+	}
+	at = max(at, d.last)
+	d.last = at
+	nw.sendOnWire(c, k, at, msg)
+}
+
+// lossDelay draws the fate of a message of size bytes written in
+// direction k of a lossy link: 0 when it joins the segment written at
+// this instant (which it follows, through d.last) or its new segment
+// gets through; else the retransmission delay of its segment, one RTO
+// per loss in a row, doubling.
+func (nw *network) lossDelay(c *conn, k, size int) int64 {
+	d := &c.dir[k]
+	size += 2
+	if d.segAt == nw.w.now && d.segBytes+size <= mss {
+		d.segBytes += size
+		return 0
+	}
+	d.segAt, d.segBytes = nw.w.now, size
+	var delay int64
+	step := nw.rto(c)
+	for nw.rng.Float64() < c.e.loss && delay < int64(nw.w.cfg.UserTimeout) {
+		delay += step
+		step = min(2*step, int64(maxRTO))
+	}
+	if delay > 0 {
+		nw.w.totals.Retransmits++
+	}
+	return delay
 }
 
 // sendOnWire schedules msg to arrive at the far end of direction `from`
@@ -302,7 +473,7 @@ func (nw *network) sendOnWire(c *conn, from int, at int64, msg []byte) {
 	d := &c.dir[from]
 	if d.head == len(d.inFlight) {
 		d.inFlight, d.head = d.inFlight[:0], 0
-		w.queue.push(&event{at: at, kind: evDeliver, c: c, from: int8(from)}, w.seq)
+		w.queue.push(&event{at: at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, w.seq)
 	} else if d.head >= 64 && 2*d.head >= len(d.inFlight) {
 		n := copy(d.inFlight, d.inFlight[d.head:])
 		clear(d.inFlight[n:])
@@ -320,20 +491,64 @@ func (nw *network) arrive(c *conn, from int) []byte {
 	d.head++
 	if d.head < len(d.inFlight) {
 		next := &d.inFlight[d.head]
-		nw.w.queue.push(&event{at: next.at, kind: evDeliver, c: c, from: int8(from)}, next.seq)
+		nw.w.queue.push(&event{at: next.at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, next.seq)
 	}
 	return msg
 }
 
-// deliver hands msg, sent from end `from` of c, to the other end.
+// deliverEvent handles an arrival event, unless the messages it stood for
+// were taken back since (a cut).
+func (nw *network) deliverEvent(ev *event) {
+	c, from := ev.c, int(ev.from)
+	if ev.epoch != c.dir[from].gen {
+		return
+	}
+	nw.deliver(c, from, nw.arrive(c, from))
+}
+
+// deliver hands msg, sent from end `from` of c, to the other end's
+// kernel: to the node, or to its backlog while the node is paused. A
+// socket that is gone answers data with a reset.
 func (nw *network) deliver(c *conn, from int, msg []byte) {
+	w := nw.w
+	to := 1 - from
+	e := &c.end[to]
+	if c.reset {
+		w.totals.Lost++
+		return
+	}
+	if e.gone {
+		if msg != nil {
+			nw.resetBack(c, from)
+		}
+		w.totals.Lost++
+		return
+	}
+	sn := w.cluster.nodes[e.node]
+	if !e.up || sn.n == nil || sn.epoch != e.epoch {
+		w.totals.Lost++
+		return
+	}
+	if sn.stalled {
+		sn.backlog = append(sn.backlog, func() { nw.deliverNow(c, from, msg) })
+		return
+	}
+	nw.deliverNow(c, from, msg)
+}
+
+// deliverNow gives msg to the node at the far end of direction `from`.
+func (nw *network) deliverNow(c *conn, from int, msg []byte) {
 	w := nw.w
 	cl := &w.cluster
 	to := 1 - from
-	e := c.end[to]
+	e := &c.end[to]
 	sn := cl.nodes[e.node]
-	if c.broken || !e.up || sn.n == nil || sn.epoch != e.epoch {
+	if c.reset || !e.up || sn.n == nil || sn.epoch != e.epoch {
 		w.totals.Lost++
+		return
+	}
+	if msg == nil {
+		nw.endDown(c, to, ErrPeerClosed)
 		return
 	}
 	sender := c.end[from].node
@@ -344,58 +559,64 @@ func (nw *network) deliver(c *conn, from int, msg []byte) {
 	cl.drainMessage(e.node)
 }
 
-// breakConn takes c's transport away: nothing more is delivered over it,
-// and the failure detector tells each end that still holds it.
-func (nw *network) breakConn(c *conn, reason error) {
-	if c.broken {
+// resetBack sends a reset to end k of c, whose data reached a socket
+// that is gone: it arrives one latency later if the path back passes it.
+func (nw *network) resetBack(c *conn, k int) {
+	e := &c.end[k]
+	if e.rst || e.gone || !e.up || !c.dir[1-k].open {
 		return
 	}
-	c.broken = true
-	nw.w.check.lost()
-	nw.detectBroken(c, reason)
+	e.rst = true
+	nw.w.push(event{at: nw.w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
 }
 
-// detectBroken is the failure detector: an oracle that tells each end of
-// broken c still up, Config.Detect after the break, that its link is
-// gone. It stands for the keepalives and timeouts of a real transport; a
-// model in which the nodes notice a dead link by themselves replaces
-// this function alone.
-func (nw *network) detectBroken(c *conn, reason error) {
-	w := nw.w
-	for k := range c.end {
-		if c.end[k].up {
-			w.push(event{at: w.now + int64(w.cfg.Detect), kind: evLinkDown, c: c, from: int8(k),
-				err: fmt.Errorf("%w: %w", ErrCut, reason)})
-		}
-	}
-}
-
-// breakAll breaks every live conn of node i, in link-id order.
-func (nw *network) breakAll(i int, reason error) {
-	for _, c := range nw.connsOf(i) {
-		nw.breakConn(c, reason)
-	}
-}
-
-// linkDown tells end k of c that its link is gone.
+// linkDown tells end k of c that its link is gone (an event: an end of
+// stream, a reset, a timeout), through the backlog while the node is
+// paused.
 func (nw *network) linkDown(c *conn, k int, reason error) {
-	w := nw.w
 	e := &c.end[k]
-	sn := w.cluster.nodes[e.node]
 	if !e.up {
 		return
 	}
-	e.up = false
+	sn := nw.w.cluster.nodes[e.node]
+	if sn.stalled && sn.n != nil && sn.epoch == e.epoch {
+		sn.backlog = append(sn.backlog, func() { nw.endDown(c, k, reason) })
+		return
+	}
+	nw.endDown(c, k, reason)
+}
+
+// endDown tells the node at end k of c that its link is gone; its driver
+// closes the socket.
+func (nw *network) endDown(c *conn, k int, reason error) {
+	w := nw.w
+	e := &c.end[k]
+	if !e.up {
+		return
+	}
+	e.up, e.gone = false, true
+	nw.detected(c)
 	nw.forget(c)
+	w.check.lost()
+	w.measure.touch()
+	sn := w.cluster.nodes[e.node]
 	if sn.n == nil || sn.epoch != e.epoch {
 		return
 	}
 	delete(sn.ends, e.id)
 	w.trace.record(traceRec{kind: evLinkDown, node: int32(e.node), peer: int32(c.end[1-k].node), aux: c.id})
+	if errors.Is(reason, ErrUserTimeout) {
+		sn.stats.UserTimeouts++
+	}
 	sn.n.Step(w.cluster.nodeTime(e.node), node.LinkDown{Link: e.id, Reason: reason})
 	w.cluster.drain(e.node)
-	if w.cfg.Relink && c.e.static {
-		nw.relink(c.e)
+}
+
+// detected notes, for the fault that silenced or broke c, that an end
+// has dropped it.
+func (nw *network) detected(c *conn) {
+	if c.watch > 0 {
+		nw.w.measure.detected(c.watch-1, nw.w.now)
 	}
 }
 
@@ -409,8 +630,16 @@ func (nw *network) forget(c *conn) {
 	}
 }
 
-// closeByNode carries out a Close: node i has forgotten the link; the
-// other end sees end-of-stream after what i sent before it.
+// endOf returns which end of c node i holds under link id.
+func endOf(c *conn, i int, id node.LinkID) int {
+	if c.end[1].node == i && c.end[1].id == id {
+		return 1
+	}
+	return 0
+}
+
+// closeByNode carries out a Close: node i has forgotten the link; its
+// driver closes the socket, whose FIN follows what was sent before it.
 func (nw *network) closeByNode(i int, cl node.Close) {
 	w := nw.w
 	sn := w.cluster.nodes[i]
@@ -419,123 +648,349 @@ func (nw *network) closeByNode(i int, cl node.Close) {
 		return
 	}
 	sn.stats.Closes++
-	delete(sn.ends, cl.Link)
-	k := 0
-	if c.end[1].node == i && c.end[1].id == cl.Link {
-		k = 1
+	switch {
+	case errors.Is(cl.Reason, node.ErrLinkDead):
+		sn.stats.LivenessFailures++
+		if !c.dead {
+			c.dead = true
+			w.totals.LivenessLinks++
+		}
+	case errors.Is(cl.Reason, node.ErrLinkSilent):
+		sn.stats.SilentCloses++
 	}
-	c.end[k].up = false
-	w.check.lost()
+	delete(sn.ends, cl.Link)
+	k := endOf(c, i, cl.Link)
+	nw.detected(c)
+	nw.closeEnd(c, k)
 	w.trace.record(traceRec{kind: evClose, node: int32(i), peer: int32(c.end[1-k].node), aux: c.id})
-	if c.end[1-k].up && !c.broken {
-		at := max(w.now+c.e.lat, c.dir[k].last) + 1
-		w.push(event{at: at, kind: evLinkDown, c: c, from: int8(1 - k),
-			err: fmt.Errorf("%w: %v", ErrPeerClosed, cl.Reason)})
+}
+
+// closeEnd closes end k's socket: its unsent data is dropped and a FIN
+// goes after what is on the wire (the kernel keeps retransmitting it).
+func (nw *network) closeEnd(c *conn, k int) {
+	e := &c.end[k]
+	e.up, e.gone = false, true
+	nw.w.check.lost()
+	nw.w.measure.touch()
+	c.dir[k].q = nil
+	if !c.reset && c.end[1-k].up {
+		nw.putOnWire(c, k, nil)
 	}
 	nw.forget(c)
 }
 
-// dial carries out a Dial of node i.
+// vanish takes end k's socket away without a word: its machine is gone.
+func (nw *network) vanish(c *conn, k int) {
+	nw.w.measure.touch()
+	c.end[k].up, c.end[k].gone = false, true
+	c.dir[k].q = nil
+	nw.forget(c)
+}
+
+// refresh brings c up to date with its paths: a direction whose path
+// stopped passing packets takes its messages on the wire back (TCP will
+// retransmit them, and their acknowledgements are lost too); once both
+// paths pass packets again, what TCP kept goes out at the next
+// retransmission.
+func (nw *network) refresh(c *conn) {
+	changed := false
+	for k := range c.dir {
+		d := &c.dir[k]
+		open := nw.pathOpen(c, k)
+		if open == d.open {
+			continue
+		}
+		d.open, changed = open, true
+		nw.w.measure.touch()
+		if open {
+			continue
+		}
+		c.pathSeq++
+		nw.takeBack(c, k)
+		if r := &c.dir[1-k]; r.head < len(r.inFlight) {
+			nw.markUnacked(c, 1-k, min(nw.w.now, r.inFlight[r.head].at-c.e.lat))
+		}
+	}
+	if !changed || !c.dir[0].open || !c.dir[1].open {
+		return
+	}
+	for k := range c.dir {
+		if c.dir[k].unacked >= 0 {
+			nw.retransmit(c, k)
+		}
+	}
+}
+
+// takeBack moves the messages on the wire of direction k of c to its
+// held messages: the silent path lost them, and TCP will send them again
+// (unless the sender's machine is gone with them).
+func (nw *network) takeBack(c *conn, k int) {
+	w := nw.w
+	d := &c.dir[k]
+	if fl := d.inFlight[d.head:]; len(fl) > 0 {
+		moved := make([]inFlight, 0, len(fl)+len(d.held))
+		for _, f := range fl {
+			moved = append(moved, inFlight{at: min(w.now, f.at-c.e.lat), msg: f.msg})
+		}
+		d.held = append(moved, d.held...)
+	}
+	clear(d.inFlight)
+	d.inFlight, d.head = d.inFlight[:0], 0
+	d.gen++
+	d.last = w.now
+	if w.cluster.nodes[c.end[k].node].halted {
+		w.totals.Lost += uint64(len(d.held))
+		d.held = nil
+		d.unacked = -1
+		d.ackSeq++
+		return
+	}
+	if len(d.held) > 0 {
+		nw.markUnacked(c, k, d.held[0].at)
+	}
+}
+
+// markUnacked notes that direction k of c has data unacknowledged since
+// t, and starts the user timeout.
+func (nw *network) markUnacked(c *conn, k int, t int64) {
+	w := nw.w
+	d := &c.dir[k]
+	if d.unacked >= 0 && d.unacked <= t {
+		return
+	}
+	if d.unacked >= 0 {
+		d.ackSeq++ // an earlier start: the pending timeout is too late
+	}
+	d.unacked = t
+	w.push(event{at: max(w.now, t+int64(w.cfg.UserTimeout)), kind: evUserTimeout, c: c, from: int8(k), aux: uint64(d.ackSeq)})
+}
+
+// retransmit sends what direction k of c kept at the retransmission that
+// is due next (the oldest unacknowledged segment's timer, doubling from
+// its first transmission), and schedules the acknowledgement. Past the
+// user timeout there is no retransmission: the connection is aborted.
+func (nw *network) retransmit(c *conn, k int) {
+	w := nw.w
+	d := &c.dir[k]
+	lat, step := c.e.lat, nw.rto(c)
+	at := d.unacked + step
+	for at < w.now {
+		step = min(2*step, int64(maxRTO))
+		at += step
+	}
+	if at-d.unacked > int64(w.cfg.UserTimeout) {
+		return
+	}
+	for _, h := range d.held {
+		arr := max(at+lat, d.last)
+		d.last = arr
+		nw.sendOnWire(c, k, arr, h.msg)
+	}
+	if len(d.held) > 0 {
+		w.totals.Retransmits++
+	}
+	clear(d.held)
+	d.held = d.held[:0]
+	w.push(event{at: at + 2*lat, kind: evAck, c: c, from: int8(k), aux: uint64(c.pathSeq)})
+}
+
+// acked clears direction k's unacknowledged data, unless a path closed
+// since the acknowledgement was sent.
+func (nw *network) acked(c *conn, k int, pathSeq uint64) {
+	d := &c.dir[k]
+	if uint64(c.pathSeq) != pathSeq || d.unacked < 0 || len(d.held) > 0 {
+		return
+	}
+	d.unacked = -1
+	d.ackSeq++
+}
+
+// userTimeout aborts end k of c when its data has stayed unacknowledged
+// for the user timeout (TCP_USER_TIMEOUT): the node is told, and the
+// reset reaches the other end if the path passes it.
+func (nw *network) userTimeout(c *conn, k int, seq uint64) {
+	w := nw.w
+	d := &c.dir[k]
+	if uint64(d.ackSeq) != seq || d.unacked < 0 {
+		return
+	}
+	d.unacked = -1
+	d.ackSeq++
+	w.totals.Lost += uint64(len(d.held))
+	d.held = nil
+	w.trace.record(traceRec{kind: evUserTimeout, node: int32(c.end[k].node), peer: int32(c.end[1-k].node), aux: c.id})
+	if !c.end[k].gone {
+		c.end[k].gone = true
+		nw.linkDown(c, k, ErrUserTimeout)
+	}
+	if o := &c.end[1-k]; d.open && o.up && !o.gone && !o.rst && !c.reset {
+		o.rst = true
+		w.push(event{at: w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(1 - k), err: ErrReset})
+	}
+}
+
+// resetConn resets c: nothing more is delivered, and each end that holds
+// it learns one latency later.
+func (nw *network) resetConn(c *conn) {
+	w := nw.w
+	if c.reset {
+		return
+	}
+	c.reset = true
+	w.check.lost()
+	w.measure.touch()
+	for k := range c.end {
+		if c.end[k].up && !c.end[k].rst {
+			c.end[k].rst = true
+			w.push(event{at: w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
+		}
+	}
+}
+
+// pendingDial is a dial in progress: node i to node t at addr.
+type pendingDial struct {
+	i, t  int
+	mac   wire.MAC // the MAC dialled
+	epoch uint32   // the dialer's
+	start int64
+	syn   int // SYNs sent
+}
+
+// dial carries out a Dial of node i. An address no edge leads to (a host
+// behind a firewall, an unrouted network) never answers: the dial times
+// out.
 func (nw *network) dial(i int, p node.Peer) {
 	w := nw.w
 	cl := &w.cluster
 	sn := cl.nodes[i]
 	t, ok := cl.byAddr[p.Addr]
-	if !ok || !nw.reachable(i, t) {
-		aux := uint64(0)
-		if j, ok := cl.byMAC[p.MAC]; ok {
-			aux = uint64(j)
-		}
+	var e *edge
+	if ok {
+		e = nw.edgeOf(i, t)
+	}
+	if e == nil {
 		w.push(event{at: w.now + int64(w.cfg.DialTimeout), kind: evDialFail, node: int32(i), epoch: sn.epoch,
-			aux: aux, err: fmt.Errorf("%w: %v", ErrDialTimeout, p.Addr)})
+			aux: macKey(p.MAC), err: fmt.Errorf("%w: %v", ErrDialTimeout, p.Addr)})
 		return
 	}
-	e := nw.edgeOf(i, t)
-	tn := cl.nodes[t]
-	switch {
-	case tn.n == nil || tn.opts.NoIncoming:
-		w.push(event{at: w.now + 2*e.lat, kind: evDialFail, node: int32(i), epoch: sn.epoch, aux: uint64(t),
-			err: fmt.Errorf("%w: %v", ErrRefused, p.Addr)})
-	case tn.mac != p.MAC:
-		w.push(event{at: w.now + 3*e.lat, kind: evDialFail, node: int32(i), epoch: sn.epoch, aux: uint64(t),
-			err: fmt.Errorf("%w: %v is %s, not %s", ErrWrongPeer, p.Addr, tn.mac, p.MAC)})
-	default:
-		// TCP and TLS 1.3 handshakes: about three one-way latencies.
-		w.push(event{at: w.now + 3*e.lat, kind: evDialDone, node: int32(i), epoch: sn.epoch, aux: uint64(t)})
-	}
+	nw.synSent(&pendingDial{i: i, t: t, mac: p.MAC, epoch: sn.epoch, start: w.now})
 }
 
-// dialDone completes a dial if both nodes are still up and reachable.
-func (nw *network) dialDone(ev *event) {
+// synSent sends d's next SYN now; it reaches the target one latency
+// later.
+func (nw *network) synSent(d *pendingDial) {
+	d.syn++
+	w := nw.w
+	w.push(event{at: w.now + nw.edgeOf(d.i, d.t).lat, kind: evDial, fn: func() { nw.synArrived(d) }})
+}
+
+// synArrived answers d's SYN if packets pass both ways, else retries it
+// after 1 s, 2 s, 4 s... until the dial timeout.
+func (nw *network) synArrived(d *pendingDial) {
 	w := nw.w
 	cl := &w.cluster
-	i, t := int(ev.node), int(ev.aux)
-	sn := cl.nodes[i]
-	if sn.n == nil || sn.epoch != ev.epoch {
+	if cl.nodes[d.i].n == nil || cl.nodes[d.i].epoch != d.epoch {
 		return
 	}
-	if cl.nodes[t].n == nil || !nw.reachable(i, t) {
-		sn.stats.DialFailures++
-		w.trace.record(traceRec{kind: evDialFail, node: ev.node, peer: int32(t)})
-		sn.n.Step(cl.nodeTime(i), node.DialFailed{Peer: cl.nodes[t].mac,
-			Err: fmt.Errorf("%w: %v went away during the handshake", ErrRefused, cl.nodes[t].addr)})
-		cl.drain(i)
+	e := nw.edgeOf(d.i, d.t)
+	if !nw.bothWays(e, d.i, d.t) {
+		nw.retry(d)
 		return
 	}
-	nw.link(nw.edgeOf(i, t), i, t)
+	tn := cl.nodes[d.t]
+	switch {
+	case tn.n == nil || tn.opts.NoIncoming:
+		// The machine is up but nothing listens: a reset.
+		w.push(event{at: w.now + e.lat, kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
+			err: fmt.Errorf("%w: %v", ErrRefused, tn.addr)})
+		return
+	case tn.mac != d.mac:
+		// Someone else answers there: the certificate check fails.
+		w.push(event{at: w.now + 2*e.lat, kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
+			err: fmt.Errorf("%w: %v is %s, not %s", ErrWrongPeer, tn.addr, tn.mac, d.mac)})
+		return
+	}
+	// TCP and TLS 1.3 handshakes: about three one-way latencies from the
+	// first SYN.
+	t := d.t
+	tEpoch := tn.epoch
+	w.push(event{at: w.now + 2*e.lat, kind: evDial, fn: func() { nw.handshakeDone(d, t, tEpoch) }})
+}
+
+// retry schedules d's next SYN, or its failure at the dial timeout.
+func (nw *network) retry(d *pendingDial) {
+	w := nw.w
+	next := d.start + int64(synRTO)*(1<<d.syn-1)
+	deadline := d.start + int64(w.cfg.DialTimeout)
+	if next >= deadline {
+		nw.dialTimedOut(d)
+		return
+	}
+	w.push(event{at: max(next, w.now), kind: evDial, fn: func() { nw.synSent(d) }})
+}
+
+// dialTimedOut fails d at its deadline.
+func (nw *network) dialTimedOut(d *pendingDial) {
+	w := nw.w
+	w.push(event{at: max(w.now, d.start+int64(w.cfg.DialTimeout)), kind: evDialFail, node: int32(d.i), epoch: d.epoch,
+		aux: macKey(d.mac), err: fmt.Errorf("%w: %v", ErrDialTimeout, w.cluster.nodes[d.t].addr)})
+}
+
+// handshakeDone completes d if both nodes are still up and the path still
+// passes packets both ways; a paused node finishes its half of the TLS
+// handshake when it resumes.
+func (nw *network) handshakeDone(d *pendingDial, t int, tEpoch uint32) {
+	w := nw.w
+	cl := &w.cluster
+	sn, tn := cl.nodes[d.i], cl.nodes[t]
+	if sn.n == nil || sn.epoch != d.epoch {
+		return
+	}
+	e := nw.edgeOf(d.i, t)
+	switch {
+	case tn.n == nil || tn.epoch != tEpoch:
+		w.push(event{at: w.now + e.lat, kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
+			err: fmt.Errorf("%w: %v went away during the handshake", ErrReset, tn.addr)})
+	case !nw.bothWays(e, d.i, t):
+		nw.retry(d)
+	case sn.stalled || tn.stalled:
+		resume := max(sn.stallUntil, tn.stallUntil) + e.lat
+		if resume > d.start+int64(w.cfg.DialTimeout) {
+			nw.dialTimedOut(d)
+			return
+		}
+		w.push(event{at: resume, kind: evDial, fn: func() { nw.handshakeDone(d, t, tEpoch) }})
+	default:
+		nw.link(e, d.i, t)
+	}
 }
 
 // dialFailed tells a node that its dial failed, unless it crashed since.
 func (nw *network) dialFailed(ev *event) {
 	w := nw.w
 	cl := &w.cluster
-	sn := cl.nodes[ev.node]
+	i := int(ev.node)
+	sn := cl.nodes[i]
 	if sn.n == nil || sn.epoch != ev.epoch {
 		return
 	}
-	sn.stats.DialFailures++
-	w.trace.record(traceRec{kind: evDialFail, node: ev.node, peer: int32(ev.aux)})
-	sn.n.Step(cl.nodeTime(int(ev.node)), node.DialFailed{Peer: cl.nodes[ev.aux].mac, Err: ev.err})
-	cl.drain(int(ev.node))
-}
-
-// relink schedules a static edge to come back up if it has no live link.
-func (nw *network) relink(e *edge) {
-	w := nw.w
-	if e.relinking || !e.static || e.live() {
-		return
+	peer, err, epoch := macOfKey(ev.aux), ev.err, ev.epoch
+	t := int32(-1)
+	if j, ok := cl.byMAC[peer]; ok {
+		t = int32(j)
 	}
-	if !w.Up(e.a) || !w.Up(e.b) || !nw.reachable(e.a, e.b) {
-		return
-	}
-	e.relinking = true
-	w.push(event{at: w.now + 3*e.lat, kind: evRelink, aux: pairKey(e.a, e.b)})
-}
-
-// relinkAround relinks every edge of node i.
-func (nw *network) relinkAround(i int) {
-	for _, e := range nw.edgeSeq {
-		if e.a == i || e.b == i {
-			nw.relink(e)
+	cl.input(i, func() {
+		if sn.n == nil || sn.epoch != epoch {
+			return
 		}
-	}
+		sn.stats.DialFailures++
+		w.trace.record(traceRec{kind: evDialFail, node: int32(i), peer: t})
+		sn.n.Step(cl.nodeTime(i), node.DialFailed{Peer: peer, Err: err})
+		cl.drain(i)
+	})
 }
 
-func (nw *network) relinkDone(ev *event) {
-	w := nw.w
-	e := nw.edges[ev.aux]
-	e.relinking = false
-	if e.live() {
-		return
-	}
-	if !w.Up(e.a) || !w.Up(e.b) || !nw.reachable(e.a, e.b) {
-		return
-	}
-	w.trace.record(traceRec{kind: evRelink, node: int32(e.a), peer: int32(e.b)})
-	nw.link(e, e.a, e.b)
-}
-
-// connsOf returns node i's live conns in link-id order.
+// connsOf returns node i's conns in link-id order.
 func (nw *network) connsOf(i int) []*conn {
 	sn := nw.w.cluster.nodes[i]
 	ids := make([]node.LinkID, 0, len(sn.ends))
@@ -550,46 +1005,59 @@ func (nw *network) connsOf(i int) []*conn {
 	return out
 }
 
-// cut marks the edge between a and b cut and breaks its links. It
-// reports whether the edge was not cut before.
-func (nw *network) cut(a, b int) (bool, error) {
-	w := nw.w
-	e, ok := nw.edges[pairKey(a, b)]
-	if !ok {
-		if !nw.allPair {
-			return false, fmt.Errorf("sim: cut %s-%s: no such edge", w.Name(a), w.Name(b))
+// refreshNode refreshes every conn over the edges of node i.
+func (nw *network) refreshNode(i int) {
+	for _, e := range nw.adj[i] {
+		for _, c := range slices.Clone(e.conns) {
+			nw.refresh(c)
 		}
-		e = nw.newEdge(a, b, false, false)
 	}
-	if e.cut {
-		return false, nil
-	}
-	e.cut = true
-	w.trace.record(traceRec{kind: evCut, node: int32(a), peer: int32(b)})
-	for _, c := range slices.Clone(e.conns) {
-		nw.breakConn(c, fmt.Errorf("edge %s-%s", w.Name(a), w.Name(b)))
-	}
-	return true, nil
 }
 
-// heal repairs the edge between a and b and reports whether it was cut.
-func (nw *network) heal(a, b int) bool {
-	w := nw.w
-	e, ok := nw.edges[pairKey(a, b)]
-	if !ok || !e.cut {
-		return false
+// refreshEdge refreshes every conn over e.
+func (nw *network) refreshEdge(e *edge) {
+	for _, c := range slices.Clone(e.conns) {
+		nw.refresh(c)
 	}
-	e.cut = false
-	w.trace.record(traceRec{kind: evHeal, node: int32(a), peer: int32(b)})
-	if w.cfg.Relink {
-		nw.relink(e)
+}
+
+// edgeFor returns the edge between a and b for a fault, creating it in an
+// organic world.
+func (nw *network) edgeFor(a, b int) (*edge, error) {
+	if e, ok := nw.edges[pairKey(a, b)]; ok {
+		return e, nil
 	}
-	return true
+	if nw.allPair && a != b {
+		return nw.newEdge(a, b, false, false, 0), nil
+	}
+	return nil, fmt.Errorf("sim: %s-%s: no such edge", nw.w.Name(a), nw.w.Name(b))
+}
+
+// watch makes every conn over e report its detection to fault result r.
+func (nw *network) watch(e *edge, r int) {
+	if r < 0 {
+		return
+	}
+	for _, c := range e.conns {
+		c.watch = r + 1
+	}
+}
+
+// watchNode makes every conn of node i report its detection to fault
+// result r.
+func (nw *network) watchNode(i int, r int) {
+	if r < 0 {
+		return
+	}
+	for _, c := range nw.w.cluster.nodes[i].ends {
+		c.watch = r + 1
+	}
 }
 
 // partition puts the nodes of each group in a group of their own (the
-// rest in group 0) and breaks the links across groups.
-func (nw *network) partition(groups [][]int) {
+// rest in group 0): packets between groups are dropped, silently. The
+// conns across report their detection to fault result r.
+func (nw *network) partition(groups [][]int, r int) {
 	for i := range nw.part {
 		nw.part[i] = 0
 	}
@@ -600,11 +1068,10 @@ func (nw *network) partition(groups [][]int) {
 	}
 	for _, e := range nw.edgeSeq {
 		if nw.part[e.a] != nw.part[e.b] {
-			for _, c := range slices.Clone(e.conns) {
-				nw.breakConn(c, errors.New("partition"))
-			}
+			nw.watch(e, r)
 		}
 	}
+	nw.refreshAll()
 }
 
 // healPartition puts every node back in one group.
@@ -612,10 +1079,13 @@ func (nw *network) healPartition() {
 	for i := range nw.part {
 		nw.part[i] = 0
 	}
-	if nw.w.cfg.Relink {
-		for _, e := range nw.edgeSeq {
-			nw.relink(e)
-		}
+	nw.refreshAll()
+}
+
+// refreshAll refreshes every conn.
+func (nw *network) refreshAll() {
+	for _, e := range nw.edgeSeq {
+		nw.refreshEdge(e)
 	}
 }
 
@@ -638,13 +1108,13 @@ type EdgeState struct {
 	// organic world when first dialled.
 	Static bool
 	Cut    bool
-	// Carrying is true while some link over the edge still has its
-	// transport: cutting the edge breaks something.
+	// Carrying is true while some link over the edge works: cutting the
+	// edge breaks something.
 	Carrying bool
 }
 
-func (e *edge) state() EdgeState {
-	return EdgeState{A: e.a, B: e.b, WAN: e.wan, Static: e.static, Cut: e.cut, Carrying: e.carrying()}
+func (nw *network) state(e *edge) EdgeState {
+	return EdgeState{A: e.a, B: e.b, WAN: e.wan, Static: e.static, Cut: e.cut, Carrying: nw.carrying(e)}
 }
 
 // EdgeStates returns every edge, in creation order: the static ones and,
@@ -652,7 +1122,7 @@ func (e *edge) state() EdgeState {
 func (w *World) EdgeStates() []EdgeState {
 	out := make([]EdgeState, len(w.net.edgeSeq))
 	for k, e := range w.net.edgeSeq {
-		out[k] = e.state()
+		out[k] = w.net.state(e)
 	}
 	return out
 }
@@ -664,7 +1134,7 @@ func (w *World) EdgeState(a, b int) (EdgeState, bool) {
 	if !ok {
 		return EdgeState{}, false
 	}
-	return e.state(), true
+	return w.net.state(e), true
 }
 
 // EdgeLatency returns the one-way latency of the edge between a and b.
@@ -683,10 +1153,10 @@ func (w *World) IsWAN(a, b int) bool {
 }
 
 // peerOf returns the node at the other end of node i's link id, if the
-// link is live (not broken, both ends up).
+// link works (see network.working).
 func (nw *network) peerOf(i int, id node.LinkID) (int, bool) {
 	c := nw.w.cluster.nodes[i].ends[id]
-	if c == nil || !c.live() {
+	if c == nil || !nw.working(c) {
 		return 0, false
 	}
 	if c.end[0].node == i {
@@ -695,11 +1165,32 @@ func (nw *network) peerOf(i int, id node.LinkID) (int, bool) {
 	return c.end[0].node, true
 }
 
-// LiveLinks returns, for each node, the peers of its live links.
+// NextHop returns the node that node a's route to node b leads to over a
+// link a still holds (working or not: a silent link is still held).
+func (w *World) NextHop(a, b int) (int, bool) {
+	sn := w.cluster.nodes[a]
+	if sn.n == nil {
+		return 0, false
+	}
+	ri, ok := sn.n.Route(w.cluster.nodes[b].mac)
+	if !ok {
+		return 0, false
+	}
+	c := sn.ends[ri.Via]
+	if c == nil {
+		return 0, false
+	}
+	if c.end[0].node == a {
+		return c.end[1].node, true
+	}
+	return c.end[0].node, true
+}
+
+// LiveLinks returns, for each node, the peers of its working links.
 func (w *World) LiveLinks() [][]int {
 	out := make([][]int, w.N())
 	for _, e := range w.net.edgeSeq {
-		if e.live() {
+		if w.net.carrying(e) {
 			out[e.a] = append(out[e.a], e.b)
 			out[e.b] = append(out[e.b], e.a)
 		}
@@ -707,12 +1198,12 @@ func (w *World) LiveLinks() [][]int {
 	return out
 }
 
-// usable returns, for each node, the peers of its static edges that are
-// neither cut nor across a partition: the links that should be up.
+// usable returns, for each node, the peers of its static edges whose
+// paths pass packets both ways: the links that should be up.
 func (nw *network) usable() [][]int {
 	adj := make([][]int, nw.w.N())
 	for _, e := range nw.edgeSeq {
-		if e.static && !e.cut && nw.part[e.a] == nw.part[e.b] {
+		if e.static && nw.bothWays(e, e.a, e.b) {
 			adj[e.a] = append(adj[e.a], e.b)
 			adj[e.b] = append(adj[e.b], e.a)
 		}

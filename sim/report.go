@@ -42,6 +42,36 @@ type FaultReport struct {
 	Recovered   bool   `json:"recovered"`
 	Recovery    Dur    `json:"recovery"`
 	BrokenPairs int    `json:"broken_pairs"`
+	// DetectIn is how long after the fault a node first dropped a link
+	// the fault silenced or broke (nil: none did, or it touched none).
+	DetectIn *Dur `json:"link_dropped_after,omitempty"`
+	// LinkBackIn is, after a heal or a restart, how long until a dial
+	// brought a link up over the healed edge (to the restarted node).
+	LinkBackIn *Dur `json:"link_back_after,omitempty"`
+	// LossRun is the longest run of lost frames of the report's stream
+	// that began between this fault and the next one (from one interval
+	// before each: a frame in flight), as frames times the interval
+	// (nil: the scenario has no stream).
+	LossRun *Dur `json:"loss_run,omitempty"`
+}
+
+// KindReport summarizes the faults of one kind.
+type KindReport struct {
+	Kind     string `json:"kind"`
+	Failover        // how many, and their recovery times
+	Detected int    `json:"links_dropped"` // faults after which a node dropped a link
+	// DetectP50 and DetectMax are the times to the first dropped link.
+	DetectP50 Dur `json:"link_dropped_p50"`
+	DetectMax Dur `json:"link_dropped_max"`
+	// LinkBack counts heals and restarts after which a link came back;
+	// LinkBackP50 and LinkBackMax are the times to it.
+	LinkBack    int `json:"links_back"`
+	LinkBackP50 Dur `json:"link_back_p50"`
+	LinkBackMax Dur `json:"link_back_max"`
+	// LossRunP50 and LossRunMax are the stream's loss runs (zero without
+	// a stream).
+	LossRunP50 Dur `json:"loss_run_p50"`
+	LossRunMax Dur `json:"loss_run_max"`
 }
 
 // Report is what a scenario run measured and checked.
@@ -55,13 +85,19 @@ type Report struct {
 	ConvergeIn  Dur            `json:"converge_in"`
 	Faults      []FaultReport  `json:"faults"`
 	Failover    Failover       `json:"failover"`
+	Kinds       []KindReport   `json:"fault_kinds"`
+	Stream      string         `json:"stream,omitempty"` // the unicast stream whose loss runs are reported
 	Frames      FrameStats     `json:"frames"`
 	Health      HealthStats    `json:"health"`
 	ControlMsgs float64        `json:"control_msgs_per_node_s"`
 	ControlB    float64        `json:"control_bytes_per_node_s"`
+	Heartbeats  float64        `json:"heartbeat_msgs_per_node_s"`
 	DataMsgs    float64        `json:"data_msgs_per_node_s"`
 	QueueDrops  uint64         `json:"queue_drops"`
 	Closes      uint64         `json:"closes"`
+	Liveness    uint64         `json:"liveness_failures"` // links failed (at one end or both) as silent for their detection time
+	UserTO      uint64         `json:"user_timeouts"`     // links the transport aborted (TCP_USER_TIMEOUT)
+	Retransmits uint64         `json:"retransmits"`
 	DialFails   uint64         `json:"dial_failures"`
 	Links       uint64         `json:"links_created"`
 	SeedLinks   uint64         `json:"seed_protocol_links"`
@@ -79,14 +115,41 @@ type Report struct {
 func (s *Scenario) report(w *World) *Report {
 	r := &Report{Scenario: s.Name, File: s.File, Seed: w.Config().Seed, Nodes: w.N(), Duration: Dur(s.Duration),
 		Frames: w.Frames(), Health: w.HealthChecks(), Totals: w.Totals(), Hash: fmt.Sprintf("%016x", w.Hash())}
+	var st *stream
+	if len(w.traffic.streams) > 0 {
+		st = w.traffic.streams[0]
+		r.Stream = st.desc
+	}
+	recs := w.Recoveries()
 	var recov []time.Duration
-	for _, f := range w.Recoveries() {
+	for k, f := range recs {
 		if f.Kind == "start" {
 			r.Converged, r.ConvergeIn = f.Recovered, Dur(f.Recovery)
 			continue
 		}
-		r.Faults = append(r.Faults, FaultReport{Kind: f.Kind, Desc: f.Desc, At: Dur(f.At), Recovered: f.Recovered,
-			Recovery: Dur(f.Recovery), BrokenPairs: f.BrokenPairs})
+		fr := FaultReport{Kind: f.Kind, Desc: f.Desc, At: Dur(f.At), Recovered: f.Recovered,
+			Recovery: Dur(f.Recovery), BrokenPairs: f.BrokenPairs}
+		if f.Detected {
+			d := Dur(f.DetectIn.Round(time.Millisecond))
+			fr.DetectIn = &d
+		}
+		if f.LinkBack {
+			d := Dur(f.LinkBackIn.Round(time.Millisecond))
+			fr.LinkBackIn = &d
+		}
+		if st != nil {
+			// A frame sent up to one interval before a fault may be lost
+			// to it (in flight): each fault owns the runs that begin
+			// from one interval before it to one interval before the
+			// next.
+			to := int64(s.Duration)
+			if k+1 < len(recs) {
+				to = int64(recs[k+1].At - st.every)
+			}
+			d := Dur(time.Duration(st.lossRun(int64(f.At-st.every), to)) * st.every)
+			fr.LossRun = &d
+		}
+		r.Faults = append(r.Faults, fr)
 		r.Failover.Faults++
 		if f.Recovered {
 			recov = append(recov, f.Recovery)
@@ -95,17 +158,21 @@ func (s *Scenario) report(w *World) *Report {
 		}
 	}
 	r.Failover.P50, r.Failover.P95, r.Failover.Max = percentiles(recov)
+	r.Kinds = kindReports(r.Faults)
 	secs := s.Duration.Seconds() * float64(w.N())
 	for i := range w.N() {
 		st := w.NodeStats(i)
 		r.ControlMsgs += float64(st.ControlMsgs) / secs
 		r.ControlB += float64(st.ControlBytes) / secs
+		r.Heartbeats += float64(st.Heartbeats) / secs
 		r.DataMsgs += float64(st.DataMsgs) / secs
 		r.QueueDrops += st.QueueDrops
 		r.Closes += st.Closes
+		r.UserTO += st.UserTimeouts
 		r.DialFails += st.DialFailures
 	}
-	r.Links, r.SeedLinks = r.Totals.LinksCreated, r.Totals.SeedLinks
+	r.Links, r.SeedLinks, r.Retransmits = r.Totals.LinksCreated, r.Totals.SeedLinks, r.Totals.Retransmits
+	r.Liveness = r.Totals.LivenessLinks
 	links := w.LiveLinks()
 	total := 0
 	for _, l := range links {
@@ -124,6 +191,46 @@ func (s *Scenario) report(w *World) *Report {
 		r.OK = false
 	}
 	return r
+}
+
+// kindReports summarizes faults by kind, in the order kinds first occur.
+func kindReports(faults []FaultReport) []KindReport {
+	var out []KindReport
+	for _, f := range faults {
+		if slices.ContainsFunc(out, func(k KindReport) bool { return k.Kind == f.Kind }) {
+			continue
+		}
+		k := KindReport{Kind: f.Kind}
+		var recov, det, back, runs []time.Duration
+		for _, g := range faults {
+			if g.Kind != f.Kind {
+				continue
+			}
+			k.Faults++
+			if g.Recovered {
+				recov = append(recov, time.Duration(g.Recovery))
+			} else {
+				k.Unrecovered++
+			}
+			if g.DetectIn != nil {
+				det = append(det, time.Duration(*g.DetectIn))
+			}
+			if g.LinkBackIn != nil {
+				back = append(back, time.Duration(*g.LinkBackIn))
+			}
+			if g.LossRun != nil {
+				runs = append(runs, time.Duration(*g.LossRun))
+			}
+		}
+		k.P50, k.P95, k.Max = percentiles(recov)
+		k.Detected = len(det)
+		k.DetectP50, _, k.DetectMax = percentiles(det)
+		k.LinkBack = len(back)
+		k.LinkBackP50, _, k.LinkBackMax = percentiles(back)
+		k.LossRunP50, _, k.LossRunMax = percentiles(runs)
+		out = append(out, k)
+	}
+	return out
 }
 
 // percentiles returns the 50th and 95th percentiles (nearest rank) and
@@ -166,7 +273,46 @@ func (r *Report) Text() string {
 		if f.Recovered {
 			rec = "recovered in " + f.Recovery.String()
 		}
-		fmt.Fprintf(&b, "  %10v  %-34s %s (%d pairs broken)\n", f.At, f.Desc, rec, f.BrokenPairs)
+		fmt.Fprintf(&b, "  %10v  %-34s %s (%d pairs broken)", f.At, f.Desc, rec, f.BrokenPairs)
+		if f.DetectIn != nil {
+			fmt.Fprintf(&b, ", link dropped after %v", *f.DetectIn)
+		}
+		if f.LinkBackIn != nil {
+			fmt.Fprintf(&b, ", link back after %v", *f.LinkBackIn)
+		}
+		if f.LossRun != nil {
+			fmt.Fprintf(&b, ", loss run %v", *f.LossRun)
+		}
+		b.WriteByte('\n')
+	}
+	if len(r.Kinds) > 0 {
+		line := func(format string, args ...any) {
+			b.WriteString(strings.TrimRight(fmt.Sprintf(format, args...), " "))
+			b.WriteByte('\n')
+		}
+		loss := ""
+		if r.Stream != "" {
+			loss = fmt.Sprintf("loss run p50/max (%s)", r.Stream)
+		}
+		line("  %-9s %6s  %-26s  %-28s  %s", "kind", "faults", "recovery p50/p95/max", "link dropped|back p50/max", loss)
+		for _, k := range r.Kinds {
+			rec := fmt.Sprintf("%v/%v/%v", k.P50, k.P95, k.Max)
+			if k.Unrecovered > 0 {
+				rec += fmt.Sprintf(" (%d not)", k.Unrecovered)
+			}
+			det := "-"
+			switch {
+			case k.Detected > 0:
+				det = fmt.Sprintf("dropped %v/%v (%d)", k.DetectP50, k.DetectMax, k.Detected)
+			case k.LinkBack > 0:
+				det = fmt.Sprintf("back %v/%v (%d)", k.LinkBackP50, k.LinkBackMax, k.LinkBack)
+			}
+			loss = ""
+			if r.Stream != "" {
+				loss = fmt.Sprintf("%v/%v", k.LossRunP50, k.LossRunMax)
+			}
+			line("  %-9s %6d  %-26s  %-28s  %s", k.Kind, k.Faults, rec, det, loss)
+		}
 	}
 	fr := r.Frames
 	fmt.Fprintf(&b, "frames    %d sent, %d deliveries expected: %d delivered, %d lost, %d duplicated, %d loops\n",
@@ -175,10 +321,11 @@ func (r *Report) Text() string {
 	if r.Health.Requests > 0 {
 		fmt.Fprintf(&b, "health    %d requests, %d answers, %d checked\n", r.Health.Requests, r.Health.Answers, r.Health.Checked)
 	}
-	fmt.Fprintf(&b, "control   %.2f msgs/node/s, %.0f bytes/node/s; data %.2f msgs/node/s\n", r.ControlMsgs, r.ControlB, r.DataMsgs)
-	fmt.Fprintf(&b, "links     %d created (%d seed protocol), %d closed by nodes, %d dial failures, %d queue drops; degree mean %.1f max %d\n",
-		r.Links, r.SeedLinks, r.Closes, r.DialFails, r.QueueDrops, r.MeanDegree, r.MaxDegree)
-	fmt.Fprintf(&b, "events    %d (%d messages delivered, %d lost in flight)\n", r.Totals.Events, r.Totals.Messages, r.Totals.Lost)
+	fmt.Fprintf(&b, "control   %.2f msgs/node/s (%.2f heartbeats), %.0f bytes/node/s; data %.2f msgs/node/s\n",
+		r.ControlMsgs, r.Heartbeats, r.ControlB, r.DataMsgs)
+	fmt.Fprintf(&b, "links     %d created (%d seed protocol), %d closed by nodes (%d failed by liveness), %d aborted by the user timeout, %d dial failures, %d queue drops; degree mean %.1f max %d\n",
+		r.Links, r.SeedLinks, r.Closes, r.Liveness, r.UserTO, r.DialFails, r.QueueDrops, r.MeanDegree, r.MaxDegree)
+	fmt.Fprintf(&b, "events    %d (%d messages delivered, %d lost in flight, %d retransmissions)\n", r.Totals.Events, r.Totals.Messages, r.Totals.Lost, r.Retransmits)
 	for _, e := range r.Expect {
 		mark := "ok  "
 		if !e.OK {

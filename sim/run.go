@@ -27,8 +27,8 @@ func (s *Scenario) World(opt RunOptions) (*World, error) {
 	}
 	t := s.Topology
 	cfg := Config{Seed: seed, Timers: s.Timers, LAN: s.LAN, WAN: s.WAN, QueueLimit: s.QueueLimit,
-		Detect: s.Detect, DialTimeout: s.DialTimeout, SeedProtocol: s.SeedProtocol, ClockSkew: s.ClockSkew,
-		Relink: t.Kind != "organic", ProbeStep: s.ProbeStep, FloodWindow: s.FloodWindow, RecoveryTimeout: s.Recovery}
+		DialTimeout: s.DialTimeout, UserTimeout: s.UserTimeout, SeedProtocol: s.SeedProtocol, ClockSkew: s.ClockSkew,
+		ProbeStep: s.ProbeStep, FloodWindow: s.FloodWindow, RecoveryTimeout: s.Recovery}
 	for _, f := range s.Faults {
 		// A skew at 0 s is how the node's clock runs from its start: a
 		// skew applied later is a step of the clock (see Jump).

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml/ast"
 )
 
 // Scenario is a story for the simulator: these nodes, these links, this
@@ -21,8 +24,8 @@ type Scenario struct {
 	// a multi-site topology.
 	LAN, WAN     LinkClass
 	QueueLimit   int
-	Detect       time.Duration
 	DialTimeout  time.Duration
+	UserTimeout  time.Duration
 	SeedProtocol float64
 	ClockSkew    time.Duration // each node's clock is off by up to ± this
 	Timers       Timers
@@ -36,7 +39,7 @@ type Scenario struct {
 
 // TopologySpec names a topology and its size.
 type TopologySpec struct {
-	Kind       string // line, ring, star, grid, mesh, random, multisite, organic
+	Kind       string // line, ring, star, grid, mesh, random, multisite, organic, custom
 	Nodes      int
 	Rows, Cols int     // grid
 	Degree     float64 // random: mean degree
@@ -44,6 +47,17 @@ type TopologySpec struct {
 	PerSite    int     // multisite: nodes per site
 	WANLinks   int     // multisite: WAN edges between each pair of sites
 	JoinEvery  time.Duration
+	Edges      []Edge // custom
+}
+
+// hasEdge reports whether a custom topology has an edge between a and b.
+func (t TopologySpec) hasEdge(a, b int) bool {
+	for _, e := range t.Edges {
+		if e.A == a && e.B == b || e.A == b && e.B == a {
+			return true
+		}
+	}
+	return false
 }
 
 var nodeName = regexp.MustCompile(`^n(\d+)$`)
@@ -158,7 +172,7 @@ func ParseScenario(file string, src []byte) (*Scenario, error) {
 }
 
 func (s *Scenario) parseTopology(y ynode) error {
-	f, _, err := y.fields("kind", "nodes", "rows", "cols", "degree", "sites", "nodes_per_site", "wan_links", "join_every")
+	f, _, err := y.fields("kind", "nodes", "rows", "cols", "degree", "sites", "nodes_per_site", "wan_links", "join_every", "edges")
 	if err != nil {
 		return err
 	}
@@ -212,8 +226,19 @@ func (s *Scenario) parseTopology(y ynode) error {
 			t.WANLinks = 1
 		}
 		t.Nodes = t.Sites * t.PerSite
+	case "custom":
+		en, ok := f["edges"]
+		if err := need("nodes >= 2 and edges", t.Nodes >= 2 && ok); err != nil {
+			return err
+		}
+		if err := s.parseEdges(en); err != nil {
+			return err
+		}
 	default:
-		return kn.errf("unknown topology %q (want line, ring, star, grid, mesh, random, multisite or organic)", t.Kind)
+		return kn.errf("unknown topology %q (want line, ring, star, grid, mesh, random, multisite, organic or custom)", t.Kind)
+	}
+	if v, ok := f["edges"]; ok && t.Kind != "custom" {
+		return v.errf("edges are for a custom topology")
 	}
 	if t.Nodes > 100000 {
 		return y.errf("%d nodes is too many", t.Nodes)
@@ -221,9 +246,75 @@ func (s *Scenario) parseTopology(y ynode) error {
 	return nil
 }
 
+// parseEdges parses the edges of a custom topology: each "nA-nB",
+// optionally followed by "wan" (the WAN link class) and by its one-way
+// latency ("nA-nB 50ms", "nA-nB wan 30ms"), else drawn from its class.
+func (s *Scenario) parseEdges(y ynode) error {
+	items, err := y.list()
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		str, err := it.str()
+		if err != nil {
+			return err
+		}
+		fields := strings.Fields(str)
+		if len(fields) == 0 || len(fields) > 3 {
+			return it.errf("want nA-nB, optionally followed by wan and a latency, got %q", str)
+		}
+		a, b, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			return it.errf("want nA-nB, got %q", fields[0])
+		}
+		var e Edge
+		for k, name := range []string{a, b} {
+			m := nodeName.FindStringSubmatch(name)
+			n, err := 0, error(nil)
+			if m != nil {
+				n, err = strconv.Atoi(m[1])
+			}
+			if m == nil || err != nil || n >= s.Topology.Nodes {
+				return it.errf("node %s does not exist (the topology has %d nodes, n0..n%d)", name, s.Topology.Nodes, s.Topology.Nodes-1)
+			}
+			if k == 0 {
+				e.A = n
+			} else {
+				e.B = n
+			}
+		}
+		if e.A == e.B || s.Topology.hasEdge(e.A, e.B) {
+			return it.errf("edge %s: a loop or a second edge between the same nodes", fields[0])
+		}
+		rest := fields[1:]
+		if len(rest) > 0 && rest[0] == "wan" {
+			e.WAN, rest = true, rest[1:]
+		}
+		if len(rest) > 1 {
+			return it.errf("want nA-nB, optionally followed by wan and a latency, got %q", str)
+		}
+		if len(rest) == 1 {
+			if e.Latency, err = parseDuration(rest[0]); err != nil || e.Latency <= 0 {
+				return it.errf("want a latency like 50ms (or wan, then a latency) after the edge, got %q", rest[0])
+			}
+		}
+		s.Topology.Edges = append(s.Topology.Edges, e)
+	}
+	return nil
+}
+
 func (s *Scenario) parseLinks(y ynode) error {
-	f, _, err := y.fields("latency", "bandwidth", "wan_latency", "wan_bandwidth", "queue", "detect",
-		"dial_timeout", "seed_protocol", "clock_skew")
+	if m, ok := y.n.(*ast.MappingNode); ok {
+		for _, mv := range m.Values {
+			if mv.Key.GetToken().Value == "detect" {
+				kn := ynode{file: y.file, path: y.path + ".detect", n: mv.Key}
+				return kn.errf("links.detect is gone: it was an oracle that told both ends of a cut; nodes now " +
+					"find dead links themselves (timers.heartbeat, timers.dead_after) or the transport's user timeout does (links.user_timeout)")
+			}
+		}
+	}
+	f, _, err := y.fields("latency", "bandwidth", "wan_latency", "wan_bandwidth", "queue",
+		"dial_timeout", "user_timeout", "seed_protocol", "clock_skew")
 	if err != nil {
 		return err
 	}
@@ -252,7 +343,7 @@ func (s *Scenario) parseLinks(y ynode) error {
 			return err
 		}
 	}
-	if err := setDurs(f, durField{"detect", &s.Detect}, durField{"dial_timeout", &s.DialTimeout},
+	if err := setDurs(f, durField{"dial_timeout", &s.DialTimeout}, durField{"user_timeout", &s.UserTimeout},
 		durField{"clock_skew", &s.ClockSkew}); err != nil {
 		return err
 	}
@@ -268,15 +359,23 @@ func (s *Scenario) parseLinks(y ynode) error {
 }
 
 func (s *Scenario) parseTimers(y ynode) error {
-	f, _, err := y.fields("announce", "connect", "route_expiry", "link_timeout", "dedup_span", "min_links", "max_links", "hop_limit")
+	f, _, err := y.fields("announce", "connect", "route_expiry", "link_timeout", "dedup_span", "heartbeat", "dead_after",
+		"min_links", "max_links", "hop_limit")
 	if err != nil {
 		return err
 	}
 	t := &s.Timers
 	if err := setDurs(f, durField{"announce", &t.Announce}, durField{"connect", &t.Connect},
 		durField{"route_expiry", &t.RouteExpiry}, durField{"link_timeout", &t.LinkTimeout},
-		durField{"dedup_span", &t.DedupSpan}); err != nil {
+		durField{"dedup_span", &t.DedupSpan}, durField{"heartbeat", &t.Heartbeat},
+		durField{"dead_after", &t.DeadAfter}); err != nil {
 		return err
+	}
+	if _, ok := f["heartbeat"]; ok && t.Heartbeat == 0 {
+		t.Heartbeat = -1 // heartbeat: 0 turns them off
+	}
+	if cfg := t.nodeConfig(); cfg.HeartbeatInterval > 0 && cfg.DeadAfter <= cfg.HeartbeatInterval {
+		return y.errf("dead_after %v must be above the heartbeat interval %v", cfg.DeadAfter, cfg.HeartbeatInterval)
 	}
 	if err := setInts(f, intField{"min_links", &t.MinLinks}, intField{"max_links", &t.MaxLinks},
 		intField{"hop_limit", &t.HopLimit}); err != nil {

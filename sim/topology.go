@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // Edge is a static link of a topology between nodes A and B.
 type Edge struct {
 	A, B int
 	WAN  bool
+	// Latency, when not zero, fixes the edge's one-way latency instead
+	// of drawing it from its link class.
+	Latency time.Duration
 }
 
 // Topology is a graph of nodes and static edges. An organic topology has
@@ -171,6 +175,8 @@ func (t TopologySpec) build(rng *rand.Rand) (Topology, error) {
 		return MultiSite(t.Sites, t.PerSite, t.WANLinks, rng), nil
 	case "organic":
 		return Organic(t.Nodes), nil
+	case "custom":
+		return Topology{Kind: "custom", N: t.Nodes, Edges: slices.Clone(t.Edges)}, nil
 	}
 	return Topology{}, fmt.Errorf("unknown topology %q", t.Kind)
 }
@@ -179,9 +185,12 @@ func (t TopologySpec) build(rng *rand.Rand) (Topology, error) {
 // seed and builds the mesh through its peer cache and connect policy.
 func Organic(n int) Topology { return Topology{Kind: "organic", N: n, Organic: true} }
 
-// Build adds t's nodes and edges to w. An organic topology's nodes after
-// the first start down: start them with Restart (Scenario does so one
-// after the other).
+// Build adds t's nodes and edges to w. Each node of a static topology
+// has its neighbours as seeds (`init`), as a real deployment lists them,
+// and every node starts at once and dials them: the links come up from
+// the nodes' own dials, as will every link after a fault. An organic
+// topology's nodes after the first start down: start them with Restart
+// (Scenario does so one after the other).
 func (w *World) Build(t Topology) error {
 	if t.N < 1 {
 		return fmt.Errorf("sim: topology %s: %d nodes", t.Kind, t.N)
@@ -195,14 +204,24 @@ func (w *World) Build(t Topology) error {
 		}
 		return nil
 	}
-	for range t.N {
-		w.AddNode(NodeOptions{})
-	}
+	seeds := make([][]int, t.N)
 	for _, e := range t.Edges {
 		if e.A < 0 || e.B < 0 || e.A >= t.N || e.B >= t.N || e.A == e.B {
 			return fmt.Errorf("sim: topology %s: bad edge %d-%d", t.Kind, e.A, e.B)
 		}
-		w.AddEdge(base+e.A, base+e.B, e.WAN)
+		if !slices.Contains(seeds[e.A], base+e.B) {
+			seeds[e.A] = append(seeds[e.A], base+e.B)
+			seeds[e.B] = append(seeds[e.B], base+e.A)
+		}
+	}
+	for i := range t.N {
+		w.AddNode(NodeOptions{Seeds: seeds[i], Down: true})
+	}
+	for _, e := range t.Edges {
+		w.net.newEdge(base+e.A, base+e.B, e.WAN, true, e.Latency)
+	}
+	for i := range t.N {
+		w.cluster.start(base + i)
 	}
 	return nil
 }

@@ -115,7 +115,7 @@ func (t *tracer) format(r traceRec) string {
 	switch r.kind {
 	case evDeliver:
 		return fmt.Sprintf("%s %s -> %s %s", head, t.name(r.peer), t.name(r.node), t.describe.Message(r.msg))
-	case evLinkUp, evLinkDown, evClose, evCut, evHeal, evDialFail, evDialDone, evRelink:
+	case evLinkUp, evLinkDown, evClose, evCut, evHeal, evDialFail, evReset, evUserTimeout:
 		return fmt.Sprintf("%s %s -- %s (link %d)", head, t.name(r.node), t.name(r.peer), r.aux)
 	case evClock:
 		return fmt.Sprintf("%s %s offset %v", head, t.name(r.node), time.Duration(int64(r.aux)))

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,6 +26,8 @@ const (
 	FlowUnicast                        // a unicast frame
 	FlowARPRequest                     // a broadcast asking for one node; it answers with FlowARPReply
 	FlowARPReply                       // the unicast answer to an ARP request
+	FlowPing                           // a unicast echo request; its destination answers with FlowPong
+	FlowPong                           // the unicast answer to a ping
 )
 
 func (k FlowKind) broadcast() bool { return k == FlowBroadcast || k == FlowARPRequest }
@@ -40,6 +43,10 @@ func (k FlowKind) String() string {
 		return "arp request"
 	case FlowARPReply:
 		return "arp reply"
+	case FlowPing:
+		return "ping"
+	case FlowPong:
+		return "pong"
 	}
 	return "?"
 }
@@ -67,6 +74,50 @@ func flowID(f []byte) (uint64, bool) {
 type workload struct {
 	w        *World
 	nextFlow uint64
+	streams  []*stream
+}
+
+// stream is a unicast or ping traffic entry between two fixed nodes: the
+// fate of each of its frames (of a ping: of the echo request and its
+// answer), in the order sent, gives the runs of lost frames around each
+// fault, the way the end-to-end tests measure a failover with a ping
+// every 50 ms.
+type stream struct {
+	desc  string
+	every time.Duration
+	sent  []int64 // send time of each frame
+	lost  []bool  // whether it never reached its destination (set when it settles)
+	done  []bool  // whether it has settled
+}
+
+// addStream registers a stream and returns it.
+func (wl *workload) addStream(desc string, every time.Duration) *stream {
+	st := &stream{desc: desc, every: every}
+	wl.streams = append(wl.streams, st)
+	return st
+}
+
+// lossRun returns the longest run of consecutive lost frames of st whose
+// first frame was sent in [from, to), in frames.
+func (st *stream) lossRun(from, to int64) int {
+	best, run, start := 0, 0, int64(0)
+	for k, at := range st.sent {
+		if !st.done[k] {
+			break
+		}
+		if st.lost[k] {
+			if run == 0 {
+				start = at
+			}
+			run++
+			if start >= from && start < to {
+				best = max(best, run)
+			}
+			continue
+		}
+		run = 0
+	}
+	return best
 }
 
 func (wl *workload) init(w *World) { wl.w = w }
@@ -81,6 +132,10 @@ func (w *World) Unicast(src, dst int) { w.traffic.inject(FlowUnicast, src, dst) 
 // answers with a unicast reply as soon as the request reaches it.
 func (w *World) ARP(src, dst int) { w.traffic.inject(FlowARPRequest, src, dst) }
 
+// Ping injects a unicast echo request from src to dst at src's TAP; dst
+// answers with a unicast reply as soon as the request reaches it.
+func (w *World) Ping(src, dst int) { w.traffic.inject(FlowPing, src, dst) }
+
 // StartHealth makes node i start a health request (0x02); the answers
 // are checked as they arrive.
 func (w *World) StartHealth(i int) {
@@ -88,32 +143,61 @@ func (w *World) StartHealth(i int) {
 	if sn.n == nil {
 		return
 	}
-	sn.n.Step(w.cluster.nodeTime(i), node.StartHealth{})
-	for _, id := range sn.n.Ready().HealthStarted {
-		w.check.healthStarted(i, id)
-	}
-	w.cluster.drain(i)
+	epoch := sn.epoch
+	w.cluster.input(i, func() {
+		if sn.n == nil || sn.epoch != epoch {
+			return
+		}
+		sn.n.Step(w.cluster.nodeTime(i), node.StartHealth{})
+		for _, id := range sn.n.Ready().HealthStarted {
+			w.check.healthStarted(i, id)
+		}
+		w.cluster.drain(i)
+	})
 }
 
 // inject writes a frame of the given kind into src's TAP, tells the
 // checker what must become of it, and has it settled when its flood
 // window is over.
-func (wl *workload) inject(kind FlowKind, src, dst int) {
+func (wl *workload) inject(kind FlowKind, src, dst int) { wl.injectStream(kind, src, dst, nil) }
+
+// injectStream is inject for a frame of stream st (nil: none).
+func (wl *workload) injectStream(kind FlowKind, src, dst int, st *stream) {
+	wl.injectSeq(kind, src, dst, st, -1)
+}
+
+// injectSeq is injectStream for frame seq of st (-1: a new one; a pong
+// answers the ping seq).
+func (wl *workload) injectSeq(kind FlowKind, src, dst int, st *stream, seq int) {
 	w := wl.w
 	sn := w.cluster.nodes[src]
+	if st != nil && seq < 0 {
+		seq = len(st.sent)
+		st.sent, st.lost, st.done = append(st.sent, w.now), append(st.lost, false), append(st.done, false)
+	}
 	if sn.n == nil || src == dst {
+		if st != nil {
+			st.lost[seq], st.done[seq] = true, true
+		}
 		return
 	}
 	wl.nextFlow++
 	f := w.check.track(wl.nextFlow, kind, src, dst)
+	f.stream, f.seq = st, seq
 	dstMAC := wire.Broadcast
 	if !kind.broadcast() {
 		dstMAC = w.cluster.nodes[dst].mac
 	}
 	frame := flowFrame(kind, f.id, sn.mac, dstMAC, dst)
 	w.trace.record(traceRec{kind: evTAP, node: int32(src), msg: frame})
-	sn.n.FrameFromTAP(w.cluster.nodeTime(src), frame)
-	w.cluster.drainMessage(src)
+	epoch := sn.epoch
+	w.cluster.input(src, func() {
+		if sn.n == nil || sn.epoch != epoch {
+			return
+		}
+		sn.n.FrameFromTAP(w.cluster.nodeTime(src), frame)
+		w.cluster.drainMessage(src)
+	})
 	w.After(w.cfg.FloodWindow, func() { w.check.settle(f) })
 }
 
@@ -140,6 +224,11 @@ func (wl *workload) delivered(i int, f *flow) {
 		src, dst := f.dst, f.src
 		wl.w.After(0, func() { wl.inject(FlowARPReply, src, dst) })
 	}
+	if f.kind == FlowPing && i == f.dst {
+		src, dst, st, seq := f.dst, f.src, f.stream, f.seq
+		f.answered = true
+		wl.w.After(0, func() { wl.injectSeq(FlowPong, src, dst, st, seq) })
+	}
 }
 
 // TrafficKind says what a traffic entry sends.
@@ -151,9 +240,11 @@ const (
 	TrafficUnicast                          // World.Unicast
 	TrafficARP                              // World.ARP
 	TrafficHealth                           // World.StartHealth
+	TrafficPing                             // World.Ping
 )
 
-var trafficWords = [...]string{TrafficBroadcast: "broadcast", TrafficUnicast: "unicast", TrafficARP: "arp", TrafficHealth: "health"}
+var trafficWords = [...]string{TrafficBroadcast: "broadcast", TrafficUnicast: "unicast", TrafficARP: "arp",
+	TrafficHealth: "health", TrafficPing: "ping"}
 
 // String returns the scenario's word for k.
 func (k TrafficKind) String() string {
@@ -164,7 +255,7 @@ func (k TrafficKind) String() string {
 }
 
 // paired reports whether k sends from one node to another.
-func (k TrafficKind) paired() bool { return k == TrafficUnicast || k == TrafficARP }
+func (k TrafficKind) paired() bool { return k == TrafficUnicast || k == TrafficARP || k == TrafficPing }
 
 // TrafficSpec is one entry of a scenario's traffic schedule.
 type TrafficSpec struct {
@@ -177,8 +268,8 @@ type TrafficSpec struct {
 	Schedule
 }
 
-// fire sends the entry's traffic once.
-func (tr TrafficSpec) fire(w *World) {
+// fire sends the entry's traffic once; st is its stream, if any.
+func (tr TrafficSpec) fire(w *World, st *stream) {
 	src, dst := -1, -1
 	if tr.Src == RandomNode {
 		src = w.RandomUp()
@@ -193,14 +284,23 @@ func (tr TrafficSpec) fire(w *World) {
 		src, dst = int(tr.Src), int(tr.Dst)
 	}
 	if src < 0 || !w.Up(src) {
+		if st != nil {
+			w.traffic.injectStream(FlowUnicast, src, dst, st) // noted as lost
+		}
 		return
 	}
 	switch tr.Kind {
 	case TrafficBroadcast:
 		w.Broadcast(src)
-	case TrafficUnicast:
-		if dst >= 0 && dst != src {
-			w.Unicast(src, dst)
+	case TrafficUnicast, TrafficPing:
+		kind := FlowUnicast
+		if tr.Kind == TrafficPing {
+			kind = FlowPing
+		}
+		if st != nil {
+			w.traffic.injectStream(kind, src, dst, st)
+		} else if dst >= 0 && dst != src {
+			w.traffic.inject(kind, src, dst)
 		}
 	case TrafficARP:
 		if dst >= 0 && dst != src {
@@ -213,14 +313,18 @@ func (tr TrafficSpec) fire(w *World) {
 
 // schedule schedules every firing of tr.
 func (tr TrafficSpec) schedule(w *World, end time.Duration) {
+	var st *stream
+	if (tr.Kind == TrafficUnicast || tr.Kind == TrafficPing) && tr.Src != RandomNode && tr.Every > 0 {
+		st = w.traffic.addStream(fmt.Sprintf("%v %v-%v every %v", tr.Kind, tr.Src, tr.Dst, tr.Every), tr.Every)
+	}
 	for _, at := range tr.times(end) {
-		w.At(at, func() { tr.fire(w) })
+		w.At(at, func() { tr.fire(w, st) })
 	}
 }
 
 // parseTraffic parses one entry of the traffic list.
 func (s *Scenario) parseTraffic(y ynode) (TrafficSpec, error) {
-	f, order, err := y.fields("broadcast", "unicast", "arp", "health", "at", "every", "until")
+	f, order, err := y.fields("broadcast", "unicast", "arp", "health", "ping", "at", "every", "until")
 	if err != nil {
 		return TrafficSpec{}, err
 	}
@@ -228,12 +332,12 @@ func (s *Scenario) parseTraffic(y ynode) (TrafficSpec, error) {
 	var kinds []string
 	for _, k := range order {
 		switch k {
-		case "broadcast", "unicast", "arp", "health":
+		case "broadcast", "unicast", "arp", "health", "ping":
 			kinds = append(kinds, k)
 		}
 	}
 	if len(kinds) != 1 {
-		return ts, y.errf("want exactly one of broadcast, unicast, arp, health; got %v", kinds)
+		return ts, y.errf("want exactly one of broadcast, unicast, arp, health, ping; got %v", kinds)
 	}
 	for k, word := range trafficWords {
 		if word == kinds[0] {

@@ -14,7 +14,11 @@ const Port = 41744
 
 // Config configures a World.
 type Config struct {
-	// Seed seeds the world's only random source.
+	// Seed seeds the world's random sources: the schedule's (topology,
+	// faults, traffic: World.Rand), the network's (latencies, loss) and
+	// one per node (node.Config.Rand), derived from Seed and the node's
+	// index, so that adding a node or a fault does not reshuffle the
+	// others' randomness.
 	Seed uint64
 	// Timers are given to every node.
 	Timers Timers
@@ -25,19 +29,17 @@ type Config struct {
 	// bandwidth-limited link queues before it drops (node.SendQueue;
 	// default 256).
 	QueueLimit int
-	// Detect is how long each end of a cut link takes to notice it
-	// (default 1 s).
-	Detect time.Duration
-	// DialTimeout is how long a dial to an unreachable peer takes to fail
-	// (default 3 s).
+	// DialTimeout bounds a dial, TCP connect and TLS handshake together
+	// (default 15 s, the daemon's). A dial over a path that drops
+	// packets retries its SYN after 1 s, 3 s and 7 s, then fails.
 	DialTimeout time.Duration
+	// UserTimeout is the transport's TCP_USER_TIMEOUT (default 15 s, the
+	// daemon's): a connection whose sent data stays unacknowledged this
+	// long is aborted on that side.
+	UserTimeout time.Duration
 	// SeedProtocol is the fraction of edges whose links speak only the
 	// seed protocol (extended=false), to exercise interoperation.
 	SeedProtocol float64
-	// Relink brings static edges back up by themselves when a cut or
-	// partition heals or a node restarts, as if the nodes' redial
-	// succeeded at once. Organic worlds leave that to the connect policy.
-	Relink bool
 	// ProbeStep is the resolution of convergence and failover
 	// measurements (default 50 ms).
 	ProbeStep time.Duration
@@ -77,11 +79,11 @@ func (c *Config) setDefaults() {
 	if c.QueueLimit <= 0 {
 		c.QueueLimit = 256
 	}
-	if c.Detect <= 0 {
-		c.Detect = time.Second
-	}
 	if c.DialTimeout <= 0 {
-		c.DialTimeout = 3 * time.Second
+		c.DialTimeout = 15 * time.Second
+	}
+	if c.UserTimeout <= 0 {
+		c.UserTimeout = 15 * time.Second
 	}
 	if c.ProbeStep <= 0 {
 		c.ProbeStep = 50 * time.Millisecond
@@ -112,8 +114,10 @@ func (c *Config) setDefaults() {
 //
 //   - cluster (cluster.go): the nodes and the drivers that feed them
 //     inputs and carry out their Ready;
-//   - network (network.go): edges, links, latency, bandwidth, in-order
-//     delivery, dials, cuts and partitions, and failure detection;
+//   - network (network.go): edges, and links modelled as TCP connections
+//     (latency, bandwidth, in-order delivery, retransmission, the user
+//     timeout, ends of stream and resets), dials, and the state of the
+//     paths (cuts, one-way cuts, partitions, loss);
 //   - workload (workload.go): the frames and health requests the hosts
 //     behind the TAP devices send;
 //   - checker (checker.go, checker_firstpath.go): the invariants,
@@ -128,7 +132,7 @@ func (c *Config) setDefaults() {
 // through its exported methods only.
 type World struct {
 	cfg Config
-	rng *rand.Rand
+	rng *rand.Rand // the schedule's: topology, faults, traffic
 
 	// The event loop (this file and events.go).
 	now    int64 // virtual nanoseconds since Start
@@ -168,8 +172,10 @@ func New(cfg Config) *World {
 // Config returns the world's configuration with defaults filled in.
 func (w *World) Config() Config { return w.cfg }
 
-// Rand returns the world's random source, for callers that build
-// schedules: drawing from it is part of the deterministic run.
+// Rand returns the schedule's random source, for callers that build
+// topologies, faults and traffic: drawing from it is part of the
+// deterministic run. The network and every node have sources of their
+// own.
 func (w *World) Rand() *rand.Rand { return w.rng }
 
 // Now returns the virtual time.
@@ -217,17 +223,19 @@ func (w *World) dispatch(ev *event) {
 	case evTick:
 		w.cluster.tick(ev)
 	case evDeliver:
-		w.net.deliver(ev.c, int(ev.from), w.net.arrive(ev.c, int(ev.from)))
+		w.net.deliverEvent(ev)
 	case evTxDone:
 		w.net.txDone(ev.c, int(ev.from), ev.msg)
 	case evLinkDown:
 		w.net.linkDown(ev.c, int(ev.from), ev.err)
-	case evDialDone:
-		w.net.dialDone(ev)
+	case evDial:
+		ev.fn()
 	case evDialFail:
 		w.net.dialFailed(ev)
-	case evRelink:
-		w.net.relinkDone(ev)
+	case evAck:
+		w.net.acked(ev.c, int(ev.from), ev.aux)
+	case evUserTimeout:
+		w.net.userTimeout(ev.c, int(ev.from), ev.aux)
 	case evAction:
 		w.trace.record(traceRec{kind: evAction})
 		ev.fn()

@@ -45,6 +45,26 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		}
 		return nil
 	},
+	"heartbeat": func(s *sim.Scenario, v string) error {
+		d, err := time.ParseDuration(v)
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			return fmt.Errorf("heartbeat interval %q: want a duration like 250ms, or 0 for no heartbeats", v)
+		}
+		if d == 0 {
+			d = -1 // off
+		}
+		s.Timers.Heartbeat = d
+		if dead := s.Timers.DeadAfter; d > 0 && dead > 0 && dead <= d {
+			return fmt.Errorf("heartbeat interval %q: not below dead_after %v", v, dead)
+		}
+		if d > 0 && s.Timers.DeadAfter == 0 && 3*d > 750*time.Millisecond {
+			s.Timers.DeadAfter = 3 * d // keep three intervals, as the default
+		}
+		return nil
+	},
 	"latency": func(s *sim.Scenario, v string) error {
 		lo, hi, ok := strings.Cut(v, "..")
 		if !ok {
@@ -66,22 +86,28 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	seed := fset.Uint64("seed", 0, "run with `SEED` instead of the scenario's seed")
 	asJSON := fset.Bool("json", false, "print the report as JSON")
 	asCSV := fset.Bool("csv", false, "print the summary as CSV (one row per run)")
-	sweep := fset.String("sweep", "", "run once per value of a parameter: `PARAM=v1,v2,...` with PARAM one of announce, max_links, latency")
+	sweep := fset.String("sweep", "", "run once per value of a parameter: `PARAM=v1,v2,...` with PARAM one of announce, max_links, heartbeat, latency")
 	faultRows := fset.Bool("faults", false, "with --csv: one row per fault (its time and recovery) instead of one per run")
 	fset.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: invpn sim [flags] [FILE.yaml]
 
 Runs a scenario in the deterministic simulator: many invpn nodes in one
-process, on a virtual clock, over simulated links with latency, bandwidth
-and faults (cuts, partitions, crashes, clock jumps). The same seed gives
-the same run, event for event. Without FILE it runs the built-in scenario
+process, on a virtual clock, over simulated TCP links with latency,
+bandwidth and faults (silent and one-way cuts, resets, loss, partitions,
+crashes, halted machines, stalled processes, clock jumps). Nodes learn of
+a fault only as a real daemon would: a silent cut is found by their
+heartbeats, a link comes back only when a node dials it. The same seed
+gives the same run, event for event. Without FILE it runs the built-in scenario
 %q. The scenario format is described in scenarios/README.md; the built-in
 scenarios are: %s.
 
 The report gives the time to converge, the failover time after each fault
-(p50, p95, max), frames delivered, lost and duplicated, control traffic
-per node, and whether each expectation of the scenario held. The exit
-status is 1 when an expectation fails.
+(p50, p95, max, and per kind of fault), when a node dropped the link a
+fault hit (or a dial brought it back), the longest run of lost frames of
+a unicast stream around each fault, frames delivered, lost and
+duplicated, control traffic per node (heartbeats apart), and whether each
+expectation of the scenario held. The exit status is 1 when an
+expectation fails.
 
 To plot, write CSV and give it to the separate command invpn-plot (go run
 ./cmd/invpn-plot), which draws an SVG: --csv --faults for the recovery
@@ -96,6 +122,7 @@ Examples:
   invpn sim
   invpn sim --seed 42 scenarios/ring-300.yaml
   invpn sim --sweep announce=1s,2s,5s,10s --csv > sweep.csv
+  invpn sim --sweep heartbeat=0,250ms diamond.yaml
   invpn sim --csv --faults scenarios/random-200.yaml > faults.csv
   invpn-plot -o failover.svg faults.csv
 `)
@@ -172,7 +199,7 @@ Examples:
 		p, list, ok := strings.Cut(*sweep, "=")
 		set, known := sweepParams[p]
 		if !ok || !known || list == "" {
-			fmt.Fprintf(stderr, "invpn sim: --sweep %q: want PARAM=v1,v2,... with PARAM one of announce, max_links, latency\n", *sweep)
+			fmt.Fprintf(stderr, "invpn sim: --sweep %q: want PARAM=v1,v2,... with PARAM one of announce, max_links, heartbeat, latency\n", *sweep)
 			return errUsage
 		}
 		param, values = p, strings.Split(list, ",")
@@ -220,11 +247,13 @@ Examples:
 		}
 	case *asCSV && *faultRows:
 		cw := csv.NewWriter(stdout)
-		_ = cw.Write([]string{"run", "kind", "desc", "at_s", "recovered", "recovery_s", "broken_pairs"})
+		_ = cw.Write([]string{"run", "kind", "desc", "at_s", "recovered", "recovery_s", "broken_pairs",
+			"link_dropped_s", "link_back_s", "loss_run_s"})
 		for _, r := range runs {
 			for _, f := range r.report.Faults {
 				_ = cw.Write([]string{r.label, f.Kind, f.Desc, seconds(f.At), strconv.FormatBool(f.Recovered),
-					seconds(f.Recovery), strconv.Itoa(f.BrokenPairs)})
+					seconds(f.Recovery), strconv.Itoa(f.BrokenPairs), optSeconds(f.DetectIn), optSeconds(f.LinkBackIn),
+					optSeconds(f.LossRun)})
 			}
 		}
 		cw.Flush()
@@ -233,7 +262,8 @@ Examples:
 		cw := csv.NewWriter(stdout)
 		_ = cw.Write([]string{"run", "seed", "nodes", "simulated_s", "converged", "converge_s", "faults", "unrecovered",
 			"failover_p50_s", "failover_p95_s", "failover_max_s", "frames_expected", "delivered", "lost", "duplicated",
-			"loops", "control_msgs_per_node_s", "control_bytes_per_node_s", "events", "wall_s", "ok"})
+			"loops", "control_msgs_per_node_s", "control_bytes_per_node_s", "heartbeat_msgs_per_node_s",
+			"liveness_failures", "user_timeouts", "events", "wall_s", "ok"})
 		for _, r := range runs {
 			rp := r.report
 			_ = cw.Write([]string{r.label, strconv.FormatUint(rp.Seed, 10), strconv.Itoa(rp.Nodes), seconds(rp.Duration),
@@ -242,7 +272,8 @@ Examples:
 				strconv.FormatUint(rp.Frames.Expected, 10), strconv.FormatUint(rp.Frames.Delivered, 10),
 				strconv.FormatUint(rp.Frames.Lost, 10), strconv.FormatUint(rp.Frames.Duplicated, 10),
 				strconv.FormatUint(rp.Frames.Loops, 10), strconv.FormatFloat(rp.ControlMsgs, 'f', 2, 64),
-				strconv.FormatFloat(rp.ControlB, 'f', 0, 64), strconv.FormatUint(rp.Totals.Events, 10),
+				strconv.FormatFloat(rp.ControlB, 'f', 0, 64), strconv.FormatFloat(rp.Heartbeats, 'f', 2, 64),
+				strconv.FormatUint(rp.Liveness, 10), strconv.FormatUint(rp.UserTO, 10), strconv.FormatUint(rp.Totals.Events, 10),
 				strconv.FormatFloat(r.wall.Seconds(), 'f', 2, 64), strconv.FormatBool(rp.OK)})
 		}
 		cw.Flush()
@@ -250,7 +281,7 @@ Examples:
 	case param != "":
 		fmt.Fprintf(stdout, "sweep of %s over scenario %s (%s)\n\n", param, base.Name, name)
 		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, param+"\tconverge\tfailover p50\tp95\tmax\tlost\tctl msgs/node/s\tctl bytes/node/s\texpectations")
+		fmt.Fprintln(tw, param+"\tconverge\tfailover p50\tp95\tmax\tlost\tctl msgs/node/s\theartbeats\tctl bytes/node/s\tliveness fails\tuser timeouts\texpectations")
 		for i, r := range runs {
 			rp := r.report
 			conv := "never"
@@ -265,8 +296,8 @@ Examples:
 			if !rp.OK {
 				verdict = "FAIL"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%v\t%.2f%%\t%.2f\t%.0f\t%s\n", values[i], conv, rp.Failover.P50, rp.Failover.P95,
-				rp.Failover.Max, lost, rp.ControlMsgs, rp.ControlB, verdict)
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%v\t%.2f%%\t%.2f\t%.2f\t%.0f\t%d\t%d\t%s\n", values[i], conv, rp.Failover.P50, rp.Failover.P95,
+				rp.Failover.Max, lost, rp.ControlMsgs, rp.Heartbeats, rp.ControlB, rp.Liveness, rp.UserTO, verdict)
 		}
 		err = tw.Flush()
 	default:
@@ -292,6 +323,14 @@ func embeddedNames() []string {
 
 // seconds formats d in seconds with millisecond precision, for CSV.
 func seconds(d sim.Dur) string { return strconv.FormatFloat(time.Duration(d).Seconds(), 'f', 3, 64) }
+
+// optSeconds is seconds for a value that may be absent (an empty cell).
+func optSeconds(d *sim.Dur) string {
+	if d == nil {
+		return ""
+	}
+	return seconds(*d)
+}
 
 // plotFlag reports whether args, up to a "--", hold the --plot flag that
 // invpn sim no longer has.
