@@ -141,17 +141,30 @@ func writeStatus(w io.Writer, st *control.Status) error {
 		fmt.Fprintf(w, "  %s %d", k, st.Drops[k])
 	}
 	fmt.Fprintln(w)
-	if len(st.Counters) == 0 {
-		return nil
+	if len(st.Counters) > 0 {
+		var names []string
+		for k := range st.Counters {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		fmt.Fprintf(w, "counters:")
+		for _, k := range names {
+			fmt.Fprintf(w, "  %s %d", k, st.Counters[k])
+		}
+		fmt.Fprintln(w)
 	}
-	var names []string
-	for k := range st.Counters {
-		names = append(names, k)
+	// Connections refused before they authenticated (docs/security.md).
+	refused := make([]string, 0, len(st.PreauthRefused))
+	for k := range st.PreauthRefused {
+		refused = append(refused, k)
 	}
-	slices.Sort(names)
-	fmt.Fprintf(w, "counters:")
-	for _, k := range names {
-		fmt.Fprintf(w, "  %s %d", k, st.Counters[k])
+	slices.Sort(refused)
+	fmt.Fprintf(w, "pre-auth:  in handshake %d  refused", st.PreauthInProgress)
+	if len(refused) == 0 {
+		fmt.Fprintf(w, " 0")
+	}
+	for _, k := range refused {
+		fmt.Fprintf(w, "  %s %d", k, st.PreauthRefused[k])
 	}
 	_, err := fmt.Fprintln(w)
 	return err
