@@ -16,6 +16,7 @@ type dialer struct {
 	dialing map[wire.MAC]time.Time // pending dials and when they were asked for
 	backoff map[wire.MAC]backoff
 	dialAt  time.Time // below MinLinks: when a peer can next be dialled; zero if none
+	seedAt  time.Time // when an unlinked seed can next be dialled; zero if none
 }
 
 // newDialer starts from the persisted peer cache, leaving out the node's
@@ -64,11 +65,7 @@ func (n *Node) connect() {
 			delete(n.dialer.dialing, mac)
 		}
 	}
-	for _, s := range n.cfg.Seeds {
-		if n.canDial(s.MAC) {
-			n.dial(s)
-		}
-	}
+	n.dialSeeds()
 	var cands []Peer
 	for mac, addr := range n.dialer.cache {
 		if n.canDial(mac) {
@@ -102,6 +99,42 @@ func (n *Node) scheduleDial() {
 	if n.quickDial() {
 		n.dialer.dialAt = n.nextDialable()
 	}
+	n.dialer.seedAt = n.nextSeedDialable()
+}
+
+// dialSeeds dials the `init` seeds that are not linked, not being
+// dialled and out of their backoff: seeds are dialled whenever they are
+// not linked (docs/protocol.md#connect-policy), not only at the connect
+// interval, so a link to a seed that failed comes back at its next
+// backoff, however many other links the node has.
+func (n *Node) dialSeeds() {
+	for _, s := range n.cfg.Seeds {
+		if n.canDial(s.MAC) {
+			n.dial(s)
+		}
+	}
+}
+
+// nextSeedDialable returns the earliest time an unlinked seed that is
+// not being dialled leaves its backoff; zero if there is none.
+func (n *Node) nextSeedDialable() time.Time {
+	var t time.Time
+	for _, s := range n.cfg.Seeds {
+		if s.MAC == n.cfg.MAC || !s.Addr.IsValid() || n.links.to(s.MAC) != nil {
+			continue
+		}
+		if _, ok := n.dialer.dialing[s.MAC]; ok {
+			continue
+		}
+		u := n.dialer.backoff[s.MAC].until
+		if u.IsZero() {
+			u = n.clock.now
+		}
+		if t.IsZero() || u.Before(t) {
+			t = u
+		}
+	}
+	return t
 }
 
 func (n *Node) canDial(mac wire.MAC) bool {

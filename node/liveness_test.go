@@ -180,3 +180,36 @@ func TestBothEndsMeasureRTT(t *testing.T) {
 		t.Fatalf("a's RTT %v after stray answers, want 30ms still", li[0].RTT)
 	}
 }
+
+func TestSeedRedialledWithEnoughLinks(t *testing.T) {
+	// docs/protocol.md#connect-policy: seeds are dialled whenever they are
+	// not linked. A node with min_links links still redials a seed it
+	// lost at the seed's backoff, not at the next connect interval: a
+	// link a cut or a liveness failure closed comes back once the path
+	// does.
+	tn := newNetWith(t, func(name string, c *Config) {
+		if name == "a" {
+			c.Seeds = []Peer{{MAC: macOf("b"), Addr: addrOf("b")}}
+		}
+	}, "a", "b", "c", "d")
+	tn.link("a", "b")
+	tn.link("a", "c")
+	tn.link("a", "d")
+	tn.run()
+	tn.advance(time.Second)
+	tn.reset()
+	tn.cut("a", "b")
+	tn.advance(time.Millisecond)
+	if d := tn.dials["a"]; len(d) != 1 || d[0].MAC != macOf("b") {
+		t.Fatalf("a's dials after losing its seed %v, want b at once (it still has 2 links)", d)
+	}
+	// The dial fails (the path is still cut): the next one waits out the
+	// backoff, 0.5-1.5 s, not the 60 s connect interval.
+	tn.nodes["a"].Step(tn.now, DialFailed{macOf("b"), errors.New("timeout")})
+	tn.collect("a")
+	tn.reset()
+	tn.advance(1500 * time.Millisecond)
+	if d := tn.dials["a"]; len(d) != 1 || d[0].MAC != macOf("b") {
+		t.Fatalf("a's dials 1.5 s after a failed dial %v, want b again", d)
+	}
+}

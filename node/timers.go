@@ -47,6 +47,9 @@ func (n *Node) tickInput(now time.Time) {
 			n.timers.nextConnect = now.Add(n.cfg.ConnectInterval)
 		}
 		n.scheduleDial()
+	} else if due(n.dialer.seedAt, now) {
+		n.dialSeeds()
+		n.scheduleDial()
 	}
 }
 
@@ -83,6 +86,7 @@ func (n *Node) nextDeadline() time.Time {
 	if n.quickDial() {
 		later(n.dialer.dialAt)
 	}
+	later(n.dialer.seedAt)
 	return d
 }
 
