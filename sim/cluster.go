@@ -441,16 +441,22 @@ func (c *cluster) crash(i int) bool {
 		return false
 	}
 	w.trace.record(traceRec{kind: evCrash, node: int32(i)})
-	conns := w.net.connsOf(i)
+	c.stopWith(i, w.net.closeEnd)
+	return true
+}
+
+// stopWith stops node i and then does end to its end of each of its
+// connections (close it, or let it vanish).
+func (c *cluster) stopWith(i int, end func(cn *conn, k int)) {
+	conns := c.w.net.connsOf(i)
 	c.stop(i)
 	for _, cn := range conns {
 		k := 0
 		if cn.end[1].node == i {
 			k = 1
 		}
-		w.net.closeEnd(cn, k)
+		end(cn, k)
 	}
-	return true
 }
 
 // halt makes node i's machine vanish: the process stops as in a crash,
@@ -464,15 +470,7 @@ func (c *cluster) halt(i int) bool {
 		return false
 	}
 	w.trace.record(traceRec{kind: evHalt, node: int32(i)})
-	conns := w.net.connsOf(i)
-	c.stop(i)
-	for _, cn := range conns {
-		k := 0
-		if cn.end[1].node == i {
-			k = 1
-		}
-		w.net.vanish(cn, k)
-	}
+	c.stopWith(i, w.net.vanish)
 	sn.halted = true
 	w.net.refreshNode(i)
 	w.check.lost()

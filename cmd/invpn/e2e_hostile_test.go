@@ -128,7 +128,7 @@ type hostileLab struct {
 
 func newHostileLab(t *testing.T) *hostileLab {
 	dir := t.TempDir()
-	m, err := meshlab.New(meshlab.Options{Prefix: netns.RandomPrefix("ivh"), Dir: dir, Bin: invpnBinary(t)}, meshlab.Topology{
+	m := buildMesh(t, "ivh", meshlab.Topology{
 		Nodes: 3,
 		Links: []meshlab.Link{{A: 1, B: 2, Net: 12}, {A: 1, B: 3, Net: 13}},
 		// Node 1 knows node 3 as a seed; node 2 is a stranger to it until
@@ -138,22 +138,6 @@ func newHostileLab(t *testing.T) *hostileLab {
 		IPv4:     netip.MustParsePrefix("10.79.0.0/24"),
 		LogLevel: "info", // a flood at debug level is mostly log
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("stopping the mesh: %v", err)
-		}
-		if t.Failed() || os.Getenv("INVPN_E2E_DUMP") == "1" {
-			for _, n := range m.Nodes() {
-				t.Logf("%s", n.LogTail(4000))
-			}
-		}
-	})
-	if err := m.Build(); err != nil {
-		t.Fatal(err)
-	}
 	host, err := m.AddHost("att", 1, 9, 100, 21)
 	if err != nil {
 		t.Fatal(err)

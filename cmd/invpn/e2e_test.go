@@ -96,6 +96,17 @@ var e2eMACs = wire.MAC{0x02, 0x50, 0x56, 0, 0, 0}
 // test failed.
 func newMesh(t *testing.T, base string, topo meshlab.Topology) *meshlab.Mesh {
 	t.Helper()
+	m := buildMesh(t, base, topo)
+	if err := m.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// buildMesh is newMesh without starting the daemons: the caller may add
+// to the lab first (an attacker's host) and start them itself.
+func buildMesh(t *testing.T, base string, topo meshlab.Topology) *meshlab.Mesh {
+	t.Helper()
 	m, err := meshlab.New(meshlab.Options{Prefix: netns.RandomPrefix(base), Dir: t.TempDir(), Bin: invpnBinary(t)}, topo)
 	if err != nil {
 		t.Fatal(err)
@@ -106,14 +117,11 @@ func newMesh(t *testing.T, base string, topo meshlab.Topology) *meshlab.Mesh {
 		}
 		if t.Failed() || os.Getenv("INVPN_E2E_DUMP") == "1" {
 			for _, n := range m.Nodes() {
-				t.Logf("%s", n.LogTail(3000))
+				t.Logf("%s", n.LogTail(4000))
 			}
 		}
 	})
 	if err := m.Build(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.StartAll(); err != nil {
 		t.Fatal(err)
 	}
 	return m
