@@ -39,6 +39,19 @@ type Config struct {
 	// AnnounceInterval is how often the node floods its announcement
 	// (default 5 s, as the original).
 	AnnounceInterval time.Duration
+	// RefreshInterval, when set, makes the node quiet between extended
+	// nodes (docs/protocol.md#quiet-refresh): it floods a new round of its
+	// own announcement only when something changes (a link comes up or
+	// goes down, an address changes, a round is asked for) and otherwise
+	// refreshes it every RefreshInterval, jittered down to three quarters
+	// of it; relays carry refreshes along their routes in batches
+	// (BatchDelay). Zero keeps the original's cadence: a new round every
+	// AnnounceInterval, flooded to every neighbour (default 60 s).
+	RefreshInterval time.Duration
+	// BatchDelay is the longest a relay holds refreshes for one neighbour
+	// to send them together in one 0x88 (default 250 ms, the heartbeat
+	// interval, so that batches take the place of heartbeats).
+	BatchDelay time.Duration
 	// ConnectInterval is how often the connect policy runs while the node
 	// has at least MinLinks links (default 60 s, as the original).
 	ConnectInterval time.Duration
@@ -112,6 +125,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		AnnounceInterval:  5 * time.Second,
+		RefreshInterval:   60 * time.Second,
+		BatchDelay:        250 * time.Millisecond,
 		ConnectInterval:   60 * time.Second,
 		RouteExpiry:       5 * time.Minute,
 		LinkTimeout:       15 * time.Second,
@@ -157,6 +172,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: config: DeadAfter %v is not above HeartbeatInterval %v: every quiet link would fail", c.DeadAfter, c.HeartbeatInterval)
 	case c.HeartbeatInterval > 0 && c.HoldDownSpan <= 0:
 		return fmt.Errorf("node: config: HoldDownSpan is %v, want a positive duration", c.HoldDownSpan)
+	case c.RefreshInterval < 0:
+		return fmt.Errorf("node: config: RefreshInterval is %v, want zero (announce every AnnounceInterval) or more", c.RefreshInterval)
+	case c.RefreshInterval > 0 && c.RefreshInterval < c.AnnounceInterval:
+		return fmt.Errorf("node: config: RefreshInterval %v is below AnnounceInterval %v", c.RefreshInterval, c.AnnounceInterval)
+	case c.RefreshInterval > 0 && 2*c.RefreshInterval > c.RouteExpiry:
+		return fmt.Errorf("node: config: RefreshInterval %v is over half of RouteExpiry %v: routes would expire between refreshes", c.RefreshInterval, c.RouteExpiry)
+	case c.RefreshInterval > 0 && c.BatchDelay <= 0:
+		return fmt.Errorf("node: config: BatchDelay is %v, want a positive duration with RefreshInterval set", c.BatchDelay)
 	case c.TriggerGap < 0:
 		return fmt.Errorf("node: config: TriggerGap is %v, want zero or more", c.TriggerGap)
 	case c.MinLinks < 0:

@@ -17,7 +17,13 @@ import (
 // backoff (the connect interval), so a scenario that speeds up the
 // announcements speeds up what depends on them.
 type Timers struct {
-	Announce    time.Duration
+	Announce time.Duration
+	// Refresh is node.Config.RefreshInterval (docs/protocol.md#quiet-refresh);
+	// negative sets it to zero, every round flooded each announce interval
+	// (the scenario's `refresh: 0`).
+	Refresh time.Duration
+	// BatchDelay is node.Config.BatchDelay.
+	BatchDelay  time.Duration
 	Connect     time.Duration
 	RouteExpiry time.Duration
 	LinkTimeout time.Duration
@@ -45,6 +51,11 @@ func (t Timers) nodeConfig() node.Config {
 	}
 	set(&cfg.AnnounceInterval, t.Announce)
 	set(&cfg.ConnectInterval, t.Connect)
+	set(&cfg.RefreshInterval, t.Refresh)
+	if t.Refresh < 0 {
+		cfg.RefreshInterval = 0
+	}
+	set(&cfg.BatchDelay, t.BatchDelay)
 	set(&cfg.RouteExpiry, t.RouteExpiry)
 	set(&cfg.DedupSpan, t.DedupSpan)
 	cfg.LinkTimeout = 3 * cfg.AnnounceInterval
