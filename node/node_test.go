@@ -679,6 +679,7 @@ func TestRouteExpiry(t *testing.T) {
 	tn := newNetWith(t, func(_ string, c *Config) {
 		c.RouteExpiry = time.Minute
 		c.AnnounceInterval = time.Hour // no refresh
+		c.RefreshInterval = 0
 		c.LinkTimeout = 2 * time.Hour
 	}, "a", "b", "c")
 	tn.link("a", "b")
