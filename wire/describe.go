@@ -89,6 +89,26 @@ func (d Describer) Decoded(m Message) string {
 	case *Heartbeat:
 		field("seq", m.Seq)
 		field("echo", m.Echo)
+	case *InfoBatch:
+		field("count", len(m.Entries))
+		for _, e := range m.Entries {
+			kind := "change"
+			if e.Refresh {
+				kind = "refresh"
+			}
+			b.WriteString(" {" + kind)
+			d.info(field, &e.Info)
+			if e.PathKnown {
+				field("path", d.MACs(e.Path))
+			} else {
+				field("path", "unknown")
+			}
+			b.WriteString("}")
+		}
+	case *AnnounceRequestFor:
+		field("id", m.ID)
+		field("requester", d.MAC(m.Requester))
+		field("targets", d.MACs(m.Targets))
 	}
 	return b.String()
 }

@@ -24,11 +24,18 @@ const (
 	// round-trip time: seq(4) (a probe; 0: none), echo(4) (the peer's
 	// probe answered; 0: none).
 	TypeHeartbeat Type = 0x87
+	// TypeInfoBatch (0x88) carries several announcements in one message:
+	// count(2), then per entry flags(1) and a 0x85 from its n on.
+	TypeInfoBatch Type = 0x88
+	// TypeAnnounceRequestFor (0x89) floods a request that the listed
+	// nodes announce themselves again now: id(8), requester mac(6),
+	// count(2), target macs.
+	TypeAnnounceRequestFor Type = 0x89
 )
 
 func extensionKnown(t Type) bool {
 	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest ||
-		t == TypeHeartbeat
+		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor
 }
 
 func extensionName(t Type) string {
@@ -43,6 +50,10 @@ func extensionName(t Type) string {
 		return "announce request"
 	case TypeHeartbeat:
 		return "heartbeat"
+	case TypeInfoBatch:
+		return "info batch"
+	case TypeAnnounceRequestFor:
+		return "announce request for"
 	}
 	return "unknown"
 }

@@ -60,6 +60,10 @@ func FuzzDecodeBroadcastFrame(f *testing.F) {
 func FuzzDecodeGroupFrame(f *testing.F)   { fuzzDecoder(f, TypeGroupFrame, DecodeGroupFrame) }
 func FuzzDecodeLimitedFrame(f *testing.F) { fuzzDecoder(f, TypeLimitedFrame, DecodeLimitedFrame) }
 func FuzzDecodeInfoPath(f *testing.F)     { fuzzDecoder(f, TypeInfoPath, DecodeInfoPath) }
+func FuzzDecodeInfoBatch(f *testing.F)    { fuzzDecoder(f, TypeInfoBatch, DecodeInfoBatch) }
+func FuzzDecodeAnnounceRequestFor(f *testing.F) {
+	fuzzDecoder(f, TypeAnnounceRequestFor, DecodeAnnounceRequestFor)
+}
 func FuzzDecodeAnnounceRequest(f *testing.F) {
 	fuzzDecoder(f, TypeAnnounceRequest, DecodeAnnounceRequest)
 }

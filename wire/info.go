@@ -171,6 +171,12 @@ func (*InfoPath) Type() Type { return TypeInfoPath }
 // written as unknown.
 func (m *InfoPath) Append(dst []byte) []byte {
 	dst = append(dst, byte(TypeInfoPath))
+	return m.appendAfterType(dst)
+}
+
+// appendAfterType appends everything after the type byte: n, the path and
+// the 0x01 body.
+func (m *InfoPath) appendAfterType(dst []byte) []byte {
 	if !m.PathKnown || len(m.Path) > MaxPath {
 		dst = append(dst, PathUnknown)
 	} else {

@@ -109,6 +109,10 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeAnnounceRequest(msg))
 	case TypeHeartbeat:
 		return box(DecodeHeartbeat(msg))
+	case TypeInfoBatch:
+		return box(DecodeInfoBatch(msg))
+	case TypeAnnounceRequestFor:
+		return box(DecodeAnnounceRequestFor(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }

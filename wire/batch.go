@@ -1,0 +1,226 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// BatchEntry is one announcement of an InfoBatch: a 0x85 without its type
+// byte, and whether it is a refresh (docs/protocol.md#quiet-refresh).
+type BatchEntry struct {
+	// Refresh marks a periodic refresh round, which keeps routes alive
+	// and moves none; a change round (false) is routed first-path.
+	Refresh bool
+	InfoPath
+}
+
+// InfoBatch (0x88, an extension) carries several announcements to one
+// neighbour in one message: count(2), then count entries, each flags(1)
+// (bit 0: refresh; the others zero) and the body of a 0x85 from its path
+// count n on. Relays collect refreshes into it, and a new link's route
+// table travels in a few of them instead of one message per route.
+type InfoBatch struct {
+	Entries []BatchEntry
+}
+
+// BatchFlagRefresh is the flags bit of a refresh entry.
+const BatchFlagRefresh = 0x01
+
+// batchHeaderLen is the size of an empty 0x88 with its type byte.
+const batchHeaderLen = 1 + 2
+
+// minBatchEntryLen is the smallest entry: flags, n = 0, and an info body
+// without address.
+const minBatchEntryLen = 1 + 1 + infoBodyFixed
+
+// infoBodyFixed is the size of a 0x01 body (from version on) before its
+// address.
+const infoBodyFixed = 1 + 8 + 6 + 2 + 1
+
+// Type returns TypeInfoBatch.
+func (*InfoBatch) Type() Type { return TypeInfoBatch }
+
+// Append appends the message to dst. The caller keeps it within
+// MaxMessage (BatchEntryLen sizes each entry).
+func (m *InfoBatch) Append(dst []byte) []byte {
+	dst = append(dst, byte(TypeInfoBatch))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Entries)))
+	for i := range m.Entries {
+		dst = m.Entries[i].Append(dst)
+	}
+	return dst
+}
+
+// Append appends the entry (flags and 0x85 body) to dst.
+func (e *BatchEntry) Append(dst []byte) []byte {
+	var flags byte
+	if e.Refresh {
+		flags = BatchFlagRefresh
+	}
+	dst = append(dst, flags)
+	return e.InfoPath.appendAfterType(dst)
+}
+
+// BatchEntryLen is the encoded size of e in a 0x88.
+func BatchEntryLen(e *BatchEntry) int {
+	n := minBatchEntryLen
+	if e.PathKnown && len(e.Path) <= MaxPath {
+		n += 6 * len(e.Path)
+	}
+	switch {
+	case e.Addr.Is4():
+		n += 4
+	case e.Addr.Is6():
+		n += 16
+	}
+	return n
+}
+
+// AppendBatchHeader starts a 0x88 of count entries in dst; the caller
+// appends the entries with BatchEntry.Append.
+func AppendBatchHeader(dst []byte, count int) []byte {
+	dst = append(dst, byte(TypeInfoBatch))
+	return binary.BigEndian.AppendUint16(dst, uint16(count))
+}
+
+// MaxBatchBody is the most entry bytes one 0x88 can carry.
+const MaxBatchBody = MaxMessage - batchHeaderLen
+
+// DecodeInfoBatch decodes a 0x88 message (type byte included). It
+// allocates at most one entry per minimal entry the message has room
+// for, whatever the count says.
+func DecodeInfoBatch(msg []byte) (InfoBatch, error) {
+	var m InfoBatch
+	if err := checkType(msg, TypeInfoBatch); err != nil {
+		return m, err
+	}
+	if len(msg) < batchHeaderLen {
+		return m, shortErr(TypeInfoBatch, "count", len(msg), batchHeaderLen)
+	}
+	count := int(binary.BigEndian.Uint16(msg[1:3]))
+	rest := msg[batchHeaderLen:]
+	if count*minBatchEntryLen > len(rest) {
+		return m, decodeErr(TypeInfoBatch, "count", ErrCount, "count %d needs at least %d bytes, %d left",
+			count, count*minBatchEntryLen, len(rest))
+	}
+	m.Entries = make([]BatchEntry, count)
+	for i := range count {
+		e, n, err := decodeBatchEntry(rest, i)
+		if err != nil {
+			return InfoBatch{}, err
+		}
+		m.Entries[i] = e
+		rest = rest[n:]
+	}
+	if len(rest) > 0 {
+		return InfoBatch{}, decodeErr(TypeInfoBatch, "entries", ErrTrailing, "%d bytes after entry %d", len(rest), count)
+	}
+	return m, nil
+}
+
+// decodeBatchEntry decodes entry i at the start of b and returns its size.
+func decodeBatchEntry(b []byte, i int) (BatchEntry, int, error) {
+	var e BatchEntry
+	field := func(name string) string { return fmt.Sprintf("entries[%d].%s", i, name) }
+	if len(b) < minBatchEntryLen {
+		return e, 0, decodeErr(TypeInfoBatch, field("flags"), ErrShort, "%d bytes, need at least %d", len(b), minBatchEntryLen)
+	}
+	if b[0]&^BatchFlagRefresh != 0 {
+		return e, 0, decodeErr(TypeInfoBatch, field("flags"), ErrCount, "reserved bits set: 0x%02x", b[0])
+	}
+	e.Refresh = b[0]&BatchFlagRefresh != 0
+	size := 2
+	if n := int(b[1]); n != PathUnknown {
+		if len(b) < size+6*n+infoBodyFixed {
+			return e, 0, decodeErr(TypeInfoBatch, field("path"), ErrCount, "n %d needs %d bytes, %d left",
+				n, 6*n+infoBodyFixed, len(b)-size)
+		}
+		e.PathKnown = true
+		e.Path = readMACs(b[size:], n)
+		size += 6 * n
+	}
+	if len(b) < size+infoBodyFixed {
+		return e, 0, decodeErr(TypeInfoBatch, field("info"), ErrShort, "%d bytes, need %d", len(b)-size, infoBodyFixed)
+	}
+	addr := 0
+	switch b[size+infoBodyFixed-1] {
+	case AddrIPv4:
+		addr = 4
+	case AddrIPv6:
+		addr = 16
+	}
+	end := min(size+infoBodyFixed+addr, len(b))
+	info, err := decodeInfoBody(TypeInfoBatch, b[size:end])
+	if err != nil {
+		var de *DecodeError
+		if asDecodeError(err, &de) {
+			de.Field = field(de.Field)
+		}
+		return e, 0, err
+	}
+	e.Info = info
+	return e, end, nil
+}
+
+// asDecodeError reports whether err is a *DecodeError and sets *de.
+func asDecodeError(err error, de **DecodeError) bool {
+	d, ok := err.(*DecodeError)
+	if ok {
+		*de = d
+	}
+	return ok
+}
+
+// AnnounceRequestFor (0x89, an extension) asks only the listed nodes to
+// announce themselves again at once: id(8), requester mac(6), count(2),
+// then count target macs. A node that lost a link floods it, naming the
+// targets whose routes crossed that link, so a failure costs a round of
+// those targets only, not of the whole mesh (docs/protocol.md#quiet-refresh).
+// It is flooded and de-duplicated like a 0x86, in the same id space.
+type AnnounceRequestFor struct {
+	ID        uint64
+	Requester MAC
+	Targets   []MAC
+}
+
+// announceRequestForFixed is the size of a 0x89 with its type byte and no
+// target.
+const announceRequestForFixed = 1 + 8 + 6 + 2
+
+// MaxRequestTargets is the most targets one 0x89 can name.
+const MaxRequestTargets = (MaxMessage - announceRequestForFixed) / 6
+
+// Type returns TypeAnnounceRequestFor.
+func (*AnnounceRequestFor) Type() Type { return TypeAnnounceRequestFor }
+
+// Append appends the message to dst. The caller keeps Targets at most
+// MaxRequestTargets.
+func (m *AnnounceRequestFor) Append(dst []byte) []byte {
+	dst = append(dst, byte(TypeAnnounceRequestFor))
+	dst = binary.BigEndian.AppendUint64(dst, m.ID)
+	dst = append(dst, m.Requester[:]...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Targets)))
+	return appendMACs(dst, m.Targets)
+}
+
+var announceRequestForFields = []field{{"type", 1}, {"id", 8}, {"mac", 6}, {"count", 2}}
+
+// DecodeAnnounceRequestFor decodes a 0x89 message (type byte included).
+func DecodeAnnounceRequestFor(msg []byte) (AnnounceRequestFor, error) {
+	var m AnnounceRequestFor
+	if err := checkType(msg, TypeAnnounceRequestFor); err != nil {
+		return m, err
+	}
+	if len(msg) < announceRequestForFixed {
+		return m, shortErr(TypeAnnounceRequestFor, fieldAt(announceRequestForFields, len(msg)), len(msg), announceRequestForFixed)
+	}
+	count := int(binary.BigEndian.Uint16(msg[15:17]))
+	rest := msg[announceRequestForFixed:]
+	if len(rest) != 6*count {
+		return m, decodeErr(TypeAnnounceRequestFor, "targets", ErrCount, "count %d needs %d bytes, got %d", count, 6*count, len(rest))
+	}
+	m.ID = binary.BigEndian.Uint64(msg[1:9])
+	m.Requester = MAC(msg[9:15])
+	m.Targets = readMACs(rest, count)
+	return m, nil
+}
