@@ -86,6 +86,13 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 			return
 		}
 	}
+	n.announcement(l, info, path, pathKnown, false, 0)
+}
+
+// announcement handles one announcement of info.MAC's round info.ID that
+// arrived on l over path (checked to end at the sender when known), as a
+// change or, in a 0x88, as a refresh that relays held for held.
+func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown, refresh bool, held time.Duration) {
 	info.Addr = info.Addr.Unmap()
 	if info.MAC == n.cfg.MAC {
 		// Our own announcement, echoed by an original node or handed back
@@ -104,15 +111,27 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 		return
 	}
 	if pathKnown && slices.Contains(path, n.cfg.MAC) {
-		return // it already passed through us: a loop
+		// It already passed through us: a loop. In a quiet mesh the
+		// sender's route now leads through us, so it is no backup.
+		if r := n.routes[info.MAC]; r != nil && n.quiet() {
+			if i := slices.Index(r.backups, l.id); i >= 0 {
+				r.backups = slices.Delete(r.backups, i, i+1)
+			}
+		}
+		return
 	}
 	r := n.routes[info.MAC]
+	sent := n.clock.now.Add(-held)
 	switch {
 	case r != nil && info.ID < r.id:
 		return // an older round
 	case r != nil && info.ID == r.id && r.via != 0:
-		// A later copy of the current round: a backup next hop if it
-		// cannot lead back through us.
+		// A later copy of the current round that batches held less, so
+		// left first: the route moves to it. Otherwise it is a backup
+		// next hop if it cannot lead back through us.
+		if n.quiet() && n.switchFirst(l, info, path, pathKnown, r, refresh, sent) {
+			return
+		}
 		if l.id != r.via && pathKnown && !slices.Contains(r.backups, l.id) {
 			r.backups = append(r.backups, l.id)
 		}
@@ -120,12 +139,12 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 	case r != nil && info.ID == r.id && !(pathKnown && len(path) < wire.MaxPath):
 		return // a withdrawn round revives only over a path known to be loop-free
 	}
-	n.learn(l, info, path, pathKnown, r)
+	n.learn(l, info, path, pathKnown, r, refresh, sent)
 }
 
 // learn makes l the route to info.MAC for round info.ID and floods the
-// announcement on.
-func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route) {
+// announcement on (a refresh as a refresh).
+func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent time.Time) {
 	if r == nil {
 		r = &route{learned: n.clock.now}
 		n.routes[info.MAC] = r
@@ -133,6 +152,15 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	} else if r.via != l.id {
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
 	}
+	r.backups = r.backups[:0]
+	r.sent = sent
+	n.keep(l, info, path, pathKnown, r, refresh)
+}
+
+// keep records round info of r's target, arrived over l, as the route
+// (l becomes its next hop), and passes it on
+// (docs/protocol.md#quiet-refresh for the batches of a quiet mesh).
+func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool) {
 	// The cache changes only when the announced address does: most rounds
 	// repeat it, and the lookup is a cost of every flooded announcement.
 	if fresh := r.info.MAC.IsZero(); fresh || r.info.Addr != info.Addr || r.info.Port != info.Port {
@@ -142,9 +170,12 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	r.confirmBy = time.Time{} // a newer round: no longer a guess
 	r.pathKnown = pathKnown
 	r.path = append(r.path[:0], path...)
-	r.backups = r.backups[:0]
 
 	if n.cfg.NoRelay {
+		return
+	}
+	if n.quiet() {
+		n.passOn(l, info, path, pathKnown, refresh, n.clock.now.Sub(r.sent))
 		return
 	}
 	// Flood on, never back to the link it came from (defect 1).
@@ -271,7 +302,11 @@ func (n *Node) sendTable(l *link) {
 	// Routes not refreshed for two intervals are not handed on: a copy
 	// refreshes the receiver's expiry, and a route to a node that left
 	// must not be kept alive by links that come up after it went.
-	fresh := n.clock.now.Add(-2 * n.cfg.AnnounceInterval)
+	interval := n.cfg.AnnounceInterval
+	if n.quiet() {
+		interval = n.cfg.RefreshInterval
+	}
+	fresh := n.clock.now.Add(-2 * interval)
 	macs := make([]wire.MAC, 0, len(n.routes))
 	for mac, r := range n.routes {
 		if r.refreshed.Before(fresh) {
@@ -294,6 +329,13 @@ func (n *Node) sendTable(l *link) {
 		out := wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}
 		if out.PathKnown {
 			out.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
+		}
+		if n.quiet() {
+			// Held from when the round passed here: the neighbour sees the
+			// copy as if the link had been up then, and moves its route
+			// to it if it would have come first (quiet refresh).
+			n.queueEntry(l, &wire.BatchEntry{Held: n.clock.now.Sub(r.sent), InfoPath: out}, true)
+			continue
 		}
 		n.send(l, n.encode(&out), true)
 	}

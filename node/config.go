@@ -178,6 +178,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: config: RefreshInterval %v is below AnnounceInterval %v", c.RefreshInterval, c.AnnounceInterval)
 	case c.RefreshInterval > 0 && 2*c.RefreshInterval > c.RouteExpiry:
 		return fmt.Errorf("node: config: RefreshInterval %v is over half of RouteExpiry %v: routes would expire between refreshes", c.RefreshInterval, c.RouteExpiry)
+	case c.RefreshInterval > 0 && c.HeartbeatInterval == 0:
+		return fmt.Errorf("node: config: RefreshInterval %v needs heartbeats (HeartbeatInterval is 0): a quiet link would time out", c.RefreshInterval)
 	case c.RefreshInterval > 0 && c.BatchDelay <= 0:
 		return fmt.Errorf("node: config: BatchDelay is %v, want a positive duration with RefreshInterval set", c.BatchDelay)
 	case c.TriggerGap < 0:

@@ -80,6 +80,7 @@ func (tn *tnet) add(name string, seed int, edit func(string, *Config)) *Node {
 	// between: heartbeats would fail every link. Liveness has tests of its
 	// own (liveness_test.go, testdata/liveness.txt) that turn it on.
 	cfg.HeartbeatInterval = 0
+	cfg.RefreshInterval = 0 // quiet refresh needs heartbeats
 	edit(name, &cfg)
 	n, err := New(cfg)
 	if err != nil {

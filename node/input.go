@@ -131,6 +131,7 @@ func (n *Node) Step(now time.Time, in Input) {
 	case LinkUp:
 		n.tick(now)
 		n.linkUp(in)
+		n.flushUrgent()
 	case LinkDown:
 		n.tick(now)
 		if l, ok := n.links.byID[in.Link]; ok {
@@ -181,6 +182,13 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveFlooded(l, t, msg)
 	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath:
 		n.receiveAnnouncement(l, t, msg)
+		n.flushUrgent()
+	case wire.TypeInfoBatch:
+		n.receiveBatch(l, msg)
+		n.flushUrgent()
+	case wire.TypeAnnounceRequestFor:
+		n.receiveAnnounceRequestFor(l, msg)
+		n.flushUrgent()
 	case wire.TypeHealthRequest:
 		n.receiveHealthRequest(l, msg)
 	case wire.TypeHealthResponse:

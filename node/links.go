@@ -19,6 +19,7 @@ type link struct {
 	up       time.Time
 	lastRecv time.Time
 	hb       heartbeat // liveness state of an extended link
+	batch    linkBatch // what its next 0x88 carries (quiet refresh)
 }
 
 // linkSet is the live links: by id, by peer, and in id order, the order
@@ -117,10 +118,18 @@ func (n *Node) closeLink(l *link, reason error) {
 func (n *Node) removeLink(l *link, reason error) {
 	n.links.remove(l)
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
-	n.failover(l.id, l.peer)
+	var across []wire.MAC
+	if n.quiet() && n.links.to(l.peer) == nil {
+		across = n.routedAcross(l)
+	}
+	affected := n.failover(l.id, l.peer)
 	n.scheduleDial()
 	if n.links.to(l.peer) == nil {
-		n.askAnnounce()
+		if n.quiet() {
+			n.askAnnounceFor(mergeSorted(affected, across))
+		} else {
+			n.askAnnounce()
+		}
 	}
 }
 

@@ -30,6 +30,8 @@ type Node struct {
 	unconfirmed []wire.MAC
 	dedup       dedup
 	dialer      dialer
+	// urgentBatches is set while some link's batch holds a change.
+	urgentBatches bool
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 

@@ -25,6 +25,10 @@ type route struct {
 	info      wire.Info // the announcement, as an info (address filled in)
 	refreshed time.Time
 	learned   time.Time
+	// sent is when the route's copy of its round would have arrived had
+	// no relay held it in a batch: its arrival less its held time. Copies
+	// of one round compete on it (quiet refresh).
+	sent time.Time
 	// confirmBy, when set, is the deadline of a route moved to a backup:
 	// a newer round must arrive by then, or the route is withdrawn.
 	confirmBy time.Time
@@ -156,9 +160,11 @@ func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
 
 // failover moves every route through the link that went down to its first
 // live backup, at once, or withdraws it (defect 8: no blackhole until the
-// next announcement, no stale route until expiry).
-func (n *Node) failover(down LinkID, peer wire.MAC) {
-	for _, mac := range n.routes.failover(down, peer, func(id LinkID) bool { return n.links.get(id) != nil }) {
+// next announcement, no stale route until expiry). It returns the targets
+// of the routes that went through it, sorted.
+func (n *Node) failover(down LinkID, peer wire.MAC) []wire.MAC {
+	affected := n.routes.failover(down, peer, func(id LinkID) bool { return n.links.get(id) != nil })
+	for _, mac := range affected {
 		if r := n.routes[mac]; r.via != 0 {
 			// The backup was loop-free for this one failure; when several
 			// links failed at once (a node that vanished with all its
@@ -174,6 +180,7 @@ func (n *Node) failover(down LinkID, peer wire.MAC) {
 		n.stats.Withdrawals++
 		n.event(Event{Kind: EventRouteWithdrawn, MAC: mac, From: down})
 	}
+	return affected
 }
 
 // known reports whether mac was linked or announced and not expired.

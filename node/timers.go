@@ -31,8 +31,15 @@ func (n *Node) tickInput(now time.Time) {
 		n.confirmFailovers(now)
 	}
 	if due(n.timers.nextAnnounce, now) {
-		n.announce()
+		if n.quiet() && n.clock.announced != 0 {
+			n.refresh()
+		} else {
+			n.announce()
+		}
 		n.timers.nextAnnounce = now.Add(n.cfg.AnnounceInterval)
+		if n.quiet() {
+			n.timers.nextAnnounce = n.nextRefresh(now)
+		}
 	} else if due(n.timers.announceDue, now) {
 		n.timers.lastTriggered = now
 		n.announce()
@@ -50,6 +57,10 @@ func (n *Node) tickInput(now time.Time) {
 	} else if due(n.dialer.seedAt, now) {
 		n.dialSeeds()
 		n.scheduleDial()
+	}
+	if n.quiet() {
+		n.flushDue(now)
+		n.flushUrgent()
 	}
 }
 
@@ -79,6 +90,7 @@ func (n *Node) nextDeadline() time.Time {
 	later(n.timers.announceDue)
 	for _, l := range n.links.order {
 		later(n.livenessDeadline(l))
+		later(l.batch.due)
 	}
 	if len(n.unconfirmed) > 0 {
 		later(n.confirmDeadline())

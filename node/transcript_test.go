@@ -29,7 +29,7 @@ import (
 // Commands (names are single lower-case letters; a node's MAC is
 // 02:00:00:00:00:<letter>, its address 127.0.0.<letter>:41744):
 //
-//	add NAME... [heartbeat=D] [dead-after=D] [no-relay] [no-incoming] [seeds=B,C] [cache=B,C]
+//	add NAME... [heartbeat=D] [dead-after=D] [refresh=D] [batch=D] [no-relay] [no-incoming] [seeds=B,C] [cache=B,C]
 //	    [min-links=N] [max-links=N] [announce=D] [expiry=D] [link-timeout=D] [dedup=D]
 //	link A B [seed]        A dials B; both ends get LinkUp (seed: no extensions)
 //	cut A B                the link goes down at both ends (a cut the transport saw)
@@ -289,6 +289,9 @@ func (s *script) add(t *testing.T, d *datadriven.TestData) {
 	// where heartbeats would fail every link: liveness is off unless the
 	// story turns it on (heartbeat=D).
 	cfg.HeartbeatInterval = 0
+	// Quiet refresh needs heartbeats; the stories of the original's
+	// cadence run without it unless they turn it on (refresh=D).
+	cfg.RefreshInterval = 0
 	var seeds, cache []string
 	for _, a := range d.CmdArgs {
 		val := func() string {
@@ -336,6 +339,10 @@ func (s *script) add(t *testing.T, d *datadriven.TestData) {
 			cfg.HeartbeatInterval = dur()
 		case "dead-after":
 			cfg.DeadAfter = dur()
+		case "refresh":
+			cfg.RefreshInterval = dur()
+		case "batch":
+			cfg.BatchDelay = dur()
 		default:
 			if len(a.Key) != 1 || a.Key[0] < 'a' || a.Key[0] > 'z' {
 				d.Fatalf(t, "add: %q is neither an option nor a node name (one letter)", a.Key)

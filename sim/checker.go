@@ -327,7 +327,15 @@ func (c *checker) arrived(from, to int, msg []byte) {
 		}
 	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath:
 		if c.w.cfg.ModelRouting {
-			c.announcement(from, to, msg)
+			c.announcement(from, to, msg, 0)
+		}
+	case wire.TypeInfoBatch:
+		if c.w.cfg.ModelRouting {
+			if b, err := wire.DecodeInfoBatch(msg); err == nil {
+				for i := range b.Entries {
+					c.announcement(from, to, b.Entries[i].InfoPath.Append(nil), int64(b.Entries[i].Held))
+				}
+			}
 		}
 	}
 }

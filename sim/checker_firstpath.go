@@ -18,20 +18,23 @@ import (
 
 // modelEntry is the model's route of one node toward one target.
 type modelEntry struct {
-	id  uint64
-	via int32 // -1: nothing arrived
+	id   uint64
+	via  int32 // -1: nothing arrived
+	sent int64 // its arrival less the time batches held it
 }
 
 // announcement updates the naive first-path model: for each node and
 // target, the neighbour over which the target's newest announcement
-// arrived first. Copies whose path already holds the receiver are
-// ignored, as the node ignores them.
-func (c *checker) announcement(from, to int, msg []byte) {
+// arrived first, counting its arrival less the time relays held it in
+// batches (held; docs/protocol.md#quiet-refresh). Copies whose path
+// already holds the receiver are ignored, as the node ignores them.
+func (c *checker) announcement(from, to int, msg []byte, held int64) {
 	cl := &c.w.cluster
 	if n := cl.n(); len(c.model) != n*n {
 		c.growModel()
 	}
 	body := msg[1:] // version, id, mac...
+	pathKnown := false
 	if wire.Type(msg[0]) == wire.TypeInfoPath {
 		if len(msg) < 2 {
 			return
@@ -39,6 +42,7 @@ func (c *checker) announcement(from, to int, msg []byte) {
 		n := int(msg[1])
 		body = msg[2:]
 		if n != wire.PathUnknown {
+			pathKnown = n < wire.MaxPath
 			if len(body) < 6*n {
 				return
 			}
@@ -60,8 +64,12 @@ func (c *checker) announcement(from, to int, msg []byte) {
 		return
 	}
 	e := &c.model[to*cl.n()+x]
-	if e.via < 0 || id > e.id {
-		e.id, e.via = id, int32(from)
+	sent := c.w.now - held
+	switch {
+	case e.via < 0 || id > e.id:
+		e.id, e.via, e.sent = id, int32(from), sent
+	case id == e.id && sent < e.sent && pathKnown:
+		e.via, e.sent = int32(from), sent
 	}
 }
 

@@ -67,6 +67,9 @@ func (t Timers) nodeConfig() node.Config {
 		cfg.HeartbeatInterval = 0
 	}
 	set(&cfg.DeadAfter, t.DeadAfter)
+	if cfg.HeartbeatInterval == 0 && t.Refresh == 0 {
+		cfg.RefreshInterval = 0 // quiet refresh needs heartbeats
+	}
 	if t.MaxLinks > 0 {
 		cfg.MaxLinks = t.MaxLinks
 	}

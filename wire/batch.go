@@ -3,35 +3,54 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"time"
 )
 
 // BatchEntry is one announcement of an InfoBatch: a 0x85 without its type
-// byte, and whether it is a refresh (docs/protocol.md#quiet-refresh).
+// byte, whether it is a refresh (docs/protocol.md#quiet-refresh), and
+// whether it is the sender's own.
 type BatchEntry struct {
 	// Refresh marks a periodic refresh round, which keeps routes alive
 	// and moves none; a change round (false) is routed first-path.
 	Refresh bool
+	// Self marks the sender's own announcement, which like a 0x00 leaves
+	// the address to the receiver: it fills in the address it sees on the
+	// link (the entry carries none and an empty path).
+	Self bool
+	// Held is how long relays held the entry in their batches on its way
+	// here, summed (microseconds on the wire, at most MaxHeld). A receiver
+	// orders copies of a round by arrival time less Held, so that batching
+	// does not change which path arrives first.
+	Held time.Duration
 	InfoPath
 }
 
+// MaxHeld is the longest Held an entry can carry.
+const MaxHeld = time.Duration(math.MaxUint32) * time.Microsecond
+
 // InfoBatch (0x88, an extension) carries several announcements to one
 // neighbour in one message: count(2), then count entries, each flags(1)
-// (bit 0: refresh; the others zero) and the body of a 0x85 from its path
-// count n on. Relays collect refreshes into it, and a new link's route
+// (bit 0: refresh; the others zero), held(4, microseconds) and the body of a 0x85 from its path
+// count n on; bit 1: the sender's own, address from the link). Relays collect refreshes into it, and a new link's route
 // table travels in a few of them instead of one message per route.
 type InfoBatch struct {
 	Entries []BatchEntry
 }
 
-// BatchFlagRefresh is the flags bit of a refresh entry.
-const BatchFlagRefresh = 0x01
+// Flags bits of a batch entry.
+const (
+	BatchFlagRefresh = 0x01 // a refresh round
+	BatchFlagSelf    = 0x02 // the sender's own announcement
+	batchFlagsKnown  = BatchFlagRefresh | BatchFlagSelf
+)
 
 // batchHeaderLen is the size of an empty 0x88 with its type byte.
 const batchHeaderLen = 1 + 2
 
 // minBatchEntryLen is the smallest entry: flags, n = 0, and an info body
 // without address.
-const minBatchEntryLen = 1 + 1 + infoBodyFixed
+const minBatchEntryLen = 1 + 4 + 1 + infoBodyFixed
 
 // infoBodyFixed is the size of a 0x01 body (from version on) before its
 // address.
@@ -55,11 +74,57 @@ func (m *InfoBatch) Append(dst []byte) []byte {
 func (e *BatchEntry) Append(dst []byte) []byte {
 	var flags byte
 	if e.Refresh {
-		flags = BatchFlagRefresh
+		flags |= BatchFlagRefresh
+	}
+	if e.Self {
+		flags |= BatchFlagSelf
 	}
 	dst = append(dst, flags)
+	dst = AppendHeld(dst, e.Held)
 	return e.InfoPath.appendAfterType(dst)
 }
+
+// AppendHeld appends a held field: d in microseconds, capped at MaxHeld.
+func AppendHeld(dst []byte, d time.Duration) []byte {
+	return binary.BigEndian.AppendUint32(dst, heldField(d))
+}
+
+// PutHeld overwrites the held field that starts at b[0] with d.
+func PutHeld(b []byte, d time.Duration) { binary.BigEndian.PutUint32(b, heldField(d)) }
+
+// Held reads the held field that starts at b[0].
+func Held(b []byte) time.Duration {
+	return time.Duration(binary.BigEndian.Uint32(b)) * time.Microsecond
+}
+
+func heldField(d time.Duration) uint32 {
+	switch {
+	case d <= 0:
+		return 0
+	case d >= MaxHeld:
+		return math.MaxUint32
+	}
+	return uint32(d / time.Microsecond)
+}
+
+// BatchEntrySize returns the size of the encoded entry at the start of b,
+// which must be one this package encoded.
+func BatchEntrySize(b []byte) int {
+	size := 6
+	if n := int(b[5]); n != PathUnknown {
+		size += 6 * n
+	}
+	switch b[size+infoBodyFixed-1] {
+	case AddrIPv4:
+		size += 4
+	case AddrIPv6:
+		size += 16
+	}
+	return size + infoBodyFixed
+}
+
+// BatchHeldOffset is where an entry's held field starts within it.
+const BatchHeldOffset = 1
 
 // BatchEntryLen is the encoded size of e in a 0x88.
 func BatchEntryLen(e *BatchEntry) int {
@@ -125,12 +190,14 @@ func decodeBatchEntry(b []byte, i int) (BatchEntry, int, error) {
 	if len(b) < minBatchEntryLen {
 		return e, 0, decodeErr(TypeInfoBatch, field("flags"), ErrShort, "%d bytes, need at least %d", len(b), minBatchEntryLen)
 	}
-	if b[0]&^BatchFlagRefresh != 0 {
+	if b[0]&^batchFlagsKnown != 0 {
 		return e, 0, decodeErr(TypeInfoBatch, field("flags"), ErrCount, "reserved bits set: 0x%02x", b[0])
 	}
 	e.Refresh = b[0]&BatchFlagRefresh != 0
-	size := 2
-	if n := int(b[1]); n != PathUnknown {
+	e.Self = b[0]&BatchFlagSelf != 0
+	e.Held = Held(b[1:5])
+	size := 6
+	if n := int(b[5]); n != PathUnknown {
 		if len(b) < size+6*n+infoBodyFixed {
 			return e, 0, decodeErr(TypeInfoBatch, field("path"), ErrCount, "n %d needs %d bytes, %d left",
 				n, 6*n+infoBodyFixed, len(b)-size)

@@ -96,7 +96,13 @@ func (d Describer) Decoded(m Message) string {
 			if e.Refresh {
 				kind = "refresh"
 			}
+			if e.Self {
+				kind += " self"
+			}
 			b.WriteString(" {" + kind)
+			if e.Held > 0 {
+				field("held", e.Held)
+			}
 			d.info(field, &e.Info)
 			if e.PathKnown {
 				field("path", d.MACs(e.Path))

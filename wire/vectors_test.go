@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // unhex decodes a hex string written by hand; spaces and '|' separate
@@ -82,18 +83,20 @@ var knownAnswers = []struct {
 		&InfoPath{Info: Info{ID: 11, MAC: macA}}},
 	{"0x88 info batch: a change with a path and a refresh without address (extension)",
 		"88 | 0002" +
-			"| 00 | 01 | 025056000002 | 01 | 000000000000000c | 025056000001 | a310 | 01 | c0000201" +
-			"| 01 | 00 | 01 | 000000000000000d | 025056000003 | 0000 | 00",
+			"| 00 | 00000000 | 01 | 025056000002 | 01 | 000000000000000c | 025056000001 | a310 | 01 | c0000201" +
+			"| 01 | 0003d090 | 00 | 01 | 000000000000000d | 025056000003 | 0000 | 00",
 		&InfoBatch{Entries: []BatchEntry{
 			{InfoPath: InfoPath{PathKnown: true, Path: []MAC{macB}, Info: Info{ID: 12, MAC: macA, Port: 41744, Addr: netip.MustParseAddr("192.0.2.1")}}},
-			{Refresh: true, InfoPath: InfoPath{PathKnown: true, Info: Info{ID: 13, MAC: macC}}},
+			{Refresh: true, Held: 250 * time.Millisecond, InfoPath: InfoPath{PathKnown: true, Info: Info{ID: 13, MAC: macC}}},
 		}}},
 	{"0x88 info batch: unknown path, ipv6 (extension)",
-		"88 | 0001 | 00 | ff | 01 | 000000000000000e | 025056000002 | 0050 | 02 | 20010db8000000000000000000000001",
+		"88 | 0001 | 00 | 000003e8 | ff | 01 | 000000000000000e | 025056000002 | 0050 | 02 | 20010db8000000000000000000000001",
 		&InfoBatch{Entries: []BatchEntry{
-			{InfoPath: InfoPath{Info: Info{ID: 14, MAC: macB, Port: 80, Addr: netip.MustParseAddr("2001:db8::1")}}},
+			{Held: time.Millisecond, InfoPath: InfoPath{Info: Info{ID: 14, MAC: macB, Port: 80, Addr: netip.MustParseAddr("2001:db8::1")}}},
 		}}},
 	{"0x88 empty info batch (extension)", "88 | 0000", &InfoBatch{Entries: []BatchEntry{}}},
+	{"0x88 the sender's own refresh (extension)", "88 | 0001 | 03 | 00000000 | 00 | 01 | 000000000000000f | 025056000002 | a310 | 00",
+		&InfoBatch{Entries: []BatchEntry{{Refresh: true, Self: true, InfoPath: InfoPath{PathKnown: true, Info: Info{ID: 15, MAC: macB, Port: 41744}}}}}},
 	{"0x89 announce request for two targets (extension)", "89 | 0000000000000011 | 025056000001 | 0002 | 025056000002 025056000003",
 		&AnnounceRequestFor{ID: 17, Requester: macA, Targets: []MAC{macB, macC}}},
 	{"0x89 announce request for no target (extension)", "89 | 0000000000000012 | 025056000001 | 0000",
@@ -175,14 +178,14 @@ func TestRejects(t *testing.T) {
 		{"0x87 short echo", "87 0000002a 0000", ErrShort, "echo"},
 		{"0x87 trailing", "87 0000002a 00000001 00", ErrTrailing, "echo"},
 		{"0x88 no count", "88 00", ErrShort, "count"},
-		{"0x88 count past the end", "88 0002 00 00 01 000000000000000c 025056000001 a310 00", ErrCount, "count"},
-		{"0x88 reserved flag", "88 0001 02 00 01 000000000000000c 025056000001 a310 00", ErrCount, "entries[0].flags"},
-		{"0x88 path past the end", "88 0001 00 05 01 000000000000000c 025056000001 a310 00", ErrCount, "entries[0].path"},
-		{"0x88 short address", "88 0001 00 00 01 000000000000000c 025056000001 a310 01 c00002", ErrShort, "entries[0].addr"},
-		{"0x88 bad addr_type", "88 0001 00 00 01 000000000000000c 025056000001 a310 07", ErrAddrType, "entries[0].addr_type"},
-		{"0x88 bad version in entry 1", "88 0002 00 00 01 000000000000000c 025056000001 a310 00 00 00 02 000000000000000c 025056000001 a310 00",
+		{"0x88 count past the end", "88 0002 00 00000000 00 01 000000000000000c 025056000001 a310 00", ErrCount, "count"},
+		{"0x88 reserved flag", "88 0001 04 00000000 00 01 000000000000000c 025056000001 a310 00", ErrCount, "entries[0].flags"},
+		{"0x88 path past the end", "88 0001 00 00000000 05 01 000000000000000c 025056000001 a310 00", ErrCount, "entries[0].path"},
+		{"0x88 short address", "88 0001 00 00000000 00 01 000000000000000c 025056000001 a310 01 c00002", ErrShort, "entries[0].addr"},
+		{"0x88 bad addr_type", "88 0001 00 00000000 00 01 000000000000000c 025056000001 a310 07", ErrAddrType, "entries[0].addr_type"},
+		{"0x88 bad version in entry 1", "88 0002 00 00000000 00 01 000000000000000c 025056000001 a310 00 00 00000000 00 02 000000000000000c 025056000001 a310 00",
 			ErrVersion, "entries[1].version"},
-		{"0x88 trailing", "88 0001 00 00 01 000000000000000c 025056000001 a310 00 ee", ErrTrailing, "entries"},
+		{"0x88 trailing", "88 0001 00 00000000 00 01 000000000000000c 025056000001 a310 00 ee", ErrTrailing, "entries"},
 		{"0x89 short", "89 0000000000000011 0250560000", ErrShort, "mac"},
 		{"0x89 no count", "89 0000000000000011 025056000001", ErrShort, "count"},
 		{"0x89 count past the end", "89 0000000000000011 025056000001 0002 025056000002", ErrCount, "targets"},

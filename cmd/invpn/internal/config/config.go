@@ -35,6 +35,8 @@ const (
 	DefaultLinkTimeout   = 15 * time.Second
 	DefaultHeartbeat     = 250 * time.Millisecond
 	DefaultDeadAfter     = 750 * time.Millisecond
+	DefaultRefresh       = 60 * time.Second
+	DefaultBatchDelay    = 250 * time.Millisecond
 	DefaultTAPName       = "invpn%d"
 	DefaultMTU           = 1500
 	DefaultLogLevel      = slog.LevelInfo
@@ -94,6 +96,8 @@ type Timers struct {
 	LinkTimeout time.Duration // a link silent for this long is closed
 	Heartbeat   time.Duration // an extended link's quiet direction gets a heartbeat this often; 0: off
 	DeadAfter   time.Duration // an extended link silent for this long is failed
+	Refresh     time.Duration // quiet refresh between invpn nodes: routes refreshed this often; 0: a round every announce
+	BatchDelay  time.Duration // the longest a relay holds refreshes to send them in one message
 }
 
 // TAP is the [tap] section: the frame device.
@@ -136,6 +140,8 @@ func Default() *Config {
 			LinkTimeout: DefaultLinkTimeout,
 			Heartbeat:   DefaultHeartbeat,
 			DeadAfter:   DefaultDeadAfter,
+			Refresh:     DefaultRefresh,
+			BatchDelay:  DefaultBatchDelay,
 		},
 		TAP:     TAP{Name: DefaultTAPName, MTU: DefaultMTU},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
@@ -285,6 +291,20 @@ func (p *parser) finish() {
 			key = "heartbeat"
 		}
 		p.fail("timers", key, "dead_after %v is not above heartbeat %v (want dead_after > heartbeat: every quiet link would fail)", tm.DeadAfter, tm.Heartbeat)
+	}
+	if tm := p.cfg.Timers; tm.Refresh > 0 && !p.bad["timers.refresh"] {
+		switch {
+		case tm.Heartbeat == 0 && !p.seen["timers.refresh"]:
+			// Heartbeats off: quiet refresh would let quiet links time
+			// out, so the default falls back to a round every announce.
+			p.cfg.Timers.Refresh = 0
+		case tm.Heartbeat == 0:
+			p.fail("timers", "refresh", "%v needs heartbeats, and heartbeat is 0 (want refresh = 0, or heartbeats on): a quiet link would time out", tm.Refresh)
+		case tm.Refresh < tm.Announce && !p.bad["timers.announce"]:
+			p.fail("timers", "refresh", "%v is below announce %v (want refresh >= announce, or 0)", tm.Refresh, tm.Announce)
+		case 2*tm.Refresh > tm.RouteExpiry && !p.bad["timers.route_expiry"]:
+			p.fail("timers", "refresh", "%v is more than half of route_expiry %v (want refresh <= route_expiry/2: routes would expire between refreshes)", tm.Refresh, tm.RouteExpiry)
+		}
 	}
 	t := p.cfg.TAP
 	if !p.bad["tap.mtu"] && t.MTU < 1280 && slices.ContainsFunc(t.Addresses, func(a netip.Prefix) bool { return a.Addr().Is6() }) {

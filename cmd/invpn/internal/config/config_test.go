@@ -97,7 +97,11 @@ func TestValues(t *testing.T) {
 		{"heartbeat", "[timers]\nheartbeat = 100ms\ndead_after = 2s", func(c *Config) {
 			c.Timers.Heartbeat, c.Timers.DeadAfter = 100*time.Millisecond, 2*time.Second
 		}},
-		{"heartbeat off", "[timers]\nheartbeat = 0", func(c *Config) { c.Timers.Heartbeat = 0 }},
+		{"heartbeat off", "[timers]\nheartbeat = 0", func(c *Config) { c.Timers.Heartbeat, c.Timers.Refresh = 0, 0 }},
+		{"refresh", "[timers]\nrefresh = 2m\nbatch_delay = 100ms", func(c *Config) {
+			c.Timers.Refresh, c.Timers.BatchDelay = 2*time.Minute, 100*time.Millisecond
+		}},
+		{"refresh off", "[timers]\nrefresh = 0", func(c *Config) { c.Timers.Refresh = 0 }},
 		{"tap name", "[tap]\nname = vpn0", func(c *Config) { c.TAP.Name = "vpn0" }},
 		{"tap name pattern", "[tap]\nname = mesh%d", func(c *Config) { c.TAP.Name = "mesh%d" }},
 		{"tap mtu", "[tap]\nmtu = 9000", func(c *Config) { c.TAP.MTU = 9000 }},
@@ -194,6 +198,10 @@ func TestErrors(t *testing.T) {
 		{"heartbeat negative", "+[timers]\nheartbeat = -1s", "timers", "heartbeat", "(want e.g. 250ms, or 0 for off)"},
 		{"dead_after not above heartbeat", "+[timers]\ndead_after = 200ms", "timers", "dead_after", "want dead_after > heartbeat"},
 		{"heartbeat above dead_after", "+[timers]\nheartbeat = 1s", "timers", "heartbeat", "want dead_after > heartbeat"},
+		{"refresh without heartbeats", "+[timers]\nheartbeat = 0\nrefresh = 60s", "timers", "refresh", "needs heartbeats"},
+		{"refresh below announce", "+[timers]\nrefresh = 1s", "timers", "refresh", "want refresh >= announce"},
+		{"refresh over half the expiry", "+[timers]\nrefresh = 3m", "timers", "refresh", "want refresh <= route_expiry/2"},
+		{"refresh negative", "+[timers]\nrefresh = -1s", "timers", "refresh", "or 0 for a round every announce interval"},
 		{"tap name long", "+[tap]\nname = invpn-tap-device-0", "tap", "name", "at most 15 bytes"},
 		{"tap name slash", "+[tap]\nname = a/b", "tap", "name", "not an interface name"},
 		{"tap name percent", "+[tap]\nname = tap%s", "tap", "name", "at most one %d"},

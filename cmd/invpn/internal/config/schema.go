@@ -78,6 +78,16 @@ var schema = []sectionSchema{
 				return nil
 			}},
 		durationField("dead_after", func(c *Config) *time.Duration { return &c.Timers.DeadAfter }),
+		{key: "refresh", want: "a duration like 60s, or 0 for a round every announce interval",
+			set: func(p *parser, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 {
+					return fmt.Errorf("%q is not a duration (want e.g. 60s, or 0 for a round every announce interval)", v)
+				}
+				p.cfg.Timers.Refresh = d
+				return nil
+			}},
+		durationField("batch_delay", func(c *Config) *time.Duration { return &c.Timers.BatchDelay }),
 	}},
 	{"tap", []field{
 		{key: "name", want: "an interface name of at most 15 bytes, optionally with one %d",

@@ -337,9 +337,10 @@ func loopback(port uint16) netip.AddrPort {
 
 // startInteropDaemon issues a certificate for mac and runs a daemon as
 // `invpn run` builds it, listening on 127.0.0.1:port, with min_links 1 so
-// that it dials only its seeds. It announces every 100 ms ([timers]
-// announce = 100ms): the test runs in real time and waits for echoes of
-// announcements.
+// that it dials only its seeds. It refreshes its routes every 200 ms
+// ([timers] announce = 100ms, refresh = 200ms; an original neighbour gets
+// each refresh round as an announcement): the test runs in real time and
+// waits for echoes of announcements.
 func startInteropDaemon(t *testing.T, caDir, dir string, mac wire.MAC, port uint16, seeds ...node.Peer) *interopDaemon {
 	t.Helper()
 	nd := filepath.Join(dir, mac.String())
@@ -347,6 +348,7 @@ func startInteropDaemon(t *testing.T, caDir, dir string, mac wire.MAC, port uint
 	nc := node.DefaultConfig()
 	nc.MAC, nc.Port, nc.Seeds, nc.MinLinks = mac, port, seeds, 1
 	nc.AnnounceInterval = 100 * time.Millisecond
+	nc.RefreshInterval = 200 * time.Millisecond
 	nc.TriggerGap = nc.AnnounceInterval / 10 // as `invpn run` derives it
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -1,0 +1,336 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// Quiet refresh (docs/protocol.md#quiet-refresh). With RefreshInterval
+// set, a node floods a new round of its own announcement at once only
+// when something changes: a link comes up or goes down, a round of it is
+// asked for, or an echo says the mesh holds a newer one. Between changes it
+// starts a refresh round every RefreshInterval, jittered. A relay passes a
+// refresh on in its batches: it holds what it passes on to a neighbour for
+// up to BatchDelay and sends it in one 0x88, so a refresh costs each node
+// a few messages per link whatever the size of the mesh. Each entry
+// carries how long relays held it; a receiver orders copies of a round by
+// arrival time less that, and moves the route when a later copy turns out
+// to have come first, so batching does not change which path arrives
+// first: routing stays first-path.
+
+// linkBatch is what a link's next 0x88 will carry: encoded entries.
+type linkBatch struct {
+	buf    []byte
+	count  int
+	// queued is, per entry, when it was queued: at the send its held
+	// field grows by the time it waited.
+	queued []time.Time
+	due    time.Time // when the batch must go out; zero when empty
+	urgent bool      // it holds a change: it goes at the end of this input
+}
+
+// quiet reports whether the node runs quiet refresh.
+func (n *Node) quiet() bool { return n.cfg.RefreshInterval > 0 }
+
+// nextRefresh returns when the node's next refresh is due: RefreshInterval
+// from now, less a random jitter of up to a quarter of it, so that the
+// nodes of a mesh that started together do not refresh together.
+func (n *Node) nextRefresh(now time.Time) time.Time {
+	span := uint64(n.cfg.RefreshInterval / 4)
+	jitter := time.Duration(0)
+	if span > 0 {
+		jitter = time.Duration(n.cfg.Rand.Uint64() % span)
+	}
+	return now.Add(n.cfg.RefreshInterval - jitter)
+}
+
+// refresh starts a refresh round of this node's own announcement: a new
+// id, sent to seed-protocol neighbours as an announcement (the original
+// needs newer ids to keep its route) and to extended ones as a refresh
+// entry in their next batch.
+func (n *Node) refresh() {
+	if len(n.links.order) == 0 {
+		return
+	}
+	id := n.newID()
+	n.clock.announced = id
+	own := n.ownInfo(id)
+	var seedMsg []byte
+	entry := wire.BatchEntry{Refresh: true, Self: !n.noAddress(),
+		InfoPath: wire.InfoPath{PathKnown: true, Info: own}}
+	for _, l := range n.links.order {
+		if l.extended {
+			n.queueEntry(l, &entry, false)
+			continue
+		}
+		if seedMsg == nil {
+			seedMsg = n.ownSeedMessage(own)
+		}
+		n.send(l, seedMsg, true)
+	}
+}
+
+// noAddress reports whether the node announces no address (it takes no
+// incoming links).
+func (n *Node) noAddress() bool { return n.cfg.NoIncoming || n.cfg.NoRelay }
+
+// ownInfo is this node's announcement of round id, without address: a
+// neighbour fills in the address it sees, unless the node takes no links.
+func (n *Node) ownInfo(id uint64) wire.Info {
+	info := wire.Info{ID: id, MAC: n.cfg.MAC}
+	if !n.noAddress() {
+		info.Port = n.cfg.Port
+	}
+	return info
+}
+
+// ownSeedMessage encodes the node's own announcement for a seed-protocol
+// neighbour: a 0x00, or a 0x01 without address for a node that takes no
+// links.
+func (n *Node) ownSeedMessage(own wire.Info) []byte {
+	if n.noAddress() {
+		return n.encode(&own)
+	}
+	return n.encode(&wire.InitialInfo{ID: own.ID, MAC: own.MAC, Port: own.Port})
+}
+
+// queueEntry adds e to l's next batch. A change (urgent) goes out at the
+// end of this input, together with any refreshes waiting; a refresh waits
+// up to BatchDelay for others.
+func (n *Node) queueEntry(l *link, e *wire.BatchEntry, urgent bool) {
+	b := &l.batch
+	if len(b.buf)+wire.BatchEntryLen(e) > wire.MaxBatchBody {
+		n.flushBatch(l)
+	}
+	b.buf = e.Append(b.buf)
+	b.queued = append(b.queued, n.clock.now)
+	b.count++
+	if b.due.IsZero() {
+		b.due = n.clock.now.Add(n.cfg.BatchDelay)
+	}
+	if urgent {
+		b.urgent = true
+		n.urgentBatches = true
+	}
+}
+
+// flushBatch sends l's batch: a lone change as a plain 0x85, anything
+// else as a 0x88.
+func (n *Node) flushBatch(l *link) {
+	b := &l.batch
+	if b.count == 0 {
+		return
+	}
+	// Each entry's held field grows by the time it waited here.
+	off := 0
+	for _, at := range b.queued {
+		held := off + wire.BatchHeldOffset
+		if wait := n.clock.now.Sub(at); wait > 0 {
+			wire.PutHeld(b.buf[held:], wire.Held(b.buf[held:])+wait)
+		}
+		off += wire.BatchEntrySize(b.buf[off:])
+	}
+	start := len(n.arena)
+	if b.count == 1 && b.buf[0] == 0 && wire.Held(b.buf[wire.BatchHeldOffset:]) == 0 {
+		n.arena = append(n.arena, byte(wire.TypeInfoPath))
+		n.arena = append(n.arena, b.buf[wire.BatchHeldOffset+4:]...)
+	} else {
+		n.arena = wire.AppendBatchHeader(n.arena, b.count)
+		n.arena = append(n.arena, b.buf...)
+	}
+	n.send(l, n.sinceMark(start), true)
+	b.buf, b.queued, b.count, b.due, b.urgent = b.buf[:0], b.queued[:0], 0, time.Time{}, false
+}
+
+// flushUrgent sends the batches that hold a change; called at the end of
+// every input that can queue one.
+func (n *Node) flushUrgent() {
+	if !n.urgentBatches {
+		return
+	}
+	n.urgentBatches = false
+	for _, l := range n.links.order {
+		if l.batch.urgent {
+			n.flushBatch(l)
+		}
+	}
+}
+
+// flushDue sends the batches whose BatchDelay is over.
+func (n *Node) flushDue(now time.Time) {
+	for _, l := range n.links.order {
+		if due(l.batch.due, now) {
+			n.flushBatch(l)
+		}
+	}
+}
+
+// receiveBatch handles a 0x88: each entry as the announcement it carries.
+func (n *Node) receiveBatch(l *link, msg []byte) {
+	m, err := wire.DecodeInfoBatch(msg)
+	if err != nil {
+		n.malformed(l, err)
+		return
+	}
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		info, path, pathKnown := e.Info, e.Path, e.PathKnown
+		if e.Self {
+			// The sender's own, like a 0x00: it must be the certificate's
+			// MAC, and the address is the one seen on the link.
+			if info.MAC != l.peer || !pathKnown || len(path) > 0 || info.Addr.IsValid() {
+				n.violation(l, fmt.Errorf("%w: 0x88 entry %d announces %s as the sender's own (path %v, addr %v)",
+					ErrSpoofedMAC, i, info.MAC, path, info.Addr))
+				return
+			}
+			info.Addr = l.addr.Addr()
+		} else if pathKnown && (len(path) == 0 && info.MAC != l.peer || len(path) > 0 && path[len(path)-1] != l.peer) {
+			n.violation(l, fmt.Errorf("0x88 entry %d for %s: path %v does not end at the sender", i, info.MAC, path))
+			return
+		}
+		n.announcement(l, info, path, pathKnown, e.Refresh, e.Held)
+		if n.links.byID[l.id] != l {
+			return // a violation in an entry closed the link
+		}
+	}
+}
+
+// switchFirst moves r's route to l when l's copy of the current round
+// left its source earlier than the one the route took, less the time
+// relays held each (a batch held the first copy longer, or the copy is a
+// new link's table, held since the round passed the sender), and passes
+// it on. The old next hop's copy came over a path that avoids us: it
+// becomes the first backup. An earlier copy from the next hop itself only
+// corrects the route's time and path. It reports whether it took the
+// copy.
+func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent time.Time) bool {
+	if !pathKnown || len(path) >= wire.MaxPath || !sent.Before(r.sent) {
+		return false
+	}
+	if old := r.via; old != l.id {
+		if i := slices.Index(r.backups, l.id); i >= 0 {
+			r.backups = slices.Delete(r.backups, i, i+1)
+		}
+		if r.pathKnown {
+			r.backups = slices.Insert(r.backups, 0, old)
+		}
+		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: old})
+	}
+	r.sent = sent
+	n.keep(l, info, path, pathKnown, r, refresh)
+	return true
+}
+
+// passOn sends an announcement on to every neighbour but l, in their
+// batches: a change at the end of this input, a refresh within
+// BatchDelay; a seed-protocol neighbour gets a 0x01 at once. Held is how
+// long relays held it so far.
+func (n *Node) passOn(l *link, info wire.Info, path []wire.MAC, pathKnown, refresh bool, held time.Duration) {
+	e := wire.BatchEntry{Refresh: refresh, Held: held,
+		InfoPath: wire.InfoPath{PathKnown: pathKnown && len(path) < wire.MaxPath, Info: info}}
+	if e.PathKnown {
+		e.Path = append(path[:len(path):len(path)], n.cfg.MAC)
+	}
+	var seedMsg []byte
+	for _, o := range n.links.order {
+		if o == l {
+			continue
+		}
+		if o.extended {
+			n.queueEntry(o, &e, !refresh)
+			continue
+		}
+		if seedMsg == nil {
+			seedMsg = n.encode(&info)
+		}
+		n.send(o, seedMsg, true)
+	}
+}
+
+// routedAcross returns, sorted, the targets the peer of l probably
+// routes through us: those whose round we passed on to it and it did not
+// pass back (it is neither our next hop nor a backup). When only the far
+// end notices a cut, a round of these is what moves the routes that
+// crossed the link the other way.
+func (n *Node) routedAcross(l *link) []wire.MAC {
+	var out []wire.MAC
+	for mac, r := range n.routes {
+		if r.via != 0 && r.via != l.id && mac != l.peer && !slices.Contains(r.backups, l.id) {
+			out = append(out, mac)
+		}
+	}
+	slices.SortFunc(out, wire.MAC.Compare)
+	return out
+}
+
+// mergeSorted merges two sorted lists of MACs, without duplicates.
+func mergeSorted(a, b []wire.MAC) []wire.MAC {
+	out := make([]wire.MAC, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0].Compare(b[0]) < 0:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0].Compare(a[0]) < 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return out
+}
+
+// askAnnounceFor floods a 0x89 naming targets, the routes that crossed a
+// lost link, so that only they announce again (MaxRequestTargets per
+// message), and announces this node.
+func (n *Node) askAnnounceFor(targets []wire.MAC) {
+	if len(n.links.order) == 0 {
+		return
+	}
+	for len(targets) > 0 {
+		part := targets[:min(len(targets), wire.MaxRequestTargets)]
+		targets = targets[len(part):]
+		id := n.newID()
+		n.dedup.asks.first(n.cfg.MAC, id, n.clock.now, n.cfg.DedupSpan)
+		msg := n.encode(&wire.AnnounceRequestFor{ID: id, Requester: n.cfg.MAC, Targets: part})
+		for _, l := range n.links.order {
+			if l.extended {
+				n.send(l, msg, true)
+			}
+		}
+	}
+	n.triggerAnnounce()
+}
+
+// receiveAnnounceRequestFor handles a 0x89: flood it on once, and announce
+// if this node is one of its targets.
+func (n *Node) receiveAnnounceRequestFor(l *link, msg []byte) {
+	m, err := wire.DecodeAnnounceRequestFor(msg)
+	if err != nil {
+		n.malformed(l, err)
+		return
+	}
+	if m.Requester == n.cfg.MAC {
+		return
+	}
+	if !n.known(m.Requester) {
+		n.drop(DropUnknownSource, m.Requester)
+		return
+	}
+	if !n.dedup.asks.first(m.Requester, m.ID, n.clock.now, n.cfg.DedupSpan) {
+		return
+	}
+	if !n.cfg.NoRelay {
+		for _, o := range n.links.order {
+			if o != l && o.extended {
+				n.send(o, msg, true)
+			}
+		}
+	}
+	if slices.Contains(m.Targets, n.cfg.MAC) {
+		n.triggerAnnounce()
+	}
+}
+
