@@ -175,7 +175,7 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 		return
 	}
 	if n.quiet() {
-		n.passOn(l, info, path, pathKnown, refresh, n.clock.now.Sub(r.sent))
+		n.passOn(l, info, refresh)
 		return
 	}
 	// Flood on, never back to the link it came from (defect 1).
@@ -326,16 +326,16 @@ func (n *Node) sendTable(l *link) {
 			n.send(l, n.encode(&r.info), true)
 			continue
 		}
-		out := wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}
-		if out.PathKnown {
-			out.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
-		}
 		if n.quiet() {
 			// Held from when the round passed here: the neighbour sees the
 			// copy as if the link had been up then, and moves its route
 			// to it if it would have come first (quiet refresh).
-			n.queueEntry(l, &wire.BatchEntry{Held: n.clock.now.Sub(r.sent), InfoPath: out}, true)
+			n.queueRoute(l, mac, true)
 			continue
+		}
+		out := wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}
+		if out.PathKnown {
+			out.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
 		}
 		n.send(l, n.encode(&out), true)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -21,15 +22,17 @@ import (
 // to have come first, so batching does not change which path arrives
 // first: routing stays first-path.
 
-// linkBatch is what a link's next 0x88 will carry: encoded entries.
+// linkBatch is what a link's next 0x88 will carry: the targets whose
+// route (or, for this node's MAC, own announcement) it re-advertises. The
+// entries are encoded when the batch goes out, from the routes as they
+// are then: a route that moved meanwhile is sent once, as it is, and not
+// to the neighbour it now goes through.
 type linkBatch struct {
-	buf    []byte
-	count  int
-	// queued is, per entry, when it was queued: at the send its held
-	// field grows by the time it waited.
-	queued []time.Time
-	due    time.Time // when the batch must go out; zero when empty
-	urgent bool      // it holds a change: it goes at the end of this input
+	macs   []wire.MAC
+	change []bool             // per mac: a change (else a refresh)
+	index  map[wire.MAC]int32 // position in macs
+	due    time.Time          // when the batch must go out; zero when empty
+	urgent bool               // it holds a change: it goes at the end of this input
 }
 
 // quiet reports whether the node runs quiet refresh.
@@ -57,17 +60,14 @@ func (n *Node) refresh() {
 	}
 	id := n.newID()
 	n.clock.announced = id
-	own := n.ownInfo(id)
 	var seedMsg []byte
-	entry := wire.BatchEntry{Refresh: true, Self: !n.noAddress(),
-		InfoPath: wire.InfoPath{PathKnown: true, Info: own}}
 	for _, l := range n.links.order {
 		if l.extended {
-			n.queueEntry(l, &entry, false)
+			n.queueRoute(l, n.cfg.MAC, false)
 			continue
 		}
 		if seedMsg == nil {
-			seedMsg = n.ownSeedMessage(own)
+			seedMsg = n.ownSeedMessage(n.ownInfo(id))
 		}
 		n.send(l, seedMsg, true)
 	}
@@ -97,52 +97,94 @@ func (n *Node) ownSeedMessage(own wire.Info) []byte {
 	return n.encode(&wire.InitialInfo{ID: own.ID, MAC: own.MAC, Port: own.Port})
 }
 
-// queueEntry adds e to l's next batch. A change (urgent) goes out at the
-// end of this input, together with any refreshes waiting; a refresh waits
-// up to BatchDelay for others.
-func (n *Node) queueEntry(l *link, e *wire.BatchEntry, urgent bool) {
+// queueRoute adds mac to l's next batch. A change goes out at the end of
+// this input, together with any refreshes waiting; a refresh waits up to
+// BatchDelay for others.
+func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 	b := &l.batch
-	if len(b.buf)+wire.BatchEntryLen(e) > wire.MaxBatchBody {
-		n.flushBatch(l)
+	if b.index == nil {
+		b.index = map[wire.MAC]int32{}
 	}
-	b.buf = e.Append(b.buf)
-	b.queued = append(b.queued, n.clock.now)
-	b.count++
+	if i, ok := b.index[mac]; ok {
+		b.change[i] = b.change[i] || change
+	} else {
+		b.index[mac] = int32(len(b.macs))
+		b.macs = append(b.macs, mac)
+		b.change = append(b.change, change)
+	}
 	if b.due.IsZero() {
 		b.due = n.clock.now.Add(n.cfg.BatchDelay)
 	}
-	if urgent {
+	if change {
 		b.urgent = true
 		n.urgentBatches = true
 	}
 }
 
-// flushBatch sends l's batch: a lone change as a plain 0x85, anything
-// else as a 0x88.
+// flushBatch sends l's batch: one 0x88 per MaxBatchBody of entries, a lone
+// change that no relay held as a plain 0x85. Each entry is the route as it
+// is now, held since its round would have arrived (its sent time); a
+// route that is gone, withdrawn, or now goes through l is left out (the
+// neighbour's own route goes to it all the same: a new link's table tells
+// it which ids the mesh holds of it).
 func (n *Node) flushBatch(l *link) {
 	b := &l.batch
-	if b.count == 0 {
+	if len(b.macs) == 0 {
 		return
 	}
-	// Each entry's held field grows by the time it waited here.
-	off := 0
-	for _, at := range b.queued {
-		held := off + wire.BatchHeldOffset
-		if wait := n.clock.now.Sub(at); wait > 0 {
-			wire.PutHeld(b.buf[held:], wire.Held(b.buf[held:])+wait)
+	start, count := -1, 0
+	finish := func() {
+		if start < 0 {
+			return
 		}
-		off += wire.BatchEntrySize(b.buf[off:])
+		if count == 1 && n.arena[start+3] == 0 && wire.Held(n.arena[start+3+wire.BatchHeldOffset:]) == 0 {
+			// A lone change as it would travel unbatched: a 0x85.
+			body := n.arena[start+3+wire.BatchHeldOffset+4:]
+			n.arena = append(n.arena[:start], byte(wire.TypeInfoPath))
+			n.arena = append(n.arena, body...)
+		} else {
+			binary.BigEndian.PutUint16(n.arena[start+1:], uint16(count))
+		}
+		n.send(l, n.sinceMark(start), true)
+		start, count = -1, 0
 	}
-	start := len(n.arena)
-	if b.count == 1 && b.buf[0] == 0 && wire.Held(b.buf[wire.BatchHeldOffset:]) == 0 {
-		n.arena = append(n.arena, byte(wire.TypeInfoPath))
-		n.arena = append(n.arena, b.buf[wire.BatchHeldOffset+4:]...)
-	} else {
-		n.arena = wire.AppendBatchHeader(n.arena, b.count)
-		n.arena = append(n.arena, b.buf...)
+	for i, mac := range b.macs {
+		e, ok := n.batchEntry(l, mac, !b.change[i])
+		if !ok {
+			continue
+		}
+		if start >= 0 && len(n.arena)-start+wire.BatchEntryLen(&e) > wire.MaxMessage {
+			finish()
+		}
+		if start < 0 {
+			start = len(n.arena)
+			n.arena = wire.AppendBatchHeader(n.arena, 0)
+		}
+		n.arena = e.Append(n.arena)
+		count++
 	}
-	n.send(l, n.sinceMark(start), true)
-	b.buf, b.queued, b.count, b.due, b.urgent = b.buf[:0], b.queued[:0], 0, time.Time{}, false
+	finish()
+	clear(b.index)
+	b.macs, b.change, b.due, b.urgent = b.macs[:0], b.change[:0], time.Time{}, false
+}
+
+// batchEntry returns the entry that re-advertises mac to l now, and
+// whether there is one.
+func (n *Node) batchEntry(l *link, mac wire.MAC, refresh bool) (wire.BatchEntry, bool) {
+	if mac == n.cfg.MAC {
+		return wire.BatchEntry{Refresh: refresh, Self: !n.noAddress(),
+			InfoPath: wire.InfoPath{PathKnown: true, Info: n.ownInfo(n.clock.announced)}}, true
+	}
+	r := n.routes[mac]
+	if r == nil || (r.via == 0 || r.via == l.id) && mac != l.peer {
+		return wire.BatchEntry{}, false
+	}
+	e := wire.BatchEntry{Refresh: refresh, Held: n.clock.now.Sub(r.sent),
+		InfoPath: wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}}
+	if e.PathKnown {
+		e.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
+	}
+	return e, true
 }
 
 // flushUrgent sends the batches that hold a change; called at the end of
@@ -224,23 +266,17 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 	return true
 }
 
-// passOn sends an announcement on to every neighbour but l, in their
-// batches: a change at the end of this input, a refresh within
-// BatchDelay; a seed-protocol neighbour gets a 0x01 at once. Held is how
-// long relays held it so far.
-func (n *Node) passOn(l *link, info wire.Info, path []wire.MAC, pathKnown, refresh bool, held time.Duration) {
-	e := wire.BatchEntry{Refresh: refresh, Held: held,
-		InfoPath: wire.InfoPath{PathKnown: pathKnown && len(path) < wire.MaxPath, Info: info}}
-	if e.PathKnown {
-		e.Path = append(path[:len(path):len(path)], n.cfg.MAC)
-	}
+// passOn re-advertises the route to mac to every neighbour but l, in
+// their batches: a change at the end of this input, a refresh within
+// BatchDelay; a seed-protocol neighbour gets the 0x01 info at once.
+func (n *Node) passOn(l *link, info wire.Info, refresh bool) {
 	var seedMsg []byte
 	for _, o := range n.links.order {
 		if o == l {
 			continue
 		}
 		if o.extended {
-			n.queueEntry(o, &e, !refresh)
+			n.queueRoute(o, info.MAC, !refresh)
 			continue
 		}
 		if seedMsg == nil {

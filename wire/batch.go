@@ -89,9 +89,6 @@ func AppendHeld(dst []byte, d time.Duration) []byte {
 	return binary.BigEndian.AppendUint32(dst, heldField(d))
 }
 
-// PutHeld overwrites the held field that starts at b[0] with d.
-func PutHeld(b []byte, d time.Duration) { binary.BigEndian.PutUint32(b, heldField(d)) }
-
 // Held reads the held field that starts at b[0].
 func Held(b []byte) time.Duration {
 	return time.Duration(binary.BigEndian.Uint32(b)) * time.Microsecond
@@ -105,22 +102,6 @@ func heldField(d time.Duration) uint32 {
 		return math.MaxUint32
 	}
 	return uint32(d / time.Microsecond)
-}
-
-// BatchEntrySize returns the size of the encoded entry at the start of b,
-// which must be one this package encoded.
-func BatchEntrySize(b []byte) int {
-	size := 6
-	if n := int(b[5]); n != PathUnknown {
-		size += 6 * n
-	}
-	switch b[size+infoBodyFixed-1] {
-	case AddrIPv4:
-		size += 4
-	case AddrIPv6:
-		size += 16
-	}
-	return size + infoBodyFixed
 }
 
 // BatchHeldOffset is where an entry's held field starts within it.
