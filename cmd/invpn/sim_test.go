@@ -155,12 +155,15 @@ func TestSimSameSeedSameReport(t *testing.T) {
 	}
 }
 
-// TestSimCSV: the CSV summary of a sweep and the CSV of faults (the
+// TestSimCSV: the CSV summary of a sweep, of a sweep over nodes and
+// refresh (scenarios/scale.yaml, small), and the CSV of faults (the
 // input of cmd/invpn-plot, whose test reads these golden files) are the
 // golden files, the wall time masked.
 func TestSimCSV(t *testing.T) {
 	golden(t, "sim-sweep-announce.csv", maskWall(t, simOutput(t, 0, "--csv", "--jobs", "2", "--sweep", "announce=2s,5s")))
 	golden(t, "sim-faults.csv", simOutput(t, 0, "--csv", "--faults"))
+	golden(t, "sim-sweep-scale.csv", maskWall(t, simOutput(t, 0, "--csv", "--jobs", "2", "--sweep", "nodes=8,16",
+		"--sweep", "refresh=0,60s", "scale.yaml")))
 }
 
 func TestSimSweepTable(t *testing.T) {
