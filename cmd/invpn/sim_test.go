@@ -221,8 +221,8 @@ func TestSimHelp(t *testing.T) {
 }
 
 // tinyScenario is a 6-node random mesh, 5 s long, whose expectation to
-// converge within 120 ms holds for seeds 1 and 2 and fails for 3 and 4
-// (TestSimTinySeeds checks that this still holds).
+// converge within 120 ms holds for some seeds and fails for others (1
+// and 2 pass, 3 and 4 fail today; TestSimSeedsReplay needs only a mix).
 const tinyScenario = `name: tiny
 duration: 5s
 topology:
@@ -273,18 +273,6 @@ func csvRows(t *testing.T, b string) []map[string]string {
 		rows = append(rows, m)
 	}
 	return rows
-}
-
-func TestSimTinySeeds(t *testing.T) {
-	file := writeScenario(t, tinyScenario)
-	_, out, _ := simRun("--csv", "--seeds", "4", file)
-	var oks []string
-	for _, r := range csvRows(t, out) {
-		oks = append(oks, r["seed"]+":"+r["ok"])
-	}
-	if got := strings.Join(oks, " "); got != "1:true 2:true 3:false 4:false" {
-		t.Fatalf("seeds of the tiny scenario: %s, want 1:true 2:true 3:false 4:false (pick another tinyScenario)", got)
-	}
 }
 
 func TestSimSweepFlags(t *testing.T) {
@@ -372,17 +360,17 @@ func atoi(t *testing.T, s string) int {
 // alone reproduces the failure and its trace hash.
 func TestSimSeedsReplay(t *testing.T) {
 	file := writeScenario(t, tinyScenario)
-	code, out, _ := simRun("--seeds", "4", "--jobs", "2", "--sweep", "latency=1ms..40ms", file)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1:\n%s", code, out)
-	}
-	if !strings.Contains(out, "4 runs: 2 passed, 2 failed, in ") {
-		t.Errorf("no summary of 4 runs, 2 failed:\n%s", out)
-	}
+	code, out, _ := simRun("--seeds", "8", "--jobs", "2", "--sweep", "latency=1ms..40ms", file)
 	fail := regexp.MustCompile(`(?m)^FAIL latency=1ms\.\.40ms seed (\d+) \(trace hash ([0-9a-f]{16})\)\n  FAIL  (.*)\n  replay: (.*)$`)
 	m := fail.FindAllStringSubmatch(out, -1)
-	if len(m) != 2 || m[0][1] != "3" || m[1][1] != "4" {
-		t.Fatalf("failed runs %v, want seeds 3 and 4:\n%s", m, out)
+	if len(m) == 0 || len(m) == 8 {
+		t.Fatalf("%d of 8 seeds failed: want a mix of passes and failures (pick another tinyScenario):\n%s", len(m), out)
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if want := fmt.Sprintf("8 runs: %d passed, %d failed, in ", 8-len(m), len(m)); !strings.Contains(out, want) {
+		t.Errorf("no summary %q:\n%s", want, out)
 	}
 	for _, f := range m {
 		seed, hash, expect, replay := f[1], f[2], f[3], f[4]
@@ -458,13 +446,13 @@ func TestSimPanicIsAFailure(t *testing.T) {
 		}
 		return real(s, opt)
 	}
-	file := writeScenario(t, tinyScenario)
+	file := writeScenario(t, strings.Replace(tinyScenario, "within 120ms", "within 5s", 1)) // every seed passes
 	code, out, _ := simRun("--seeds", "3", "--jobs", "2", file)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1:\n%s", code, out)
 	}
-	for _, want := range []string{"3 runs: 1 passed, 2 failed", "FAIL tiny seed 2\n  panic: boom at seed 2\n",
-		"replay: invpn sim --seed 2 " + file, "FAIL tiny seed 3 (trace hash"} {
+	for _, want := range []string{"3 runs: 2 passed, 1 failed", "FAIL tiny seed 2\n  panic: boom at seed 2\n",
+		"replay: invpn sim --seed 2 " + file} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
