@@ -103,6 +103,7 @@ type Report struct {
 	SeedLinks   uint64         `json:"seed_protocol_links"`
 	MaxDegree   int            `json:"max_degree"`
 	MeanDegree  float64        `json:"mean_degree"`
+	Routes      float64        `json:"routes_per_node"` // mean live routes (with a next hop) per node up at the end
 	Totals      Totals         `json:"totals"`
 	Hash        string         `json:"trace_hash"`
 	Violations  []Violation    `json:"violations"`
@@ -180,6 +181,14 @@ func (s *Scenario) report(w *World) *Report {
 		total += len(l)
 	}
 	r.MeanDegree = float64(total) / float64(max(1, len(links)))
+	routes, up := 0, 0
+	for i := range w.N() {
+		if w.Up(i) {
+			routes += len(w.Node(i).Routes())
+			up++
+		}
+	}
+	r.Routes = float64(routes) / float64(max(1, up))
 	r.Violations, r.ViolationN = w.Violations()
 	r.OK = true
 	for _, e := range s.Expect {

@@ -8,7 +8,15 @@
 // Rows of faults (invpn sim --csv --faults) give the recovery time after
 // each fault against the time of the fault, one line per run. Rows of
 // runs (invpn sim --csv, with or without --sweep) give the failover p50,
-// p95 and maximum of each run, one point per run.
+// p95 and maximum of each run, one point per run. Rows of a sweep over
+// the node count (invpn sim --csv --sweep nodes=... [--sweep PARAM=...])
+// give one small panel per metric (control messages and bytes per node
+// per second, routes and heap per node, convergence, failover p95)
+// against the node count on a log axis, one line per value of the other
+// swept parameter, each point the mean over the seeds:
+//
+//	invpn sim --sweep nodes=100,300,1000 --sweep refresh=0,60s --jobs 1 --csv scenarios/scale.yaml > scale.csv
+//	invpn-plot -o scale.svg scale.csv
 package main
 
 import (
@@ -45,8 +53,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 Draws the CSV that invpn sim writes as an SVG plot: the recovery after each
 fault over time from invpn sim --csv --faults, or each run's failover p50,
-p95 and maximum from invpn sim --csv (with or without --sweep). Reads
-standard input when FILE.csv is absent or -.
+p95 and maximum from invpn sim --csv (with or without --sweep). From a
+sweep over the node count (invpn sim --csv --sweep nodes=100,300,1000
+--sweep refresh=0,60s), one panel per metric against the node count (log
+axis), one line per value of the other swept parameter, the seeds of a
+variant averaged. Reads standard input when FILE.csv is absent or -.
 
 Flags:
 `)
@@ -137,6 +148,9 @@ func plotCSV(r io.Reader, title string) ([]byte, error) {
 	t, err := readTable(r)
 	if err != nil {
 		return nil, err
+	}
+	if isScaleSweep(t) {
+		return plotScale(t, title)
 	}
 	var p *plot.Plot
 	switch {

@@ -15,6 +15,7 @@ func TestPlotFromSimCSV(t *testing.T) {
 	for _, c := range []struct{ csv, title string }{
 		{"sim-faults.csv", "failover: three-site WAN"},
 		{"sim-sweep-announce.csv", "failover per run"},
+		{"sim-sweep-scale.csv", "scale: nodes × refresh"},
 	} {
 		t.Run(c.csv, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "plot.svg")
@@ -72,4 +73,51 @@ func TestPlotErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPlotScale: a sweep over nodes and another parameter gives one
+// panel per metric, the heap's only when it was measured, one line per
+// value of the other parameter (a legend entry each), the seeds of a
+// variant averaged; runs that did not finish are left out.
+func TestPlotScale(t *testing.T) {
+	head := "run,seed,nodes,converge_s,failover_p95_s,control_msgs_per_node_s,control_bytes_per_node_s,routes_per_node,heap_bytes_per_node,error,sweep_nodes,sweep_refresh\n"
+	rows := "nodes=10 refresh=0,1,10,0.1,0.8,30,900,9.0,,,10,0\n" +
+		"nodes=10 refresh=0,2,10,0.3,0.8,32,950,9.0,,,10,0\n" +
+		"nodes=10 refresh=60s,1,10,0.1,0.8,12,300,9.0,,,10,60s\n" +
+		"nodes=100 refresh=0,1,100,0.2,0.9,90,4000,99.0,,,100,0\n" +
+		"nodes=100 refresh=60s,1,100,0.2,0.9,20,700,99.0,,,100,60s\n" +
+		"nodes=100 refresh=60s,2,100,,,,,,,panic: boom,100,60s\n"
+	svg := plotString(t, head+rows)
+	for _, want := range []string{"scale: nodes × refresh", "control msgs/node/s", "control bytes/node/s", "routes per node",
+		"convergence (s)", "failover p95 (s)", "refresh=0", "refresh=60s", ">100<"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	if strings.Contains(svg, "heap bytes per node") {
+		t.Errorf("SVG has a heap panel, but no heap was measured")
+	}
+	withHeap := strings.ReplaceAll(head+rows, "9.0,,,", "9.0,5000,,")
+	if svg := plotString(t, withHeap); !strings.Contains(svg, "heap bytes per node") {
+		t.Errorf("SVG lacks the heap panel")
+	}
+	three := strings.Replace(head, "sweep_refresh", "sweep_refresh,sweep_degree", 1) + "a,1,10,0.1,0.8,30,900,9.0,,,10,0,4\n"
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-o", "-"}, strings.NewReader(three), &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "swept refresh and degree besides nodes") {
+		t.Errorf("three swept parameters: exit %d, %s", code, stderr.String())
+	}
+}
+
+// plotString draws csv to standard output and returns the SVG.
+func plotString(t *testing.T, csv string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-o", "-"}, strings.NewReader(csv), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !bytes.Contains(stdout.Bytes(), []byte("<svg")) {
+		t.Fatalf("not an SVG:\n%.400s", stdout.String())
+	}
+	return stdout.String()
 }

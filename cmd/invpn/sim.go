@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,69 +25,17 @@ const defaultScenario = "wan-3site.yaml"
 // errExpectations is returned when a scenario's expectations fail.
 var errExpectations = errors.New("expectations failed")
 
-// sweepParams are the parameters --sweep can vary.
-var sweepParams = map[string]func(s *sim.Scenario, v string) error{
-	"announce": func(s *sim.Scenario, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("announce interval %q: want a duration like 5s", v)
-		}
-		s.Timers.Announce = d
-		return nil
-	},
-	"max_links": func(s *sim.Scenario, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("max_links %q: want a positive integer", v)
-		}
-		s.Timers.MaxLinks = n
-		if s.Timers.MinLinks > n {
-			s.Timers.MinLinks = n
-		}
-		return nil
-	},
-	"heartbeat": func(s *sim.Scenario, v string) error {
-		d, err := time.ParseDuration(v)
-		if v == "0" {
-			d, err = 0, nil
-		}
-		if err != nil || d < 0 {
-			return fmt.Errorf("heartbeat interval %q: want a duration like 250ms, or 0 for no heartbeats", v)
-		}
-		if d == 0 {
-			d = -1 // off
-		}
-		s.Timers.Heartbeat = d
-		if dead := s.Timers.DeadAfter; d > 0 && dead > 0 && dead <= d {
-			return fmt.Errorf("heartbeat interval %q: not below dead_after %v", v, dead)
-		}
-		if d > 0 && s.Timers.DeadAfter == 0 && 3*d > 750*time.Millisecond {
-			s.Timers.DeadAfter = 3 * d // keep three intervals, as the default
-		}
-		return nil
-	},
-	"latency": func(s *sim.Scenario, v string) error {
-		lo, hi, ok := strings.Cut(v, "..")
-		if !ok {
-			hi = lo
-		}
-		a, err1 := time.ParseDuration(lo)
-		b, err2 := time.ParseDuration(hi)
-		if err1 != nil || err2 != nil || b < a {
-			return fmt.Errorf("latency %q: want a duration or a range like 2ms..20ms", v)
-		}
-		s.LAN.Latency = sim.Range{Min: a, Max: b}
-		return nil
-	},
-}
-
 func runSim(args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	seed := fset.Uint64("seed", 0, "run with `SEED` instead of the scenario's seed")
-	asJSON := fset.Bool("json", false, "print the report as JSON")
-	asCSV := fset.Bool("csv", false, "print the summary as CSV (one row per run)")
-	sweep := fset.String("sweep", "", "run once per value of a parameter: `PARAM=v1,v2,...` with PARAM one of announce, max_links, heartbeat, latency")
+	seed := fset.Uint64("seed", 0, "run with `SEED` instead of the scenario's seed; with --seeds, the first seed (default 1)")
+	seeds := fset.Int("seeds", 0, "run `N` seeds, from --seed on, and print a summary with a replay command for each failure")
+	jobs := fset.Int("jobs", runtime.NumCPU(), "run `J` simulations at a time (each stays single-threaded and deterministic)")
+	asJSON := fset.Bool("json", false, "print the report as JSON (an array of reports for several runs)")
+	asCSV := fset.Bool("csv", false, "print the summary as CSV (one row per run: per variant and seed)")
+	var sweeps sweepFlags
+	fset.Var(&sweeps, "sweep", "run once per value of a parameter: `PARAM=v1,v2,...` with PARAM one of "+sweepParamList+
+		"; repeat it to run every combination")
 	faultRows := fset.Bool("faults", false, "with --csv: one row per fault (its time and recovery) instead of one per run")
 	fset.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: invpn sim [flags] [FILE.yaml]
@@ -109,10 +58,41 @@ duplicated, control traffic per node (heartbeats apart), and whether each
 expectation of the scenario held. The exit status is 1 when an
 expectation fails.
 
+Many runs at once. --seeds N runs the scenario with seeds S, S+1, ...,
+S+N-1 (S is --seed, default 1) and prints a summary: runs, passed, failed,
+and for each failed run its failed expectations and the command that
+replays it alone. --sweep PARAM=v1,v2,... runs once per value; given more
+than once, it runs every combination (nodes=100 refresh=0, nodes=100
+refresh=60s, ...), each with every seed of --seeds. The parameters:
+  announce      the announce interval (default 5s)
+  max_links     the links a node keeps (8)
+  heartbeat     the heartbeat interval (250ms; 0: no heartbeats)
+  latency       the LAN links' one-way latency, or a range: 1ms..5ms
+  nodes         the node count of a line, ring, star, mesh, random or
+                organic topology (the faults and traffic may name only
+                nodes that exist at every count)
+  degree        the mean degree of a random topology
+  refresh       the quiet-refresh interval (60s); 0: today's protocol,
+                every round flooded each announce interval
+  batch_delay   the longest a relay holds refreshes to batch them (250ms)
+Runs go --jobs at a time (default: one per CPU), each on one goroutine
+with its own world, so every run is the same whatever --jobs is, and the
+output is in the same order: by variant, then seed. A run that panics is
+a failed run. A progress line (runs done, failures, rate) goes to
+standard error; with --csv or --json the summary goes there too.
+
+With --csv, each row also has routes_per_node (mean live routes per node
+at the end), heap_bytes_per_node (the live heap of the world at the end
+of the run, after a collection, per node: measured only when the runs go
+one at a time, --jobs 1 or a single run; empty otherwise, since runs side
+by side share one heap), events_per_s (of wall time), error (a run that
+did not finish) and one sweep_PARAM column per swept parameter.
+
 To plot, write CSV and give it to the separate command invpn-plot (go run
 ./cmd/invpn-plot), which draws an SVG: --csv --faults for the recovery
 after each fault over time, --csv --sweep for failover against the swept
-parameter.
+parameter, and --csv --sweep nodes=... for each metric against the node
+count (one line per value of a second swept parameter).
 
 Flags (one or two dashes):
 `, defaultScenario, strings.Join(embeddedNames(), ", "))
@@ -121,8 +101,12 @@ Flags (one or two dashes):
 Examples:
   invpn sim
   invpn sim --seed 42 scenarios/ring-300.yaml
+  invpn sim --seeds 200 --jobs 2 scenarios/diamond.yaml
+  invpn sim --seed 1234 --sweep refresh=0 scenarios/random-200.yaml
   invpn sim --sweep announce=1s,2s,5s,10s --csv > sweep.csv
   invpn sim --sweep heartbeat=0,250ms diamond.yaml
+  invpn sim --sweep nodes=100,300,1000 --sweep refresh=0,60s --jobs 1 --csv scenarios/scale.yaml > scale.csv
+  invpn-plot -o scale.svg scale.csv
   invpn sim --csv --faults scenarios/random-200.yaml > faults.csv
   invpn-plot -o failover.svg faults.csv
 `)
@@ -161,6 +145,10 @@ Examples:
 		fmt.Fprintln(stderr, "invpn sim: --faults is a form of --csv")
 		return errUsage
 	}
+	if *seeds < 0 || *jobs < 1 {
+		fmt.Fprintln(stderr, "invpn sim: --seeds wants a count of seeds and --jobs a count of runs at a time of at least 1")
+		return errUsage
+	}
 	var (
 		name string
 		src  []byte
@@ -186,62 +174,50 @@ Examples:
 	if err != nil {
 		return err
 	}
-
-	type run struct {
-		label  string
-		report *sim.Report
-		wall   time.Duration
+	vars, err := variants(base, sweeps)
+	if err != nil {
+		return fmt.Errorf("--sweep: %w", err)
 	}
-	var runs []run
-	values := []string{""}
-	param := ""
-	if *sweep != "" {
-		p, list, ok := strings.Cut(*sweep, "=")
-		set, known := sweepParams[p]
-		if !ok || !known || list == "" {
-			fmt.Fprintf(stderr, "invpn sim: --sweep %q: want PARAM=v1,v2,... with PARAM one of announce, max_links, heartbeat, latency\n", *sweep)
-			return errUsage
-		}
-		param, values = p, strings.Split(list, ",")
-		for _, v := range values {
-			if err := set(&sim.Scenario{}, v); err != nil {
-				return fmt.Errorf("--sweep: %w", err)
-			}
-		}
+	b := &batch{vars: vars, jobs: makeJobs(vars, jobSeeds(*seed, *seeds)), parallel: *jobs}
+	single := len(b.jobs) == 1 && len(sweeps) == 0 && *seeds == 0
+	if single {
+		b.progress = barProgress{newProgress(stderr, base.Name)}
+	} else {
+		b.progress = newLineProgress(stderr, b)
 	}
-	for _, v := range values {
-		s := *base
-		label := base.Name
-		if param != "" {
-			if err := sweepParams[param](&s, v); err != nil {
-				return fmt.Errorf("--sweep: %w", err)
-			}
-			label = param + "=" + v
-		}
-		bar := newProgress(stderr, label)
-		start := time.Now()
-		r, err := s.Run(sim.RunOptions{Seed: *seed, Progress: bar.update})
-		bar.done()
-		if err != nil {
-			return err
-		}
-		runs = append(runs, run{label: label, report: r, wall: time.Since(start)})
+	start := time.Now()
+	results := b.run()
+	wall := time.Since(start)
+	if single && results[0].err != nil && !results[0].panicked {
+		return results[0].err
 	}
 
 	ok := true
-	for _, r := range runs {
-		ok = ok && r.report.OK
+	for _, r := range results {
+		ok = ok && !r.failed()
 	}
+	// label names run k in CSV rows: its variant, and its seed when
+	// there are several.
+	label := func(k int) string {
+		l := vars[b.jobs[k].variant].label
+		if *seeds > 0 {
+			l += fmt.Sprintf(" seed=%d", b.jobs[k].seed)
+		}
+		return l
+	}
+	machine := *asJSON || *asCSV
 	switch {
 	case *asJSON:
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if param == "" {
-			err = enc.Encode(runs[0].report)
+		if single && results[0].report != nil {
+			err = enc.Encode(results[0].report)
 		} else {
-			var all []*sim.Report
-			for _, r := range runs {
-				all = append(all, r.report)
+			all := []*sim.Report{}
+			for _, r := range results {
+				if r.report != nil {
+					all = append(all, r.report)
+				}
 			}
 			err = enc.Encode(all)
 		}
@@ -249,9 +225,12 @@ Examples:
 		cw := csv.NewWriter(stdout)
 		_ = cw.Write([]string{"run", "kind", "desc", "at_s", "recovered", "recovery_s", "broken_pairs",
 			"link_dropped_s", "link_back_s", "loss_run_s"})
-		for _, r := range runs {
+		for k, r := range results {
+			if r.report == nil {
+				continue
+			}
 			for _, f := range r.report.Faults {
-				_ = cw.Write([]string{r.label, f.Kind, f.Desc, seconds(f.At), strconv.FormatBool(f.Recovered),
+				_ = cw.Write([]string{label(k), f.Kind, f.Desc, seconds(f.At), strconv.FormatBool(f.Recovered),
 					seconds(f.Recovery), strconv.Itoa(f.BrokenPairs), optSeconds(f.DetectIn), optSeconds(f.LinkBackIn),
 					optSeconds(f.LossRun)})
 			}
@@ -259,14 +238,70 @@ Examples:
 		cw.Flush()
 		err = cw.Error()
 	case *asCSV:
-		cw := csv.NewWriter(stdout)
-		_ = cw.Write([]string{"run", "seed", "nodes", "simulated_s", "converged", "converge_s", "faults", "unrecovered",
-			"failover_p50_s", "failover_p95_s", "failover_max_s", "frames_expected", "delivered", "lost", "duplicated",
-			"loops", "control_msgs_per_node_s", "control_bytes_per_node_s", "heartbeat_msgs_per_node_s",
-			"liveness_failures", "user_timeouts", "events", "wall_s", "ok"})
-		for _, r := range runs {
-			rp := r.report
-			_ = cw.Write([]string{r.label, strconv.FormatUint(rp.Seed, 10), strconv.Itoa(rp.Nodes), seconds(rp.Duration),
+		err = writeRunsCSV(stdout, b, results, sweeps, func(k int) string { return vars[b.jobs[k].variant].label })
+	case *seeds > 0:
+		if len(sweeps) > 0 {
+			writeVariantTable(stdout, b, results, sweeps)
+		}
+	case len(sweeps) > 0:
+		err = writeSweepTable(stdout, name, base, b, results, sweeps)
+	default:
+		r := results[0]
+		if r.report != nil {
+			fmt.Fprint(stdout, r.report.Text())
+			fmt.Fprintf(stdout, "speed     %.1f s of wall time: %.0f simulated s per wall s, %.0f events/s\n", r.wall.Seconds(),
+				time.Duration(r.report.Duration).Seconds()/max(r.wall.Seconds(), 1e-9), float64(r.report.Totals.Events)/max(r.wall.Seconds(), 1e-9))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	// The summary and the failures: after the text report, or on
+	// standard error when standard output is CSV or JSON. A single run's
+	// report shows its failures itself.
+	sw := stdout
+	if machine {
+		sw = stderr
+	}
+	if *seeds > 0 {
+		if len(sweeps) > 0 {
+			fmt.Fprintln(sw)
+		}
+		writeSummary(sw, results, *jobs, wall)
+	}
+	if !single || results[0].report == nil {
+		writeFailures(sw, name, b, results)
+	}
+	if !ok {
+		return errExpectations
+	}
+	return nil
+}
+
+// writeRunsCSV writes one summary row per run: the columns the plots and
+// goldens rely on first, then the newer ones, then one sweep_PARAM column
+// per swept parameter.
+func writeRunsCSV(w io.Writer, b *batch, results []simResult, sweeps []sweepAxis, label func(int) string) error {
+	cw := csv.NewWriter(w)
+	header := []string{"run", "seed", "nodes", "simulated_s", "converged", "converge_s", "faults", "unrecovered",
+		"failover_p50_s", "failover_p95_s", "failover_max_s", "frames_expected", "delivered", "lost", "duplicated",
+		"loops", "control_msgs_per_node_s", "control_bytes_per_node_s", "heartbeat_msgs_per_node_s",
+		"liveness_failures", "user_timeouts", "events", "wall_s", "ok",
+		"routes_per_node", "heap_bytes_per_node", "events_per_s", "error"}
+	for _, a := range sweeps {
+		header = append(header, "sweep_"+a.param)
+	}
+	_ = cw.Write(header)
+	for k, r := range results {
+		job := b.jobs[k]
+		v := b.vars[job.variant]
+		var row []string
+		if rp := r.report; rp != nil {
+			heap := ""
+			if r.heapPerNode >= 0 {
+				heap = strconv.FormatFloat(r.heapPerNode, 'f', 0, 64)
+			}
+			row = []string{label(k), strconv.FormatUint(rp.Seed, 10), strconv.Itoa(rp.Nodes), seconds(rp.Duration),
 				strconv.FormatBool(rp.Converged), seconds(rp.ConvergeIn), strconv.Itoa(rp.Failover.Faults),
 				strconv.Itoa(rp.Failover.Unrecovered), seconds(rp.Failover.P50), seconds(rp.Failover.P95), seconds(rp.Failover.Max),
 				strconv.FormatUint(rp.Frames.Expected, 10), strconv.FormatUint(rp.Frames.Delivered, 10),
@@ -274,45 +309,98 @@ Examples:
 				strconv.FormatUint(rp.Frames.Loops, 10), strconv.FormatFloat(rp.ControlMsgs, 'f', 2, 64),
 				strconv.FormatFloat(rp.ControlB, 'f', 0, 64), strconv.FormatFloat(rp.Heartbeats, 'f', 2, 64),
 				strconv.FormatUint(rp.Liveness, 10), strconv.FormatUint(rp.UserTO, 10), strconv.FormatUint(rp.Totals.Events, 10),
-				strconv.FormatFloat(r.wall.Seconds(), 'f', 2, 64), strconv.FormatBool(rp.OK)})
+				strconv.FormatFloat(r.wall.Seconds(), 'f', 2, 64), strconv.FormatBool(rp.OK),
+				strconv.FormatFloat(rp.Routes, 'f', 1, 64), heap,
+				strconv.FormatFloat(float64(rp.Totals.Events)/max(r.wall.Seconds(), 1e-9), 'f', 0, 64), ""}
+		} else {
+			// A run that did not finish: its name, seed and error.
+			row = make([]string, 28)
+			row[0], row[1], row[2] = label(k), strconv.FormatUint(job.seed, 10), strconv.Itoa(v.scen.Topology.Nodes)
+			row[22], row[23] = strconv.FormatFloat(r.wall.Seconds(), 'f', 2, 64), "false"
+			row[27] = headLine(r.err.Error())
 		}
-		cw.Flush()
-		err = cw.Error()
-	case param != "":
-		fmt.Fprintf(stdout, "sweep of %s over scenario %s (%s)\n\n", param, base.Name, name)
-		tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, param+"\tconverge\tfailover p50\tp95\tmax\tlost\tctl msgs/node/s\theartbeats\tctl bytes/node/s\tliveness fails\tuser timeouts\texpectations")
-		for i, r := range runs {
-			rp := r.report
-			conv := "never"
-			if rp.Converged {
-				conv = rp.ConvergeIn.String()
-			}
-			lost := 0.0
-			if rp.Frames.Expected > 0 {
-				lost = 100 * float64(rp.Frames.Lost) / float64(rp.Frames.Expected)
-			}
-			verdict := "ok"
-			if !rp.OK {
-				verdict = "FAIL"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%v\t%.2f%%\t%.2f\t%.2f\t%.0f\t%d\t%d\t%s\n", values[i], conv, rp.Failover.P50, rp.Failover.P95,
-				rp.Failover.Max, lost, rp.ControlMsgs, rp.Heartbeats, rp.ControlB, rp.Liveness, rp.UserTO, verdict)
+		for _, st := range v.settings {
+			row = append(row, st.value)
 		}
-		err = tw.Flush()
-	default:
-		r := runs[0]
-		fmt.Fprint(stdout, r.report.Text())
-		fmt.Fprintf(stdout, "speed     %.1f s of wall time: %.0f simulated s per wall s, %.0f events/s\n", r.wall.Seconds(),
-			time.Duration(r.report.Duration).Seconds()/max(r.wall.Seconds(), 1e-9), float64(r.report.Totals.Events)/max(r.wall.Seconds(), 1e-9))
+		_ = cw.Write(row)
 	}
-	if err != nil {
-		return fmt.Errorf("write report: %w", err)
+	cw.Flush()
+	return cw.Error()
+}
+
+// writeSweepTable writes one line per variant of a sweep of one seed.
+func writeSweepTable(w io.Writer, file string, base *sim.Scenario, b *batch, results []simResult, sweeps []sweepAxis) error {
+	var params []string
+	for _, a := range sweeps {
+		params = append(params, a.param)
 	}
-	if !ok {
-		return errExpectations
+	fmt.Fprintf(w, "sweep of %s over scenario %s (%s)\n\n", strings.Join(params, " and "), base.Name, file)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(params, "\t")+"\tconverge\tfailover p50\tp95\tmax\tlost\tctl msgs/node/s\theartbeats\tctl bytes/node/s\tliveness fails\tuser timeouts\texpectations")
+	for k, r := range results {
+		var vals []string
+		for _, st := range b.vars[b.jobs[k].variant].settings {
+			vals = append(vals, st.value)
+		}
+		rp := r.report
+		if rp == nil {
+			fmt.Fprintf(tw, "%s\t(did not finish: see below)\n", strings.Join(vals, "\t"))
+			continue
+		}
+		conv := "never"
+		if rp.Converged {
+			conv = rp.ConvergeIn.String()
+		}
+		lost := 0.0
+		if rp.Frames.Expected > 0 {
+			lost = 100 * float64(rp.Frames.Lost) / float64(rp.Frames.Expected)
+		}
+		verdict := "ok"
+		if !rp.OK {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%v\t%.2f%%\t%.2f\t%.2f\t%.0f\t%d\t%d\t%s\n", strings.Join(vals, "\t"), conv, rp.Failover.P50, rp.Failover.P95,
+			rp.Failover.Max, lost, rp.ControlMsgs, rp.Heartbeats, rp.ControlB, rp.Liveness, rp.UserTO, verdict)
 	}
-	return nil
+	return tw.Flush()
+}
+
+// writeVariantTable writes, for a sweep run with many seeds, one line per
+// variant: its runs and failures, and the worst and mean of its seeds.
+func writeVariantTable(w io.Writer, b *batch, results []simResult, sweeps []sweepAxis) {
+	var params []string
+	for _, a := range sweeps {
+		params = append(params, a.param)
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(params, "\t")+"\truns\tfailed\tconverge max\tfailover p95 max\tfailover max\tctl msgs/node/s\tctl bytes/node/s\troutes/node")
+	for vi, v := range b.vars {
+		var runs, failed, n int
+		var conv, p95, mx sim.Dur
+		var msgs, bytes, routes float64
+		for k, r := range results {
+			if b.jobs[k].variant != vi {
+				continue
+			}
+			runs++
+			if r.failed() {
+				failed++
+			}
+			if rp := r.report; rp != nil {
+				n++
+				conv, p95, mx = max(conv, rp.ConvergeIn), max(p95, rp.Failover.P95), max(mx, rp.Failover.Max)
+				msgs, bytes, routes = msgs+rp.ControlMsgs, bytes+rp.ControlB, routes+rp.Routes
+			}
+		}
+		var vals []string
+		for _, st := range v.settings {
+			vals = append(vals, st.value)
+		}
+		d := float64(max(n, 1))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%v\t%v\t%v\t%.2f\t%.0f\t%.1f\n", strings.Join(vals, "\t"), runs, failed, conv, p95, mx,
+			msgs/d, bytes/d, routes/d)
+	}
+	_ = tw.Flush()
 }
 
 // embeddedNames lists the built-in scenarios.
