@@ -91,6 +91,13 @@ type Report struct {
 	Health      HealthStats    `json:"health"`
 	ControlMsgs float64        `json:"control_msgs_per_node_s"`
 	ControlB    float64        `json:"control_bytes_per_node_s"`
+	// QuietControlMsgs and QuietControlB are the control traffic per node
+	// and second in the quiet seconds of the run: those at least 30 s
+	// after the start and after every fault and heal (QuietSeconds of
+	// them; zero when there is none).
+	QuietControlMsgs float64 `json:"quiet_control_msgs_per_node_s"`
+	QuietControlB    float64 `json:"quiet_control_bytes_per_node_s"`
+	QuietSeconds     float64 `json:"quiet_seconds"`
 	Heartbeats  float64        `json:"heartbeat_msgs_per_node_s"`
 	DataMsgs    float64        `json:"data_msgs_per_node_s"`
 	QueueDrops  uint64         `json:"queue_drops"`
@@ -332,6 +339,10 @@ func (r *Report) Text() string {
 	}
 	fmt.Fprintf(&b, "control   %.2f msgs/node/s (%.2f heartbeats), %.0f bytes/node/s; data %.2f msgs/node/s\n",
 		r.ControlMsgs, r.Heartbeats, r.ControlB, r.DataMsgs)
+	if r.QuietSeconds > 0 {
+		fmt.Fprintf(&b, "          in a quiet mesh (%.0f s, 30 s or more after the start and any fault): %.2f msgs/node/s, %.0f bytes/node/s\n",
+			r.QuietSeconds, r.QuietControlMsgs, r.QuietControlB)
+	}
 	fmt.Fprintf(&b, "links     %d created (%d seed protocol), %d closed by nodes (%d failed by liveness), %d aborted by the user timeout, %d dial failures, %d queue drops; degree mean %.1f max %d\n",
 		r.Links, r.SeedLinks, r.Closes, r.Liveness, r.UserTO, r.DialFails, r.QueueDrops, r.MeanDegree, r.MaxDegree)
 	fmt.Fprintf(&b, "events    %d (%d messages delivered, %d lost in flight, %d retransmissions)\n", r.Totals.Events, r.Totals.Messages, r.Totals.Lost, r.Retransmits)
@@ -356,4 +367,32 @@ func (r *Report) Text() string {
 		}
 	}
 	return b.String()
+}
+
+// quietControl computes the quiet control traffic from the per-second
+// samples: a second counts when no fault or heal happened within settle
+// before its end, nor the start.
+func (r *Report) quietControl(samples []controlSample, settle time.Duration) {
+	var msgs, byts uint64
+	var secs time.Duration
+	prev := controlSample{}
+	for _, c := range samples {
+		quiet := c.at >= settle
+		for _, f := range r.Faults {
+			if at := time.Duration(f.At); at < c.at && c.at-at < settle+time.Second {
+				quiet = false
+			}
+		}
+		if quiet {
+			msgs += c.msgs - prev.msgs
+			byts += c.byts - prev.byts
+			secs += c.at - prev.at
+		}
+		prev = c
+	}
+	if secs <= 0 || r.Nodes == 0 {
+		return
+	}
+	per := secs.Seconds() * float64(r.Nodes)
+	r.QuietControlMsgs, r.QuietControlB, r.QuietSeconds = float64(msgs)/per, float64(byts)/per, secs.Seconds()
 }

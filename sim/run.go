@@ -79,9 +79,11 @@ func (s *Scenario) Run(opt RunOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ctl []controlSample
 	for t := time.Second; ; t += time.Second {
 		t = min(t, s.Duration)
 		w.RunUntil(t)
+		ctl = append(ctl, w.controlSample())
 		if opt.Progress != nil {
 			opt.Progress(t, s.Duration)
 		}
@@ -89,5 +91,30 @@ func (s *Scenario) Run(opt RunOptions) (*Report, error) {
 			break
 		}
 	}
-	return s.report(w), nil
+	r := s.report(w)
+	r.quietControl(ctl, s.quietSettle())
+	return r, nil
 }
+
+// controlSample is the mesh's control traffic so far, at the end of one
+// simulated second.
+type controlSample struct {
+	at         time.Duration
+	msgs, byts uint64
+}
+
+// controlSample sums the control traffic every node has sent so far.
+func (w *World) controlSample() controlSample {
+	c := controlSample{at: w.Elapsed()}
+	for i := range w.N() {
+		st := w.NodeStats(i)
+		c.msgs += st.ControlMsgs
+		c.byts += st.ControlBytes
+	}
+	return c
+}
+
+// quietSettle is how long after the start and after each fault a second
+// is not counted as quiet: long enough for the rounds a change starts to
+// have crossed the mesh.
+func (s *Scenario) quietSettle() time.Duration { return 30 * time.Second }

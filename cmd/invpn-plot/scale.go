@@ -24,8 +24,10 @@ import (
 // column drawn. A panel whose column is empty in every row (the heap,
 // measured only with --jobs 1) is left out.
 var scaleMetrics = []struct{ title, col string }{
-	{"control msgs/node/s", "control_msgs_per_node_s"},
-	{"control bytes/node/s", "control_bytes_per_node_s"},
+	{"quiet control msgs/node/s", "quiet_control_msgs_per_node_s"},
+	{"quiet control bytes/node/s", "quiet_control_bytes_per_node_s"},
+	{"control msgs/node/s, whole run", "control_msgs_per_node_s"},
+	{"control bytes/node/s, whole run", "control_bytes_per_node_s"},
 	{"routes per node", "routes_per_node"},
 	{"heap bytes per node", "heap_bytes_per_node"},
 	{"convergence (s)", "converge_s"},

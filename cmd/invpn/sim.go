@@ -287,7 +287,8 @@ func writeRunsCSV(w io.Writer, b *batch, results []simResult, sweeps []sweepAxis
 		"failover_p50_s", "failover_p95_s", "failover_max_s", "frames_expected", "delivered", "lost", "duplicated",
 		"loops", "control_msgs_per_node_s", "control_bytes_per_node_s", "heartbeat_msgs_per_node_s",
 		"liveness_failures", "user_timeouts", "events", "wall_s", "ok",
-		"routes_per_node", "heap_bytes_per_node", "events_per_s", "error"}
+		"routes_per_node", "heap_bytes_per_node", "events_per_s", "error",
+		"quiet_control_msgs_per_node_s", "quiet_control_bytes_per_node_s", "quiet_s"}
 	for _, a := range sweeps {
 		header = append(header, "sweep_"+a.param)
 	}
@@ -311,10 +312,12 @@ func writeRunsCSV(w io.Writer, b *batch, results []simResult, sweeps []sweepAxis
 				strconv.FormatUint(rp.Liveness, 10), strconv.FormatUint(rp.UserTO, 10), strconv.FormatUint(rp.Totals.Events, 10),
 				strconv.FormatFloat(r.wall.Seconds(), 'f', 2, 64), strconv.FormatBool(rp.OK),
 				strconv.FormatFloat(rp.Routes, 'f', 1, 64), heap,
-				strconv.FormatFloat(float64(rp.Totals.Events)/max(r.wall.Seconds(), 1e-9), 'f', 0, 64), ""}
+				strconv.FormatFloat(float64(rp.Totals.Events)/max(r.wall.Seconds(), 1e-9), 'f', 0, 64), "",
+				strconv.FormatFloat(rp.QuietControlMsgs, 'f', 2, 64), strconv.FormatFloat(rp.QuietControlB, 'f', 0, 64),
+				strconv.FormatFloat(rp.QuietSeconds, 'f', 0, 64)}
 		} else {
 			// A run that did not finish: its name, seed and error.
-			row = make([]string, 28)
+			row = make([]string, 31)
 			row[0], row[1], row[2] = label(k), strconv.FormatUint(job.seed, 10), strconv.Itoa(v.scen.Topology.Nodes)
 			row[22], row[23] = strconv.FormatFloat(r.wall.Seconds(), 'f', 2, 64), "false"
 			row[27] = headLine(r.err.Error())
