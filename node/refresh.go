@@ -369,4 +369,3 @@ func (n *Node) receiveAnnounceRequestFor(l *link, msg []byte) {
 		n.triggerAnnounce()
 	}
 }
-

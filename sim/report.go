@@ -76,47 +76,47 @@ type KindReport struct {
 
 // Report is what a scenario run measured and checked.
 type Report struct {
-	Scenario    string         `json:"scenario"`
-	File        string         `json:"file"`
-	Seed        uint64         `json:"seed"`
-	Nodes       int            `json:"nodes"`
-	Duration    Dur            `json:"duration"`
-	Converged   bool           `json:"converged"`
-	ConvergeIn  Dur            `json:"converge_in"`
-	Faults      []FaultReport  `json:"faults"`
-	Failover    Failover       `json:"failover"`
-	Kinds       []KindReport   `json:"fault_kinds"`
-	Stream      string         `json:"stream,omitempty"` // the unicast stream whose loss runs are reported
-	Frames      FrameStats     `json:"frames"`
-	Health      HealthStats    `json:"health"`
-	ControlMsgs float64        `json:"control_msgs_per_node_s"`
-	ControlB    float64        `json:"control_bytes_per_node_s"`
+	Scenario    string        `json:"scenario"`
+	File        string        `json:"file"`
+	Seed        uint64        `json:"seed"`
+	Nodes       int           `json:"nodes"`
+	Duration    Dur           `json:"duration"`
+	Converged   bool          `json:"converged"`
+	ConvergeIn  Dur           `json:"converge_in"`
+	Faults      []FaultReport `json:"faults"`
+	Failover    Failover      `json:"failover"`
+	Kinds       []KindReport  `json:"fault_kinds"`
+	Stream      string        `json:"stream,omitempty"` // the unicast stream whose loss runs are reported
+	Frames      FrameStats    `json:"frames"`
+	Health      HealthStats   `json:"health"`
+	ControlMsgs float64       `json:"control_msgs_per_node_s"`
+	ControlB    float64       `json:"control_bytes_per_node_s"`
 	// QuietControlMsgs and QuietControlB are the control traffic per node
 	// and second in the quiet seconds of the run: those at least 30 s
 	// after the start and after every fault and heal (QuietSeconds of
 	// them; zero when there is none).
-	QuietControlMsgs float64 `json:"quiet_control_msgs_per_node_s"`
-	QuietControlB    float64 `json:"quiet_control_bytes_per_node_s"`
-	QuietSeconds     float64 `json:"quiet_seconds"`
-	Heartbeats  float64        `json:"heartbeat_msgs_per_node_s"`
-	DataMsgs    float64        `json:"data_msgs_per_node_s"`
-	QueueDrops  uint64         `json:"queue_drops"`
-	Closes      uint64         `json:"closes"`
-	Liveness    uint64         `json:"liveness_failures"` // links failed (at one end or both) as silent for their detection time
-	UserTO      uint64         `json:"user_timeouts"`     // links the transport aborted (TCP_USER_TIMEOUT)
-	Retransmits uint64         `json:"retransmits"`
-	DialFails   uint64         `json:"dial_failures"`
-	Links       uint64         `json:"links_created"`
-	SeedLinks   uint64         `json:"seed_protocol_links"`
-	MaxDegree   int            `json:"max_degree"`
-	MeanDegree  float64        `json:"mean_degree"`
-	Routes      float64        `json:"routes_per_node"` // mean live routes (with a next hop) per node up at the end
-	Totals      Totals         `json:"totals"`
-	Hash        string         `json:"trace_hash"`
-	Violations  []Violation    `json:"violations"`
-	ViolationN  int            `json:"violation_count"`
-	Expect      []ExpectResult `json:"expectations"`
-	OK          bool           `json:"ok"`
+	QuietControlMsgs float64        `json:"quiet_control_msgs_per_node_s"`
+	QuietControlB    float64        `json:"quiet_control_bytes_per_node_s"`
+	QuietSeconds     float64        `json:"quiet_seconds"`
+	Heartbeats       float64        `json:"heartbeat_msgs_per_node_s"`
+	DataMsgs         float64        `json:"data_msgs_per_node_s"`
+	QueueDrops       uint64         `json:"queue_drops"`
+	Closes           uint64         `json:"closes"`
+	Liveness         uint64         `json:"liveness_failures"` // links failed (at one end or both) as silent for their detection time
+	UserTO           uint64         `json:"user_timeouts"`     // links the transport aborted (TCP_USER_TIMEOUT)
+	Retransmits      uint64         `json:"retransmits"`
+	DialFails        uint64         `json:"dial_failures"`
+	Links            uint64         `json:"links_created"`
+	SeedLinks        uint64         `json:"seed_protocol_links"`
+	MaxDegree        int            `json:"max_degree"`
+	MeanDegree       float64        `json:"mean_degree"`
+	Routes           float64        `json:"routes_per_node"` // mean live routes (with a next hop) per node up at the end
+	Totals           Totals         `json:"totals"`
+	Hash             string         `json:"trace_hash"`
+	Violations       []Violation    `json:"violations"`
+	ViolationN       int            `json:"violation_count"`
+	Expect           []ExpectResult `json:"expectations"`
+	OK               bool           `json:"ok"`
 }
 
 // report summarizes a finished run.
