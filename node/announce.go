@@ -17,11 +17,16 @@ import (
 func (n *Node) announce() {
 	n.timers.announceDue = time.Time{}
 	if len(n.links.order) == 0 {
+		// Isolated: the round is owed to the next link, which floods it
+		// rather than greet quietly (routes to us were withdrawn while
+		// no round could leave).
+		n.clock.owed = true
 		return
 	}
+	n.clock.owed = false
 
 	id := n.newID()
-	n.clock.announced = id
+	n.clock.announced, n.clock.announcedAt = id, n.clock.now
 	var seedMsg, extMsg []byte
 	if n.cfg.NoIncoming || n.cfg.NoRelay {
 		info := wire.Info{ID: id, MAC: n.cfg.MAC}

@@ -12,10 +12,12 @@ type idClock struct {
 	now     time.Time // the node's own clock, which never goes back
 	input   time.Time // the driver's time at the last input
 
-	lastID      uint64 // every id issued is greater
-	announced   uint64 // the id of this node's latest announcement
-	floorStored uint64 // the id floor the driver has been told to persist
-	reserve     uint64 // how far ahead of the ids the floor is persisted
+	lastID      uint64    // every id issued is greater
+	announced   uint64    // the id of this node's latest announcement
+	announcedAt time.Time // when it went out
+	owed        bool      // a round was due while the node had no link
+	floorStored uint64    // the id floor the driver has been told to persist
+	reserve     uint64    // how far ahead of the ids the floor is persisted
 }
 
 func newIDClock(floor, reserve uint64) idClock {

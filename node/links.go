@@ -97,8 +97,13 @@ func (n *Node) linkUp(in LinkUp) {
 	n.links.add(l)
 	n.scheduleDial()
 	n.event(Event{Kind: EventLinkUp, MAC: peer, Link: id})
-	// docs/protocol.md#behaviour: announce right after each link comes up.
-	n.announce()
+	// docs/protocol.md#behaviour: announce right after each link comes
+	// up; in a quiet mesh only the first link floods a round.
+	if n.quiet() && n.clock.announced != 0 && !n.clock.owed {
+		n.greetQuietly(l)
+	} else {
+		n.announce()
+	}
 	n.sendTable(l)
 }
 

@@ -59,7 +59,7 @@ func (n *Node) refresh() {
 		return
 	}
 	id := n.newID()
-	n.clock.announced = id
+	n.clock.announced, n.clock.announcedAt = id, n.clock.now
 	var seedMsg []byte
 	for _, l := range n.links.order {
 		if l.extended {
@@ -71,6 +71,19 @@ func (n *Node) refresh() {
 		}
 		n.send(l, seedMsg, true)
 	}
+}
+
+// greetQuietly gives a new link this node's current round, held since it
+// went out, instead of flooding a new round to the whole mesh: with the
+// table that follows, the neighbour sees every round as if the link had
+// been up when it flooded, and the routes the link shortens move to it
+// hop by hop (docs/protocol.md#quiet-refresh).
+func (n *Node) greetQuietly(l *link) {
+	if l.extended {
+		n.queueRoute(l, n.cfg.MAC, true)
+		return
+	}
+	n.send(l, n.ownSeedMessage(n.ownInfo(n.clock.announced)), true)
 }
 
 // noAddress reports whether the node announces no address (it takes no
@@ -172,7 +185,7 @@ func (n *Node) flushBatch(l *link) {
 // whether there is one.
 func (n *Node) batchEntry(l *link, mac wire.MAC, refresh bool) (wire.BatchEntry, bool) {
 	if mac == n.cfg.MAC {
-		return wire.BatchEntry{Refresh: refresh, Self: !n.noAddress(),
+		return wire.BatchEntry{Refresh: refresh, Self: !n.noAddress(), Held: n.clock.now.Sub(n.clock.announcedAt),
 			InfoPath: wire.InfoPath{PathKnown: true, Info: n.ownInfo(n.clock.announced)}}, true
 	}
 	r := n.routes[mac]
@@ -323,6 +336,7 @@ func mergeSorted(a, b []wire.MAC) []wire.MAC {
 // message), and announces this node.
 func (n *Node) askAnnounceFor(targets []wire.MAC) {
 	if len(n.links.order) == 0 {
+		n.clock.owed = true // our next link floods a round
 		return
 	}
 	for len(targets) > 0 {
