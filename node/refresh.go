@@ -150,11 +150,18 @@ func (n *Node) flushBatch(l *link) {
 		if start < 0 {
 			return
 		}
-		if count == 1 && n.arena[start+3] == 0 && wire.Held(n.arena[start+3+wire.BatchHeldOffset:]) == 0 {
-			// A lone change as it would travel unbatched: a 0x85.
+		flags := n.arena[start+3]
+		if count == 1 && flags&wire.BatchFlagRefresh == 0 && wire.Held(n.arena[start+3+wire.BatchHeldOffset:]) == 0 {
+			// A lone change as it would travel unbatched: a 0x85, or the
+			// node's own as a 0x00 (n, path, version, id, mac, port).
 			body := n.arena[start+3+wire.BatchHeldOffset+4:]
-			n.arena = append(n.arena[:start], byte(wire.TypeInfoPath))
-			n.arena = append(n.arena, body...)
+			if flags&wire.BatchFlagSelf != 0 {
+				own := wire.InitialInfo{ID: binary.BigEndian.Uint64(body[2:10]), MAC: n.cfg.MAC, Port: n.cfg.Port}
+				n.arena = own.Append(n.arena[:start])
+			} else {
+				n.arena = append(n.arena[:start], byte(wire.TypeInfoPath))
+				n.arena = append(n.arena, body...)
+			}
 		} else {
 			binary.BigEndian.PutUint16(n.arena[start+1:], uint16(count))
 		}
