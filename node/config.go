@@ -46,7 +46,7 @@ type Config struct {
 	// refreshes it every RefreshInterval, jittered down to three quarters
 	// of it; relays carry refreshes along their routes in batches
 	// (BatchDelay). Zero keeps the original's cadence: a new round every
-	// AnnounceInterval, flooded to every neighbour (default 60 s).
+	// AnnounceInterval, flooded to every neighbour (default 120 s).
 	RefreshInterval time.Duration
 	// BatchDelay is the longest a relay holds refreshes for one neighbour
 	// to send them together in one 0x88 (default 250 ms, the heartbeat
@@ -125,7 +125,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		AnnounceInterval:  5 * time.Second,
-		RefreshInterval:   60 * time.Second,
+		RefreshInterval:   120 * time.Second,
 		BatchDelay:        250 * time.Millisecond,
 		ConnectInterval:   60 * time.Second,
 		RouteExpiry:       5 * time.Minute,

@@ -35,7 +35,7 @@ const (
 	DefaultLinkTimeout   = 15 * time.Second
 	DefaultHeartbeat     = 250 * time.Millisecond
 	DefaultDeadAfter     = 750 * time.Millisecond
-	DefaultRefresh       = 60 * time.Second
+	DefaultRefresh       = 120 * time.Second
 	DefaultBatchDelay    = 250 * time.Millisecond
 	DefaultTAPName       = "invpn%d"
 	DefaultMTU           = 1500

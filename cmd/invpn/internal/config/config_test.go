@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 		SSL:     SSL{Key: "/etc/invpn/node.key", Cert: "/etc/invpn/node.crt", CA: "/etc/ca/ca.crt"},
 		Network: Network{Port: 41744, Cache: "/var/lib/invpn/cache.json", MaxLinks: 8, MinLinks: 2},
 		Timers: Timers{Announce: 5 * time.Second, Connect: time.Minute, RouteExpiry: 5 * time.Minute, LinkTimeout: 15 * time.Second,
-			Heartbeat: 250 * time.Millisecond, DeadAfter: 750 * time.Millisecond},
+			Heartbeat: 250 * time.Millisecond, DeadAfter: 750 * time.Millisecond, Refresh: 2 * time.Minute, BatchDelay: 250 * time.Millisecond},
 		TAP:     TAP{Name: "invpn%d", MTU: 1500},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
 		Control: Control{Socket: "/run/invpn/invpn.sock"},
