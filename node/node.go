@@ -53,7 +53,7 @@ func New(cfg Config) (*Node, error) {
 		dedup:         newDedup(),
 		dialer:        newDialer(cfg.MAC, cfg.Cache),
 		healthPending: map[uint64]time.Time{},
-		arena:         make([]byte, 0, 64<<10),
+		arena:         make([]byte, 0, arenaStart),
 	}
 	return n, nil
 }
@@ -85,7 +85,18 @@ func (n *Node) Advance() {
 		HealthStarted: r.HealthStarted[:0], Health: r.Health[:0], Events: r.Events[:0],
 	}
 	n.arena = n.arena[:0]
+	if cap(n.arena) > arenaKeep {
+		// A new link's table made it big: do not keep that per node.
+		n.arena = make([]byte, 0, arenaStart)
+	}
 }
+
+// The arena starts small and grows with the busiest input; past arenaKeep
+// it is dropped at Advance (a simulator holds thousands of nodes).
+const (
+	arenaStart = 4 << 10
+	arenaKeep  = 256 << 10
+)
 
 func (n *Node) drop(reason DropReason, mac wire.MAC) {
 	n.stats.Drops[reason]++
