@@ -134,6 +134,21 @@ func (n *Node) Route(mac wire.MAC) (RouteInfo, bool) {
 	return n.routeInfo(mac, r), true
 }
 
+// EachNextHop calls fn with the target and next-hop link of every live
+// route, in no particular order, without allocating: for drivers that
+// walk the routes of many nodes (a simulator's checks).
+func (n *Node) EachNextHop(fn func(target wire.MAC, via LinkID)) {
+	for mac, r := range n.routes {
+		if r.via != 0 {
+			fn(mac, r.via)
+		}
+	}
+}
+
+// RouteCount returns the number of routes the node holds, withdrawn ones
+// included (they keep their round until they expire).
+func (n *Node) RouteCount() int { return len(n.routes) }
+
 // Routes returns every live route, sorted by target MAC.
 func (n *Node) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(n.routes))
