@@ -134,7 +134,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		// A later copy of the current round that batches held less, so
 		// left first: the route moves to it. Otherwise it is a backup
 		// next hop if it cannot lead back through us.
-		if n.quiet() && n.switchFirst(l, info, path, pathKnown, r, refresh, sent) {
+		if n.quiet() && n.switchFirst(l, info, path, pathKnown, r, refresh, stampOf(sent)) {
 			return
 		}
 		if l.id != r.via && pathKnown && !slices.Contains(r.backups, l.id) {
@@ -144,14 +144,14 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 	case r != nil && info.ID == r.id && !(pathKnown && len(path) < wire.MaxPath):
 		return // a withdrawn round revives only over a path known to be loop-free
 	}
-	n.learn(l, info, path, pathKnown, r, refresh, sent)
+	n.learn(l, info, path, pathKnown, r, refresh, stampOf(sent))
 }
 
 // learn makes l the route to info.MAC for round info.ID and floods the
 // announcement on (a refresh as a refresh).
-func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent time.Time) {
+func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent stamp) {
 	if r == nil {
-		r = &route{learned: n.clock.now}
+		r = &route{learned: stampOf(n.clock.now)}
 		n.routes[info.MAC] = r
 		n.event(Event{Kind: EventRouteLearned, MAC: info.MAC, Link: l.id})
 	} else if r.via != l.id {
@@ -171,8 +171,8 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 	if fresh := r.info.MAC.IsZero(); fresh || r.info.Addr != info.Addr || r.info.Port != info.Port {
 		n.updateCache(info)
 	}
-	r.id, r.via, r.refreshed, r.info = info.ID, l.id, n.clock.now, info
-	r.confirmBy = time.Time{} // a newer round: no longer a guess
+	r.id, r.via, r.refreshed, r.info = info.ID, l.id, stampOf(n.clock.now), info
+	r.confirmBy = 0 // a newer round: no longer a guess
 	r.pathKnown = pathKnown
 	r.path = append(r.path[:0], path...)
 
@@ -314,7 +314,7 @@ func (n *Node) sendTable(l *link) {
 	fresh := n.clock.now.Add(-2 * interval)
 	macs := make([]wire.MAC, 0, len(n.routes))
 	for mac, r := range n.routes {
-		if r.refreshed.Before(fresh) {
+		if r.refreshed < stampOf(fresh) {
 			continue
 		}
 		// The neighbour's own route goes too, withdrawn or not: it tells

@@ -90,6 +90,11 @@ func (n *Node) linkUp(in LinkUp) {
 		// The peer stays linked: registering the new link first keeps
 		// the old one's removal from looking like a lost peer (no 0x86).
 		n.links.byPeer[peer] = l
+		if n.quiet() {
+			// The peer is the same: its routes stay, over the new link,
+			// rather than fail over and wait for rounds nobody asks for.
+			n.routes.repoint(old.id, id)
+		}
 		n.closeLink(old, fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink))
 	}
 	delete(n.dialer.backoff, peer)

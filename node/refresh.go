@@ -199,7 +199,7 @@ func (n *Node) batchEntry(l *link, mac wire.MAC, refresh bool) (wire.BatchEntry,
 	if r == nil || (r.via == 0 || r.via == l.id) && mac != l.peer {
 		return wire.BatchEntry{}, false
 	}
-	e := wire.BatchEntry{Refresh: refresh, Held: n.clock.now.Sub(r.sent),
+	e := wire.BatchEntry{Refresh: refresh, Held: r.sent.since(n.clock.now),
 		InfoPath: wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}}
 	if e.PathKnown {
 		e.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
@@ -268,8 +268,8 @@ func (n *Node) receiveBatch(l *link, msg []byte) {
 // becomes the first backup. An earlier copy from the next hop itself only
 // corrects the route's time and path. It reports whether it took the
 // copy.
-func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent time.Time) bool {
-	if !pathKnown || len(path) >= wire.MaxPath || !sent.Before(r.sent) {
+func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent stamp) bool {
+	if !pathKnown || len(path) >= wire.MaxPath || sent >= r.sent {
 		return false
 	}
 	if old := r.via; old != l.id {
@@ -346,6 +346,12 @@ func (n *Node) askAnnounceFor(targets []wire.MAC) {
 		n.clock.owed = true // our next link floods a round
 		return
 	}
+	n.requestRounds(targets)
+	n.triggerAnnounce()
+}
+
+// requestRounds floods 0x89s asking targets for a new round.
+func (n *Node) requestRounds(targets []wire.MAC) {
 	for len(targets) > 0 {
 		part := targets[:min(len(targets), wire.MaxRequestTargets)]
 		targets = targets[len(part):]
@@ -358,7 +364,6 @@ func (n *Node) askAnnounceFor(targets []wire.MAC) {
 			}
 		}
 	}
-	n.triggerAnnounce()
 }
 
 // receiveAnnounceRequestFor handles a 0x89: flood it on once, and announce

@@ -23,16 +23,27 @@ type route struct {
 	// one of them cannot loop back through us.
 	backups   []LinkID
 	info      wire.Info // the announcement, as an info (address filled in)
-	refreshed time.Time
-	learned   time.Time
+	refreshed stamp
+	learned   stamp
 	// sent is when the route's copy of its round would have arrived had
 	// no relay held it in a batch: its arrival less its held time. Copies
 	// of one round compete on it (quiet refresh).
-	sent time.Time
+	sent stamp
 	// confirmBy, when set, is the deadline of a route moved to a backup:
 	// a newer round must arrive by then, or the route is withdrawn.
-	confirmBy time.Time
+	confirmBy stamp
 }
+
+// stamp is an instant on the node's clock, in nanoseconds since the Unix
+// epoch: 8 bytes where a time.Time takes 24, in each of the thousands of
+// routes a node holds. Zero means unset.
+type stamp int64
+
+// stampOf returns t as a stamp.
+func stampOf(t time.Time) stamp { return stamp(t.UnixNano()) }
+
+// since returns how long before now s was.
+func (s stamp) since(now time.Time) time.Duration { return time.Duration(stampOf(now) - s) }
 
 // routeTable maps each known MAC to its route; a withdrawn route stays
 // (via 0) until it expires, so that its round is remembered.
@@ -88,6 +99,21 @@ func (t routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool)
 	return affected
 }
 
+// repoint moves every route and backup through link from to link to (a
+// new link to the same peer replaced it: the routes stay where they are).
+func (t routeTable) repoint(from, to LinkID) {
+	for _, r := range t {
+		if r.via == from {
+			r.via = to
+		}
+		for i, b := range r.backups {
+			if b == from {
+				r.backups[i] = to
+			}
+		}
+	}
+}
+
 // expiredRoute is a route removed by expire.
 type expiredRoute struct {
 	target wire.MAC
@@ -99,7 +125,7 @@ type expiredRoute struct {
 func (t routeTable) expire(cutoff time.Time) []expiredRoute {
 	var out []expiredRoute
 	for mac, r := range t {
-		if !r.refreshed.After(cutoff) {
+		if r.refreshed <= stampOf(cutoff) {
 			out = append(out, expiredRoute{mac, r.via})
 		}
 	}
@@ -163,7 +189,7 @@ func (n *Node) Routes() []RouteInfo {
 
 func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
 	ri := RouteInfo{Target: mac, Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backups),
-		SinceRefresh: n.clock.now.Sub(r.refreshed), SinceLearned: n.clock.now.Sub(r.learned)}
+		SinceRefresh: r.refreshed.since(n.clock.now), SinceLearned: r.learned.since(n.clock.now)}
 	if l := n.links.byID[r.via]; l != nil {
 		ri.NextHop = l.peer
 	}
@@ -186,7 +212,7 @@ func (n *Node) failover(down LinkID, peer wire.MAC) []wire.MAC {
 			// links) backups may point at each other. A newer round of the
 			// target, which the 0x86 asks for, confirms the route; without
 			// one within FailoverConfirm it is withdrawn.
-			r.confirmBy = n.clock.now.Add(n.cfg.FailoverConfirm)
+			r.confirmBy = stampOf(n.clock.now.Add(n.cfg.FailoverConfirm))
 			n.unconfirmed = append(n.unconfirmed, mac)
 			n.stats.Failovers++
 			n.event(Event{Kind: EventRouteFailover, MAC: mac, Link: r.via, From: down})
@@ -216,34 +242,45 @@ func (n *Node) nextHop(mac wire.MAC) *link {
 // sent no newer round within FailoverConfirm, and forgets those that got
 // one (or were withdrawn or expired meanwhile).
 func (n *Node) confirmFailovers(now time.Time) {
+	var withdrawn []wire.MAC
 	keep := n.unconfirmed[:0]
 	for _, mac := range n.unconfirmed {
 		r := n.routes[mac]
 		switch {
-		case r == nil || r.confirmBy.IsZero() || r.via == 0:
-		case now.Before(r.confirmBy):
+		case r == nil || r.confirmBy == 0 || r.via == 0:
+		case stampOf(now) < r.confirmBy:
 			keep = append(keep, mac)
 		default:
 			from := r.via
-			r.via, r.confirmBy = 0, time.Time{}
+			r.via, r.confirmBy = 0, 0
 			r.backups = r.backups[:0]
 			n.stats.Withdrawals++
 			n.event(Event{Kind: EventRouteWithdrawn, MAC: mac, From: from,
 				Err: fmt.Errorf("no newer round of %s within %v of the failover", mac, n.cfg.FailoverConfirm)})
+			withdrawn = append(withdrawn, mac)
 		}
 	}
 	clear(n.unconfirmed[len(keep):])
 	n.unconfirmed = keep
+	if n.quiet() && len(withdrawn) > 0 {
+		// In a quiet mesh no periodic round would bring them back soon:
+		// ask their targets for one.
+		slices.SortFunc(withdrawn, wire.MAC.Compare)
+		n.requestRounds(withdrawn)
+	}
 }
 
 // confirmDeadline returns the earliest confirmBy of the unconfirmed
 // routes; zero if there is none.
 func (n *Node) confirmDeadline() time.Time {
-	var d time.Time
+	var d stamp
 	for _, mac := range n.unconfirmed {
-		if r := n.routes[mac]; r != nil && !r.confirmBy.IsZero() && (d.IsZero() || r.confirmBy.Before(d)) {
+		if r := n.routes[mac]; r != nil && r.confirmBy != 0 && (d == 0 || r.confirmBy < d) {
 			d = r.confirmBy
 		}
 	}
-	return d
+	if d == 0 {
+		return time.Time{}
+	}
+	return n.clock.now.Add(time.Duration(d - stampOf(n.clock.now)))
 }

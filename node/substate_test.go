@@ -63,7 +63,7 @@ func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
 
 func TestRouteTableExpire(t *testing.T) {
 	t1 := t0.Add(time.Minute)
-	tbl := routeTable{macOf("c"): {refreshed: t0, via: 4}, macOf("b"): {refreshed: t0}, macOf("d"): {refreshed: t1}}
+	tbl := routeTable{macOf("c"): {refreshed: stampOf(t0), via: 4}, macOf("b"): {refreshed: stampOf(t0)}, macOf("d"): {refreshed: stampOf(t1)}}
 	got := tbl.expire(t0)
 	if len(got) != 2 || got[0].target != macOf("b") || got[1].target != macOf("c") || got[1].via != 4 {
 		t.Fatalf("expired %v, want b then c (refreshed at the cutoff), c via 4", got)
