@@ -348,7 +348,6 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 	sn := c.nodes[i]
 	n := sn.n
 	r := n.Ready()
-	var src, cp []byte
 	for _, s := range r.Sends {
 		cn := sn.ends[s.Link]
 		if cn == nil {
@@ -357,10 +356,8 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		if len(s.Msg) > 0 && wire.Type(s.Msg[0]) == wire.TypeHeartbeat {
 			sn.stats.Heartbeats++
 		}
-		// One flood sends the same bytes on many links: copy them once.
-		if len(s.Msg) == 0 || len(src) != len(s.Msg) || &src[0] != &s.Msg[0] {
-			src, cp = s.Msg, append([]byte(nil), s.Msg...)
-		}
+		// Each link gets a pooled copy of its own, recycled once delivered.
+		cp := w.net.pool.copyOf(s.Msg)
 		size := uint64(len(cp) + 2)
 		if s.Control {
 			sn.stats.ControlMsgs++

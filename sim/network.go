@@ -84,7 +84,8 @@ type network struct {
 	allPair bool      // organic: every pair may link; edges appear on demand
 	part    []int     // partition group of each node; 0 = none
 	nextID  node.LinkID
-	lossy   int // edges losing segments now
+	lossy   int     // edges losing segments now
+	pool    msgPool // the buffers of the messages on the wire
 }
 
 func (nw *network) init(w *World) {
@@ -557,6 +558,7 @@ func (nw *network) deliverNow(c *conn, from int, msg []byte) {
 	w.check.arrived(sender, e.node, msg)
 	sn.n.Receive(cl.nodeTime(e.node), e.id, msg)
 	cl.drainMessage(e.node)
+	nw.pool.put(msg) // the node's since Advance, and nobody else's
 }
 
 // resetBack sends a reset to end k of c, whose data reached a socket
