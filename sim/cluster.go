@@ -348,6 +348,7 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 	sn := c.nodes[i]
 	n := sn.n
 	r := n.Ready()
+	var src, cp []byte
 	for _, s := range r.Sends {
 		cn := sn.ends[s.Link]
 		if cn == nil {
@@ -356,8 +357,11 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		if len(s.Msg) > 0 && wire.Type(s.Msg[0]) == wire.TypeHeartbeat {
 			sn.stats.Heartbeats++
 		}
-		// Each link gets a pooled copy of its own, recycled once delivered.
-		cp := w.net.pool.copyOf(s.Msg)
+		// One flood sends the same bytes on many links: copy them once,
+		// into a pooled buffer the links share.
+		if len(s.Msg) == 0 || len(src) != len(s.Msg) || &src[0] != &s.Msg[0] {
+			src, cp = s.Msg, w.net.pool.share(s.Msg)
+		}
 		size := uint64(len(cp) + 2)
 		if s.Control {
 			sn.stats.ControlMsgs++
@@ -371,6 +375,7 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 			end = 1
 		}
 		w.check.sent(i, cp)
+		w.net.pool.hold(cp)
 		w.net.transmit(cn, end, cp, s.Control)
 	}
 	for _, cl := range r.Closes {

@@ -84,8 +84,9 @@ type network struct {
 	allPair bool      // organic: every pair may link; edges appear on demand
 	part    []int     // partition group of each node; 0 = none
 	nextID  node.LinkID
-	lossy   int     // edges losing segments now
-	pool    msgPool // the buffers of the messages on the wire
+	lossy   int        // edges losing segments now
+	pool    msgPool    // the buffers of the messages on the wire
+	flights flightPool // the arrays of the directions' messages on the wire
 }
 
 func (nw *network) init(w *World) {
@@ -480,6 +481,9 @@ func (nw *network) sendOnWire(c *conn, from int, at int64, msg []byte) {
 		clear(d.inFlight[n:])
 		d.inFlight, d.head = d.inFlight[:n], 0
 	}
+	if len(d.inFlight) == cap(d.inFlight) {
+		d.inFlight = nw.flights.grow(d.inFlight)
+	}
 	d.inFlight = append(d.inFlight, inFlight{at: at, seq: w.seq, msg: msg})
 }
 
@@ -493,6 +497,10 @@ func (nw *network) arrive(c *conn, from int) []byte {
 	if d.head < len(d.inFlight) {
 		next := &d.inFlight[d.head]
 		nw.w.queue.push(&event{at: next.at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, next.seq)
+	} else {
+		// Drained (every entry cleared as it arrived): a large array
+		// goes back to the pool, for the next burst of any direction.
+		d.inFlight, d.head = nw.flights.put(d.inFlight), 0
 	}
 	return msg
 }
@@ -556,9 +564,10 @@ func (nw *network) deliverNow(c *conn, from int, msg []byte) {
 	w.totals.Messages++
 	w.trace.record(traceRec{kind: evDeliver, node: int32(e.node), peer: int32(sender), msg: msg})
 	w.check.arrived(sender, e.node, msg)
-	sn.n.Receive(cl.nodeTime(e.node), e.id, msg)
+	// Clipped: the pool's count of the links holding it follows it.
+	sn.n.Receive(cl.nodeTime(e.node), e.id, msg[:len(msg):len(msg)])
 	cl.drainMessage(e.node)
-	nw.pool.put(msg) // the node's since Advance, and nobody else's
+	nw.pool.release(msg) // the node has let it go at Advance
 }
 
 // resetBack sends a reset to end k of c, whose data reached a socket
@@ -737,7 +746,7 @@ func (nw *network) takeBack(c *conn, k int) {
 		d.held = append(moved, d.held...)
 	}
 	clear(d.inFlight)
-	d.inFlight, d.head = d.inFlight[:0], 0
+	d.inFlight, d.head = nw.flights.put(d.inFlight), 0
 	d.gen++
 	d.last = w.now
 	if w.cluster.nodes[c.end[k].node].halted {
