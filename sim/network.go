@@ -84,9 +84,8 @@ type network struct {
 	allPair bool      // organic: every pair may link; edges appear on demand
 	part    []int     // partition group of each node; 0 = none
 	nextID  node.LinkID
-	lossy   int        // edges losing segments now
-	pool    msgPool    // the buffers of the messages on the wire
-	flights flightPool // the arrays of the directions' messages on the wire
+	lossy   int     // edges losing segments now
+	pool    msgPool // the buffers of the messages on the wire
 }
 
 func (nw *network) init(w *World) {
@@ -481,10 +480,20 @@ func (nw *network) sendOnWire(c *conn, from int, at int64, msg []byte) {
 		clear(d.inFlight[n:])
 		d.inFlight, d.head = d.inFlight[:n], 0
 	}
-	if len(d.inFlight) == cap(d.inFlight) {
-		d.inFlight = nw.flights.grow(d.inFlight)
-	}
 	d.inFlight = append(d.inFlight, inFlight{at: at, seq: w.seq, msg: msg})
+}
+
+// maxKeptFlights is the largest array of messages on the wire a drained
+// direction keeps.
+const maxKeptFlights = 16
+
+// keepFlights returns what a drained direction keeps of fl, whose
+// entries are cleared: fl emptied, or nil when it is large.
+func keepFlights(fl []inFlight) []inFlight {
+	if cap(fl) > maxKeptFlights {
+		return nil
+	}
+	return fl[:0]
 }
 
 // arrive takes the first message on the wire of direction `from` of c
@@ -498,9 +507,10 @@ func (nw *network) arrive(c *conn, from int) []byte {
 		next := &d.inFlight[d.head]
 		nw.w.queue.push(&event{at: next.at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, next.seq)
 	} else {
-		// Drained (every entry cleared as it arrived): a large array
-		// goes back to the pool, for the next burst of any direction.
-		d.inFlight, d.head = nw.flights.put(d.inFlight), 0
+		// Drained, every entry cleared as it arrived. A flood comes in
+		// bursts: the direction keeps a small array, not the largest
+		// one a burst needed.
+		d.inFlight, d.head = keepFlights(d.inFlight), 0
 	}
 	return msg
 }
@@ -746,7 +756,7 @@ func (nw *network) takeBack(c *conn, k int) {
 		d.held = append(moved, d.held...)
 	}
 	clear(d.inFlight)
-	d.inFlight, d.head = nw.flights.put(d.inFlight), 0
+	d.inFlight, d.head = keepFlights(d.inFlight), 0
 	d.gen++
 	d.last = w.now
 	if w.cluster.nodes[c.end[k].node].halted {
