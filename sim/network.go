@@ -86,6 +86,7 @@ type network struct {
 	nextID  node.LinkID
 	lossy   int     // edges losing segments now
 	pool    msgPool // the buffers of the messages on the wire
+	conns   []*conn // every conn by id-1, which names its directions in the queue
 }
 
 func (nw *network) init(w *World) {
@@ -135,6 +136,9 @@ type conn struct {
 	pathSeq uint32 // bumped whenever a direction's path closes: acks in flight are void
 	watch   int    // 1 + the index of the fault result whose detection this conn reports; 0 none
 	dead    bool   // an end failed it by liveness
+	// forgotten: neither end holds it; once nothing is on its wires it
+	// leaves network.conns.
+	forgotten bool
 }
 
 // connEnd is one side of a conn.
@@ -159,8 +163,7 @@ type direction struct {
 	// directions instead of the number of messages in flight.
 	inFlight []inFlight
 	head     int
-	gen      uint32 // bumped when the messages on the wire are taken back: their arrival is void
-	open     bool   // the path passes packets this way
+	open     bool // the path passes packets this way
 	// held are messages sent but not delivered, oldest first, each with
 	// the time of its first transmission: TCP keeps them for a
 	// retransmission once the path passes packets again.
@@ -330,6 +333,10 @@ func (nw *network) link(e *edge, a, b int) {
 		w.totals.SeedLinks++
 	}
 	c := &conn{id: w.totals.LinksCreated, e: e}
+	if dirIndex(c, 1) >= directBit {
+		panic("sim: more than 16 Mi links created")
+	}
+	nw.conns = append(nw.conns, c)
 	w.measure.touch()
 	na, nb := cl.nodes[a], cl.nodes[b]
 	c.end[0] = connEnd{node: a, id: nw.nextID - 1, up: true, epoch: na.epoch}
@@ -474,7 +481,7 @@ func (nw *network) sendOnWire(c *conn, from int, at int64, msg []byte) {
 	d := &c.dir[from]
 	if d.head == len(d.inFlight) {
 		d.inFlight, d.head = d.inFlight[:0], 0
-		w.queue.push(&event{at: at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, w.seq)
+		nw.queueArrival(c, from, at, w.seq)
 	} else if d.head >= 64 && 2*d.head >= len(d.inFlight) {
 		n := copy(d.inFlight, d.inFlight[d.head:])
 		clear(d.inFlight[n:])
@@ -505,21 +512,39 @@ func (nw *network) arrive(c *conn, from int) []byte {
 	d.head++
 	if d.head < len(d.inFlight) {
 		next := &d.inFlight[d.head]
-		nw.w.queue.push(&event{at: next.at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, next.seq)
+		nw.queueArrival(c, from, next.at, next.seq)
 	} else {
 		// Drained, every entry cleared as it arrived. A flood comes in
 		// bursts: the direction keeps a small array, not the largest
 		// one a burst needed.
 		d.inFlight, d.head = keepFlights(d.inFlight), 0
+		if c.forgotten {
+			nw.unlist(c)
+		}
 	}
 	return msg
 }
 
-// deliverEvent handles an arrival event, unless the messages it stood for
-// were taken back since (a cut).
-func (nw *network) deliverEvent(ev *event) {
-	c, from := ev.c, int(ev.from)
-	if ev.epoch != c.dir[from].gen {
+// dirIndex is the index of direction `from` of c among every conn's
+// directions, which names it in the world's queue: conns[dirIndex>>1].
+func dirIndex(c *conn, from int) int { return int(c.id-1)<<1 | from }
+
+// queueArrival queues the arrival at `at` of the first message on the
+// wire of direction `from` of c, which was given sequence number seq.
+func (nw *network) queueArrival(c *conn, from int, at int64, seq uint64) {
+	nw.w.queue.pushDirect(at, seq, dirIndex(c, from))
+}
+
+// deliverDirect handles the arrival of the message with sequence number
+// seq on direction dir (see dirIndex), unless it is no longer the first
+// on the wire: the messages were taken back since (a cut).
+func (nw *network) deliverDirect(dir int, seq uint64) {
+	c, from := nw.conns[dir>>1], dir&1
+	if c == nil {
+		return // forgotten, its wires empty: the key is stale
+	}
+	d := &c.dir[from]
+	if d.head >= len(d.inFlight) || d.inFlight[d.head].seq != seq {
 		return
 	}
 	nw.deliver(c, from, nw.arrive(c, from))
@@ -649,6 +674,20 @@ func (nw *network) forget(c *conn) {
 	if i := slices.Index(c.e.conns, c); i >= 0 {
 		c.e.conns = slices.Delete(c.e.conns, i, i+1)
 	}
+	c.forgotten = true
+	nw.unlist(c)
+}
+
+// unlist takes a forgotten conn out of the table that names directions
+// in the queue once no arrival on it is pending, so that the collector
+// can have it; arrival keys still queued for it are stale.
+func (nw *network) unlist(c *conn) {
+	for k := range c.dir {
+		if d := &c.dir[k]; d.head < len(d.inFlight) {
+			return
+		}
+	}
+	nw.conns[c.id-1] = nil
 }
 
 // endOf returns which end of c node i holds under link id.
@@ -757,7 +796,6 @@ func (nw *network) takeBack(c *conn, k int) {
 	}
 	clear(d.inFlight)
 	d.inFlight, d.head = keepFlights(d.inFlight), 0
-	d.gen++
 	d.last = w.now
 	if w.cluster.nodes[c.end[k].node].halted {
 		w.totals.Lost += uint64(len(d.held))
