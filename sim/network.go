@@ -128,14 +128,17 @@ func (e *edge) dirOf(s int) int {
 // conn is one link: a TCP connection over an edge. end[0] dialled;
 // dir[k] is the direction from end k to end 1-k.
 type conn struct {
-	id      uint64
-	e       *edge
-	end     [2]connEnd
-	reset   bool // reset: nothing more is delivered in either direction
-	dir     [2]direction
-	pathSeq uint32 // bumped whenever a direction's path closes: acks in flight are void
-	watch   int    // 1 + the index of the fault result whose detection this conn reports; 0 none
-	dead    bool   // an end failed it by liveness
+	id uint64
+	e  *edge
+	// lat and bandwidth are the edge's (fixed at its creation), kept
+	// here so that a message does not touch the edge.
+	lat, bandwidth int64
+	end            [2]connEnd
+	reset          bool // reset: nothing more is delivered in either direction
+	dir            [2]direction
+	pathSeq        uint32 // bumped whenever a direction's path closes: acks in flight are void
+	watch          int    // 1 + the index of the fault result whose detection this conn reports; 0 none
+	dead           bool   // an end failed it by liveness
 	// forgotten: neither end holds it; once nothing is on its wires it
 	// leaves network.conns.
 	forgotten bool
@@ -300,7 +303,7 @@ func (nw *network) bothWays(e *edge, a, b int) bool { return nw.passes(e, a, b) 
 // rto is the retransmission timeout of c: max(200 ms, srtt + 4 rttvar),
 // with srtt the round trip and rttvar a quarter of it, as a TCP
 // connection with a steady round trip settles to.
-func (nw *network) rto(c *conn) int64 { return max(int64(minRTO), 4*c.e.lat) }
+func (nw *network) rto(c *conn) int64 { return max(int64(minRTO), 4*c.lat) }
 
 // working reports whether c carries frames now: both ends hold it, its
 // paths pass packets both ways and neither node is paused. A link over
@@ -332,7 +335,7 @@ func (nw *network) link(e *edge, a, b int) {
 	if !e.ext {
 		w.totals.SeedLinks++
 	}
-	c := &conn{id: w.totals.LinksCreated, e: e}
+	c := &conn{id: w.totals.LinksCreated, e: e, lat: e.lat, bandwidth: e.bandwidth}
 	if dirIndex(c, 1) >= directBit {
 		panic("sim: more than 16 Mi links created")
 	}
@@ -378,7 +381,7 @@ func (nw *network) transmit(c *conn, from int, msg []byte, control bool) {
 		return
 	}
 	d := &c.dir[from]
-	if c.e.bandwidth <= 0 {
+	if c.bandwidth <= 0 {
 		nw.putOnWire(c, from, msg)
 		return
 	}
@@ -397,7 +400,7 @@ func (nw *network) transmit(c *conn, from int, msg []byte, control bool) {
 
 // txTime is how long msg takes to serialize onto c.
 func (nw *network) txTime(c *conn, msg []byte) int64 {
-	return max(1, int64(len(msg)+2)*int64(time.Second)/c.e.bandwidth)
+	return max(1, int64(len(msg)+2)*int64(time.Second)/c.bandwidth)
 }
 
 // txDone puts a serialized message on the wire and starts the next.
@@ -438,8 +441,8 @@ func (nw *network) putOnWire(c *conn, k int, msg []byte) {
 	if acksBlocked {
 		nw.markUnacked(c, k, w.now) // it arrives, but its acknowledgement will not come back
 	}
-	at := w.now + c.e.lat
-	if c.e.loss > 0 {
+	at := w.now + c.lat
+	if nw.lossy > 0 && c.e.loss > 0 {
 		at += nw.lossDelay(c, k, len(msg))
 	}
 	at = max(at, d.last)
@@ -613,7 +616,7 @@ func (nw *network) resetBack(c *conn, k int) {
 		return
 	}
 	e.rst = true
-	nw.w.push(event{at: nw.w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
+	nw.w.push(event{at: nw.w.now + c.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
 }
 
 // linkDown tells end k of c that its link is gone (an event: an end of
@@ -768,7 +771,7 @@ func (nw *network) refresh(c *conn) {
 		c.pathSeq++
 		nw.takeBack(c, k)
 		if r := &c.dir[1-k]; r.head < len(r.inFlight) {
-			nw.markUnacked(c, 1-k, min(nw.w.now, r.inFlight[r.head].at-c.e.lat))
+			nw.markUnacked(c, 1-k, min(nw.w.now, r.inFlight[r.head].at-c.lat))
 		}
 	}
 	if !changed || !c.dir[0].open || !c.dir[1].open {
@@ -790,7 +793,7 @@ func (nw *network) takeBack(c *conn, k int) {
 	if fl := d.inFlight[d.head:]; len(fl) > 0 {
 		moved := make([]inFlight, 0, len(fl)+len(d.held))
 		for _, f := range fl {
-			moved = append(moved, inFlight{at: min(w.now, f.at-c.e.lat), msg: f.msg})
+			moved = append(moved, inFlight{at: min(w.now, f.at-c.lat), msg: f.msg})
 		}
 		d.held = append(moved, d.held...)
 	}
@@ -831,7 +834,7 @@ func (nw *network) markUnacked(c *conn, k int, t int64) {
 func (nw *network) retransmit(c *conn, k int) {
 	w := nw.w
 	d := &c.dir[k]
-	lat, step := c.e.lat, nw.rto(c)
+	lat, step := c.lat, nw.rto(c)
 	at := d.unacked + step
 	for at < w.now {
 		step = min(2*step, int64(maxRTO))
@@ -884,7 +887,7 @@ func (nw *network) userTimeout(c *conn, k int, seq uint64) {
 	}
 	if o := &c.end[1-k]; d.open && o.up && !o.gone && !o.rst && !c.reset {
 		o.rst = true
-		w.push(event{at: w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(1 - k), err: ErrReset})
+		w.push(event{at: w.now + c.lat, kind: evLinkDown, c: c, from: int8(1 - k), err: ErrReset})
 	}
 }
 
@@ -901,7 +904,7 @@ func (nw *network) resetConn(c *conn) {
 	for k := range c.end {
 		if c.end[k].up && !c.end[k].rst {
 			c.end[k].rst = true
-			w.push(event{at: w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
+			w.push(event{at: w.now + c.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
 		}
 	}
 }
