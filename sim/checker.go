@@ -239,8 +239,8 @@ func (c *checker) tap(i int, fr []byte) *flow {
 	if f == nil {
 		return nil // settled long ago
 	}
-	// fr is the node's until Advance: the trace keeps a copy.
-	w.trace.record(traceRec{kind: evTAP, node: int32(i), msg: slices.Clone(fr)})
+	// fr is the node's until Advance: the trace keeps a copy of its own.
+	w.trace.record(traceRec{kind: evTAP, node: int32(i), msg: fr})
 	if f.kind.broadcast() {
 		if i == f.src {
 			c.violate("broadcast to source", fmt.Sprintf("flow %d from %s came back to its source", f.id, cl.nodes[i].name))

@@ -103,8 +103,7 @@ type simNode struct {
 	epoch  uint32     // bumped at every crash and restart
 	offset time.Duration
 	// cache and floor are what survives a crash.
-	cache     map[wire.MAC]netip.AddrPort
-	cacheKeys []wire.MAC // insertion order, for a deterministic Config.Cache
+	cache     peerCache
 	floor     uint64
 	ends      map[node.LinkID]*conn
 	tickAt    int64
@@ -243,9 +242,9 @@ func (c *cluster) add(opts NodeOptions) int {
 	v := i + 1
 	sn := &simNode{
 		idx: i, name: fmt.Sprintf("n%d", i), mac: macOf(i),
-		addr:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)}), Port),
-		opts:  opts,
-		cache: map[wire.MAC]netip.AddrPort{}, ends: map[node.LinkID]*conn{},
+		addr:   netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)}), Port),
+		opts:   opts,
+		ends:   map[node.LinkID]*conn{},
 		tickAt: -1, crashedAt: -1,
 		rng: rand.New(rand.NewPCG(w.cfg.Seed, 0x6e6f6465<<32|uint64(i))), // "node", i
 	}
@@ -273,11 +272,7 @@ func (c *cluster) start(i int) {
 	cfg.MAC, cfg.Port, cfg.NoIncoming, cfg.NoRelay = sn.mac, Port, sn.opts.NoIncoming, sn.opts.NoRelay
 	cfg.IDFloor, cfg.Rand = sn.floor, sn.rng
 	cfg.Seeds = c.seedsOf(i)
-	for _, mac := range sn.cacheKeys {
-		if a, ok := sn.cache[mac]; ok {
-			cfg.Cache = append(cfg.Cache, node.Peer{MAC: mac, Addr: a})
-		}
-	}
+	cfg.Cache = sn.cache.peers(c)
 	n, err := node.New(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("sim: start %s: %v", sn.name, err)) // the world built a bad config
@@ -360,9 +355,10 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		if len(s.Msg) > 0 && wire.Type(s.Msg[0]) == wire.TypeHeartbeat {
 			sn.stats.Heartbeats++
 		}
-		// One flood sends the same bytes on many links: copy them once.
+		// One flood sends the same bytes on many links: copy them once,
+		// into a pooled buffer the links share.
 		if len(s.Msg) == 0 || len(src) != len(s.Msg) || &src[0] != &s.Msg[0] {
-			src, cp = s.Msg, append([]byte(nil), s.Msg...)
+			src, cp = s.Msg, w.net.pool.share(s.Msg)
 		}
 		size := uint64(len(cp) + 2)
 		if s.Control {
@@ -377,6 +373,7 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 			end = 1
 		}
 		w.check.sent(i, cp)
+		w.net.pool.hold(cp)
 		w.net.transmit(cn, end, cp, s.Control)
 	}
 	for _, cl := range r.Closes {
@@ -391,13 +388,10 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		w.net.dial(i, d)
 	}
 	for _, p := range r.CacheStore {
-		if _, ok := sn.cache[p.MAC]; !ok {
-			sn.cacheKeys = append(sn.cacheKeys, p.MAC)
-		}
-		sn.cache[p.MAC] = p.Addr
+		sn.cache.store(c, p)
 	}
 	for _, mac := range r.CacheRemove {
-		delete(sn.cache, mac)
+		sn.cache.remove(c, mac)
 	}
 	if r.IDFloor != 0 {
 		sn.floor = r.IDFloor

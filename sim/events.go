@@ -7,7 +7,7 @@ type evKind uint8
 
 const (
 	evTick        evKind = iota + 1 // a node's deadline
-	evDeliver                       // a message arrives at the far end of a link
+	evDeliver                       // a message arrives at the far end of a link (a direct key; trace only)
 	evTxDone                        // a message finished serializing onto a link
 	evLinkDown                      // one end learns its link is gone: end of stream, reset, timeout
 	evDial                          // a step of a dial: a SYN retry or the end of the handshake (fn)
@@ -59,10 +59,16 @@ type event struct {
 
 // The heap key packs the sequence number above the slab slot, so that
 // comparing (at, key) orders events by (at, seq) exactly: seq is unique.
+//
+// An arrival on a link, nearly every event of a large mesh, has no slab
+// entry: its slot, marked with directBit, is the direction of the conn
+// (network.dirIndex) whose first message on the wire arrives, and the
+// key is all of the event.
 const (
-	slotBits = 26 // up to 64 Mi pending events
-	slotMask = 1<<slotBits - 1
-	maxSeq   = 1<<(64-slotBits) - 1 // about 2.7e11 events per world
+	slotBits  = 26 // up to 32 Mi pending slab events, 32 Mi directions
+	slotMask  = 1<<slotBits - 1
+	directBit = 1 << (slotBits - 1)
+	maxSeq    = 1<<(64-slotBits) - 1 // about 2.7e11 events per world
 )
 
 // qkey is one entry of the heap: 16 bytes and no pointers, so sifting
@@ -97,8 +103,8 @@ func (q *eventQueue) push(ev *event, seq uint64) {
 		q.free = q.free[:n-1]
 		q.slab[slot] = *ev
 	} else {
-		if len(q.slab) > slotMask {
-			panic("sim: more than 64 Mi events pending")
+		if len(q.slab) >= directBit {
+			panic("sim: more than 32 Mi events pending")
 		}
 		if seq > maxSeq {
 			panic("sim: event sequence numbers exhausted")
@@ -106,7 +112,19 @@ func (q *eventQueue) push(ev *event, seq uint64) {
 		slot = int32(len(q.slab))
 		q.slab = append(q.slab, *ev)
 	}
-	k := qkey{at: ev.at, sk: seq<<slotBits | uint64(slot)}
+	q.pushKey(qkey{at: ev.at, sk: seq<<slotBits | uint64(slot)})
+}
+
+// pushDirect adds the arrival at `at`, with sequence number seq, of the
+// first message on the wire of direction dir (below directBit).
+func (q *eventQueue) pushDirect(at int64, seq uint64, dir int) {
+	if seq > maxSeq {
+		panic("sim: event sequence numbers exhausted")
+	}
+	q.pushKey(qkey{at: at, sk: seq<<slotBits | directBit | uint64(dir)})
+}
+
+func (q *eventQueue) pushKey(k qkey) {
 	q.keys = append(q.keys, k)
 	q.up(len(q.keys)-1, k)
 }
@@ -125,10 +143,12 @@ func (q *eventQueue) up(i int, k qkey) {
 	keys[i] = k
 }
 
-// pop removes the earliest event into *ev; the queue must not be empty.
-func (q *eventQueue) pop(ev *event) {
+// pop removes the earliest key and returns it; the queue must not be
+// empty. Unless it is a direct one, its event is then taken from the
+// slab with take.
+func (q *eventQueue) pop() qkey {
 	keys := q.keys
-	slot := int32(keys[0].sk & slotMask)
+	first := keys[0]
 	last := len(keys) - 1
 	k := keys[last]
 	keys = keys[:last]
@@ -155,6 +175,11 @@ func (q *eventQueue) pop(ev *event) {
 		}
 		q.up(i, k)
 	}
+	return first
+}
+
+// take moves the event in slab slot `slot` into *ev and frees the slot.
+func (q *eventQueue) take(slot int32, ev *event) {
 	*ev = q.slab[slot]
 	q.slab[slot] = event{}
 	q.free = append(q.free, slot)

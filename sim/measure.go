@@ -340,7 +340,16 @@ func (m *measurer) farPairs(comp []int, adj [][]int, limit int) [][]bool {
 
 // Converged reports whether every pair of connected nodes reaches each
 // other now.
-func (w *World) Converged() bool { return w.measure.brokenPairs(make([]int32, w.N()*w.N())) == 0 }
+func (w *World) Converged() bool {
+	m := &w.measure
+	if n := w.N(); len(m.next) != n*n {
+		m.next = make([]int32, n*n)
+		m.dirty = true
+	}
+	// The probes keep only their count of broken pairs: m.next is
+	// scratch, refilled by every measurement.
+	return m.brokenPairs(m.next) == 0
+}
 
 // Unreachable describes up to limit ordered pairs of connected nodes
 // whose routes do not lead from one to the other, with where the walk

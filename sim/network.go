@@ -84,7 +84,9 @@ type network struct {
 	allPair bool      // organic: every pair may link; edges appear on demand
 	part    []int     // partition group of each node; 0 = none
 	nextID  node.LinkID
-	lossy   int // edges losing segments now
+	lossy   int     // edges losing segments now
+	pool    msgPool // the buffers of the messages on the wire
+	conns   []*conn // every conn by id-1, which names its directions in the queue
 }
 
 func (nw *network) init(w *World) {
@@ -126,14 +128,20 @@ func (e *edge) dirOf(s int) int {
 // conn is one link: a TCP connection over an edge. end[0] dialled;
 // dir[k] is the direction from end k to end 1-k.
 type conn struct {
-	id      uint64
-	e       *edge
-	end     [2]connEnd
-	reset   bool // reset: nothing more is delivered in either direction
-	dir     [2]direction
-	pathSeq uint32 // bumped whenever a direction's path closes: acks in flight are void
-	watch   int    // 1 + the index of the fault result whose detection this conn reports; 0 none
-	dead    bool   // an end failed it by liveness
+	id uint64
+	e  *edge
+	// lat and bandwidth are the edge's (fixed at its creation), kept
+	// here so that a message does not touch the edge.
+	lat, bandwidth int64
+	end            [2]connEnd
+	reset          bool // reset: nothing more is delivered in either direction
+	dir            [2]direction
+	pathSeq        uint32 // bumped whenever a direction's path closes: acks in flight are void
+	watch          int    // 1 + the index of the fault result whose detection this conn reports; 0 none
+	dead           bool   // an end failed it by liveness
+	// forgotten: neither end holds it; once nothing is on its wires it
+	// leaves network.conns.
+	forgotten bool
 }
 
 // connEnd is one side of a conn.
@@ -158,8 +166,7 @@ type direction struct {
 	// directions instead of the number of messages in flight.
 	inFlight []inFlight
 	head     int
-	gen      uint32 // bumped when the messages on the wire are taken back: their arrival is void
-	open     bool   // the path passes packets this way
+	open     bool // the path passes packets this way
 	// held are messages sent but not delivered, oldest first, each with
 	// the time of its first transmission: TCP keeps them for a
 	// retransmission once the path passes packets again.
@@ -296,7 +303,7 @@ func (nw *network) bothWays(e *edge, a, b int) bool { return nw.passes(e, a, b) 
 // rto is the retransmission timeout of c: max(200 ms, srtt + 4 rttvar),
 // with srtt the round trip and rttvar a quarter of it, as a TCP
 // connection with a steady round trip settles to.
-func (nw *network) rto(c *conn) int64 { return max(int64(minRTO), 4*c.e.lat) }
+func (nw *network) rto(c *conn) int64 { return max(int64(minRTO), 4*c.lat) }
 
 // working reports whether c carries frames now: both ends hold it, its
 // paths pass packets both ways and neither node is paused. A link over
@@ -328,7 +335,11 @@ func (nw *network) link(e *edge, a, b int) {
 	if !e.ext {
 		w.totals.SeedLinks++
 	}
-	c := &conn{id: w.totals.LinksCreated, e: e}
+	c := &conn{id: w.totals.LinksCreated, e: e, lat: e.lat, bandwidth: e.bandwidth}
+	if dirIndex(c, 1) >= directBit {
+		panic("sim: more than 16 Mi links created")
+	}
+	nw.conns = append(nw.conns, c)
 	w.measure.touch()
 	na, nb := cl.nodes[a], cl.nodes[b]
 	c.end[0] = connEnd{node: a, id: nw.nextID - 1, up: true, epoch: na.epoch}
@@ -370,7 +381,7 @@ func (nw *network) transmit(c *conn, from int, msg []byte, control bool) {
 		return
 	}
 	d := &c.dir[from]
-	if c.e.bandwidth <= 0 {
+	if c.bandwidth <= 0 {
 		nw.putOnWire(c, from, msg)
 		return
 	}
@@ -389,7 +400,7 @@ func (nw *network) transmit(c *conn, from int, msg []byte, control bool) {
 
 // txTime is how long msg takes to serialize onto c.
 func (nw *network) txTime(c *conn, msg []byte) int64 {
-	return max(1, int64(len(msg)+2)*int64(time.Second)/c.e.bandwidth)
+	return max(1, int64(len(msg)+2)*int64(time.Second)/c.bandwidth)
 }
 
 // txDone puts a serialized message on the wire and starts the next.
@@ -430,8 +441,8 @@ func (nw *network) putOnWire(c *conn, k int, msg []byte) {
 	if acksBlocked {
 		nw.markUnacked(c, k, w.now) // it arrives, but its acknowledgement will not come back
 	}
-	at := w.now + c.e.lat
-	if c.e.loss > 0 {
+	at := w.now + c.lat
+	if nw.lossy > 0 && c.e.loss > 0 {
 		at += nw.lossDelay(c, k, len(msg))
 	}
 	at = max(at, d.last)
@@ -473,13 +484,26 @@ func (nw *network) sendOnWire(c *conn, from int, at int64, msg []byte) {
 	d := &c.dir[from]
 	if d.head == len(d.inFlight) {
 		d.inFlight, d.head = d.inFlight[:0], 0
-		w.queue.push(&event{at: at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, w.seq)
+		nw.queueArrival(c, from, at, w.seq)
 	} else if d.head >= 64 && 2*d.head >= len(d.inFlight) {
 		n := copy(d.inFlight, d.inFlight[d.head:])
 		clear(d.inFlight[n:])
 		d.inFlight, d.head = d.inFlight[:n], 0
 	}
 	d.inFlight = append(d.inFlight, inFlight{at: at, seq: w.seq, msg: msg})
+}
+
+// maxKeptFlights is the largest array of messages on the wire a drained
+// direction keeps.
+const maxKeptFlights = 16
+
+// keepFlights returns what a drained direction keeps of fl, whose
+// entries are cleared: fl emptied, or nil when it is large.
+func keepFlights(fl []inFlight) []inFlight {
+	if cap(fl) > maxKeptFlights {
+		return nil
+	}
+	return fl[:0]
 }
 
 // arrive takes the first message on the wire of direction `from` of c
@@ -491,16 +515,39 @@ func (nw *network) arrive(c *conn, from int) []byte {
 	d.head++
 	if d.head < len(d.inFlight) {
 		next := &d.inFlight[d.head]
-		nw.w.queue.push(&event{at: next.at, kind: evDeliver, c: c, from: int8(from), epoch: d.gen}, next.seq)
+		nw.queueArrival(c, from, next.at, next.seq)
+	} else {
+		// Drained, every entry cleared as it arrived. A flood comes in
+		// bursts: the direction keeps a small array, not the largest
+		// one a burst needed.
+		d.inFlight, d.head = keepFlights(d.inFlight), 0
+		if c.forgotten {
+			nw.unlist(c)
+		}
 	}
 	return msg
 }
 
-// deliverEvent handles an arrival event, unless the messages it stood for
-// were taken back since (a cut).
-func (nw *network) deliverEvent(ev *event) {
-	c, from := ev.c, int(ev.from)
-	if ev.epoch != c.dir[from].gen {
+// dirIndex is the index of direction `from` of c among every conn's
+// directions, which names it in the world's queue: conns[dirIndex>>1].
+func dirIndex(c *conn, from int) int { return int(c.id-1)<<1 | from }
+
+// queueArrival queues the arrival at `at` of the first message on the
+// wire of direction `from` of c, which was given sequence number seq.
+func (nw *network) queueArrival(c *conn, from int, at int64, seq uint64) {
+	nw.w.queue.pushDirect(at, seq, dirIndex(c, from))
+}
+
+// deliverDirect handles the arrival of the message with sequence number
+// seq on direction dir (see dirIndex), unless it is no longer the first
+// on the wire: the messages were taken back since (a cut).
+func (nw *network) deliverDirect(dir int, seq uint64) {
+	c, from := nw.conns[dir>>1], dir&1
+	if c == nil {
+		return // forgotten, its wires empty: the key is stale
+	}
+	d := &c.dir[from]
+	if d.head >= len(d.inFlight) || d.inFlight[d.head].seq != seq {
 		return
 	}
 	nw.deliver(c, from, nw.arrive(c, from))
@@ -555,8 +602,10 @@ func (nw *network) deliverNow(c *conn, from int, msg []byte) {
 	w.totals.Messages++
 	w.trace.record(traceRec{kind: evDeliver, node: int32(e.node), peer: int32(sender), msg: msg})
 	w.check.arrived(sender, e.node, msg)
-	sn.n.Receive(cl.nodeTime(e.node), e.id, msg)
+	// Clipped: the pool's count of the links holding it follows it.
+	sn.n.Receive(cl.nodeTime(e.node), e.id, msg[:len(msg):len(msg)])
 	cl.drainMessage(e.node)
+	nw.pool.release(msg) // the node has let it go at Advance
 }
 
 // resetBack sends a reset to end k of c, whose data reached a socket
@@ -567,7 +616,7 @@ func (nw *network) resetBack(c *conn, k int) {
 		return
 	}
 	e.rst = true
-	nw.w.push(event{at: nw.w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
+	nw.w.push(event{at: nw.w.now + c.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
 }
 
 // linkDown tells end k of c that its link is gone (an event: an end of
@@ -628,6 +677,20 @@ func (nw *network) forget(c *conn) {
 	if i := slices.Index(c.e.conns, c); i >= 0 {
 		c.e.conns = slices.Delete(c.e.conns, i, i+1)
 	}
+	c.forgotten = true
+	nw.unlist(c)
+}
+
+// unlist takes a forgotten conn out of the table that names directions
+// in the queue once no arrival on it is pending, so that the collector
+// can have it; arrival keys still queued for it are stale.
+func (nw *network) unlist(c *conn) {
+	for k := range c.dir {
+		if d := &c.dir[k]; d.head < len(d.inFlight) {
+			return
+		}
+	}
+	nw.conns[c.id-1] = nil
 }
 
 // endOf returns which end of c node i holds under link id.
@@ -708,7 +771,7 @@ func (nw *network) refresh(c *conn) {
 		c.pathSeq++
 		nw.takeBack(c, k)
 		if r := &c.dir[1-k]; r.head < len(r.inFlight) {
-			nw.markUnacked(c, 1-k, min(nw.w.now, r.inFlight[r.head].at-c.e.lat))
+			nw.markUnacked(c, 1-k, min(nw.w.now, r.inFlight[r.head].at-c.lat))
 		}
 	}
 	if !changed || !c.dir[0].open || !c.dir[1].open {
@@ -730,13 +793,12 @@ func (nw *network) takeBack(c *conn, k int) {
 	if fl := d.inFlight[d.head:]; len(fl) > 0 {
 		moved := make([]inFlight, 0, len(fl)+len(d.held))
 		for _, f := range fl {
-			moved = append(moved, inFlight{at: min(w.now, f.at-c.e.lat), msg: f.msg})
+			moved = append(moved, inFlight{at: min(w.now, f.at-c.lat), msg: f.msg})
 		}
 		d.held = append(moved, d.held...)
 	}
 	clear(d.inFlight)
-	d.inFlight, d.head = d.inFlight[:0], 0
-	d.gen++
+	d.inFlight, d.head = keepFlights(d.inFlight), 0
 	d.last = w.now
 	if w.cluster.nodes[c.end[k].node].halted {
 		w.totals.Lost += uint64(len(d.held))
@@ -772,7 +834,7 @@ func (nw *network) markUnacked(c *conn, k int, t int64) {
 func (nw *network) retransmit(c *conn, k int) {
 	w := nw.w
 	d := &c.dir[k]
-	lat, step := c.e.lat, nw.rto(c)
+	lat, step := c.lat, nw.rto(c)
 	at := d.unacked + step
 	for at < w.now {
 		step = min(2*step, int64(maxRTO))
@@ -825,7 +887,7 @@ func (nw *network) userTimeout(c *conn, k int, seq uint64) {
 	}
 	if o := &c.end[1-k]; d.open && o.up && !o.gone && !o.rst && !c.reset {
 		o.rst = true
-		w.push(event{at: w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(1 - k), err: ErrReset})
+		w.push(event{at: w.now + c.lat, kind: evLinkDown, c: c, from: int8(1 - k), err: ErrReset})
 	}
 }
 
@@ -842,7 +904,7 @@ func (nw *network) resetConn(c *conn) {
 	for k := range c.end {
 		if c.end[k].up && !c.end[k].rst {
 			c.end[k].rst = true
-			w.push(event{at: w.now + c.e.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
+			w.push(event{at: w.now + c.lat, kind: evLinkDown, c: c, from: int8(k), err: ErrReset})
 		}
 	}
 }

@@ -36,6 +36,9 @@ type tracer struct {
 	w    *World
 	hash uint64
 	ring []traceRec
+	// bufs[k] is the storage of ring[k].msg: the ring keeps copies, as
+	// the messages it records are recycled once delivered.
+	bufs [][]byte
 	next int  // the next slot of ring
 	full bool // ring has wrapped
 	// describe formats messages and frames as everywhere else
@@ -47,6 +50,7 @@ func (t *tracer) init(w *World) {
 	t.w = w
 	t.hash = fnvOffset
 	t.ring = make([]traceRec, w.cfg.TraceSize)
+	t.bufs = make([][]byte, w.cfg.TraceSize)
 	t.describe = wire.Describer{Name: w.cluster.nameOfMAC, Frame: t.frame}
 }
 
@@ -77,6 +81,10 @@ func (t *tracer) record(r traceRec) {
 		}
 	}
 	t.hash = h
+	if r.msg != nil {
+		b := append(t.bufs[t.next][:0], r.msg...)
+		t.bufs[t.next], r.msg = b, b
+	}
 	t.ring[t.next] = r
 	if t.next++; t.next == len(t.ring) {
 		t.next = 0

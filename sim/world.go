@@ -198,8 +198,14 @@ func (w *World) After(d time.Duration, fn func()) { w.At(time.Duration(w.now)+d,
 func (w *World) RunUntil(t time.Duration) {
 	var ev event
 	for w.queue.len() > 0 && w.queue.next() <= int64(t) {
-		w.queue.pop(&ev)
-		w.now = ev.at
+		k := w.queue.pop()
+		w.now = k.at
+		if slot := k.sk & slotMask; slot&directBit != 0 {
+			w.events++
+			w.net.deliverDirect(int(slot&^directBit), k.sk>>slotBits)
+			continue
+		}
+		w.queue.take(int32(k.sk&slotMask), &ev)
 		w.dispatch(&ev)
 	}
 	if int64(t) > w.now {
@@ -222,8 +228,6 @@ func (w *World) dispatch(ev *event) {
 	switch ev.kind {
 	case evTick:
 		w.cluster.tick(ev)
-	case evDeliver:
-		w.net.deliverEvent(ev)
 	case evTxDone:
 		w.net.txDone(ev.c, int(ev.from), ev.msg)
 	case evLinkDown:
