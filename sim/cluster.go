@@ -600,15 +600,15 @@ func (c *cluster) nextHops(next []int32) {
 		if sn.n == nil {
 			continue
 		}
-		for _, ri := range sn.n.Routes() {
-			x, ok := c.byMAC[ri.Target]
+		sn.n.EachNextHop(func(target wire.MAC, via node.LinkID) {
+			x, ok := c.byMAC[target]
 			if !ok {
-				continue
+				return
 			}
-			if v, ok := c.w.net.peerOf(u, ri.Via); ok {
+			if v, ok := c.w.net.peerOf(u, via); ok {
 				next[u*n+x] = int32(v)
 			}
-		}
+		})
 	}
 }
 
