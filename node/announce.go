@@ -195,12 +195,12 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 				if out.PathKnown {
 					out.Path = append(path[:len(path):len(path)], n.cfg.MAC)
 				}
-				extMsg = n.encode(&out)
+				extMsg = n.encodeInfoPath(&out)
 			}
 			n.send(o, extMsg, true)
 		} else {
 			if seedMsg == nil {
-				seedMsg = n.encode(&info)
+				seedMsg = n.encodeInfo(&info)
 			}
 			n.send(o, seedMsg, true)
 		}

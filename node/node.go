@@ -120,6 +120,21 @@ func (n *Node) encode(m wire.Message) []byte {
 	return n.sinceMark(start)
 }
 
+// encodeInfo and encodeInfoPath are encode for the two messages every
+// flooded announcement is relayed as, without the interface: their
+// argument stays on the caller's stack.
+func (n *Node) encodeInfo(m *wire.Info) []byte {
+	start := len(n.arena)
+	n.arena = m.Append(n.arena)
+	return n.sinceMark(start)
+}
+
+func (n *Node) encodeInfoPath(m *wire.InfoPath) []byte {
+	start := len(n.arena)
+	n.arena = m.Append(n.arena)
+	return n.sinceMark(start)
+}
+
 // sinceMark returns the arena bytes appended since len(arena) was start.
 func (n *Node) sinceMark(start int) []byte {
 	return n.arena[start:len(n.arena):len(n.arena)]

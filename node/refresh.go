@@ -300,7 +300,7 @@ func (n *Node) passOn(l *link, info wire.Info, refresh bool) {
 			continue
 		}
 		if seedMsg == nil {
-			seedMsg = n.encode(&info)
+			seedMsg = n.encodeInfo(&info)
 		}
 		n.send(o, seedMsg, true)
 	}

@@ -150,8 +150,11 @@ func DecodeInfoBatch(msg []byte) (InfoBatch, error) {
 			count, count*minBatchEntryLen, len(rest))
 	}
 	m.Entries = make([]BatchEntry, count)
+	// One array holds every entry's path: the paths fit in the message, so
+	// it never grows and the entries' slices of it stay put.
+	var paths []MAC
 	for i := range count {
-		e, n, err := decodeBatchEntry(rest, i)
+		e, n, err := decodeBatchEntry(rest, i, &paths, len(msg)/6)
 		if err != nil {
 			return InfoBatch{}, err
 		}
@@ -165,7 +168,7 @@ func DecodeInfoBatch(msg []byte) (InfoBatch, error) {
 }
 
 // decodeBatchEntry decodes entry i at the start of b and returns its size.
-func decodeBatchEntry(b []byte, i int) (BatchEntry, int, error) {
+func decodeBatchEntry(b []byte, i int, paths *[]MAC, room int) (BatchEntry, int, error) {
 	var e BatchEntry
 	field := func(name string) string { return fmt.Sprintf("entries[%d].%s", i, name) }
 	if len(b) < minBatchEntryLen {
@@ -184,7 +187,16 @@ func decodeBatchEntry(b []byte, i int) (BatchEntry, int, error) {
 				n, 6*n+infoBodyFixed, len(b)-size)
 		}
 		e.PathKnown = true
-		e.Path = readMACs(b[size:], n)
+		if n > 0 {
+			if *paths == nil {
+				*paths = make([]MAC, 0, room)
+			}
+			start := len(*paths)
+			for k := range n {
+				*paths = append(*paths, MAC(b[size+6*k:size+6*k+6]))
+			}
+			e.Path = (*paths)[start:len(*paths):len(*paths)]
+		}
 		size += 6 * n
 	}
 	if len(b) < size+infoBodyFixed {
