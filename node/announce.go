@@ -118,14 +118,14 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 	if pathKnown && slices.Contains(path, n.cfg.MAC) {
 		// It already passed through us: a loop. In a quiet mesh the
 		// sender's route now leads through us, so it is no backup.
-		if r := n.routes[info.MAC]; r != nil && n.quiet() {
+		if r := n.routes.get(info.MAC); r != nil && n.quiet() {
 			if i := slices.Index(r.backups, l.id); i >= 0 {
 				r.backups = slices.Delete(r.backups, i, i+1)
 			}
 		}
 		return
 	}
-	r := n.routes[info.MAC]
+	r := n.routes.get(info.MAC)
 	sent := n.clock.now.Add(-held)
 	switch {
 	case r != nil && info.ID < r.id:
@@ -152,7 +152,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent stamp) {
 	if r == nil {
 		r = &route{learned: stampOf(n.clock.now)}
-		n.routes[info.MAC] = r
+		n.routes[keyOf(info.MAC)] = r
 		n.event(Event{Kind: EventRouteLearned, MAC: info.MAC, Link: l.id})
 	} else if r.via != l.id {
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
@@ -313,7 +313,8 @@ func (n *Node) sendTable(l *link) {
 	}
 	fresh := n.clock.now.Add(-2 * interval)
 	macs := make([]wire.MAC, 0, len(n.routes))
-	for mac, r := range n.routes {
+	for k, r := range n.routes {
+		mac := k.mac()
 		if r.refreshed < stampOf(fresh) {
 			continue
 		}
@@ -326,7 +327,7 @@ func (n *Node) sendTable(l *link) {
 	}
 	slices.SortFunc(macs, wire.MAC.Compare)
 	for _, mac := range macs {
-		r := n.routes[mac]
+		r := n.routes.get(mac)
 		if !l.extended {
 			n.send(l, n.encode(&r.info), true)
 			continue

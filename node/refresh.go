@@ -195,7 +195,7 @@ func (n *Node) batchEntry(l *link, mac wire.MAC, refresh bool) (wire.BatchEntry,
 		return wire.BatchEntry{Refresh: refresh, Self: !n.noAddress(), Held: n.clock.now.Sub(n.clock.announcedAt),
 			InfoPath: wire.InfoPath{PathKnown: true, Info: n.ownInfo(n.clock.announced)}}, true
 	}
-	r := n.routes[mac]
+	r := n.routes.get(mac)
 	if r == nil || (r.via == 0 || r.via == l.id) && mac != l.peer {
 		return wire.BatchEntry{}, false
 	}
@@ -313,8 +313,8 @@ func (n *Node) passOn(l *link, info wire.Info, refresh bool) {
 // crossed the link the other way.
 func (n *Node) routedAcross(l *link) []wire.MAC {
 	var out []wire.MAC
-	for mac, r := range n.routes {
-		if r.via != 0 && r.via != l.id && mac != l.peer && !slices.Contains(r.backups, l.id) {
+	for k, r := range n.routes {
+		if mac := k.mac(); r.via != 0 && r.via != l.id && mac != l.peer && !slices.Contains(r.backups, l.id) {
 			out = append(out, mac)
 		}
 	}

@@ -46,12 +46,30 @@ func stampOf(t time.Time) stamp { return stamp(t.UnixNano()) }
 func (s stamp) since(now time.Time) time.Duration { return time.Duration(stampOf(now) - s) }
 
 // routeTable maps each known MAC to its route; a withdrawn route stays
-// (via 0) until it expires, so that its round is remembered.
-type routeTable map[wire.MAC]*route
+// (via 0) until it expires, so that its round is remembered. It is keyed
+// by the MAC as a number: every flooded announcement looks a route up,
+// and a uint64 key takes the map's fast path.
+type routeTable map[macKey]*route
+
+// macKey is a MAC as a map key.
+type macKey uint64
+
+// keyOf returns m's key.
+func keyOf(m wire.MAC) macKey {
+	return macKey(m[0])<<40 | macKey(m[1])<<32 | macKey(m[2])<<24 | macKey(m[3])<<16 | macKey(m[4])<<8 | macKey(m[5])
+}
+
+// mac returns the MAC of k.
+func (k macKey) mac() wire.MAC {
+	return wire.MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
+}
+
+// get returns the route to mac, nil if there is none.
+func (t routeTable) get(mac wire.MAC) *route { return t[keyOf(mac)] }
 
 // via returns the live next hop toward mac; 0 if there is none.
 func (t routeTable) via(mac wire.MAC) LinkID {
-	if r, ok := t[mac]; ok {
+	if r, ok := t[keyOf(mac)]; ok {
 		return r.via
 	}
 	return 0
@@ -68,7 +86,8 @@ func (t routeTable) via(mac wire.MAC) LinkID {
 // deterministic event order).
 func (t routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool) []wire.MAC {
 	var affected []wire.MAC
-	for mac, r := range t {
+	for k, r := range t {
+		mac := k.mac()
 		if i := slices.Index(r.backups, down); i >= 0 {
 			r.backups = slices.Delete(r.backups, i, i+1)
 		}
@@ -78,7 +97,7 @@ func (t routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool)
 	}
 	slices.SortFunc(affected, wire.MAC.Compare)
 	for _, mac := range affected {
-		r := t[mac]
+		r := t.get(mac)
 		r.via = 0
 		if mac == peer {
 			r.backups = r.backups[:0]
@@ -124,14 +143,14 @@ type expiredRoute struct {
 // returns them, sorted by target.
 func (t routeTable) expire(cutoff time.Time) []expiredRoute {
 	var out []expiredRoute
-	for mac, r := range t {
+	for k, r := range t {
 		if r.refreshed <= stampOf(cutoff) {
-			out = append(out, expiredRoute{mac, r.via})
+			out = append(out, expiredRoute{k.mac(), r.via})
 		}
 	}
 	slices.SortFunc(out, func(a, b expiredRoute) int { return a.target.Compare(b.target) })
 	for _, x := range out {
-		delete(t, x.target)
+		delete(t, keyOf(x.target))
 	}
 	return out
 }
@@ -153,7 +172,7 @@ type RouteInfo struct {
 
 // Route returns the route to mac, if there is one with a live next hop.
 func (n *Node) Route(mac wire.MAC) (RouteInfo, bool) {
-	r, ok := n.routes[mac]
+	r, ok := n.routes[keyOf(mac)]
 	if !ok || r.via == 0 {
 		return RouteInfo{}, false
 	}
@@ -164,9 +183,9 @@ func (n *Node) Route(mac wire.MAC) (RouteInfo, bool) {
 // route, in no particular order, without allocating: for drivers that
 // walk the routes of many nodes (a simulator's checks).
 func (n *Node) EachNextHop(fn func(target wire.MAC, via LinkID)) {
-	for mac, r := range n.routes {
+	for k, r := range n.routes {
 		if r.via != 0 {
-			fn(mac, r.via)
+			fn(k.mac(), r.via)
 		}
 	}
 }
@@ -178,9 +197,9 @@ func (n *Node) RouteCount() int { return len(n.routes) }
 // Routes returns every live route, sorted by target MAC.
 func (n *Node) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(n.routes))
-	for mac, r := range n.routes {
+	for k, r := range n.routes {
 		if r.via != 0 {
-			out = append(out, n.routeInfo(mac, r))
+			out = append(out, n.routeInfo(k.mac(), r))
 		}
 	}
 	slices.SortFunc(out, func(a, b RouteInfo) int { return a.Target.Compare(b.Target) })
@@ -206,7 +225,7 @@ func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
 func (n *Node) failover(down LinkID, peer wire.MAC) []wire.MAC {
 	affected := n.routes.failover(down, peer, func(id LinkID) bool { return n.links.get(id) != nil })
 	for _, mac := range affected {
-		if r := n.routes[mac]; r.via != 0 {
+		if r := n.routes.get(mac); r.via != 0 {
 			// The backup was loop-free for this one failure; when several
 			// links failed at once (a node that vanished with all its
 			// links) backups may point at each other. A newer round of the
@@ -229,7 +248,7 @@ func (n *Node) known(mac wire.MAC) bool {
 	if n.links.to(mac) != nil {
 		return true
 	}
-	_, ok := n.routes[mac]
+	_, ok := n.routes[keyOf(mac)]
 	return ok
 }
 
@@ -245,7 +264,7 @@ func (n *Node) confirmFailovers(now time.Time) {
 	var withdrawn []wire.MAC
 	keep := n.unconfirmed[:0]
 	for _, mac := range n.unconfirmed {
-		r := n.routes[mac]
+		r := n.routes.get(mac)
 		switch {
 		case r == nil || r.confirmBy == 0 || r.via == 0:
 		case stampOf(now) < r.confirmBy:
@@ -275,7 +294,7 @@ func (n *Node) confirmFailovers(now time.Time) {
 func (n *Node) confirmDeadline() time.Time {
 	var d stamp
 	for _, mac := range n.unconfirmed {
-		if r := n.routes[mac]; r != nil && r.confirmBy != 0 && (d == 0 || r.confirmBy < d) {
+		if r := n.routes.get(mac); r != nil && r.confirmBy != 0 && (d == 0 || r.confirmBy < d) {
 			d = r.confirmBy
 		}
 	}

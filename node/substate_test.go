@@ -38,22 +38,22 @@ func TestLinkSetKeepsIDOrderAndOnePeer(t *testing.T) {
 func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
 	d, e := macOf("d"), macOf("e")
 	tbl := routeTable{
-		d: {via: 1, backups: []LinkID{2, 3}, path: []wire.MAC{macOf("x")}, pathKnown: true},
-		e: {via: 1},
+		keyOf(d): {via: 1, backups: []LinkID{2, 3}, path: []wire.MAC{macOf("x")}, pathKnown: true},
+		keyOf(e): {via: 1},
 	}
-	tbl[macOf("f")] = &route{via: 3, backups: []LinkID{1}}
+	tbl[keyOf(macOf("f"))] = &route{via: 3, backups: []LinkID{1}}
 	live := func(id LinkID) bool { return id == 3 } // 2 went down too
 	got := tbl.failover(1, macOf("x"), live)
 	if !slices.Equal(got, []wire.MAC{d, e}) {
 		t.Fatalf("affected %v, want [d e] sorted", got)
 	}
-	if r := tbl[d]; r.via != 3 || len(r.backups) != 0 || r.pathKnown || len(r.path) != 0 {
+	if r := tbl.get(d); r.via != 3 || len(r.backups) != 0 || r.pathKnown || len(r.path) != 0 {
 		t.Fatalf("d: via %d backups %v pathKnown %v: want via 3 (2 is dead), no path kept", r.via, r.backups, r.pathKnown)
 	}
-	if tbl[e].via != 0 {
+	if tbl.get(e).via != 0 {
 		t.Fatal("e had no backup but was not withdrawn")
 	}
-	if b := tbl[macOf("f")].backups; len(b) != 0 {
+	if b := tbl.get(macOf("f")).backups; len(b) != 0 {
 		t.Fatalf("the lost link stayed a backup of f: %v", b)
 	}
 	if tbl.via(e) != 0 || tbl.via(d) != 3 || tbl.via(macOf("z")) != 0 {
@@ -63,12 +63,12 @@ func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
 
 func TestRouteTableExpire(t *testing.T) {
 	t1 := t0.Add(time.Minute)
-	tbl := routeTable{macOf("c"): {refreshed: stampOf(t0), via: 4}, macOf("b"): {refreshed: stampOf(t0)}, macOf("d"): {refreshed: stampOf(t1)}}
+	tbl := routeTable{keyOf(macOf("c")): {refreshed: stampOf(t0), via: 4}, keyOf(macOf("b")): {refreshed: stampOf(t0)}, keyOf(macOf("d")): {refreshed: stampOf(t1)}}
 	got := tbl.expire(t0)
 	if len(got) != 2 || got[0].target != macOf("b") || got[1].target != macOf("c") || got[1].via != 4 {
 		t.Fatalf("expired %v, want b then c (refreshed at the cutoff), c via 4", got)
 	}
-	if _, ok := tbl[macOf("d")]; !ok || len(tbl) != 1 {
+	if _, ok := tbl[keyOf(macOf("d"))]; !ok || len(tbl) != 1 {
 		t.Fatal("a route refreshed after the cutoff expired")
 	}
 }
@@ -134,5 +134,16 @@ func TestIDClock(t *testing.T) {
 	before.advance(time.Unix(-5, 0))
 	if id, _ := before.next(); id != 1 {
 		t.Fatalf("a clock before 1970 gave id %d, want 1", id)
+	}
+}
+
+func TestMACKeyRoundTrip(t *testing.T) {
+	for _, m := range []wire.MAC{{}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x02, 0x50, 0x56, 0x00, 0x01, 0x02}} {
+		if got := keyOf(m).mac(); got != m {
+			t.Fatalf("keyOf(%s).mac() = %s", m, got)
+		}
+	}
+	if keyOf(wire.MAC{0, 0, 0, 0, 0, 1}) == keyOf(wire.MAC{1, 0, 0, 0, 0, 0}) {
+		t.Fatal("two MACs share a key")
 	}
 }
