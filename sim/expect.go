@@ -156,8 +156,13 @@ func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
 		if e.kind == expectDropped {
 			what = "link dropped after"
 		}
+		untouched := 0
 		for _, f := range r.Faults {
 			if e.arg != "fault" && f.Kind != e.arg {
+				continue
+			}
+			if e.kind == expectDropped && f.Links == 0 && f.DetectIn == nil {
+				untouched++ // nothing to drop: a crash of an isolated node
 				continue
 			}
 			n++
@@ -185,6 +190,9 @@ func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
 			fail("worst %s %v over %d faults", what, worst, n)
 		default:
 			res.Detail = fmt.Sprintf("worst %s %v over %d faults", what, worst, n)
+			if untouched > 0 {
+				res.Detail += fmt.Sprintf(" (%d more touched no link)", untouched)
+			}
 		}
 	case expectLivenessMax, expectLivenessMin:
 		res.Detail = fmt.Sprintf("%d links failed by liveness", r.Liveness)

@@ -83,6 +83,9 @@ type FaultResult struct {
 	// broke, DetectIn after the fault (for faults that touch links).
 	Detected bool
 	DetectIn time.Duration
+	// Links is how many links a node held that the fault touched when it
+	// began (a crash of a node whose neighbours are all down touches none).
+	Links int
 	// LinkBack says that, after a heal or a restart, a node's dial
 	// brought a link up over the healed edge (to the restarted node),
 	// LinkBackIn after the fault.
@@ -145,6 +148,13 @@ func (m *measurer) linkBack(r int, now int64) {
 	}
 	if f := &m.results[r]; !f.LinkBack {
 		f.LinkBack, f.LinkBackIn = true, time.Duration(now)-f.At
+	}
+}
+
+// touches notes that fault r touches conn c, if a node holds it.
+func (m *measurer) touches(r int, c *conn) {
+	if r >= 0 && !c.reset && (c.end[0].up || c.end[1].up) {
+		m.results[r].Links++
 	}
 }
 

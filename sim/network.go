@@ -1102,6 +1102,7 @@ func (nw *network) watch(e *edge, r int) {
 	}
 	for _, c := range e.conns {
 		c.watch = r + 1
+		nw.w.measure.touches(r, c)
 	}
 }
 
@@ -1113,6 +1114,7 @@ func (nw *network) watchNode(i int, r int) {
 	}
 	for _, c := range nw.w.cluster.nodes[i].ends {
 		c.watch = r + 1
+		nw.w.measure.touches(r, c)
 	}
 }
 

@@ -45,6 +45,9 @@ type FaultReport struct {
 	// DetectIn is how long after the fault a node first dropped a link
 	// the fault silenced or broke (nil: none did, or it touched none).
 	DetectIn *Dur `json:"link_dropped_after,omitempty"`
+	// Links is how many links a node held that the fault touched when it
+	// began; a fault that touched none cannot drop one.
+	Links int `json:"links_touched"`
 	// LinkBackIn is, after a heal or a restart, how long until a dial
 	// brought a link up over the healed edge (to the restarted node).
 	LinkBackIn *Dur `json:"link_back_after,omitempty"`
@@ -136,7 +139,7 @@ func (s *Scenario) report(w *World) *Report {
 			continue
 		}
 		fr := FaultReport{Kind: f.Kind, Desc: f.Desc, At: Dur(f.At), Recovered: f.Recovered,
-			Recovery: Dur(f.Recovery), BrokenPairs: f.BrokenPairs}
+			Recovery: Dur(f.Recovery), BrokenPairs: f.BrokenPairs, Links: f.Links}
 		if f.Detected {
 			d := Dur(f.DetectIn.Round(time.Millisecond))
 			fr.DetectIn = &d
