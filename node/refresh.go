@@ -30,6 +30,11 @@ import (
 type linkBatch struct {
 	macs   []wire.MAC
 	change []bool             // per mac: a change (else a refresh)
+	// retract marks a mac whose route now goes through this link: the
+	// entry goes to the next hop all the same, its path naming the next
+	// hop, so that it stops counting us as a backup (it took our copy of
+	// the round before we moved to its).
+	retract []bool
 	index  map[wire.MAC]int32 // position in macs
 	due    time.Time          // when the batch must go out; zero when empty
 	urgent bool               // it holds a change: it goes at the end of this input
@@ -124,6 +129,7 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 		b.index[mac] = int32(len(b.macs))
 		b.macs = append(b.macs, mac)
 		b.change = append(b.change, change)
+		b.retract = append(b.retract, false)
 	}
 	if b.due.IsZero() {
 		b.due = n.clock.now.Add(n.cfg.BatchDelay)
@@ -169,7 +175,7 @@ func (n *Node) flushBatch(l *link) {
 		start, count = -1, 0
 	}
 	for i, mac := range b.macs {
-		e, ok := n.batchEntry(l, mac, !b.change[i])
+		e, ok := n.batchEntry(l, mac, !b.change[i], b.retract[i])
 		if !ok {
 			continue
 		}
@@ -185,18 +191,18 @@ func (n *Node) flushBatch(l *link) {
 	}
 	finish()
 	clear(b.index)
-	b.macs, b.change, b.due, b.urgent = b.macs[:0], b.change[:0], time.Time{}, false
+	b.macs, b.change, b.retract, b.due, b.urgent = b.macs[:0], b.change[:0], b.retract[:0], time.Time{}, false
 }
 
 // batchEntry returns the entry that re-advertises mac to l now, and
 // whether there is one.
-func (n *Node) batchEntry(l *link, mac wire.MAC, refresh bool) (wire.BatchEntry, bool) {
+func (n *Node) batchEntry(l *link, mac wire.MAC, refresh, retract bool) (wire.BatchEntry, bool) {
 	if mac == n.cfg.MAC {
 		return wire.BatchEntry{Refresh: refresh, Self: !n.noAddress(), Held: n.clock.now.Sub(n.clock.announcedAt),
 			InfoPath: wire.InfoPath{PathKnown: true, Info: n.ownInfo(n.clock.announced)}}, true
 	}
 	r := n.routes.get(mac)
-	if r == nil || (r.via == 0 || r.via == l.id) && mac != l.peer {
+	if r == nil || (r.via == 0 || r.via == l.id && !retract) && mac != l.peer {
 		return wire.BatchEntry{}, false
 	}
 	e := wire.BatchEntry{Refresh: refresh, Held: r.sent.since(n.clock.now),
@@ -272,7 +278,8 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 	if !pathKnown || len(path) >= wire.MaxPath || sent >= r.sent {
 		return false
 	}
-	if old := r.via; old != l.id {
+	old := r.via
+	if old != l.id {
 		if i := slices.Index(r.backups, l.id); i >= 0 {
 			r.backups = slices.Delete(r.backups, i, i+1)
 		}
@@ -283,6 +290,13 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 	}
 	r.sent = sent
 	n.keep(l, info, path, pathKnown, r, refresh)
+	if old != l.id && l.extended && !n.cfg.NoRelay && info.MAC != l.peer {
+		// l had our copy of this round, from before we moved to its: as
+		// a backup of l it would lead back here. The re-advertisement,
+		// whose path names l, makes l drop it.
+		n.queueRoute(l, info.MAC, !refresh)
+		l.batch.retract[l.batch.index[info.MAC]] = true
+	}
 	return true
 }
 
