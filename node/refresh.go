@@ -29,15 +29,15 @@ import (
 // to the neighbour it now goes through.
 type linkBatch struct {
 	macs   []wire.MAC
-	change []bool             // per mac: a change (else a refresh)
+	change []bool // per mac: a change (else a refresh)
 	// retract marks a mac whose route now goes through this link: the
 	// entry goes to the next hop all the same, its path naming the next
 	// hop, so that it stops counting us as a backup (it took our copy of
 	// the round before we moved to its).
 	retract []bool
-	index  map[wire.MAC]int32 // position in macs
-	due    time.Time          // when the batch must go out; zero when empty
-	urgent bool               // it holds a change: it goes at the end of this input
+	index   map[wire.MAC]int32 // position in macs
+	due     time.Time          // when the batch must go out; zero when empty
+	urgent  bool               // it holds a change: it goes at the end of this input
 }
 
 // quiet reports whether the node runs quiet refresh.
