@@ -72,9 +72,10 @@ refresh=60s, ...), each with every seed of --seeds. The parameters:
                 organic topology (the faults and traffic may name only
                 nodes that exist at every count)
   degree        the mean degree of a random topology
-  refresh       the quiet-refresh interval (60s); 0: today's protocol,
-                every round flooded each announce interval
+  refresh       the quiet-refresh interval (120s); 0: the original
+                cadence, every round flooded each announce interval
   batch_delay   the longest a relay holds refreshes to batch them (250ms)
+  duration      how long the scenario runs (e.g. 10m)
 Runs go --jobs at a time (default: one per CPU), each on one goroutine
 with its own world, so every run is the same whatever --jobs is, and the
 output is in the same order: by variant, then seed. A run that panics is

@@ -117,10 +117,18 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		s.Timers.BatchDelay = d
 		return nil
 	},
+	"duration": func(s *sim.Scenario, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("duration %q: want a positive duration like 10m", v)
+		}
+		s.Duration = d
+		return nil
+	},
 }
 
 // sweepParamList names the sweep parameters, for messages.
-const sweepParamList = "announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay"
+const sweepParamList = "announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay, duration"
 
 // countedTopologies are the topology kinds whose size is their node
 // count, the ones a nodes sweep can resize (the message of the nodes
