@@ -244,13 +244,17 @@ func (n *Node) askAnnounce() {
 	}
 	id := n.newID()
 	n.dedup.asks.first(n.cfg.MAC, id, n.clock.now, n.cfg.DedupSpan)
-	msg := n.encode(&wire.AnnounceRequest{ID: id, Requester: n.cfg.MAC})
+	n.sendExtended(n.encode(&wire.AnnounceRequest{ID: id, Requester: n.cfg.MAC}))
+	n.triggerAnnounce()
+}
+
+// sendExtended sends msg to every extended neighbour.
+func (n *Node) sendExtended(msg []byte) {
 	for _, l := range n.links.order {
 		if l.extended {
 			n.send(l, msg, true)
 		}
 	}
-	n.triggerAnnounce()
 }
 
 // receiveAnnounceRequest handles a 0x86: flood it on once and announce.
@@ -260,15 +264,25 @@ func (n *Node) receiveAnnounceRequest(l *link, msg []byte) {
 		n.malformed(l, err)
 		return
 	}
-	if m.Requester == n.cfg.MAC {
-		return
+	if n.takeRequest(l, m.Requester, m.ID, msg) {
+		n.triggerAnnounce()
 	}
-	if !n.known(m.Requester) {
-		n.drop(DropUnknownSource, m.Requester) // no window per made-up MAC
-		return
+}
+
+// takeRequest does what a 0x86 and a 0x89 share: it drops our own and
+// those of requesters never linked or announced (no window per made-up
+// MAC), de-duplicates per requester, and floods a new one on to the other
+// extended neighbours. It reports whether msg was new.
+func (n *Node) takeRequest(l *link, requester wire.MAC, id uint64, msg []byte) bool {
+	if requester == n.cfg.MAC {
+		return false
 	}
-	if !n.dedup.asks.first(m.Requester, m.ID, n.clock.now, n.cfg.DedupSpan) {
-		return
+	if !n.known(requester) {
+		n.drop(DropUnknownSource, requester)
+		return false
+	}
+	if !n.dedup.asks.first(requester, id, n.clock.now, n.cfg.DedupSpan) {
+		return false
 	}
 	if !n.cfg.NoRelay {
 		for _, o := range n.links.order {
@@ -277,7 +291,7 @@ func (n *Node) receiveAnnounceRequest(l *link, msg []byte) {
 			}
 		}
 	}
-	n.triggerAnnounce()
+	return true
 }
 
 // triggerAnnounce announces now, or once TriggerGap has passed since the

@@ -371,12 +371,7 @@ func (n *Node) requestRounds(targets []wire.MAC) {
 		targets = targets[len(part):]
 		id := n.newID()
 		n.dedup.asks.first(n.cfg.MAC, id, n.clock.now, n.cfg.DedupSpan)
-		msg := n.encode(&wire.AnnounceRequestFor{ID: id, Requester: n.cfg.MAC, Targets: part})
-		for _, l := range n.links.order {
-			if l.extended {
-				n.send(l, msg, true)
-			}
-		}
+		n.sendExtended(n.encode(&wire.AnnounceRequestFor{ID: id, Requester: n.cfg.MAC, Targets: part}))
 	}
 }
 
@@ -388,24 +383,7 @@ func (n *Node) receiveAnnounceRequestFor(l *link, msg []byte) {
 		n.malformed(l, err)
 		return
 	}
-	if m.Requester == n.cfg.MAC {
-		return
-	}
-	if !n.known(m.Requester) {
-		n.drop(DropUnknownSource, m.Requester)
-		return
-	}
-	if !n.dedup.asks.first(m.Requester, m.ID, n.clock.now, n.cfg.DedupSpan) {
-		return
-	}
-	if !n.cfg.NoRelay {
-		for _, o := range n.links.order {
-			if o != l && o.extended {
-				n.send(o, msg, true)
-			}
-		}
-	}
-	if slices.Contains(m.Targets, n.cfg.MAC) {
+	if n.takeRequest(l, m.Requester, m.ID, msg) && slices.Contains(m.Targets, n.cfg.MAC) {
 		n.triggerAnnounce()
 	}
 }
