@@ -15,7 +15,7 @@
 // against the node count on a log axis, one line per value of the other
 // swept parameter, each point the mean over the seeds:
 //
-//	invpn sim --sweep nodes=100,300,1000 --sweep refresh=0,60s --jobs 1 --csv scenarios/scale.yaml > scale.csv
+//	invpn sim --sweep nodes=100,300,1000 --sweep refresh=0,120s --jobs 1 --csv scenarios/scale.yaml > scale.csv
 //	invpn-plot -o scale.svg scale.csv
 package main
 
@@ -55,7 +55,7 @@ Draws the CSV that invpn sim writes as an SVG plot: the recovery after each
 fault over time from invpn sim --csv --faults, or each run's failover p50,
 p95 and maximum from invpn sim --csv (with or without --sweep). From a
 sweep over the node count (invpn sim --csv --sweep nodes=100,300,1000
---sweep refresh=0,60s), one panel per metric against the node count (log
+--sweep refresh=0,120s), one panel per metric against the node count (log
 axis), one line per value of the other swept parameter, the seeds of a
 variant averaged. Reads standard input when FILE.csv is absent or -.
 

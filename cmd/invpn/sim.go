@@ -106,7 +106,7 @@ Examples:
   invpn sim --seed 1234 --sweep refresh=0 scenarios/random-200.yaml
   invpn sim --sweep announce=1s,2s,5s,10s --csv > sweep.csv
   invpn sim --sweep heartbeat=0,250ms diamond.yaml
-  invpn sim --sweep nodes=100,300,1000 --sweep refresh=0,60s --jobs 1 --csv scenarios/scale.yaml > scale.csv
+  invpn sim --sweep nodes=100,300,1000 --sweep refresh=0,120s --jobs 1 --csv scenarios/scale.yaml > scale.csv
   invpn-plot -o scale.svg scale.csv
   invpn sim --csv --faults scenarios/random-200.yaml > faults.csv
   invpn-plot -o failover.svg faults.csv

@@ -210,7 +210,7 @@ func TestSimHelp(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"Usage: invpn sim", "-sweep", "-faults", "-seeds", "-jobs",
-		"batch_delay", "--seeds 200 --jobs 2", "--sweep nodes=100,300,1000 --sweep refresh=0,60s", "invpn-plot", "ring-300.yaml"} {
+		"batch_delay", "--seeds 200 --jobs 2", "--sweep nodes=100,300,1000 --sweep refresh=0,120s", "invpn-plot", "ring-300.yaml"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, errOut.String())
 		}
