@@ -120,7 +120,7 @@ func (n *Node) checkLiveness(now time.Time) {
 			n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v)", l.id, l.peer, ErrLinkSilent, n.cfg.LinkTimeout))
 			i--
 		case n.liveness(l) && now.Sub(l.hb.lastSent) >= n.cfg.HeartbeatInterval:
-			if len(l.batch.macs) > 0 {
+			if len(l.batch.items) > 0 {
 				n.flushBatch(l) // a batch waiting to go proves us alive as well
 				break
 			}

@@ -32,6 +32,8 @@ type Node struct {
 	dialer      dialer
 	// urgentBatches is set while some link's batch holds a change.
 	urgentBatches bool
+	// batchScratch holds a batch's entries while it is encoded.
+	batchScratch []wire.BatchEntry
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -28,16 +27,21 @@ import (
 // are then: a route that moved meanwhile is sent once, as it is, and not
 // to the neighbour it now goes through.
 type linkBatch struct {
-	macs   []wire.MAC
-	change []bool // per mac: a change (else a refresh)
-	// retract marks a mac whose route now goes through this link: the
-	// entry goes to the next hop all the same, its path naming the next
-	// hop, so that it stops counting us as a backup (it took our copy of
-	// the round before we moved to its).
-	retract []bool
-	index   map[wire.MAC]int32 // position in macs
-	due     time.Time          // when the batch must go out; zero when empty
-	urgent  bool               // it holds a change: it goes at the end of this input
+	items  []batchItem
+	index  map[wire.MAC]int32 // position in items
+	due    time.Time          // when the batch must go out; zero when empty
+	urgent bool               // it holds a change: it goes at the end of this input
+}
+
+// batchItem is one target of a link's next batch.
+type batchItem struct {
+	mac    wire.MAC
+	change bool // a change (else a refresh)
+	// retract: the route now goes through this link, and the entry goes
+	// to the next hop all the same, its path naming the next hop, so that
+	// it stops counting us as a backup (it took our copy of the round
+	// before we moved to its).
+	retract bool
 }
 
 // quiet reports whether the node runs quiet refresh.
@@ -124,12 +128,10 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 		b.index = map[wire.MAC]int32{}
 	}
 	if i, ok := b.index[mac]; ok {
-		b.change[i] = b.change[i] || change
+		b.items[i].change = b.items[i].change || change
 	} else {
-		b.index[mac] = int32(len(b.macs))
-		b.macs = append(b.macs, mac)
-		b.change = append(b.change, change)
-		b.retract = append(b.retract, false)
+		b.index[mac] = int32(len(b.items))
+		b.items = append(b.items, batchItem{mac: mac, change: change})
 	}
 	if b.due.IsZero() {
 		b.due = n.clock.now.Add(n.cfg.BatchDelay)
@@ -140,58 +142,50 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 	}
 }
 
-// flushBatch sends l's batch: one 0x88 per MaxBatchBody of entries, a lone
-// change that no relay held as a plain 0x85. Each entry is the route as it
-// is now, held since its round would have arrived (its sent time); a
-// route that is gone, withdrawn, or now goes through l is left out (the
-// neighbour's own route goes to it all the same: a new link's table tells
-// it which ids the mesh holds of it).
+// flushBatch sends l's batch: as many 0x88 as the entries need, or a lone
+// change that nobody held as it would travel unbatched (a 0x85, or the
+// node's own as a 0x00). Each entry is the route as it is now, held since
+// its round would have arrived (its sent time); a route that is gone,
+// withdrawn, or now goes through l is left out (the neighbour's own route
+// goes to it all the same: a new link's table tells it which ids the mesh
+// holds of it).
 func (n *Node) flushBatch(l *link) {
 	b := &l.batch
-	if len(b.macs) == 0 {
+	if len(b.items) == 0 {
 		return
 	}
-	start, count := -1, 0
-	finish := func() {
-		if start < 0 {
-			return
+	entries := n.batchScratch[:0]
+	for _, it := range b.items {
+		if e, ok := n.batchEntry(l, it.mac, !it.change, it.retract); ok {
+			entries = append(entries, e)
 		}
-		flags := n.arena[start+3]
-		if count == 1 && flags&wire.BatchFlagRefresh == 0 && wire.Held(n.arena[start+3+wire.BatchHeldOffset:]) == 0 {
-			// A lone change as it would travel unbatched: a 0x85, or the
-			// node's own as a 0x00 (n, path, version, id, mac, port).
-			body := n.arena[start+3+wire.BatchHeldOffset+4:]
-			if flags&wire.BatchFlagSelf != 0 {
-				own := wire.InitialInfo{ID: binary.BigEndian.Uint64(body[2:10]), MAC: n.cfg.MAC, Port: n.cfg.Port}
-				n.arena = own.Append(n.arena[:start])
-			} else {
-				n.arena = append(n.arena[:start], byte(wire.TypeInfoPath))
-				n.arena = append(n.arena, body...)
-			}
+	}
+	n.batchScratch = entries
+	if len(entries) == 1 && !entries[0].Refresh && entries[0].Held == 0 {
+		e := &entries[0]
+		if e.Self {
+			n.send(l, n.encode(&wire.InitialInfo{ID: e.ID, MAC: e.MAC, Port: e.Port}), true)
 		} else {
-			binary.BigEndian.PutUint16(n.arena[start+1:], uint16(count))
+			n.send(l, n.encodeInfoPath(&e.InfoPath), true)
+		}
+		entries = entries[:0]
+	}
+	for len(entries) > 0 {
+		k, size := 0, 0
+		for ; k < len(entries) && (k == 0 || size+wire.BatchEntryLen(&entries[k]) <= wire.MaxBatchBody); k++ {
+			size += wire.BatchEntryLen(&entries[k])
+		}
+		start := len(n.arena)
+		n.arena = wire.AppendBatchHeader(n.arena, k)
+		for i := range entries[:k] {
+			n.arena = entries[i].Append(n.arena)
 		}
 		n.send(l, n.sinceMark(start), true)
-		start, count = -1, 0
+		entries = entries[k:]
 	}
-	for i, mac := range b.macs {
-		e, ok := n.batchEntry(l, mac, !b.change[i], b.retract[i])
-		if !ok {
-			continue
-		}
-		if start >= 0 && len(n.arena)-start+wire.BatchEntryLen(&e) > wire.MaxMessage {
-			finish()
-		}
-		if start < 0 {
-			start = len(n.arena)
-			n.arena = wire.AppendBatchHeader(n.arena, 0)
-		}
-		n.arena = e.Append(n.arena)
-		count++
-	}
-	finish()
+	clear(n.batchScratch) // the entries' paths and infos go with them
 	clear(b.index)
-	b.macs, b.change, b.retract, b.due, b.urgent = b.macs[:0], b.change[:0], b.retract[:0], time.Time{}, false
+	b.items, b.due, b.urgent = b.items[:0], time.Time{}, false
 }
 
 // batchEntry returns the entry that re-advertises mac to l now, and
@@ -295,7 +289,7 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 		// a backup of l it would lead back here. The re-advertisement,
 		// whose path names l, makes l drop it.
 		n.queueRoute(l, info.MAC, !refresh)
-		l.batch.retract[l.batch.index[info.MAC]] = true
+		l.batch.items[l.batch.index[info.MAC]].retract = true
 	}
 	return true
 }
@@ -320,7 +314,7 @@ func (n *Node) passOn(l *link, info wire.Info, refresh bool) {
 	}
 }
 
-// routedAcross returns, sorted, the targets the peer of l probably
+// routedAcross returns the targets the peer of l probably
 // routes through us: those whose round we passed on to it and it did not
 // pass back (it is neither our next hop nor a backup). When only the far
 // end notices a cut, a round of these is what moves the routes that
@@ -332,24 +326,14 @@ func (n *Node) routedAcross(l *link) []wire.MAC {
 			out = append(out, mac)
 		}
 	}
-	slices.SortFunc(out, wire.MAC.Compare)
 	return out
 }
 
-// mergeSorted merges two sorted lists of MACs, without duplicates.
+// mergeSorted returns the MACs of a and b, sorted, without duplicates.
 func mergeSorted(a, b []wire.MAC) []wire.MAC {
-	out := make([]wire.MAC, 0, len(a)+len(b))
-	for len(a) > 0 || len(b) > 0 {
-		switch {
-		case len(b) == 0 || len(a) > 0 && a[0].Compare(b[0]) < 0:
-			out, a = append(out, a[0]), a[1:]
-		case len(a) == 0 || b[0].Compare(a[0]) < 0:
-			out, b = append(out, b[0]), b[1:]
-		default:
-			out, a, b = append(out, a[0]), a[1:], b[1:]
-		}
-	}
-	return out
+	out := slices.Concat(a, b)
+	slices.SortFunc(out, wire.MAC.Compare)
+	return slices.Compact(out)
 }
 
 // askAnnounceFor floods a 0x89 naming targets, the routes that crossed a

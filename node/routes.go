@@ -190,10 +190,6 @@ func (n *Node) EachNextHop(fn func(target wire.MAC, via LinkID)) {
 	}
 }
 
-// RouteCount returns the number of routes the node holds, withdrawn ones
-// included (they keep their round until they expire).
-func (n *Node) RouteCount() int { return len(n.routes) }
-
 // Routes returns every live route, sorted by target MAC.
 func (n *Node) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(n.routes))

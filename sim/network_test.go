@@ -145,6 +145,23 @@ func TestResetAndCrashAreTold(t *testing.T) {
 	}
 }
 
+// TestFaultCountsTheLinksItTouches: a crash touches the links its node
+// holds; a crash of a node whose only neighbour is already down touches
+// none, so no link can drop (the expectations skip it), and a crash of a
+// node that is down is no fault at all.
+func TestFaultCountsTheLinksItTouches(t *testing.T) {
+	w := pair(t, Timers{})
+	w.At(11*time.Second, func() { w.Crash(1) })
+	w.At(11500*time.Millisecond, func() { w.Crash(0) })
+	w.RunUntil(12 * time.Second)
+	if f := fault(t, w, "crash n1"); f.Links != 1 || !f.Detected {
+		t.Errorf("crash n1 touched %d links (detected %v), want its one link, dropped", f.Links, f.Detected)
+	}
+	if f := fault(t, w, "crash n0"); f.Links != 0 || f.Detected {
+		t.Errorf("crash n0, alone, touched %d links (detected %v), want none", f.Links, f.Detected)
+	}
+}
+
 // TestLossDelaysNothingLost: over a lossy link every frame arrives, in
 // order, some after retransmission timeouts.
 func TestLossDelaysNothingLost(t *testing.T) {

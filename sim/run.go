@@ -92,7 +92,7 @@ func (s *Scenario) Run(opt RunOptions) (*Report, error) {
 		}
 	}
 	r := s.report(w)
-	r.quietControl(ctl, s.quietSettle())
+	r.quietControl(ctl, quietSettle)
 	return r, nil
 }
 
@@ -117,4 +117,4 @@ func (w *World) controlSample() controlSample {
 // quietSettle is how long after the start and after each fault a second
 // is not counted as quiet: long enough for the rounds a change starts to
 // have crossed the mesh.
-func (s *Scenario) quietSettle() time.Duration { return 30 * time.Second }
+const quietSettle = 30 * time.Second

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -80,17 +81,17 @@ func (e *BatchEntry) Append(dst []byte) []byte {
 		flags |= BatchFlagSelf
 	}
 	dst = append(dst, flags)
-	dst = AppendHeld(dst, e.Held)
+	dst = appendHeld(dst, e.Held)
 	return e.InfoPath.appendAfterType(dst)
 }
 
-// AppendHeld appends a held field: d in microseconds, capped at MaxHeld.
-func AppendHeld(dst []byte, d time.Duration) []byte {
+// appendHeld appends a held field: d in microseconds, capped at MaxHeld.
+func appendHeld(dst []byte, d time.Duration) []byte {
 	return binary.BigEndian.AppendUint32(dst, heldField(d))
 }
 
-// Held reads the held field that starts at b[0].
-func Held(b []byte) time.Duration {
+// readHeld reads the held field that starts at b[0].
+func readHeld(b []byte) time.Duration {
 	return time.Duration(binary.BigEndian.Uint32(b)) * time.Microsecond
 }
 
@@ -103,9 +104,6 @@ func heldField(d time.Duration) uint32 {
 	}
 	return uint32(d / time.Microsecond)
 }
-
-// BatchHeldOffset is where an entry's held field starts within it.
-const BatchHeldOffset = 1
 
 // BatchEntryLen is the encoded size of e in a 0x88.
 func BatchEntryLen(e *BatchEntry) int {
@@ -179,7 +177,7 @@ func decodeBatchEntry(b []byte, i int, paths *[]MAC, room int) (BatchEntry, int,
 	}
 	e.Refresh = b[0]&BatchFlagRefresh != 0
 	e.Self = b[0]&BatchFlagSelf != 0
-	e.Held = Held(b[1:5])
+	e.Held = readHeld(b[1:5])
 	size := 6
 	if n := int(b[5]); n != PathUnknown {
 		if len(b) < size+6*n+infoBodyFixed {
@@ -212,23 +210,13 @@ func decodeBatchEntry(b []byte, i int, paths *[]MAC, room int) (BatchEntry, int,
 	end := min(size+infoBodyFixed+addr, len(b))
 	info, err := decodeInfoBody(TypeInfoBatch, b[size:end])
 	if err != nil {
-		var de *DecodeError
-		if asDecodeError(err, &de) {
+		if de := (*DecodeError)(nil); errors.As(err, &de) {
 			de.Field = field(de.Field)
 		}
 		return e, 0, err
 	}
 	e.Info = info
 	return e, end, nil
-}
-
-// asDecodeError reports whether err is a *DecodeError and sets *de.
-func asDecodeError(err error, de **DecodeError) bool {
-	d, ok := err.(*DecodeError)
-	if ok {
-		*de = d
-	}
-	return ok
 }
 
 // AnnounceRequestFor (0x89, an extension) asks only the listed nodes to

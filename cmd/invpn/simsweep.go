@@ -17,14 +17,7 @@ import (
 // sweepParams are the parameters --sweep can vary. Each sets its value in
 // a copy of the scenario, or says why the value does not fit it.
 var sweepParams = map[string]func(s *sim.Scenario, v string) error{
-	"announce": func(s *sim.Scenario, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("announce interval %q: want a duration like 5s", v)
-		}
-		s.Timers.Announce = d
-		return nil
-	},
+	"announce": positiveDuration("announce interval", "5s", func(s *sim.Scenario, d time.Duration) { s.Timers.Announce = d }),
 	"max_links": func(s *sim.Scenario, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -104,27 +97,26 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("refresh interval %q: want a duration like 60s, or 0 to flood a round every announce interval", v)
+			return fmt.Errorf("refresh interval %q: want a duration like 120s, or 0 to flood a round every announce interval", v)
 		}
 		s.Timers.Refresh = d
 		return nil
 	},
-	"batch_delay": func(s *sim.Scenario, v string) error {
+	"batch_delay": positiveDuration("batch_delay", "250ms", func(s *sim.Scenario, d time.Duration) { s.Timers.BatchDelay = d }),
+	"duration":    positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
+}
+
+// positiveDuration is a sweep parameter that takes a positive duration
+// and sets it with set; name and example say what it is in messages.
+func positiveDuration(name, example string, set func(*sim.Scenario, time.Duration)) func(*sim.Scenario, string) error {
+	return func(s *sim.Scenario, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("batch_delay %q: want a positive duration like 250ms", v)
+			return fmt.Errorf("%s %q: want a positive duration like %s", name, v, example)
 		}
-		s.Timers.BatchDelay = d
+		set(s, d)
 		return nil
-	},
-	"duration": func(s *sim.Scenario, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("duration %q: want a positive duration like 10m", v)
-		}
-		s.Duration = d
-		return nil
-	},
+	}
 }
 
 // sweepParamList names the sweep parameters, for messages.
