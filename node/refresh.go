@@ -319,12 +319,27 @@ func (n *Node) passOn(l *link, info wire.Info, refresh bool) {
 // pass back (it is neither our next hop nor a backup). When only the far
 // end notices a cut, a round of these is what moves the routes that
 // crossed the link the other way.
+//
+// A peer that passed no round on to us (none of our routes or backups
+// goes through it) has no other link, or relays nothing: no round can
+// reach it but over the lost link, so none is asked for. This spares
+// the mesh a round of every node when a leaf is cut off.
 func (n *Node) routedAcross(l *link) []wire.MAC {
 	var out []wire.MAC
+	relayed := false
 	for k, r := range n.routes {
-		if mac := k.mac(); r.via != 0 && r.via != l.id && mac != l.peer && !slices.Contains(r.backups, l.id) {
+		mac := k.mac()
+		if mac == l.peer {
+			continue
+		}
+		if r.via == l.id || slices.Contains(r.backups, l.id) {
+			relayed = true
+		} else if r.via != 0 {
 			out = append(out, mac)
 		}
+	}
+	if !relayed {
+		return nil
 	}
 	return out
 }

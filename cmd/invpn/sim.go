@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -37,6 +38,8 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	fset.Var(&sweeps, "sweep", "run once per value of a parameter: `PARAM=v1,v2,...` with PARAM one of "+sweepParamList+
 		"; repeat it to run every combination")
 	faultRows := fset.Bool("faults", false, "with --csv: one row per fault (its time and recovery) instead of one per run")
+	cpuProfile := fset.String("cpuprofile", "", "write a CPU profile of the runs to `FILE` (read it with go tool pprof)")
+	memProfile := fset.String("memprofile", "", "write a heap profile to `FILE` when the runs end (with --jobs 1, the live heap of the last world)")
 	fset.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: invpn sim [flags] [FILE.yaml]
 
@@ -179,16 +182,24 @@ Examples:
 	if err != nil {
 		return fmt.Errorf("--sweep: %w", err)
 	}
-	b := &batch{vars: vars, jobs: makeJobs(vars, jobSeeds(*seed, *seeds)), parallel: *jobs}
+	b := &batch{vars: vars, jobs: makeJobs(vars, jobSeeds(*seed, *seeds)), parallel: *jobs, heapProfile: *memProfile}
 	single := len(b.jobs) == 1 && len(sweeps) == 0 && *seeds == 0
 	if single {
 		b.progress = barProgress{newProgress(stderr, base.Name)}
 	} else {
 		b.progress = newLineProgress(stderr, b)
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	results := b.run()
 	wall := time.Since(start)
+	stopProfile()
+	if b.heapErr != nil {
+		return b.heapErr
+	}
 	if single && results[0].err != nil && !results[0].panicked {
 		return results[0].err
 	}
@@ -480,4 +491,38 @@ func (p *progress) done() {
 	if p.shown {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", len(p.label)+60))
 	}
+}
+
+// startCPUProfile starts a CPU profile into file (none when file is
+// empty) and returns what stops it.
+func startCPUProfile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// writeHeapProfile writes the heap profile, after a collection, to file.
+func writeHeapProfile(file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--memprofile: %w", err)
+	}
+	return f.Close()
 }

@@ -54,6 +54,11 @@ type batch struct {
 	// progress, when set, is told of each run's simulated time and of
 	// each finished run; it is called from the runs' goroutines.
 	progress batchProgress
+	// heapProfile, when set, is the file each run writes a heap profile
+	// to as it ends, while its world is live (the last run's stays).
+	heapProfile string
+	heapMu      sync.Mutex
+	heapErr     error
 }
 
 // batchProgress watches a batch. Its methods are called from the
@@ -108,13 +113,23 @@ func (b *batch) runOne(k int, measureHeap bool) (res simResult) {
 		if b.progress != nil {
 			b.progress.simulated(k, done, total)
 		}
+		if b.heapProfile != "" && done >= total {
+			// The world is still live here; the last run's profile stays.
+			t := time.Now()
+			if err := writeHeapProfile(b.heapProfile); err != nil {
+				b.heapMu.Lock()
+				b.heapErr = err
+				b.heapMu.Unlock()
+			}
+			gcTime += time.Since(t)
+		}
 		if measureHeap && done >= total {
 			// The world is still live here: its state after the run.
 			t := time.Now()
 			runtime.GC()
 			var st runtime.MemStats
 			runtime.ReadMemStats(&st)
-			gcTime = time.Since(t)
+			gcTime += time.Since(t)
 			res.heapPerNode = max(0, float64(int64(st.HeapAlloc)-int64(base.HeapAlloc))) / float64(max(1, s.Topology.Nodes))
 		}
 	}}
