@@ -119,9 +119,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		// It already passed through us: a loop. In a quiet mesh the
 		// sender's route now leads through us, so it is no backup.
 		if r := n.routes.get(info.MAC); r != nil && n.quiet() {
-			if i := slices.Index(r.backups, l.id); i >= 0 {
-				r.backups = slices.Delete(r.backups, i, i+1)
-			}
+			r.dropBackup(l.id)
 		}
 		return
 	}
@@ -137,8 +135,8 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		if n.quiet() && n.switchFirst(l, info, path, pathKnown, r, refresh, stampOf(sent)) {
 			return
 		}
-		if l.id != r.via && pathKnown && !slices.Contains(r.backups, l.id) {
-			r.backups = append(r.backups, l.id)
+		if l.id != r.via && pathKnown {
+			r.addBackup(l.id)
 		}
 		return
 	case r != nil && info.ID == r.id && !(pathKnown && len(path) < wire.MaxPath):
@@ -151,13 +149,13 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 // announcement on (a refresh as a refresh).
 func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool, sent stamp) {
 	if r == nil {
-		r = &route{learned: stampOf(n.clock.now)}
-		n.routes[keyOf(info.MAC)] = r
+		r = n.routes.add(info.MAC)
+		r.learned = stampOf(n.clock.now)
 		n.event(Event{Kind: EventRouteLearned, MAC: info.MAC, Link: l.id})
 	} else if r.via != l.id {
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
 	}
-	r.backups = r.backups[:0]
+	r.clearBackups()
 	r.sent = sent
 	n.keep(l, info, path, pathKnown, r, refresh)
 }
@@ -168,13 +166,13 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool) {
 	// The cache changes only when the announced address does: most rounds
 	// repeat it, and the lookup is a cost of every flooded announcement.
-	if fresh := r.info.MAC.IsZero(); fresh || r.info.Addr != info.Addr || r.info.Port != info.Port {
+	if fresh := r.id == 0; fresh || r.addr != info.Addr || r.port != info.Port {
 		n.updateCache(info)
 	}
-	r.id, r.via, r.refreshed, r.info = info.ID, l.id, stampOf(n.clock.now), info
+	r.id, r.via, r.refreshed, r.port, r.addr = info.ID, l.id, stampOf(n.clock.now), info.Port, info.Addr
 	r.confirmBy = 0 // a newer round: no longer a guess
 	r.pathKnown = pathKnown
-	r.path = append(r.path[:0], path...)
+	n.routes.setPath(r, path)
 
 	if n.cfg.NoRelay {
 		return
@@ -326,9 +324,9 @@ func (n *Node) sendTable(l *link) {
 		interval = n.cfg.RefreshInterval
 	}
 	fresh := n.clock.now.Add(-2 * interval)
-	macs := make([]wire.MAC, 0, len(n.routes))
-	for k, r := range n.routes {
-		mac := k.mac()
+	macs := make([]wire.MAC, 0, n.routes.len())
+	for r := range n.routes.all {
+		mac := r.key.mac()
 		if r.refreshed < stampOf(fresh) {
 			continue
 		}
@@ -343,7 +341,8 @@ func (n *Node) sendTable(l *link) {
 	for _, mac := range macs {
 		r := n.routes.get(mac)
 		if !l.extended {
-			n.send(l, n.encode(&r.info), true)
+			info := r.info()
+			n.send(l, n.encode(&info), true)
 			continue
 		}
 		if n.quiet() {
@@ -353,9 +352,9 @@ func (n *Node) sendTable(l *link) {
 			n.queueRoute(l, mac, true)
 			continue
 		}
-		out := wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}
+		out := wire.InfoPath{PathKnown: r.pathKnown && int(r.pathLen) < wire.MaxPath, Info: r.info()}
 		if out.PathKnown {
-			out.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
+			out.Path = append(n.routes.path(r), n.cfg.MAC)
 		}
 		n.send(l, n.encode(&out), true)
 	}

@@ -51,7 +51,6 @@ func New(cfg Config) (*Node, error) {
 		cfg:           cfg,
 		clock:         newIDClock(cfg.IDFloor, cfg.IDReserve),
 		links:         newLinkSet(),
-		routes:        routeTable{},
 		dedup:         newDedup(),
 		dialer:        newDialer(cfg.MAC, cfg.Cache),
 		healthPending: map[uint64]time.Time{},

@@ -200,9 +200,9 @@ func (n *Node) batchEntry(l *link, mac wire.MAC, refresh, retract bool) (wire.Ba
 		return wire.BatchEntry{}, false
 	}
 	e := wire.BatchEntry{Refresh: refresh, Held: r.sent.since(n.clock.now),
-		InfoPath: wire.InfoPath{PathKnown: r.pathKnown && len(r.path) < wire.MaxPath, Info: r.info}}
+		InfoPath: wire.InfoPath{PathKnown: r.pathKnown && int(r.pathLen) < wire.MaxPath, Info: r.info()}}
 	if e.PathKnown {
-		e.Path = append(r.path[:len(r.path):len(r.path)], n.cfg.MAC)
+		e.Path = append(n.routes.path(r), n.cfg.MAC)
 	}
 	return e, true
 }
@@ -274,11 +274,9 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 	}
 	old := r.via
 	if old != l.id {
-		if i := slices.Index(r.backups, l.id); i >= 0 {
-			r.backups = slices.Delete(r.backups, i, i+1)
-		}
+		r.dropBackup(l.id)
 		if r.pathKnown {
-			r.backups = slices.Insert(r.backups, 0, old)
+			r.firstBackup(old)
 		}
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: old})
 	}
@@ -327,12 +325,12 @@ func (n *Node) passOn(l *link, info wire.Info, refresh bool) {
 func (n *Node) routedAcross(l *link) []wire.MAC {
 	var out []wire.MAC
 	relayed := false
-	for k, r := range n.routes {
-		mac := k.mac()
+	for r := range n.routes.all {
+		mac := r.key.mac()
 		if mac == l.peer {
 			continue
 		}
-		if r.via == l.id || slices.Contains(r.backups, l.id) {
+		if r.via == l.id || r.backupIndex(l.id) >= 0 {
 			relayed = true
 		} else if r.via != 0 {
 			out = append(out, mac)

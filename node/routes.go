@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -9,20 +10,16 @@ import (
 )
 
 // route is how this node reaches one MAC: through the neighbour from which
-// that MAC's newest announcement arrived first (first-path routing).
+// that MAC's newest announcement arrived first (first-path routing). A
+// route lives by value in its routeTable's slots, with no pointer but
+// its address's: a node of a large mesh holds thousands, and a flooded
+// announcement looks one up, so they are kept small and together.
 type route struct {
 	id  uint64 // the announcement round: its id
+	key macKey // the target; 0 in a free slot
 	via LinkID // 0 when withdrawn
-	// path is the announcement's path as received over via (relayers,
-	// nearest the target first; the last is the neighbour), pathKnown
-	// false when it crossed a seed-protocol node.
-	path      []wire.MAC
-	pathKnown bool
-	// backups are other neighbours that delivered the same round, in
-	// arrival order, whose path does not contain this node: moving to
-	// one of them cannot loop back through us.
-	backups   []LinkID
-	info      wire.Info // the announcement, as an info (address filled in)
+	// refreshed is when the current round arrived, learned when the
+	// first route to the target was learned.
 	refreshed stamp
 	learned   stamp
 	// sent is when the route's copy of its round would have arrived had
@@ -32,6 +29,79 @@ type route struct {
 	// confirmBy, when set, is the deadline of a route moved to a backup:
 	// a newer round must arrive by then, or the route is withdrawn.
 	confirmBy stamp
+	// port and addr are what the round announced (the address as the
+	// first relay saw it).
+	addr netip.Addr
+	port uint16
+	// The announcement's path as received over via (relayers, nearest
+	// the target first; the last is the neighbour) is paths[pathOff:]
+	// [:pathLen] of the table, in room for pathCap; pathKnown is false
+	// when it crossed a seed-protocol node.
+	pathLen   uint8
+	pathCap   uint8
+	pathOff   uint32
+	pathKnown bool
+	// backups[:nBackups] are other neighbours that delivered the same
+	// round, in arrival order, whose path does not contain this node:
+	// moving to one of them cannot loop back through us. A route keeps
+	// at most maxBackups; later ones are not kept.
+	nBackups uint8
+	backups  [maxBackups]LinkID
+}
+
+// maxBackups is the most backups a route keeps: a route with this many
+// has outlived that many failures of its neighbours before a new round.
+const maxBackups = 7
+
+// info returns r's round as an info.
+func (r *route) info() wire.Info {
+	return wire.Info{ID: r.id, MAC: r.key.mac(), Port: r.port, Addr: r.addr}
+}
+
+// backupList returns r's backups, in order; it aliases r.
+func (r *route) backupList() []LinkID { return r.backups[:r.nBackups] }
+
+// backupIndex returns the position of id among r's backups, -1 if absent.
+func (r *route) backupIndex(id LinkID) int {
+	for i, b := range r.backups[:r.nBackups] {
+		if b == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// dropBackup removes id from r's backups, if it is one.
+func (r *route) dropBackup(id LinkID) {
+	if i := r.backupIndex(id); i >= 0 {
+		copy(r.backups[i:r.nBackups], r.backups[i+1:r.nBackups])
+		r.nBackups--
+		r.backups[r.nBackups] = 0
+	}
+}
+
+// addBackup appends id to r's backups, unless it is one or there is no
+// room.
+func (r *route) addBackup(id LinkID) {
+	if int(r.nBackups) < maxBackups && r.backupIndex(id) < 0 {
+		r.backups[r.nBackups] = id
+		r.nBackups++
+	}
+}
+
+// firstBackup puts id first among r's backups (the last goes when they
+// are full).
+func (r *route) firstBackup(id LinkID) {
+	n := min(int(r.nBackups)+1, maxBackups)
+	copy(r.backups[1:n], r.backups[:n-1])
+	r.backups[0] = id
+	r.nBackups = uint8(n)
+}
+
+// clearBackups forgets r's backups.
+func (r *route) clearBackups() {
+	r.backups = [maxBackups]LinkID{}
+	r.nBackups = 0
 }
 
 // stamp is an instant on the node's clock, in nanoseconds since the Unix
@@ -46,10 +116,19 @@ func stampOf(t time.Time) stamp { return stamp(t.UnixNano()) }
 func (s stamp) since(now time.Time) time.Duration { return time.Duration(stampOf(now) - s) }
 
 // routeTable maps each known MAC to its route; a withdrawn route stays
-// (via 0) until it expires, so that its round is remembered. It is keyed
-// by the MAC as a number: every flooded announcement looks a route up,
-// and a uint64 key takes the map's fast path.
-type routeTable map[macKey]*route
+// (via 0) until it expires, so that its round is remembered. Routes are
+// slots of one slice, found through an index keyed by the MAC as a
+// number (every flooded announcement looks a route up, and a uint64 key
+// takes the map's fast path); their paths share one arena.
+type routeTable struct {
+	index map[macKey]int32
+	slots []route
+	free  []int32 // slots of expired routes, to reuse
+	// paths is the arena of the routes' paths; dead counts the MACs in
+	// it that no route uses any more.
+	paths []wire.MAC
+	dead  int
+}
 
 // macKey is a MAC as a map key.
 type macKey uint64
@@ -64,15 +143,103 @@ func (k macKey) mac() wire.MAC {
 	return wire.MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
 }
 
-// get returns the route to mac, nil if there is none.
-func (t routeTable) get(mac wire.MAC) *route { return t[keyOf(mac)] }
+// len returns the number of routes, withdrawn ones included.
+func (t *routeTable) len() int { return len(t.index) }
+
+// get returns the route to mac, nil if there is none. The pointer is
+// good until the next add.
+func (t *routeTable) get(mac wire.MAC) *route {
+	if i, ok := t.index[keyOf(mac)]; ok {
+		return &t.slots[i]
+	}
+	return nil
+}
+
+// add returns a new, empty route to mac, which must have none. The
+// pointer is good until the next add.
+func (t *routeTable) add(mac wire.MAC) *route {
+	if t.index == nil {
+		t.index = map[macKey]int32{}
+	}
+	var i int32
+	if k := len(t.free); k > 0 {
+		i, t.free = t.free[k-1], t.free[:k-1]
+	} else {
+		i = int32(len(t.slots))
+		t.slots = append(t.slots, route{})
+	}
+	t.index[keyOf(mac)] = i
+	r := &t.slots[i]
+	*r = route{key: keyOf(mac)}
+	return r
+}
+
+// remove deletes the route to mac.
+func (t *routeTable) remove(mac wire.MAC) {
+	i, ok := t.index[keyOf(mac)]
+	if !ok {
+		return
+	}
+	delete(t.index, keyOf(mac))
+	t.dead += int(t.slots[i].pathCap)
+	t.slots[i] = route{}
+	t.free = append(t.free, i)
+}
+
+// all yields every route, in slot order.
+func (t *routeTable) all(yield func(*route) bool) {
+	for i := range t.slots {
+		if r := &t.slots[i]; r.key != 0 && !yield(r) {
+			return
+		}
+	}
+}
 
 // via returns the live next hop toward mac; 0 if there is none.
-func (t routeTable) via(mac wire.MAC) LinkID {
-	if r, ok := t[keyOf(mac)]; ok {
+func (t *routeTable) via(mac wire.MAC) LinkID {
+	if r := t.get(mac); r != nil {
 		return r.via
 	}
 	return 0
+}
+
+// path returns r's path. It aliases the arena and has no room to
+// append to: an append copies it.
+func (t *routeTable) path(r *route) []wire.MAC {
+	return t.paths[r.pathOff : r.pathOff+uint32(r.pathLen) : r.pathOff+uint32(r.pathLen)]
+}
+
+// setPath makes p (which must not alias the arena) r's path: in r's room
+// when it fits, else at the end of the arena, which is compacted first
+// when most of it is dead.
+func (t *routeTable) setPath(r *route, p []wire.MAC) {
+	if len(p) <= int(r.pathCap) {
+		copy(t.paths[r.pathOff:], p)
+		r.pathLen = uint8(len(p))
+		return
+	}
+	t.dead += int(r.pathCap)
+	if t.dead > 4096 && t.dead > len(t.paths)/2 {
+		t.compact()
+	}
+	r.pathOff, r.pathLen, r.pathCap = uint32(len(t.paths)), uint8(len(p)), uint8(len(p))
+	t.paths = append(t.paths, p...)
+}
+
+// compact moves every route's path into a new arena without the dead
+// MACs.
+func (t *routeTable) compact() {
+	live := make([]wire.MAC, 0, len(t.paths)-t.dead+len(t.paths)/8)
+	for i := range t.slots {
+		r := &t.slots[i]
+		if r.key == 0 {
+			continue
+		}
+		off := len(live)
+		live = append(live, t.path(r)...)
+		r.pathOff, r.pathCap = uint32(off), r.pathLen
+	}
+	t.paths, t.dead = live, 0
 }
 
 // failover handles the loss of link down, to peer: it leaves the backups
@@ -84,15 +251,12 @@ func (t routeTable) via(mac wire.MAC) LinkID {
 // which it sends as it notices, brings the route back within one flood. It
 // returns the targets of the routes that were through down, sorted (a
 // deterministic event order).
-func (t routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool) []wire.MAC {
+func (t *routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool) []wire.MAC {
 	var affected []wire.MAC
-	for k, r := range t {
-		mac := k.mac()
-		if i := slices.Index(r.backups, down); i >= 0 {
-			r.backups = slices.Delete(r.backups, i, i+1)
-		}
+	for r := range t.all {
+		r.dropBackup(down)
 		if r.via == down {
-			affected = append(affected, mac)
+			affected = append(affected, r.key.mac())
 		}
 	}
 	slices.SortFunc(affected, wire.MAC.Compare)
@@ -100,18 +264,18 @@ func (t routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool)
 		r := t.get(mac)
 		r.via = 0
 		if mac == peer {
-			r.backups = r.backups[:0]
+			r.clearBackups()
 		}
-		for len(r.backups) > 0 && r.via == 0 {
-			if live(r.backups[0]) {
-				r.via = r.backups[0]
+		for r.nBackups > 0 && r.via == 0 {
+			if b := r.backups[0]; live(b) {
+				r.via = b
 			}
-			r.backups = r.backups[1:]
+			r.dropBackup(r.backups[0])
 		}
 		if r.via != 0 {
 			// The path over the backup is not stored; it is known to
 			// avoid us, which is all later backup checks need.
-			r.path = r.path[:0]
+			r.pathLen = 0
 			r.pathKnown = false
 		}
 	}
@@ -120,12 +284,12 @@ func (t routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool)
 
 // repoint moves every route and backup through link from to link to (a
 // new link to the same peer replaced it: the routes stay where they are).
-func (t routeTable) repoint(from, to LinkID) {
-	for _, r := range t {
+func (t *routeTable) repoint(from, to LinkID) {
+	for r := range t.all {
 		if r.via == from {
 			r.via = to
 		}
-		for i, b := range r.backups {
+		for i, b := range r.backupList() {
 			if b == from {
 				r.backups[i] = to
 			}
@@ -141,16 +305,16 @@ type expiredRoute struct {
 
 // expire removes the routes last refreshed at or before cutoff and
 // returns them, sorted by target.
-func (t routeTable) expire(cutoff time.Time) []expiredRoute {
+func (t *routeTable) expire(cutoff time.Time) []expiredRoute {
 	var out []expiredRoute
-	for k, r := range t {
+	for r := range t.all {
 		if r.refreshed <= stampOf(cutoff) {
-			out = append(out, expiredRoute{k.mac(), r.via})
+			out = append(out, expiredRoute{r.key.mac(), r.via})
 		}
 	}
 	slices.SortFunc(out, func(a, b expiredRoute) int { return a.target.Compare(b.target) })
 	for _, x := range out {
-		delete(t, keyOf(x.target))
+		t.remove(x.target)
 	}
 	return out
 }
@@ -172,44 +336,44 @@ type RouteInfo struct {
 
 // Route returns the route to mac, if there is one with a live next hop.
 func (n *Node) Route(mac wire.MAC) (RouteInfo, bool) {
-	r, ok := n.routes[keyOf(mac)]
-	if !ok || r.via == 0 {
+	r := n.routes.get(mac)
+	if r == nil || r.via == 0 {
 		return RouteInfo{}, false
 	}
-	return n.routeInfo(mac, r), true
+	return n.routeInfo(r), true
 }
 
 // EachNextHop calls fn with the target and next-hop link of every live
 // route, in no particular order, without allocating: for drivers that
 // walk the routes of many nodes (a simulator's checks).
 func (n *Node) EachNextHop(fn func(target wire.MAC, via LinkID)) {
-	for k, r := range n.routes {
+	for r := range n.routes.all {
 		if r.via != 0 {
-			fn(k.mac(), r.via)
+			fn(r.key.mac(), r.via)
 		}
 	}
 }
 
 // Routes returns every live route, sorted by target MAC.
 func (n *Node) Routes() []RouteInfo {
-	out := make([]RouteInfo, 0, len(n.routes))
-	for k, r := range n.routes {
+	out := make([]RouteInfo, 0, n.routes.len())
+	for r := range n.routes.all {
 		if r.via != 0 {
-			out = append(out, n.routeInfo(k.mac(), r))
+			out = append(out, n.routeInfo(r))
 		}
 	}
 	slices.SortFunc(out, func(a, b RouteInfo) int { return a.Target.Compare(b.Target) })
 	return out
 }
 
-func (n *Node) routeInfo(mac wire.MAC, r *route) RouteInfo {
-	ri := RouteInfo{Target: mac, Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backups),
+func (n *Node) routeInfo(r *route) RouteInfo {
+	ri := RouteInfo{Target: r.key.mac(), Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backupList()),
 		SinceRefresh: r.refreshed.since(n.clock.now), SinceLearned: r.learned.since(n.clock.now)}
 	if l := n.links.byID[r.via]; l != nil {
 		ri.NextHop = l.peer
 	}
 	if r.pathKnown {
-		ri.Hops = len(r.path) + 1
+		ri.Hops = int(r.pathLen) + 1
 	}
 	return ri
 }
@@ -244,8 +408,7 @@ func (n *Node) known(mac wire.MAC) bool {
 	if n.links.to(mac) != nil {
 		return true
 	}
-	_, ok := n.routes[keyOf(mac)]
-	return ok
+	return n.routes.get(mac) != nil
 }
 
 // nextHop returns the live link toward mac.
@@ -268,7 +431,7 @@ func (n *Node) confirmFailovers(now time.Time) {
 		default:
 			from := r.via
 			r.via, r.confirmBy = 0, 0
-			r.backups = r.backups[:0]
+			r.clearBackups()
 			n.stats.Withdrawals++
 			n.event(Event{Kind: EventRouteWithdrawn, MAC: mac, From: from,
 				Err: fmt.Errorf("no newer round of %s within %v of the failover", mac, n.cfg.FailoverConfirm)})

@@ -35,25 +35,36 @@ func TestLinkSetKeepsIDOrderAndOnePeer(t *testing.T) {
 	}
 }
 
-func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
-	d, e := macOf("d"), macOf("e")
-	tbl := routeTable{
-		keyOf(d): {via: 1, backups: []LinkID{2, 3}, path: []wire.MAC{macOf("x")}, pathKnown: true},
-		keyOf(e): {via: 1},
+// routeWith adds a route to mac with next hop via, backups and path.
+func routeWith(t *routeTable, mac wire.MAC, via LinkID, backups []LinkID, path []wire.MAC) *route {
+	r := t.add(mac)
+	r.via = via
+	for _, b := range backups {
+		r.addBackup(b)
 	}
-	tbl[keyOf(macOf("f"))] = &route{via: 3, backups: []LinkID{1}}
+	r.pathKnown = path != nil
+	t.setPath(r, path)
+	return r
+}
+
+func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
+	d, e, f := macOf("d"), macOf("e"), macOf("f")
+	var tbl routeTable
+	routeWith(&tbl, d, 1, []LinkID{2, 3}, []wire.MAC{macOf("x")})
+	routeWith(&tbl, e, 1, nil, nil)
+	routeWith(&tbl, f, 3, []LinkID{1}, nil)
 	live := func(id LinkID) bool { return id == 3 } // 2 went down too
 	got := tbl.failover(1, macOf("x"), live)
 	if !slices.Equal(got, []wire.MAC{d, e}) {
 		t.Fatalf("affected %v, want [d e] sorted", got)
 	}
-	if r := tbl.get(d); r.via != 3 || len(r.backups) != 0 || r.pathKnown || len(r.path) != 0 {
-		t.Fatalf("d: via %d backups %v pathKnown %v: want via 3 (2 is dead), no path kept", r.via, r.backups, r.pathKnown)
+	if r := tbl.get(d); r.via != 3 || r.nBackups != 0 || r.pathKnown || len(tbl.path(r)) != 0 {
+		t.Fatalf("d: via %d backups %v pathKnown %v: want via 3 (2 is dead), no path kept", r.via, r.backupList(), r.pathKnown)
 	}
 	if tbl.get(e).via != 0 {
 		t.Fatal("e had no backup but was not withdrawn")
 	}
-	if b := tbl.get(macOf("f")).backups; len(b) != 0 {
+	if b := tbl.get(f).backupList(); len(b) != 0 {
 		t.Fatalf("the lost link stayed a backup of f: %v", b)
 	}
 	if tbl.via(e) != 0 || tbl.via(d) != 3 || tbl.via(macOf("z")) != 0 {
@@ -63,13 +74,75 @@ func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
 
 func TestRouteTableExpire(t *testing.T) {
 	t1 := t0.Add(time.Minute)
-	tbl := routeTable{keyOf(macOf("c")): {refreshed: stampOf(t0), via: 4}, keyOf(macOf("b")): {refreshed: stampOf(t0)}, keyOf(macOf("d")): {refreshed: stampOf(t1)}}
+	var tbl routeTable
+	routeWith(&tbl, macOf("c"), 4, nil, nil).refreshed = stampOf(t0)
+	routeWith(&tbl, macOf("b"), 0, nil, nil).refreshed = stampOf(t0)
+	routeWith(&tbl, macOf("d"), 0, nil, nil).refreshed = stampOf(t1)
 	got := tbl.expire(t0)
 	if len(got) != 2 || got[0].target != macOf("b") || got[1].target != macOf("c") || got[1].via != 4 {
 		t.Fatalf("expired %v, want b then c (refreshed at the cutoff), c via 4", got)
 	}
-	if _, ok := tbl[keyOf(macOf("d"))]; !ok || len(tbl) != 1 {
+	if tbl.get(macOf("d")) == nil || tbl.len() != 1 {
 		t.Fatal("a route refreshed after the cutoff expired")
+	}
+	// The freed slots are reused, and a reused slot starts empty.
+	r := tbl.add(macOf("g"))
+	if len(tbl.slots) != 3 || r.via != 0 || r.refreshed != 0 || r.key != keyOf(macOf("g")) {
+		t.Fatalf("a new route after expiry: %d slots, via %d refreshed %d; want a reused empty slot", len(tbl.slots), r.via, r.refreshed)
+	}
+}
+
+func TestRouteTableBackupsInOrder(t *testing.T) {
+	var r route
+	for id := LinkID(1); id <= maxBackups+2; id++ {
+		r.addBackup(id)
+	}
+	r.addBackup(3)
+	if r.nBackups != maxBackups || r.backups[0] != 1 || r.backups[maxBackups-1] != maxBackups {
+		t.Fatalf("backups %v: want 1..%d, the first kept, no duplicate", r.backupList(), maxBackups)
+	}
+	r.dropBackup(2)
+	r.firstBackup(9)
+	if want := []LinkID{9, 1, 3, 4, 5, 6, 7}; !slices.Equal(r.backupList(), want) {
+		t.Fatalf("after dropping 2 and putting 9 first: %v, want %v", r.backupList(), want)
+	}
+	r.firstBackup(10)
+	if r.backups[0] != 10 || r.nBackups != maxBackups || r.backups[maxBackups-1] != 6 {
+		t.Fatalf("putting one first in a full list: %v, want the last dropped", r.backupList())
+	}
+}
+
+func TestRouteTablePathArena(t *testing.T) {
+	var tbl routeTable
+	long := make([]wire.MAC, 200)
+	for i := range long {
+		long[i] = wire.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}
+	}
+	rs := make([]wire.MAC, 0, 64)
+	for i := range 64 {
+		m := wire.MAC{2, 1, 0, 0, 0, byte(i)}
+		rs = append(rs, m)
+		routeWith(&tbl, m, 1, nil, long[:i%5])
+	}
+	// Paths that grow move to the end of the arena; the arena is
+	// compacted once most of it is dead, and every path stays intact.
+	for round := range 200 {
+		for i, m := range rs {
+			r := tbl.get(m)
+			n := (i + round) % 200
+			tbl.setPath(r, long[:n])
+			if got := tbl.path(r); !slices.Equal(got, long[:n]) {
+				t.Fatalf("round %d route %d: path of %d MACs reads back as %d", round, i, n, len(got))
+			}
+		}
+	}
+	for i, m := range rs {
+		if n := (i + 199) % 200; !slices.Equal(tbl.path(tbl.get(m)), long[:n]) {
+			t.Fatalf("route %d lost its path", i)
+		}
+	}
+	if live := 64 * 200; len(tbl.paths) > 3*live {
+		t.Fatalf("arena of %d MACs for at most %d live: not compacted", len(tbl.paths), live)
 	}
 }
 
