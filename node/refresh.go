@@ -28,7 +28,7 @@ import (
 // to the neighbour it now goes through.
 type linkBatch struct {
 	items  []batchItem
-	index  map[wire.MAC]int32 // position in items
+	index  map[macKey]int32 // position in items
 	due    time.Time          // when the batch must go out; zero when empty
 	urgent bool               // it holds a change: it goes at the end of this input
 }
@@ -125,12 +125,12 @@ func (n *Node) ownSeedMessage(own wire.Info) []byte {
 func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 	b := &l.batch
 	if b.index == nil {
-		b.index = map[wire.MAC]int32{}
+		b.index = map[macKey]int32{}
 	}
-	if i, ok := b.index[mac]; ok {
+	if i, ok := b.index[keyOf(mac)]; ok {
 		b.items[i].change = b.items[i].change || change
 	} else {
-		b.index[mac] = int32(len(b.items))
+		b.index[keyOf(mac)] = int32(len(b.items))
 		b.items = append(b.items, batchItem{mac: mac, change: change})
 	}
 	if b.due.IsZero() {
@@ -287,7 +287,7 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 		// a backup of l it would lead back here. The re-advertisement,
 		// whose path names l, makes l drop it.
 		n.queueRoute(l, info.MAC, !refresh)
-		l.batch.items[l.batch.index[info.MAC]].retract = true
+		l.batch.items[l.batch.index[keyOf(info.MAC)]].retract = true
 	}
 	return true
 }
