@@ -11,8 +11,8 @@ import (
 // end keeps its sending direction from going quiet for longer than
 // HeartbeatInterval: when nothing else was sent for that long it sends a
 // heartbeat probe (0x87), which the other end answers at once, probing in
-// the same message if it has not probed for an interval itself, so both
-// ends measure the round trip. Any valid
+// the same message if it has not probed for rttSampleEvery intervals
+// itself, so both ends measure the round trip. Any valid
 // message proves the peer alive, so a busy link carries no heartbeats. A
 // link on which nothing arrived for its detection time is failed at once:
 // its routes move to their backups or are withdrawn, as on a link-down,
@@ -50,6 +50,10 @@ func (e *rttEstimate) rto() time.Duration { return e.srtt + 4*e.rttvar }
 // heartbeat is an extended link's liveness state.
 type heartbeat struct {
 	lastSent time.Time // when anything was last sent on the link
+	// answering is set while the last thing sent was an answer to the
+	// peer's probe: the peer is the end that probes, and its next probe
+	// is due about when our interval ends.
+	answering bool
 	seq      uint32    // the last probe's number
 	probeAt  time.Time // when it was sent
 	answered bool      // whether its answer came
@@ -119,7 +123,7 @@ func (n *Node) checkLiveness(now time.Time) {
 		case silent >= n.cfg.LinkTimeout:
 			n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v)", l.id, l.peer, ErrLinkSilent, n.cfg.LinkTimeout))
 			i--
-		case n.liveness(l) && now.Sub(l.hb.lastSent) >= n.cfg.HeartbeatInterval:
+		case n.liveness(l) && now.Sub(l.hb.lastSent) >= n.probeAfter(l):
 			if len(l.batch.items) > 0 {
 				n.flushBatch(l) // a batch waiting to go proves us alive as well
 				break
@@ -136,11 +140,25 @@ func (n *Node) livenessDeadline(l *link) time.Time {
 		return l.lastRecv.Add(n.cfg.LinkTimeout)
 	}
 	dead := l.lastRecv.Add(n.detectAfter(l))
-	probe := l.hb.lastSent.Add(n.cfg.HeartbeatInterval)
+	probe := l.hb.lastSent.Add(n.probeAfter(l))
 	if probe.Before(dead) {
 		return probe
 	}
 	return dead
+}
+
+// probeAfter is how long l's sending direction may be quiet before it
+// probes: the heartbeat interval, half as long again after answering a
+// probe of a peer with the smaller MAC, so that the peer's next probe,
+// due one interval after its last, comes first and is answered instead:
+// otherwise both ends of an idle link of steady latency would probe every
+// interval, four messages where two and a quarter do. The answers still
+// leave at most an interval of quiet while the peer probes.
+func (n *Node) probeAfter(l *link) time.Duration {
+	if l.hb.answering {
+		return n.cfg.HeartbeatInterval + n.cfg.HeartbeatInterval/2
+	}
+	return n.cfg.HeartbeatInterval
 }
 
 // probe starts a new probe on l and returns its seq (never 0).
@@ -153,9 +171,16 @@ func (n *Node) probe(l *link) uint32 {
 	return l.hb.seq
 }
 
+// rttSampleEvery is how many heartbeat intervals the answering end of an
+// idle link lets pass between its own round-trip samples: it probes along
+// in an answer that often, which costs the link a third message. Probing
+// along in every answer kept both RTTs fresh each interval at three
+// messages per interval; every fourth costs 2.25, and an RTT moves slowly.
+const rttSampleEvery = 4
+
 // receiveHeartbeat takes an answer to our latest probe as a round-trip
 // sample, and answers a probe at once, probing in the same message when
-// this end has not probed for a heartbeat interval.
+// this end has not probed for rttSampleEvery heartbeat intervals.
 func (n *Node) receiveHeartbeat(l *link, msg []byte) {
 	m, err := wire.DecodeHeartbeat(msg)
 	if err != nil {
@@ -170,8 +195,12 @@ func (n *Node) receiveHeartbeat(l *link, msg []byte) {
 		return
 	}
 	answer := wire.Heartbeat{Echo: m.Seq}
-	if n.liveness(l) && n.clock.now.Sub(l.hb.probeAt) >= n.cfg.HeartbeatInterval {
+	if n.liveness(l) && n.clock.now.Sub(l.hb.probeAt) >= rttSampleEvery*n.cfg.HeartbeatInterval {
 		answer.Seq = n.probe(l)
 	}
 	n.send(l, n.encode(&answer), true)
+	// The end with the larger MAC leaves the probing to the other: when
+	// both probe at once (links of steady latency come up in step), it
+	// steps back, and one end probes each interval from then on.
+	l.hb.answering = macLess(l.peer, n.cfg.MAC)
 }

@@ -50,6 +50,40 @@ func TestBusyLinkCarriesNoHeartbeats(t *testing.T) {
 	}
 }
 
+func TestIdleLinkCostsTwoAndAQuarterHeartbeatsPerInterval(t *testing.T) {
+	tn := newNetWith(t, withHeartbeats, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	tn.reset()
+	// 40 idle intervals (10 s): the end with the smaller MAC probes each
+	// interval, the other answers, and probes along in every fourth
+	// answer (rttSampleEvery).
+	for range 200 {
+		tn.advance(50 * time.Millisecond)
+	}
+	all := 0
+	for _, pair := range [][2]string{{"a", "b"}, {"b", "a"}} {
+		for _, m := range tn.sentOn(pair[0], pair[1]) {
+			if _, err := wire.DecodeHeartbeat(m); err == nil {
+				all++
+			}
+		}
+	}
+	if per := float64(all) / 40; per < 2.1 || per > 2.4 {
+		t.Errorf("an idle link carried %d heartbeat messages in 40 intervals, %.2f per interval; want 2.25", all, per)
+	}
+	// Both ends sample the round trip: the prober every interval, the
+	// answerer every fourth.
+	for _, name := range []string{"a", "b"} {
+		order := tn.nodes[name].links.order
+		if len(order) != 1 || order[0].hb.rtt.samples < 40/rttSampleEvery-1 {
+			t.Errorf("%s has too few round-trip samples of the idle link", name)
+		} else {
+			t.Logf("%s: %d round-trip samples", name, order[0].hb.rtt.samples)
+		}
+	}
+}
+
 func TestSilentLinkFailsAfterDeadAfter(t *testing.T) {
 	tn := newNetWith(t, withHeartbeats, "a", "b", "c")
 	tn.link("a", "b")

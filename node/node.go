@@ -108,7 +108,7 @@ func (n *Node) event(e Event) { n.ready.Events = append(n.ready.Events, e) }
 
 // send queues msg on l.
 func (n *Node) send(l *link, msg []byte, control bool) {
-	l.hb.lastSent = n.clock.now
+	l.hb.lastSent, l.hb.answering = n.clock.now, false
 	n.ready.Sends = append(n.ready.Sends, Send{Link: l.id, Msg: msg, Control: control})
 }
 
