@@ -52,6 +52,14 @@ type Config struct {
 	// to send them together in one 0x88 (default 250 ms, the heartbeat
 	// interval, so that batches take the place of heartbeats).
 	BatchDelay time.Duration
+	// ChangeDelay is the least time between two batches of changes (rounds
+	// flooded at once) to one neighbour: a change goes out at once unless
+	// a batch went to that neighbour less than ChangeDelay ago, so that
+	// the rounds of a burst (the mesh's start, the targets a lost link
+	// asks for) go together in a few 0x88 while a lone change loses no
+	// time. Zero sends every change at the end of the input that queued
+	// it (default 5 ms; one over BatchDelay acts as BatchDelay).
+	ChangeDelay time.Duration
 	// ConnectInterval is how often the connect policy runs while the node
 	// has at least MinLinks links (default 60 s, as the original).
 	ConnectInterval time.Duration
@@ -127,6 +135,7 @@ func DefaultConfig() Config {
 		AnnounceInterval:  5 * time.Second,
 		RefreshInterval:   120 * time.Second,
 		BatchDelay:        250 * time.Millisecond,
+		ChangeDelay:       5 * time.Millisecond,
 		ConnectInterval:   60 * time.Second,
 		RouteExpiry:       5 * time.Minute,
 		LinkTimeout:       15 * time.Second,
@@ -180,6 +189,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: config: RefreshInterval %v is over half of RouteExpiry %v: routes would expire between refreshes", c.RefreshInterval, c.RouteExpiry)
 	case c.RefreshInterval > 0 && c.HeartbeatInterval == 0:
 		return fmt.Errorf("node: config: RefreshInterval %v needs heartbeats (HeartbeatInterval is 0): a quiet link would time out", c.RefreshInterval)
+	case c.ChangeDelay < 0:
+		return fmt.Errorf("node: config: ChangeDelay is %v, want zero or more", c.ChangeDelay)
 	case c.RefreshInterval > 0 && c.BatchDelay <= 0:
 		return fmt.Errorf("node: config: BatchDelay is %v, want a positive duration with RefreshInterval set", c.BatchDelay)
 	case c.TriggerGap < 0:

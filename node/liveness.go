@@ -54,10 +54,10 @@ type heartbeat struct {
 	// peer's probe: the peer is the end that probes, and its next probe
 	// is due about when our interval ends.
 	answering bool
-	seq      uint32    // the last probe's number
-	probeAt  time.Time // when it was sent
-	answered bool      // whether its answer came
-	rtt      rttEstimate
+	seq       uint32    // the last probe's number
+	probeAt   time.Time // when it was sent
+	answered  bool      // whether its answer came
+	rtt       rttEstimate
 	// deadAfter is the detection time before RTT samples widen it: the
 	// configured DeadAfter times the peer's hold-down factor.
 	deadAfter time.Duration

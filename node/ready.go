@@ -56,13 +56,18 @@ type Ready struct {
 	HealthStarted []uint64
 	Health        []HealthResult
 	Events        []Event
+	// Sooner is set when the input made something due sooner than any
+	// deadline the node had (a change queued to go out within
+	// ChangeDelay): a driver that does not ask NextDeadline after every
+	// input must ask after this one.
+	Sooner bool
 }
 
 // Empty reports whether r holds nothing to do.
 func (r *Ready) Empty() bool {
 	return len(r.Sends) == 0 && len(r.Closes) == 0 && len(r.TAP) == 0 && len(r.Dials) == 0 &&
 		len(r.CacheStore) == 0 && len(r.CacheRemove) == 0 && r.IDFloor == 0 &&
-		len(r.HealthStarted) == 0 && len(r.Health) == 0 && len(r.Events) == 0
+		len(r.HealthStarted) == 0 && len(r.Health) == 0 && len(r.Events) == 0 && !r.Sooner
 }
 
 // EventKind says what an Event reports.

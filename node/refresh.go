@@ -29,8 +29,9 @@ import (
 type linkBatch struct {
 	items  []batchItem
 	index  map[macKey]int32 // position in items
-	due    time.Time          // when the batch must go out; zero when empty
-	urgent bool               // it holds a change: it goes at the end of this input
+	due    time.Time        // when the batch must go out; zero when empty
+	sent   time.Time        // when the last batch went out
+	urgent bool             // it holds a change: it goes at the end of this input
 }
 
 // batchItem is one target of a link's next batch.
@@ -120,8 +121,11 @@ func (n *Node) ownSeedMessage(own wire.Info) []byte {
 }
 
 // queueRoute adds mac to l's next batch. A change goes out at the end of
-// this input, together with any refreshes waiting; a refresh waits up to
-// BatchDelay for others.
+// this input, together with any refreshes waiting, unless a batch went
+// to l less than ChangeDelay ago: then it waits until ChangeDelay after
+// that one, so that a burst of changes (the mesh's start, the rounds a
+// lost link asks for) costs a link one message per ChangeDelay while a
+// lone change loses no time. A refresh waits up to BatchDelay for others.
 func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 	b := &l.batch
 	if b.index == nil {
@@ -133,13 +137,31 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 		b.index[keyOf(mac)] = int32(len(b.items))
 		b.items = append(b.items, batchItem{mac: mac, change: change})
 	}
+	was := b.due
 	if b.due.IsZero() {
 		b.due = n.clock.now.Add(n.cfg.BatchDelay)
 	}
-	if change {
+	switch {
+	case !change:
+	case n.cfg.ChangeDelay > 0 && n.clock.now.Before(b.sent.Add(n.cfg.ChangeDelay)):
+		// A batch went out less than ChangeDelay ago: a burst. Changes
+		// wait for the next, at most ChangeDelay after that one.
+		b.due = minTime(b.due, b.sent.Add(n.cfg.ChangeDelay))
+	default:
 		b.urgent = true
 		n.urgentBatches = true
 	}
+	if was.IsZero() || b.due.Before(was) {
+		n.ready.Sooner = true
+	}
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // flushBatch sends l's batch: as many 0x88 as the entries need, or a lone
@@ -185,7 +207,7 @@ func (n *Node) flushBatch(l *link) {
 	}
 	clear(n.batchScratch) // the entries' paths and infos go with them
 	clear(b.index)
-	b.items, b.due, b.urgent = b.items[:0], time.Time{}, false
+	b.items, b.due, b.urgent, b.sent = b.items[:0], time.Time{}, false, n.clock.now
 }
 
 // batchEntry returns the entry that re-advertises mac to l now, and

@@ -23,7 +23,11 @@ type Timers struct {
 	// (the scenario's `refresh: 0`).
 	Refresh time.Duration
 	// BatchDelay is node.Config.BatchDelay.
-	BatchDelay  time.Duration
+	BatchDelay time.Duration
+	// ChangeDelay is node.Config.ChangeDelay; negative sets it to zero,
+	// changes sent at the end of the input (the scenario's
+	// `change_delay: 0`).
+	ChangeDelay time.Duration
 	Connect     time.Duration
 	RouteExpiry time.Duration
 	LinkTimeout time.Duration
@@ -56,6 +60,10 @@ func (t Timers) nodeConfig() node.Config {
 		cfg.RefreshInterval = 0
 	}
 	set(&cfg.BatchDelay, t.BatchDelay)
+	set(&cfg.ChangeDelay, t.ChangeDelay)
+	if t.ChangeDelay < 0 {
+		cfg.ChangeDelay = 0
+	}
 	set(&cfg.RouteExpiry, t.RouteExpiry)
 	set(&cfg.DedupSpan, t.DedupSpan)
 	cfg.LinkTimeout = 3 * cfg.AnnounceInterval
@@ -331,13 +339,13 @@ func (c *cluster) drain(i int) { c.drainAfter(i, true) }
 
 // drainMessage is drain after an input that cannot move the node's
 // deadline earlier unless its Ready shows a change of links, dials or
-// peer cache: a message or a TAP frame. Asking NextDeadline after every
+// peer cache, or says so (Sooner): a message or a TAP frame. Asking NextDeadline after every
 // message costs a scan of the peer cache in a node below MinLinks; the
 // tick already scheduled is never later than the deadline, and ticking
 // early is harmless.
 func (c *cluster) drainMessage(i int) {
 	r := c.nodes[i].n.Ready()
-	c.drainAfter(i, len(r.Closes) > 0 || len(r.Dials) > 0 || len(r.CacheStore) > 0 || len(r.CacheRemove) > 0 ||
+	c.drainAfter(i, r.Sooner || len(r.Closes) > 0 || len(r.Dials) > 0 || len(r.CacheStore) > 0 || len(r.CacheRemove) > 0 ||
 		c.nodes[i].tickAt < 0)
 }
 

@@ -37,6 +37,7 @@ const (
 	DefaultDeadAfter     = 750 * time.Millisecond
 	DefaultRefresh       = 120 * time.Second
 	DefaultBatchDelay    = 250 * time.Millisecond
+	DefaultChangeDelay   = 5 * time.Millisecond
 	DefaultTAPName       = "invpn%d"
 	DefaultMTU           = 1500
 	DefaultLogLevel      = slog.LevelInfo
@@ -98,6 +99,7 @@ type Timers struct {
 	DeadAfter   time.Duration // an extended link silent for this long is failed
 	Refresh     time.Duration // quiet refresh between invpn nodes: routes refreshed this often; 0: a round every announce
 	BatchDelay  time.Duration // the longest a relay holds refreshes to send them in one message
+	ChangeDelay time.Duration // the longest a relay holds changes to send them in one message; 0: at once
 }
 
 // TAP is the [tap] section: the frame device.
@@ -142,6 +144,7 @@ func Default() *Config {
 			DeadAfter:   DefaultDeadAfter,
 			Refresh:     DefaultRefresh,
 			BatchDelay:  DefaultBatchDelay,
+			ChangeDelay: DefaultChangeDelay,
 		},
 		TAP:     TAP{Name: DefaultTAPName, MTU: DefaultMTU},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},

@@ -47,7 +47,8 @@ func TestDefaults(t *testing.T) {
 		SSL:     SSL{Key: "/etc/invpn/node.key", Cert: "/etc/invpn/node.crt", CA: "/etc/ca/ca.crt"},
 		Network: Network{Port: 41744, Cache: "/var/lib/invpn/cache.json", MaxLinks: 8, MinLinks: 2},
 		Timers: Timers{Announce: 5 * time.Second, Connect: time.Minute, RouteExpiry: 5 * time.Minute, LinkTimeout: 15 * time.Second,
-			Heartbeat: 250 * time.Millisecond, DeadAfter: 750 * time.Millisecond, Refresh: 2 * time.Minute, BatchDelay: 250 * time.Millisecond},
+			Heartbeat: 250 * time.Millisecond, DeadAfter: 750 * time.Millisecond, Refresh: 2 * time.Minute, BatchDelay: 250 * time.Millisecond,
+			ChangeDelay: 5 * time.Millisecond},
 		TAP:     TAP{Name: "invpn%d", MTU: 1500},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
 		Control: Control{Socket: "/run/invpn/invpn.sock"},
@@ -98,8 +99,8 @@ func TestValues(t *testing.T) {
 			c.Timers.Heartbeat, c.Timers.DeadAfter = 100*time.Millisecond, 2*time.Second
 		}},
 		{"heartbeat off", "[timers]\nheartbeat = 0", func(c *Config) { c.Timers.Heartbeat, c.Timers.Refresh = 0, 0 }},
-		{"refresh", "[timers]\nrefresh = 2m\nbatch_delay = 100ms", func(c *Config) {
-			c.Timers.Refresh, c.Timers.BatchDelay = 2*time.Minute, 100*time.Millisecond
+		{"refresh", "[timers]\nrefresh = 2m\nbatch_delay = 100ms\nchange_delay = 0", func(c *Config) {
+			c.Timers.Refresh, c.Timers.BatchDelay, c.Timers.ChangeDelay = 2*time.Minute, 100*time.Millisecond, 0
 		}},
 		{"refresh off", "[timers]\nrefresh = 0", func(c *Config) { c.Timers.Refresh = 0 }},
 		{"tap name", "[tap]\nname = vpn0", func(c *Config) { c.TAP.Name = "vpn0" }},

@@ -88,6 +88,15 @@ var schema = []sectionSchema{
 				return nil
 			}},
 		durationField("batch_delay", func(c *Config) *time.Duration { return &c.Timers.BatchDelay }),
+		{key: "change_delay", want: "a duration like 5ms, or 0 to send each change at once",
+			set: func(p *parser, v string) error {
+				d, err := time.ParseDuration(v)
+				if err != nil || d < 0 {
+					return fmt.Errorf("%q is not a duration (want e.g. 5ms, or 0 for at once)", v)
+				}
+				p.cfg.Timers.ChangeDelay = d
+				return nil
+			}},
 	}},
 	{"tap", []field{
 		{key: "name", want: "an interface name of at most 15 bytes, optionally with one %d",
