@@ -178,7 +178,7 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 		return
 	}
 	if n.quiet() {
-		n.passOn(l, info, refresh)
+		n.passOn(l, info, r, refresh)
 		return
 	}
 	// Flood on, never back to the link it came from (defect 1).
@@ -349,7 +349,7 @@ func (n *Node) sendTable(l *link) {
 			// Held from when the round passed here: the neighbour sees the
 			// copy as if the link had been up then, and moves its route
 			// to it if it would have come first (quiet refresh).
-			n.queueRoute(l, mac, true)
+			n.queueRoute(l, mac, r.slot, true)
 			continue
 		}
 		out := wire.InfoPath{PathKnown: r.pathKnown && int(r.pathLen) < wire.MaxPath, Info: r.info()}

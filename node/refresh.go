@@ -37,7 +37,8 @@ type linkBatch struct {
 // batchItem is one target of a link's next batch.
 type batchItem struct {
 	mac    wire.MAC
-	change bool // a change (else a refresh)
+	slot   int32 // the route's slot in the table when queued; -1 for none
+	change bool  // a change (else a refresh)
 	// retract: the route now goes through this link, and the entry goes
 	// to the next hop all the same, its path naming the next hop, so that
 	// it stops counting us as a backup (it took our copy of the round
@@ -73,7 +74,7 @@ func (n *Node) refresh() {
 	var seedMsg []byte
 	for _, l := range n.links.order {
 		if l.extended {
-			n.queueRoute(l, n.cfg.MAC, false)
+			n.queueRoute(l, n.cfg.MAC, -1, false)
 			continue
 		}
 		if seedMsg == nil {
@@ -90,7 +91,7 @@ func (n *Node) refresh() {
 // hop by hop (docs/protocol.md#quiet-refresh).
 func (n *Node) greetQuietly(l *link) {
 	if l.extended {
-		n.queueRoute(l, n.cfg.MAC, true)
+		n.queueRoute(l, n.cfg.MAC, -1, true)
 		return
 	}
 	n.send(l, n.ownSeedMessage(n.ownInfo(n.clock.announced)), true)
@@ -126,7 +127,7 @@ func (n *Node) ownSeedMessage(own wire.Info) []byte {
 // that one, so that a burst of changes (the mesh's start, the rounds a
 // lost link asks for) costs a link one message per ChangeDelay while a
 // lone change loses no time. A refresh waits up to BatchDelay for others.
-func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
+func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) {
 	b := &l.batch
 	if b.index == nil {
 		b.index = map[macKey]int32{}
@@ -135,7 +136,7 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, change bool) {
 		b.items[i].change = b.items[i].change || change
 	} else {
 		b.index[keyOf(mac)] = int32(len(b.items))
-		b.items = append(b.items, batchItem{mac: mac, change: change})
+		b.items = append(b.items, batchItem{mac: mac, slot: slot, change: change})
 	}
 	was := b.due
 	if b.due.IsZero() {
@@ -178,7 +179,7 @@ func (n *Node) flushBatch(l *link) {
 	}
 	entries := n.batchScratch[:0]
 	for _, it := range b.items {
-		if e, ok := n.batchEntry(l, it.mac, !it.change, it.retract); ok {
+		if e, ok := n.batchEntry(l, it.mac, it.slot, !it.change, it.retract); ok {
 			entries = append(entries, e)
 		}
 	}
@@ -212,12 +213,12 @@ func (n *Node) flushBatch(l *link) {
 
 // batchEntry returns the entry that re-advertises mac to l now, and
 // whether there is one.
-func (n *Node) batchEntry(l *link, mac wire.MAC, refresh, retract bool) (wire.BatchEntry, bool) {
+func (n *Node) batchEntry(l *link, mac wire.MAC, slot int32, refresh, retract bool) (wire.BatchEntry, bool) {
 	if mac == n.cfg.MAC {
 		return wire.BatchEntry{Refresh: refresh, Self: !n.noAddress(), Held: n.clock.now.Sub(n.clock.announcedAt),
 			InfoPath: wire.InfoPath{PathKnown: true, Info: n.ownInfo(n.clock.announced)}}, true
 	}
-	r := n.routes.get(mac)
+	r := n.routes.at(slot, mac)
 	if r == nil || (r.via == 0 || r.via == l.id && !retract) && mac != l.peer {
 		return wire.BatchEntry{}, false
 	}
@@ -308,7 +309,7 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 		// l had our copy of this round, from before we moved to its: as
 		// a backup of l it would lead back here. The re-advertisement,
 		// whose path names l, makes l drop it.
-		n.queueRoute(l, info.MAC, !refresh)
+		n.queueRoute(l, info.MAC, r.slot, !refresh)
 		l.batch.items[l.batch.index[keyOf(info.MAC)]].retract = true
 	}
 	return true
@@ -317,14 +318,14 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 // passOn re-advertises the route to mac to every neighbour but l, in
 // their batches: a change at the end of this input, a refresh within
 // BatchDelay; a seed-protocol neighbour gets the 0x01 info at once.
-func (n *Node) passOn(l *link, info wire.Info, refresh bool) {
+func (n *Node) passOn(l *link, info wire.Info, r *route, refresh bool) {
 	var seedMsg []byte
 	for _, o := range n.links.order {
 		if o == l {
 			continue
 		}
 		if o.extended {
-			n.queueRoute(o, info.MAC, !refresh)
+			n.queueRoute(o, info.MAC, r.slot, !refresh)
 			continue
 		}
 		if seedMsg == nil {

@@ -46,7 +46,9 @@ type route struct {
 	// moving to one of them cannot loop back through us. A route keeps
 	// at most maxBackups; later ones are not kept.
 	nBackups uint8
-	backups  [maxBackups]LinkID
+	// slot is the route's place in its table's slots.
+	slot    int32
+	backups [maxBackups]LinkID
 }
 
 // maxBackups is the most backups a route keeps: a route with this many
@@ -170,7 +172,7 @@ func (t *routeTable) add(mac wire.MAC) *route {
 	}
 	t.index[keyOf(mac)] = i
 	r := &t.slots[i]
-	*r = route{key: keyOf(mac)}
+	*r = route{key: keyOf(mac), slot: i}
 	return r
 }
 
@@ -193,6 +195,16 @@ func (t *routeTable) all(yield func(*route) bool) {
 			return
 		}
 	}
+}
+
+// at returns the route in slot i if it is the route to mac, else the
+// route to mac from the index (nil if none): a slot remembered from
+// earlier spares the lookup unless the route expired meanwhile.
+func (t *routeTable) at(i int32, mac wire.MAC) *route {
+	if i >= 0 && int(i) < len(t.slots) && t.slots[i].key == keyOf(mac) {
+		return &t.slots[i]
+	}
+	return t.get(mac)
 }
 
 // via returns the live next hop toward mac; 0 if there is none.
