@@ -233,16 +233,25 @@ func (w *World) Index(name string) (int, bool) {
 // RandomUp returns a random node that is up, or -1 when none is. It
 // draws from the world's random source only when some node is up.
 func (w *World) RandomUp() int {
-	var up []int
+	up := 0
 	for i := range w.cluster.nodes {
 		if w.Up(i) {
-			up = append(up, i)
+			up++
 		}
 	}
-	if len(up) == 0 {
+	if up == 0 {
 		return -1
 	}
-	return up[w.rng.IntN(len(up))]
+	k := w.rng.IntN(up)
+	for i := range w.cluster.nodes {
+		if w.Up(i) {
+			if k == 0 {
+				return i
+			}
+			k--
+		}
+	}
+	panic("unreachable")
 }
 
 // AddNode adds a node and returns its index. It starts at once (unless
@@ -645,6 +654,9 @@ func (c *cluster) nextHops(next []int32) {
 // by link.
 func (c *cluster) readHops(sn *simNode) {
 	hops := sn.hops[:0]
+	if cap(hops) < len(c.nodes) {
+		hops = make([]routeHop, 0, len(c.nodes)) // a route to every node, at most
+	}
 	sn.n.EachNextHop(func(target wire.MAC, via node.LinkID) {
 		if x, ok := c.byMAC[target]; ok {
 			hops = append(hops, routeHop{via: via, target: int32(x)})
