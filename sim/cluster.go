@@ -1,9 +1,11 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/invpn/invpn/node"
@@ -131,6 +133,17 @@ type simNode struct {
 	// restartWatch is 1 + the index of the restart whose link-back time
 	// the node's next link reports; 0 none.
 	restartWatch int
+	// hops is a copy of the node's routes for cluster.nextHops, valid
+	// unless hopsStale.
+	hops      []routeHop
+	hopsStale bool
+}
+
+// routeHop is one route of a node, as cluster.nextHops reads it: the
+// index of its target and the link it leads over.
+type routeHop struct {
+	via    node.LinkID
+	target int32
 }
 
 // cluster is the world's nodes and the drivers that run them: it feeds
@@ -228,16 +241,25 @@ func (w *World) Index(name string) (int, bool) {
 // RandomUp returns a random node that is up, or -1 when none is. It
 // draws from the world's random source only when some node is up.
 func (w *World) RandomUp() int {
-	var up []int
+	up := 0
 	for i := range w.cluster.nodes {
 		if w.Up(i) {
-			up = append(up, i)
+			up++
 		}
 	}
-	if len(up) == 0 {
+	if up == 0 {
 		return -1
 	}
-	return up[w.rng.IntN(len(up))]
+	k := w.rng.IntN(up)
+	for i := range w.cluster.nodes {
+		if w.Up(i) {
+			if k == 0 {
+				return i
+			}
+			k--
+		}
+	}
+	panic("unreachable")
 }
 
 // AddNode adds a node and returns its index. It starts at once (unless
@@ -288,6 +310,7 @@ func (c *cluster) start(i int) {
 	sn.n = n
 	sn.epoch++
 	sn.tickAt = -1
+	sn.hopsStale = true
 	w.measure.touch()
 	w.trace.record(traceRec{kind: evStart, node: int32(i)})
 	n.Step(c.nodeTime(i), node.Tick{})
@@ -412,6 +435,7 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		case node.EventLinkUp, node.EventLinkDown, node.EventRouteLearned, node.EventRouteChanged,
 			node.EventRouteFailover, node.EventRouteWithdrawn, node.EventRouteExpired:
 			w.measure.touch()
+			sn.hopsStale = true
 		}
 		if e.Kind == node.EventViolation {
 			sn.stats.Violations++
@@ -599,6 +623,11 @@ func (c *cluster) hopLimit() int {
 // nextHops fills next (n*n) with each up node's next hop toward each
 // node over a live link, -1 for none: the routing state of the whole
 // mesh, as the nodes hold it.
+//
+// A node's routes change only with an event of its own (a route learned,
+// changed, failed over, withdrawn or expired, a link up or down), so each
+// node's copy of them (simNode.hops) is read again from the node only
+// after one; whether each link works is asked afresh every time.
 func (c *cluster) nextHops(next []int32) {
 	n := len(c.nodes)
 	for k := range next {
@@ -608,16 +637,41 @@ func (c *cluster) nextHops(next []int32) {
 		if sn.n == nil {
 			continue
 		}
-		sn.n.EachNextHop(func(target wire.MAC, via node.LinkID) {
-			x, ok := c.byMAC[target]
-			if !ok {
-				return
+		if sn.hopsStale {
+			c.readHops(sn)
+		}
+		row := next[u*n : (u+1)*n]
+		// The hops are sorted by link: one question per link (no route
+		// is over link 0).
+		via, peer := node.LinkID(0), -1
+		for _, h := range sn.hops {
+			if h.via != via {
+				via, peer = h.via, -1
+				if v, ok := c.w.net.peerOf(u, via); ok {
+					peer = v
+				}
 			}
-			if v, ok := c.w.net.peerOf(u, via); ok {
-				next[u*n+x] = int32(v)
+			if peer >= 0 {
+				row[h.target] = int32(peer)
 			}
-		})
+		}
 	}
+}
+
+// readHops copies sn's routes to nodes of the world into sn.hops, sorted
+// by link.
+func (c *cluster) readHops(sn *simNode) {
+	hops := sn.hops[:0]
+	if cap(hops) < len(c.nodes) {
+		hops = make([]routeHop, 0, len(c.nodes)) // a route to every node, at most
+	}
+	sn.n.EachNextHop(func(target wire.MAC, via node.LinkID) {
+		if x, ok := c.byMAC[target]; ok {
+			hops = append(hops, routeHop{via: via, target: int32(x)})
+		}
+	})
+	slices.SortFunc(hops, func(a, b routeHop) int { return cmp.Compare(a.via, b.via) })
+	sn.hops, sn.hopsStale = hops, false
 }
 
 // failoverConfirm is how long the nodes let a route moved to a backup wait
