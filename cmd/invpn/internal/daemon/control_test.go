@@ -104,7 +104,7 @@ func ringWithChord(m *mesh, mutate func(i int, o *Options)) (topology, []*testNo
 	}
 	for i := 1; i <= 5; i++ {
 		n := ns[i]
-		m.waitFor(0, fmt.Sprintf("node %d: links to %v and routes to all", i, tp.neighbours(i)), func() bool {
+		m.waitFor(settleRoutes, fmt.Sprintf("node %d: links to %v and routes to all", i, tp.neighbours(i)), func() bool {
 			s := n.d.Status()
 			var peers []int
 			for _, l := range s.Links {

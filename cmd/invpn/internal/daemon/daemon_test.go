@@ -24,11 +24,17 @@ import (
 // These tests run whole daemons in a synctest bubble (harness_test.go)
 // with the node's default timers.
 
+// settleRoutes is how long a start's announcements may take to reach
+// every node of these small meshes: a burst of changes goes to a
+// neighbour once per change delay (docs/protocol.md#quiet-refresh), so a
+// few hops cost a few of them, and no other timer fires meanwhile.
+var settleRoutes = 10 * node.DefaultConfig().ChangeDelay
+
 // line starts three daemons linked 1-2-3: 2 dials 1, 3 dials 2. Nodes 1
 // and 3 have max_links 1, so they never link directly although each learns
-// the other's address. Every node has a route to every other before any
-// timer fires: links come up at once and announcements are flooded as
-// they arrive.
+// the other's address. Every node has a route to every other within
+// settleRoutes: links come up at once and announcements are flooded as
+// they arrive, a burst within a change delay per hop.
 func line(m *mesh) []*testNode {
 	m.t.Helper()
 	one := func(o *Options) { o.Node.MinLinks, o.Node.MaxLinks = 1, 1 }
@@ -36,7 +42,7 @@ func line(m *mesh) []*testNode {
 	for _, n := range ns {
 		for _, o := range ns {
 			if n != o {
-				m.waitFor(0, fmt.Sprintf("route %s -> %s", n.mac, o.mac), func() bool { return hasRoute(n.d.Status(), o.mac) })
+				m.waitFor(settleRoutes, fmt.Sprintf("route %s -> %s", n.mac, o.mac), func() bool { return hasRoute(n.d.Status(), o.mac) })
 			}
 		}
 	}
