@@ -78,6 +78,8 @@ refresh=60s, ...), each with every seed of --seeds. The parameters:
   refresh       the quiet-refresh interval (120s); 0: the original
                 cadence, every round flooded each announce interval
   batch_delay   the longest a relay holds refreshes to batch them (250ms)
+  change_delay  the least time between two batches of changes to one
+                neighbour (5ms); 0: every change at once
   duration      how long the scenario runs (e.g. 10m)
 Runs go --jobs at a time (default: one per CPU), each on one goroutine
 with its own world, so every run is the same whatever --jobs is, and the

@@ -280,7 +280,7 @@ func TestSimSweepFlags(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"--sweep", "speed=1,2"}, "PARAM one of announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay"},
+		{[]string{"--sweep", "speed=1,2"}, "PARAM one of announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay, change_delay"},
 		{[]string{"--sweep", "nodes="}, "want PARAM=v1,v2"},
 		{[]string{"--sweep", "nodes=4,4"}, "repeated value"},
 		{[]string{"--sweep", "nodes=4", "--sweep", "nodes=6"}, "nodes swept twice"},
@@ -302,6 +302,7 @@ func TestSimSweepFlags(t *testing.T) {
 		{[]string{"--sweep", "refresh=2s"}, "refresh=2s: refresh interval 2s is below the announce interval 5s"},
 		{[]string{"--sweep", "refresh=3m"}, "over half the route expiry"},
 		{[]string{"--sweep", "batch_delay=0"}, `batch_delay "0": want a positive duration`},
+		{[]string{"--sweep", "change_delay=-1ms"}, `change_delay "-1ms": want a duration like 5ms`},
 	} {
 		if code, _, errOut := simRun(c.args...); code != 1 || !strings.Contains(errOut, c.msg) {
 			t.Errorf("invpn sim %v: exit %d, want 1 and %q in:\n%.300s", c.args, code, c.msg, errOut)

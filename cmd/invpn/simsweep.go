@@ -103,7 +103,21 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		return nil
 	},
 	"batch_delay": positiveDuration("batch_delay", "250ms", func(s *sim.Scenario, d time.Duration) { s.Timers.BatchDelay = d }),
-	"duration":    positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
+	"change_delay": func(s *sim.Scenario, v string) error {
+		d, err := time.ParseDuration(v)
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			return fmt.Errorf("change_delay %q: want a duration like 5ms, or 0 to send each change at once", v)
+		}
+		if d == 0 {
+			d = -1 // at once
+		}
+		s.Timers.ChangeDelay = d
+		return nil
+	},
+	"duration": positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
 }
 
 // positiveDuration is a sweep parameter that takes a positive duration
@@ -120,7 +134,7 @@ func positiveDuration(name, example string, set func(*sim.Scenario, time.Duratio
 }
 
 // sweepParamList names the sweep parameters, for messages.
-const sweepParamList = "announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay, duration"
+const sweepParamList = "announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay, change_delay, duration"
 
 // countedTopologies are the topology kinds whose size is their node
 // count, the ones a nodes sweep can resize (the message of the nodes
