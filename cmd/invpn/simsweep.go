@@ -30,11 +30,8 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		return nil
 	},
 	"heartbeat": func(s *sim.Scenario, v string) error {
-		d, err := time.ParseDuration(v)
-		if v == "0" {
-			d, err = 0, nil
-		}
-		if err != nil || d < 0 {
+		d, ok := durationOrZero(v)
+		if !ok {
 			return fmt.Errorf("heartbeat interval %q: want a duration like 250ms, or 0 for no heartbeats", v)
 		}
 		if d == 0 {
@@ -104,11 +101,8 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 	},
 	"batch_delay": positiveDuration("batch_delay", "250ms", func(s *sim.Scenario, d time.Duration) { s.Timers.BatchDelay = d }),
 	"change_delay": func(s *sim.Scenario, v string) error {
-		d, err := time.ParseDuration(v)
-		if v == "0" {
-			d, err = 0, nil
-		}
-		if err != nil || d < 0 {
+		d, ok := durationOrZero(v)
+		if !ok {
 			return fmt.Errorf("change_delay %q: want a duration like 5ms, or 0 to send each change at once", v)
 		}
 		if d == 0 {
@@ -118,6 +112,15 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		return nil
 	},
 	"duration": positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
+}
+
+// durationOrZero parses a duration of zero or more ("0" needs no unit).
+func durationOrZero(v string) (time.Duration, bool) {
+	if v == "0" {
+		return 0, true
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil && d >= 0
 }
 
 // positiveDuration is a sweep parameter that takes a positive duration

@@ -68,35 +68,14 @@ var schema = []sectionSchema{
 		durationField("connect", func(c *Config) *time.Duration { return &c.Timers.Connect }),
 		durationField("route_expiry", func(c *Config) *time.Duration { return &c.Timers.RouteExpiry }),
 		durationField("link_timeout", func(c *Config) *time.Duration { return &c.Timers.LinkTimeout }),
-		{key: "heartbeat", want: "a duration like 250ms, or 0 to turn heartbeats off",
-			set: func(p *parser, v string) error {
-				d, err := time.ParseDuration(v)
-				if err != nil || d < 0 {
-					return fmt.Errorf("%q is not a duration (want e.g. 250ms, or 0 for off)", v)
-				}
-				p.cfg.Timers.Heartbeat = d
-				return nil
-			}},
+		durationOrZeroField("heartbeat", "250ms", "to turn heartbeats off", "for off",
+			func(c *Config) *time.Duration { return &c.Timers.Heartbeat }),
 		durationField("dead_after", func(c *Config) *time.Duration { return &c.Timers.DeadAfter }),
-		{key: "refresh", want: "a duration like 60s, or 0 for a round every announce interval",
-			set: func(p *parser, v string) error {
-				d, err := time.ParseDuration(v)
-				if err != nil || d < 0 {
-					return fmt.Errorf("%q is not a duration (want e.g. 60s, or 0 for a round every announce interval)", v)
-				}
-				p.cfg.Timers.Refresh = d
-				return nil
-			}},
+		durationOrZeroField("refresh", "60s", "for a round every announce interval", "for a round every announce interval",
+			func(c *Config) *time.Duration { return &c.Timers.Refresh }),
 		durationField("batch_delay", func(c *Config) *time.Duration { return &c.Timers.BatchDelay }),
-		{key: "change_delay", want: "a duration like 5ms, or 0 to send each change at once",
-			set: func(p *parser, v string) error {
-				d, err := time.ParseDuration(v)
-				if err != nil || d < 0 {
-					return fmt.Errorf("%q is not a duration (want e.g. 5ms, or 0 for at once)", v)
-				}
-				p.cfg.Timers.ChangeDelay = d
-				return nil
-			}},
+		durationOrZeroField("change_delay", "5ms", "to send each change at once", "for at once",
+			func(c *Config) *time.Duration { return &c.Timers.ChangeDelay }),
 	}},
 	{"tap", []field{
 		{key: "name", want: "an interface name of at most 15 bytes, optionally with one %d",
@@ -155,6 +134,21 @@ func into[T any](dst *T) func(T, error) error {
 		}
 		return err
 	}
+}
+
+// durationOrZeroField is a setting that takes a duration like example or
+// 0, which means what zeroWant says (in the field's description) and
+// zeroErr (in an error).
+func durationOrZeroField(key, example, zeroWant, zeroErr string, dst func(*Config) *time.Duration) field {
+	return field{key: key, want: "a duration like " + example + ", or 0 " + zeroWant,
+		set: func(p *parser, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("%q is not a duration (want e.g. %s, or 0 %s)", v, example, zeroErr)
+			}
+			*dst(p.cfg) = d
+			return nil
+		}}
 }
 
 func durationField(key string, dst func(*Config) *time.Duration) field {
