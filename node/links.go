@@ -20,7 +20,13 @@ type link struct {
 	lastRecv time.Time
 	hb       heartbeat // liveness state of an extended link
 	batch    linkBatch // what its next 0x88 carries (quiet refresh)
+	// slot is the link's bit in route.pending, noSlot when all are taken.
+	slot uint8
 }
+
+// noSlot is link.slot of a link without a bit in route.pending: its
+// batch finds queued routes through its index alone.
+const noSlot = 0xff
 
 // linkSet is the live links: by id, by peer, and in id order, the order
 // every flood goes out in (map order must not reach the wire). At most one
@@ -30,6 +36,8 @@ type linkSet struct {
 	byID   map[LinkID]*link
 	order  []*link // sorted by id
 	byPeer map[wire.MAC]*link
+	// slots has a bit set for each route.pending bit a live link holds.
+	slots uint16
 	// holdDown is, per peer, how often its links failed by liveness
 	// lately (see liveness.go); it outlives the links.
 	holdDown map[wire.MAC]holdDown
@@ -41,6 +49,14 @@ func newLinkSet() linkSet {
 
 // add registers l under its id and its peer.
 func (s *linkSet) add(l *link) {
+	l.slot = noSlot
+	for k := range uint8(16) {
+		if s.slots&(1<<k) == 0 {
+			s.slots |= 1 << k
+			l.slot = k
+			break
+		}
+	}
 	s.byID[l.id] = l
 	s.byPeer[l.peer] = l
 	i, _ := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmpID(l.id, id) })
@@ -49,6 +65,9 @@ func (s *linkSet) add(l *link) {
 
 // remove forgets l; its peer stays linked if another link replaced it.
 func (s *linkSet) remove(l *link) {
+	if l.slot != noSlot {
+		s.slots &^= 1 << l.slot
+	}
 	delete(s.byID, l.id)
 	if s.byPeer[l.peer] == l {
 		delete(s.byPeer, l.peer)
@@ -126,6 +145,7 @@ func (n *Node) closeLink(l *link, reason error) {
 }
 
 func (n *Node) removeLink(l *link, reason error) {
+	n.dropBatch(l)
 	n.links.remove(l)
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
 	var across []wire.MAC

@@ -27,11 +27,16 @@ import (
 // are then: a route that moved meanwhile is sent once, as it is, and not
 // to the neighbour it now goes through.
 type linkBatch struct {
-	items  []batchItem
-	index  map[macKey]int32 // position in items
-	due    time.Time        // when the batch must go out; zero when empty
-	sent   time.Time        // when the last batch went out
-	urgent bool             // it holds a change: it goes at the end of this input
+	items []batchItem
+	// index has the position in items of every item once indexed is set:
+	// it is built when a route turns up twice, or the link or item has
+	// no pending bit (route.pending); until then the bits alone say what
+	// the batch holds.
+	index   map[macKey]int32
+	indexed bool
+	due     time.Time // when the batch must go out; zero when empty
+	sent    time.Time // when the last batch went out
+	urgent  bool      // it holds a change: it goes at the end of this input
 }
 
 // batchItem is one target of a link's next batch.
@@ -127,15 +132,28 @@ func (n *Node) ownSeedMessage(own wire.Info) []byte {
 // that one, so that a burst of changes (the mesh's start, the rounds a
 // lost link asks for) costs a link one message per ChangeDelay while a
 // lone change loses no time. A refresh waits up to BatchDelay for others.
-func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) {
+func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) int {
 	b := &l.batch
-	if b.index == nil {
-		b.index = map[macKey]int32{}
+	var r *route
+	if slot >= 0 && l.slot != noSlot {
+		r = &n.routes.slots[slot]
 	}
-	if i, ok := b.index[keyOf(mac)]; ok {
-		b.items[i].change = b.items[i].change || change
-	} else {
-		b.index[keyOf(mac)] = int32(len(b.items))
+	i := -1
+	switch {
+	case r != nil && r.pending&(1<<l.slot) == 0:
+		r.pending |= 1 << l.slot
+	default:
+		b.buildIndex()
+		if k, ok := b.index[keyOf(mac)]; ok {
+			i = int(k)
+			b.items[i].change = b.items[i].change || change
+		}
+	}
+	if i < 0 {
+		i = len(b.items)
+		if b.indexed {
+			b.index[keyOf(mac)] = int32(i)
+		}
 		b.items = append(b.items, batchItem{mac: mac, slot: slot, change: change})
 	}
 	was := b.due
@@ -155,6 +173,38 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) {
 	if was.IsZero() || b.due.Before(was) {
 		n.ready.Sooner = true
 	}
+	return i
+}
+
+// buildIndex indexes every item of b, once.
+func (b *linkBatch) buildIndex() {
+	if b.indexed {
+		return
+	}
+	if b.index == nil {
+		b.index = map[macKey]int32{}
+	}
+	for i, it := range b.items {
+		b.index[keyOf(it.mac)] = int32(i)
+	}
+	b.indexed = true
+}
+
+// dropBatch empties l's batch without sending it, clearing the pending
+// bits of its routes.
+func (n *Node) dropBatch(l *link) {
+	b := &l.batch
+	if l.slot != noSlot {
+		for _, it := range b.items {
+			if it.slot >= 0 && int(it.slot) < len(n.routes.slots) && n.routes.slots[it.slot].key == keyOf(it.mac) {
+				n.routes.slots[it.slot].pending &^= 1 << l.slot
+			}
+		}
+	}
+	if b.indexed {
+		clear(b.index)
+	}
+	b.items, b.due, b.urgent, b.indexed = b.items[:0], time.Time{}, false, false
 }
 
 // minTime returns the earlier of a and b.
@@ -207,8 +257,8 @@ func (n *Node) flushBatch(l *link) {
 		entries = entries[k:]
 	}
 	clear(n.batchScratch) // the entries' paths and infos go with them
-	clear(b.index)
-	b.items, b.due, b.urgent, b.sent = b.items[:0], time.Time{}, false, n.clock.now
+	n.dropBatch(l)
+	b.sent = n.clock.now
 }
 
 // batchEntry returns the entry that re-advertises mac to l now, and
@@ -309,8 +359,8 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 		// l had our copy of this round, from before we moved to its: as
 		// a backup of l it would lead back here. The re-advertisement,
 		// whose path names l, makes l drop it.
-		n.queueRoute(l, info.MAC, r.slot, !refresh)
-		l.batch.items[l.batch.index[keyOf(info.MAC)]].retract = true
+		i := n.queueRoute(l, info.MAC, r.slot, !refresh)
+		l.batch.items[i].retract = true
 	}
 	return true
 }

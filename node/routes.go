@@ -46,6 +46,9 @@ type route struct {
 	// moving to one of them cannot loop back through us. A route keeps
 	// at most maxBackups; later ones are not kept.
 	nBackups uint8
+	// pending has the slot bit of each link whose batch holds the route
+	// (link.slot).
+	pending uint16
 	// slot is the route's place in its table's slots.
 	slot    int32
 	backups [maxBackups]LinkID

@@ -220,3 +220,44 @@ func TestMACKeyRoundTrip(t *testing.T) {
 		t.Fatal("two MACs share a key")
 	}
 }
+
+// TestBatchQueuesARouteOnce: a route queued twice on a link is one item
+// (a change wins over a refresh), whether the link finds it by its
+// pending bit or, past 16 links, by the batch's index; sending or
+// dropping the batch clears the bits.
+func TestBatchQueuesARouteOnce(t *testing.T) {
+	n := &Node{cfg: DefaultConfig()}
+	n.cfg.MAC = macOf("a")
+	s := newLinkSet()
+	var ls []*link
+	for id := LinkID(1); id <= 17; id++ {
+		l := &link{id: id, peer: wire.MAC{2, 0, 0, 0, 1, byte(id)}}
+		s.add(l)
+		ls = append(ls, l)
+	}
+	if ls[0].slot != 0 || ls[15].slot != 15 || ls[16].slot != noSlot {
+		t.Fatalf("slots %d, %d, %d: want 0, 15 and none for the 17th link", ls[0].slot, ls[15].slot, ls[16].slot)
+	}
+	r := n.routes.add(macOf("t"))
+	for _, l := range []*link{ls[3], ls[16]} {
+		i := n.queueRoute(l, macOf("t"), r.slot, false)
+		j := n.queueRoute(l, macOf("t"), r.slot, true)
+		k := n.queueRoute(l, n.cfg.MAC, -1, false)
+		if i != 0 || j != 0 || k != 1 || len(l.batch.items) != 2 || !l.batch.items[0].change {
+			t.Fatalf("link slot %d: items at %d, %d, %d, %+v: want the route once, as a change, then our own", l.slot, i, j, k, l.batch.items)
+		}
+	}
+	if r.pending != 1<<3 {
+		t.Fatalf("pending bits %b, want only link slot 3's", r.pending)
+	}
+	n.dropBatch(ls[3])
+	if r.pending != 0 || len(ls[3].batch.items) != 0 {
+		t.Fatalf("after the batch went: pending %b, %d items", r.pending, len(ls[3].batch.items))
+	}
+	s.remove(ls[3])
+	l := &link{id: 99}
+	s.add(l)
+	if l.slot != 3 {
+		t.Fatalf("a new link took slot %d, want the freed 3", l.slot)
+	}
+}
