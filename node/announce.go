@@ -303,6 +303,7 @@ func (n *Node) triggerAnnounce() {
 	}
 	if n.timers.announceDue.IsZero() {
 		n.timers.announceDue = at
+		n.wakeAt(at)
 	}
 }
 

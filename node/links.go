@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -50,12 +51,9 @@ func newLinkSet() linkSet {
 // add registers l under its id and its peer.
 func (s *linkSet) add(l *link) {
 	l.slot = noSlot
-	for k := range uint8(16) {
-		if s.slots&(1<<k) == 0 {
-			s.slots |= 1 << k
-			l.slot = k
-			break
-		}
+	if free := ^s.slots; free != 0 {
+		l.slot = uint8(bits.TrailingZeros16(free))
+		s.slots |= 1 << l.slot
 	}
 	s.byID[l.id] = l
 	s.byPeer[l.peer] = l

@@ -50,9 +50,9 @@ func (e *rttEstimate) rto() time.Duration { return e.srtt + 4*e.rttvar }
 // heartbeat is an extended link's liveness state.
 type heartbeat struct {
 	lastSent time.Time // when anything was last sent on the link
-	// answering is set while the last thing sent was an answer to the
-	// peer's probe: the peer is the end that probes, and its next probe
-	// is due about when our interval ends.
+	// answering is set while the last thing sent was an answer to a
+	// probe of a peer with the smaller MAC: the peer is the end that
+	// probes, and its next probe is due about when our interval ends.
 	answering bool
 	seq       uint32    // the last probe's number
 	probeAt   time.Time // when it was sent

@@ -56,10 +56,11 @@ type Ready struct {
 	HealthStarted []uint64
 	Health        []HealthResult
 	Events        []Event
-	// Sooner is set when the input made something due sooner than any
-	// deadline the node had (a change queued to go out within
-	// ChangeDelay): a driver that does not ask NextDeadline after every
-	// input must ask after this one.
+	// Sooner is set when the input made something due sooner than the
+	// deadline NextDeadline last gave (a change queued to go out within
+	// ChangeDelay, an announcement triggered within TriggerGap of the
+	// last): a driver that does not ask NextDeadline after every input
+	// must ask after this one.
 	Sooner bool
 }
 

@@ -156,7 +156,6 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) int {
 		}
 		b.items = append(b.items, batchItem{mac: mac, slot: slot, change: change})
 	}
-	was := b.due
 	if b.due.IsZero() {
 		b.due = n.clock.now.Add(n.cfg.BatchDelay)
 	}
@@ -170,9 +169,7 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) int {
 		b.urgent = true
 		n.urgentBatches = true
 	}
-	if was.IsZero() || b.due.Before(was) {
-		n.ready.Sooner = true
-	}
+	n.wakeAt(b.due)
 	return i
 }
 

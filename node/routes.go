@@ -234,6 +234,7 @@ func (t *routeTable) setPath(r *route, p []wire.MAC) {
 		return
 	}
 	t.dead += int(r.pathCap)
+	r.pathLen, r.pathCap = 0, 0 // dead already: compact leaves it out
 	if t.dead > 4096 && t.dead > len(t.paths)/2 {
 		t.compact()
 	}

@@ -261,3 +261,28 @@ func TestBatchQueuesARouteOnce(t *testing.T) {
 		t.Fatalf("a new link took slot %d, want the freed 3", l.slot)
 	}
 }
+
+// TestSoonerDeadlineIsTold: an announcement triggered within TriggerGap
+// of the last waits for a deadline; when that is sooner than the one the
+// driver was given, Ready.Sooner says to ask again, and not otherwise.
+func TestSoonerDeadlineIsTold(t *testing.T) {
+	tn := newNetWith(t, withHeartbeats, "a", "b")
+	tn.link("a", "b")
+	tn.run()
+	n := tn.nodes["a"]
+	n.Advance()
+	n.NextDeadline()
+	n.timers.given = n.clock.now.Add(time.Hour) // the driver sleeps long
+	n.timers.lastTriggered = n.clock.now
+	n.triggerAnnounce()
+	if n.timers.announceDue.IsZero() || !n.Ready().Sooner {
+		t.Fatalf("an announcement due at %v, sooner than the driver's deadline: Sooner %v, want true", n.timers.announceDue, n.Ready().Sooner)
+	}
+	n.Advance()
+	n.timers.announceDue = time.Time{}
+	n.timers.given = n.clock.now // the driver wakes now anyway
+	n.triggerAnnounce()
+	if n.Ready().Sooner {
+		t.Fatal("Sooner set for a deadline after the driver's")
+	}
+}

@@ -11,6 +11,9 @@ type timers struct {
 	announceDue   time.Time // a triggered announcement waiting for TriggerGap; zero if none
 	nextConnect   time.Time // the next run of the connect policy
 	nextSweep     time.Time // the next route and dedup expiry sweep
+	// given is the deadline NextDeadline last gave the driver; a deadline
+	// set sooner than it since sets Ready.Sooner (wakeAt).
+	given time.Time
 }
 
 // start sets the timers at the node's first input: announce and connect
@@ -68,10 +71,20 @@ func (n *Node) tickInput(now time.Time) {
 // Tick. It is after the time of the last input unless something is due.
 func (n *Node) NextDeadline() time.Time {
 	d := n.nextDeadline()
+	n.timers.given = d
 	if d.IsZero() {
 		return d
 	}
 	return n.clock.input.Add(d.Sub(n.clock.now))
+}
+
+// wakeAt notes a deadline set at t on the node's clock: when it is sooner
+// than the one the driver was last given, Ready.Sooner tells a driver
+// that does not ask NextDeadline after every input to ask now.
+func (n *Node) wakeAt(t time.Time) {
+	if n.timers.given.IsZero() || t.Before(n.timers.given) {
+		n.ready.Sooner = true
+	}
 }
 
 // nextDeadline returns the next deadline on the node's own clock.
