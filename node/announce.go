@@ -120,6 +120,9 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		// sender's route now leads through us, so it is no backup.
 		if r := n.routes.get(info.MAC); r != nil && n.quiet() {
 			r.dropBackup(l.id)
+			if r.id == info.ID {
+				n.nextHopHeard(l, r)
+			}
 		}
 		return
 	}
@@ -133,10 +136,14 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		// left first: the route moves to it. Otherwise it is a backup
 		// next hop if it cannot lead back through us.
 		if n.quiet() && n.switchFirst(l, info, path, pathKnown, r, refresh, stampOf(sent)) {
+			n.nextHopHeard(l, r)
 			return
 		}
 		if l.id != r.via && pathKnown {
 			r.addBackup(l.id)
+		}
+		if r.waitSlot != 0 {
+			n.nextHopHeard(l, r)
 		}
 		return
 	case r != nil && info.ID == r.id && !(pathKnown && len(path) < wire.MaxPath):
@@ -155,6 +162,10 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	} else if r.via != l.id {
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
 	}
+	r.waitSlot = 0
+	if refresh && r.via != 0 && r.via != l.id {
+		n.waitForNextHop(r, info.ID)
+	}
 	r.clearBackups()
 	r.sent = sent
 	n.keep(l, info, path, pathKnown, r, refresh)
@@ -166,10 +177,11 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r *route, refresh bool) {
 	// The cache changes only when the announced address does: most rounds
 	// repeat it, and the lookup is a cost of every flooded announcement.
-	if fresh := r.id == 0; fresh || r.addr != info.Addr || r.port != info.Port {
+	addr := packAddr(info.Addr)
+	if fresh := r.id == 0; fresh || r.addr != addr || r.port != info.Port {
 		n.updateCache(info)
 	}
-	r.id, r.via, r.refreshed, r.port, r.addr = info.ID, l.id, stampOf(n.clock.now), info.Port, info.Addr
+	r.id, r.via, r.refreshed, r.port, r.addr = info.ID, l.id, stampOf(n.clock.now), info.Port, addr
 	r.confirmBy = 0 // a newer round: no longer a guess
 	r.pathKnown = pathKnown
 	n.routes.setPath(r, path)
@@ -178,7 +190,9 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 		return
 	}
 	if n.quiet() {
-		n.passOn(l, info, r, refresh)
+		if r.waitSlot == 0 {
+			n.passOn(l, info, r, refresh)
+		}
 		return
 	}
 	// Flood on, never back to the link it came from (defect 1).

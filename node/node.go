@@ -32,8 +32,11 @@ type Node struct {
 	dialer      dialer
 	// urgentBatches is set while some link's batch holds a change.
 	urgentBatches bool
-	// batchScratch holds a batch's entries while it is encoded.
-	batchScratch []wire.BatchEntry
+	// pathScratch holds the path of a batch entry while it is encoded.
+	pathScratch []wire.MAC
+	// waits are the refresh rounds held for their former next hop's copy,
+	// oldest first (Node.waitForNextHop).
+	waits refreshWaits
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 

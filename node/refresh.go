@@ -224,42 +224,54 @@ func (n *Node) flushBatch(l *link) {
 	if len(b.items) == 0 {
 		return
 	}
-	entries := n.batchScratch[:0]
+	// Each entry is encoded as it is made, straight into the arena: its
+	// path is the node's scratch, good until the next.
+	start, count, size, total, lone := -1, 0, 0, 0, batchItem{}
 	for _, it := range b.items {
-		if e, ok := n.batchEntry(l, it.mac, it.slot, !it.change, it.retract); ok {
-			entries = append(entries, e)
+		e, ok := n.batchEntry(l, it.mac, it.slot, !it.change, it.retract)
+		if !ok {
+			continue
+		}
+		el := wire.BatchEntryLen(&e)
+		if start >= 0 && size+el > wire.MaxBatchBody {
+			n.sendBatch(l, start, count)
+			start = -1
+		}
+		if start < 0 {
+			start, count, size = len(n.arena), 0, 0
+			n.arena = wire.AppendBatchHeader(n.arena, 0)
+		}
+		n.arena = e.Append(n.arena)
+		count, size, total, lone = count+1, size+el, total+1, it
+	}
+	if total == 1 {
+		if e, _ := n.batchEntry(l, lone.mac, lone.slot, !lone.change, lone.retract); !e.Refresh && e.Held == 0 {
+			n.arena = n.arena[:start]
+			start = -1
+			if e.Self {
+				n.send(l, n.encode(&wire.InitialInfo{ID: e.ID, MAC: e.MAC, Port: e.Port}), true)
+			} else {
+				n.send(l, n.encodeInfoPath(&e.InfoPath), true)
+			}
 		}
 	}
-	n.batchScratch = entries
-	if len(entries) == 1 && !entries[0].Refresh && entries[0].Held == 0 {
-		e := &entries[0]
-		if e.Self {
-			n.send(l, n.encode(&wire.InitialInfo{ID: e.ID, MAC: e.MAC, Port: e.Port}), true)
-		} else {
-			n.send(l, n.encodeInfoPath(&e.InfoPath), true)
-		}
-		entries = entries[:0]
+	if start >= 0 {
+		n.sendBatch(l, start, count)
 	}
-	for len(entries) > 0 {
-		k, size := 0, 0
-		for ; k < len(entries) && (k == 0 || size+wire.BatchEntryLen(&entries[k]) <= wire.MaxBatchBody); k++ {
-			size += wire.BatchEntryLen(&entries[k])
-		}
-		start := len(n.arena)
-		n.arena = wire.AppendBatchHeader(n.arena, k)
-		for i := range entries[:k] {
-			n.arena = entries[i].Append(n.arena)
-		}
-		n.send(l, n.sinceMark(start), true)
-		entries = entries[k:]
-	}
-	clear(n.batchScratch) // the entries' paths and infos go with them
 	n.dropBatch(l)
 	b.sent = n.clock.now
 }
 
+// sendBatch sends to l the 0x88 encoded in the arena from start, with
+// its count of entries written in.
+func (n *Node) sendBatch(l *link, start, count int) {
+	wire.AppendBatchHeader(n.arena[start:start], count)
+	n.send(l, n.sinceMark(start), true)
+}
+
 // batchEntry returns the entry that re-advertises mac to l now, and
-// whether there is one.
+// whether there is one. Its path is the node's scratch, good until the
+// next call.
 func (n *Node) batchEntry(l *link, mac wire.MAC, slot int32, refresh, retract bool) (wire.BatchEntry, bool) {
 	if mac == n.cfg.MAC {
 		return wire.BatchEntry{Refresh: refresh, Self: !n.noAddress(), Held: n.clock.now.Sub(n.clock.announcedAt),
@@ -272,7 +284,8 @@ func (n *Node) batchEntry(l *link, mac wire.MAC, slot int32, refresh, retract bo
 	e := wire.BatchEntry{Refresh: refresh, Held: r.sent.since(n.clock.now),
 		InfoPath: wire.InfoPath{PathKnown: r.pathKnown && int(r.pathLen) < wire.MaxPath, Info: r.info()}}
 	if e.PathKnown {
-		e.Path = append(n.routes.path(r), n.cfg.MAC)
+		n.pathScratch = append(append(n.pathScratch[:0], n.routes.path(r)...), n.cfg.MAC)
+		e.Path = n.pathScratch
 	}
 	return e, true
 }
@@ -352,10 +365,11 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 	}
 	r.sent = sent
 	n.keep(l, info, path, pathKnown, r, refresh)
-	if old != l.id && l.extended && !n.cfg.NoRelay && info.MAC != l.peer {
+	if old != l.id && l.extended && !n.cfg.NoRelay && info.MAC != l.peer && r.waitSlot == 0 {
 		// l had our copy of this round, from before we moved to its: as
 		// a backup of l it would lead back here. The re-advertisement,
-		// whose path names l, makes l drop it.
+		// whose path names l, makes l drop it. (A round still held for
+		// the former next hop went to nobody yet.)
 		i := n.queueRoute(l, info.MAC, r.slot, !refresh)
 		l.batch.items[i].retract = true
 	}
@@ -453,4 +467,104 @@ func (n *Node) receiveAnnounceRequestFor(l *link, msg []byte) {
 	if n.takeRequest(l, m.Requester, m.ID, msg) && slices.Contains(m.Targets, n.cfg.MAC) {
 		n.triggerAnnounce()
 	}
+}
+
+// A relay that passes on the first copy of a refresh round it receives
+// sends the round down whatever path the batches happened to empty first,
+// and then, as better copies come in, moves the route and re-advertises
+// it, over and over: at 1000 nodes each refresh round was re-advertised
+// about three times per node, so most of a refresh's entries were
+// corrections. In a quiet mesh the copy that comes first in the
+// competition (least arrival less held time) is almost always the one
+// over the route's current next hop: paths changed little since the last
+// round. So when the first copy of a refresh round comes from another
+// neighbour, the node takes it as the route, as always, but passes the
+// round on only once the former next hop's copy is in too (the copy that
+// wins is then known, and goes out once), or after refreshWait if it does
+// not come (the neighbour's own route moved, or the link went down).
+// Changes never wait (docs/protocol.md#quiet-refresh).
+
+// refreshWaitBatches is refreshWait in batch delays: the former next
+// hop's copy is held by one batch more than the first, a batch delay
+// later at most per hop that the two paths differ.
+const refreshWaitBatches = 4
+
+// refreshWaits is the queue of refresh rounds held for their former next
+// hop's copy. The wait is the same for every round, so the queue is in
+// deadline order.
+type refreshWaits struct {
+	queue []refreshWait
+	head  int
+}
+
+// refreshWait is one refresh round held for its former next hop's copy.
+type refreshWait struct {
+	mac  wire.MAC
+	slot int32
+	id   uint64
+	due  stamp
+}
+
+// waitForNextHop holds r's refresh round id, just learned over another
+// neighbour than r's former next hop r.via, until that one's copy is in.
+// Only a next hop with a link slot (one of the first 16 links) is waited
+// for: the route names it by its slot.
+func (n *Node) waitForNextHop(r *route, id uint64) {
+	old := n.links.byID[r.via]
+	if !n.quiet() || n.cfg.NoRelay || n.cfg.BatchDelay <= 0 || old == nil || old.slot == noSlot {
+		return
+	}
+	due := n.clock.now.Add(refreshWaitBatches * n.cfg.BatchDelay)
+	r.waitSlot = old.slot + 1
+	n.waits.queue = append(n.waits.queue, refreshWait{mac: r.key.mac(), slot: r.slot, id: id, due: stampOf(due)})
+	n.wakeAt(due)
+}
+
+// nextHopHeard ends the wait of r's round when l is the former next hop
+// it waits for: its copy (or a sign that its route now leads through us)
+// is in, so the route is what the round will be, and goes on.
+func (n *Node) nextHopHeard(l *link, r *route) {
+	if r.waitSlot == 0 || l.slot == noSlot || r.waitSlot != l.slot+1 {
+		return
+	}
+	r.waitSlot = 0
+	n.passOnHeld(r)
+}
+
+// passOnHeld passes r's round on, held until now, to every neighbour but
+// its next hop.
+func (n *Node) passOnHeld(r *route) {
+	if r.via == 0 {
+		return // withdrawn meanwhile: nothing to pass on
+	}
+	n.passOn(n.links.byID[r.via], r.info(), r, true)
+}
+
+// endWaits passes on the held rounds whose wait is over.
+func (n *Node) endWaits(now time.Time) {
+	w := &n.waits
+	for w.head < len(w.queue) && w.queue[w.head].due <= stampOf(now) {
+		it := w.queue[w.head]
+		w.head++
+		if r := n.routes.at(it.slot, it.mac); r != nil && r.id == it.id && r.waitSlot != 0 {
+			r.waitSlot = 0
+			n.passOnHeld(r)
+		}
+	}
+	if w.head == len(w.queue) {
+		w.queue, w.head = w.queue[:0], 0
+	} else if w.head > len(w.queue)/2 {
+		w.queue = w.queue[:copy(w.queue, w.queue[w.head:])]
+		w.head = 0
+	}
+}
+
+// waitDeadline returns when the oldest held round's wait is over; zero
+// when none is held.
+func (n *Node) waitDeadline() time.Time {
+	w := &n.waits
+	if w.head == len(w.queue) {
+		return time.Time{}
+	}
+	return n.clock.now.Add(time.Duration(w.queue[w.head].due - stampOf(n.clock.now)))
 }

@@ -11,9 +11,10 @@ import (
 
 // route is how this node reaches one MAC: through the neighbour from which
 // that MAC's newest announcement arrived first (first-path routing). A
-// route lives by value in its routeTable's slots, with no pointer but
-// its address's: a node of a large mesh holds thousands, and a flooded
-// announcement looks one up, so they are kept small and together.
+// route lives by value in its routeTable's slots, with no pointer (the
+// garbage collector does not scan the table): a node of a large mesh
+// holds thousands, and a flooded announcement looks one up, so they are
+// kept small and together.
 type route struct {
 	id  uint64 // the announcement round: its id
 	key macKey // the target; 0 in a free slot
@@ -31,7 +32,7 @@ type route struct {
 	confirmBy stamp
 	// port and addr are what the round announced (the address as the
 	// first relay saw it).
-	addr netip.Addr
+	addr packedAddr
 	port uint16
 	// The announcement's path as received over via (relayers, nearest
 	// the target first; the last is the neighbour) is paths[pathOff:]
@@ -50,7 +51,11 @@ type route struct {
 	// (link.slot).
 	pending uint16
 	// slot is the route's place in its table's slots.
-	slot    int32
+	slot int32
+	// waitSlot, when set, is 1 + the link slot of the next hop of the
+	// route's previous round, whose copy of a refresh round the node
+	// waits for before passing the round on (Node.waitForNextHop).
+	waitSlot uint8
 	backups [maxBackups]LinkID
 }
 
@@ -60,7 +65,38 @@ const maxBackups = 7
 
 // info returns r's round as an info.
 func (r *route) info() wire.Info {
-	return wire.Info{ID: r.id, MAC: r.key.mac(), Port: r.port, Addr: r.addr}
+	return wire.Info{ID: r.id, MAC: r.key.mac(), Port: r.port, Addr: r.addr.addr()}
+}
+
+// packedAddr is an IP address as it goes on the wire, 16 bytes and its
+// family, without the zone pointer of a netip.Addr (an announced address
+// has no zone): a route holds no pointer, so the garbage collector never
+// scans the table.
+type packedAddr struct {
+	ip   [16]byte
+	kind uint8 // 0: none, 4 or 6
+}
+
+// packAddr returns a as a packedAddr, its zone dropped.
+func packAddr(a netip.Addr) packedAddr {
+	switch {
+	case a.Is4():
+		return packedAddr{ip: a.As16(), kind: 4}
+	case a.IsValid():
+		return packedAddr{ip: a.As16(), kind: 6}
+	}
+	return packedAddr{}
+}
+
+// addr returns p as a netip.Addr.
+func (p packedAddr) addr() netip.Addr {
+	switch p.kind {
+	case 4:
+		return netip.AddrFrom16(p.ip).Unmap()
+	case 6:
+		return netip.AddrFrom16(p.ip)
+	}
+	return netip.Addr{}
 }
 
 // backupList returns r's backups, in order; it aliases r.

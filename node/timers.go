@@ -62,6 +62,7 @@ func (n *Node) tickInput(now time.Time) {
 		n.scheduleDial()
 	}
 	if n.quiet() {
+		n.endWaits(now)
 		n.flushDue(now)
 		n.flushUrgent()
 	}
@@ -108,6 +109,7 @@ func (n *Node) nextDeadline() time.Time {
 	if len(n.unconfirmed) > 0 {
 		later(n.confirmDeadline())
 	}
+	later(n.waitDeadline())
 	if n.quickDial() {
 		later(n.dialer.dialAt)
 	}

@@ -13,7 +13,8 @@ import (
 // whether it is the sender's own.
 type BatchEntry struct {
 	// Refresh marks a periodic refresh round, which keeps routes alive
-	// and moves none; a change round (false) is routed first-path.
+	// and which relays pass on without hurry; a change round (false)
+	// goes on at once. Both are routed first-path.
 	Refresh bool
 	// Self marks the sender's own announcement, which like a 0x00 leaves
 	// the address to the receiver: it fills in the address it sees on the

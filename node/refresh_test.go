@@ -1,0 +1,134 @@
+package node
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// quietNode returns node x in a quiet mesh, linked to p, q and s (link ids
+// 1, 2, 3), with its outputs so far taken.
+func quietNode(t *testing.T) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.MAC, cfg.Port, cfg.Rand = macOf("x"), 41744, rand.New(rand.NewPCG(1, 1))
+	// The peers here say nothing but what the test gives: slow
+	// heartbeats keep their links up meanwhile.
+	cfg.HeartbeatInterval, cfg.DeadAfter = 10*time.Second, 30*time.Second
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, peer := range []string{"p", "q", "s"} {
+		n.Step(t0, LinkUp{LinkID(i + 1), macOf(peer), addrOf(peer), true, true})
+	}
+	n.Advance()
+	return n
+}
+
+// batchOf returns a 0x88 from peer with one entry: round id of target t,
+// relayed by peer alone.
+func batchOf(peer string, id uint64, refresh bool) []byte {
+	e := wire.BatchEntry{Refresh: refresh, InfoPath: wire.InfoPath{PathKnown: true,
+		Info: wire.Info{ID: id, MAC: macOf("t"), Port: 41744, Addr: addrOf("t").Addr()},
+		Path: []wire.MAC{macOf(peer)}}}
+	return e.Append(wire.AppendBatchHeader(nil, 1))
+}
+
+// queuedFor reports on which of x's links (1 p, 2 q, 3 s) target t waits
+// in a batch or went out in one since the last Advance.
+func queuedFor(n *Node) (out []LinkID) {
+	for _, l := range n.links.order {
+		carries := slices.ContainsFunc(l.batch.items, func(it batchItem) bool { return it.mac == macOf("t") })
+		for _, s := range n.Ready().Sends {
+			if m, err := wire.DecodeInfoBatch(s.Msg); s.Link == l.id && err == nil {
+				carries = carries || slices.ContainsFunc(m.Entries, func(e wire.BatchEntry) bool { return e.MAC == macOf("t") })
+			}
+		}
+		if carries {
+			out = append(out, l.id)
+		}
+	}
+	return out
+}
+
+// waitingFor returns the link whose copy r's round waits for; 0 if none.
+func waitingFor(n *Node, r *route) LinkID {
+	for _, l := range n.links.order {
+		if r.waitSlot != 0 && l.slot == r.waitSlot-1 {
+			return l.id
+		}
+	}
+	return 0
+}
+
+// TestRefreshWaitsForTheFormerNextHop: the first copy of a refresh round
+// that comes from another neighbour than the route's next hop moves the
+// route, but the round goes on only once the former next hop's copy is in
+// (then once, with the copy that won), or after refreshWait without it;
+// a change goes on at once.
+func TestRefreshWaitsForTheFormerNextHop(t *testing.T) {
+	n := quietNode(t)
+	now := t0.Add(10 * time.Millisecond) // past ChangeDelay after the greetings
+	n.Receive(now, 1, batchOf("p", 10, false))
+	if got := queuedFor(n); len(got) != 0 {
+		t.Fatalf("a change still queued on links %v after its input", got)
+	}
+	if r := n.routes.get(macOf("t")); r == nil || r.via != 1 {
+		t.Fatalf("route to t %+v, want via p (link 1)", r)
+	}
+	n.Advance()
+
+	// Round 11 from q first: the route moves, and nothing goes on.
+	now = now.Add(time.Millisecond)
+	n.Receive(now, 2, batchOf("q", 11, true))
+	r := n.routes.get(macOf("t"))
+	if r.via != 2 || waitingFor(n, r) != 1 {
+		t.Fatalf("after q's copy: via %d, waiting for %d; want via q (2), waiting for p (1)", r.via, waitingFor(n, r))
+	}
+	if got := queuedFor(n); len(got) != 0 {
+		t.Fatalf("round 11 queued on links %v before p's copy", got)
+	}
+	if d := n.NextDeadline(); d.After(now.Add(refreshWaitBatches * n.cfg.BatchDelay)) {
+		t.Fatalf("next deadline %v, after the wait's end", d.Sub(now))
+	}
+	// p's copy, which left later: the route stays on q, and the round
+	// goes to p and s, once.
+	now = now.Add(time.Millisecond)
+	n.Receive(now, 1, batchOf("p", 11, true))
+	if got := queuedFor(n); r.via != 2 || waitingFor(n, r) != 0 || len(got) != 2 || got[0] != 1 || got[1] != 3 {
+		t.Fatalf("after p's copy: via %d, waiting for %d, queued on %v; want via 2, no wait, queued on [1 3]", r.via, waitingFor(n, r), got)
+	}
+	n.Step(now.Add(n.cfg.BatchDelay), Tick{})
+	n.Advance()
+
+	// Round 12 from p (no longer the next hop) first, and q's copy never
+	// comes: the round goes on when the wait is over, not before.
+	start := now.Add(n.cfg.BatchDelay)
+	n.Receive(start, 1, batchOf("p", 12, true))
+	if r.via != 1 || waitingFor(n, r) != 2 {
+		t.Fatalf("after p's copy of 12: via %d, waiting for %d; want via 1, waiting for 2", r.via, waitingFor(n, r))
+	}
+	wait := refreshWaitBatches * n.cfg.BatchDelay
+	n.Step(start.Add(wait-time.Nanosecond), Tick{})
+	if got := queuedFor(n); len(got) != 0 {
+		t.Fatalf("round 12 queued on %v before the wait is over", got)
+	}
+	n.Step(start.Add(wait), Tick{})
+	if got := queuedFor(n); waitingFor(n, r) != 0 || len(got) != 2 || got[0] != 2 || got[1] != 3 {
+		t.Fatalf("after the wait: waiting for %d, queued on %v; want no wait, queued on [2 3]", waitingFor(n, r), got)
+	}
+	n.Advance()
+
+	// A change round never waits.
+	now = start.Add(wait + n.cfg.BatchDelay)
+	n.Step(now, Tick{})
+	n.Advance()
+	n.Receive(now, 2, batchOf("q", 13, false))
+	if r.via != 2 || waitingFor(n, r) != 0 {
+		t.Fatalf("after q's change 13: via %d, waiting for %d; want via 2, no wait", r.via, waitingFor(n, r))
+	}
+}
