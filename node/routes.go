@@ -56,7 +56,7 @@ type route struct {
 	// route's previous round, whose copy of a refresh round the node
 	// waits for before passing the round on (Node.waitForNextHop).
 	waitSlot uint8
-	backups [maxBackups]LinkID
+	backups  [maxBackups]LinkID
 }
 
 // maxBackups is the most backups a route keeps: a route with this many
