@@ -135,16 +135,13 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		// A later copy of the current round that batches held less, so
 		// left first: the route moves to it. Otherwise it is a backup
 		// next hop if it cannot lead back through us.
-		if n.quiet() && n.switchFirst(l, info, path, pathKnown, r, refresh, stampOf(sent)) {
-			n.nextHopHeard(l, r)
-			return
+		if n.quiet() {
+			n.switchFirst(l, info, path, pathKnown, r, refresh, stampOf(sent))
 		}
 		if l.id != r.via && pathKnown {
 			r.addBackup(l.id)
 		}
-		if r.waitSlot != 0 {
-			n.nextHopHeard(l, r)
-		}
+		n.nextHopHeard(l, r)
 		return
 	case r != nil && info.ID == r.id && !(pathKnown && len(path) < wire.MaxPath):
 		return // a withdrawn round revives only over a path known to be loop-free

@@ -480,13 +480,13 @@ func (n *Node) receiveAnnounceRequestFor(l *link, msg []byte) {
 // round. So when the first copy of a refresh round comes from another
 // neighbour, the node takes it as the route, as always, but passes the
 // round on only once the former next hop's copy is in too (the copy that
-// wins is then known, and goes out once), or after refreshWait if it does
-// not come (the neighbour's own route moved, or the link went down).
+// wins is then known, and goes out once), or after refreshWaitBatches
+// batch delays if it does not come (the neighbour's own route moved, or the link went down).
 // Changes never wait (docs/protocol.md#quiet-refresh).
 
-// refreshWaitBatches is refreshWait in batch delays: the former next
-// hop's copy is held by one batch more than the first, a batch delay
-// later at most per hop that the two paths differ.
+// refreshWaitBatches is how many batch delays a refresh round waits for
+// its former next hop's copy: each relay holds a copy up to one batch
+// delay, so this covers paths whose holds differ by up to four batches.
 const refreshWaitBatches = 4
 
 // refreshWaits is the queue of refresh rounds held for their former next

@@ -74,8 +74,13 @@ func TestRefreshWaitsForTheFormerNextHop(t *testing.T) {
 	n := quietNode(t)
 	now := t0.Add(10 * time.Millisecond) // past ChangeDelay after the greetings
 	n.Receive(now, 1, batchOf("p", 10, false))
-	if got := queuedFor(n); len(got) != 0 {
-		t.Fatalf("a change still queued on links %v after its input", got)
+	for _, l := range n.links.order {
+		if len(l.batch.items) != 0 {
+			t.Fatalf("a change still queued on link %d after its input", l.id)
+		}
+	}
+	if sends := n.Ready().Sends; len(sends) != 2 || sends[0].Link != 2 || sends[1].Link != 3 {
+		t.Fatalf("the change went out as %v, want at once to q and s (links 2, 3)", sends)
 	}
 	if r := n.routes.get(macOf("t")); r == nil || r.via != 1 {
 		t.Fatalf("route to t %+v, want via p (link 1)", r)
