@@ -79,13 +79,15 @@ func failOnViolations(rt *rapid.T, w *World, t Topology, schedule []string) {
 // next hop toward X is the neighbour over which X's newest announcement
 // arrived first (the naive model, from the simulator's own log of
 // arrivals; docs/protocol.md#first-path-routing), and following next hops
-// from any node reaches X without a loop along a least-latency path.
-// Every ordered pair of nodes must have been compared both ways, so the
+// from any node reaches X without a loop along a least-latency path
+// (to within the microsecond grain of held times, per hop). Every ordered pair of nodes must have been compared both ways, so the
 // property cannot hold by comparing nothing.
 func TestPropFirstPathRouting(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		w, topo := genWorld(rt, Config{ModelRouting: true})
-		// Rounds start at 0 s, 5 s, 10 s...; 12.5 s is between two.
+		// The start's change rounds and the new links' tables have
+		// settled long before 12.5 s, and the first refresh round comes
+		// at 90 s at the earliest.
 		w.RunUntil(12500 * time.Millisecond)
 		res := w.CheckFirstPath()
 		if bad := res.Mismatches; len(bad) > 0 {
