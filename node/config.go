@@ -95,6 +95,13 @@ type Config struct {
 	// AnnounceInterval); zero means no gap:
 	// it bounds the control traffic of a storm of link failures.
 	TriggerGap time.Duration
+	// AskWindow is how long a node that lost a link waits for the peer's
+	// own 0x89 before it asks for the rounds of the routes the peer
+	// probably had across the link (default 10 ms): when both ends
+	// notice, as they do a silent cut within a few milliseconds, each
+	// target is so asked for once, not twice
+	// (docs/protocol.md#quiet-refresh); zero asks at once.
+	AskWindow time.Duration
 	// DedupSpan is how long broadcast and health-request ids are
 	// remembered per source (default 60 s): longer than the slowest path.
 	DedupSpan time.Duration
@@ -140,6 +147,7 @@ func DefaultConfig() Config {
 		RouteExpiry:       5 * time.Minute,
 		LinkTimeout:       15 * time.Second,
 		TriggerGap:        500 * time.Millisecond,
+		AskWindow:         10 * time.Millisecond,
 		HeartbeatInterval: 250 * time.Millisecond,
 		DeadAfter:         750 * time.Millisecond,
 		HoldDownSpan:      5 * time.Minute,
@@ -193,6 +201,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("node: config: ChangeDelay is %v, want zero or more", c.ChangeDelay)
 	case c.RefreshInterval > 0 && c.BatchDelay <= 0:
 		return fmt.Errorf("node: config: BatchDelay is %v, want a positive duration with RefreshInterval set", c.BatchDelay)
+	case c.AskWindow < 0:
+		return fmt.Errorf("node: config: AskWindow is %v, want zero or more", c.AskWindow)
 	case c.TriggerGap < 0:
 		return fmt.Errorf("node: config: TriggerGap is %v, want zero or more", c.TriggerGap)
 	case c.MinLinks < 0:

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -23,6 +24,11 @@ type link struct {
 	batch    linkBatch // what its next 0x88 carries (quiet refresh)
 	// slot is the link's bit in route.pending, noSlot when all are taken.
 	slot uint8
+	// peerAsked is what the peer's own 0x89s asked for, sorted, when
+	// they came over other links while this one was silent (since
+	// peerAskedAt): see notePeerAsk.
+	peerAsked   []wire.MAC
+	peerAskedAt time.Time
 }
 
 // noSlot is link.slot of a link without a bit in route.pending: its
@@ -154,7 +160,8 @@ func (n *Node) removeLink(l *link, reason error) {
 	n.scheduleDial()
 	if n.links.to(l.peer) == nil {
 		if n.quiet() {
-			n.askAnnounceFor(mergeSorted(affected, across))
+			silent := errors.Is(reason, ErrLinkDead) || errors.Is(reason, ErrLinkSilent)
+			n.askAfterLoss(l, affected, across, silent)
 		} else {
 			n.askAnnounce()
 		}

@@ -37,6 +37,9 @@ type Node struct {
 	// waits are the refresh rounds held for their former next hop's copy,
 	// oldest first (Node.waitForNextHop).
 	waits refreshWaits
+	// acrossAsks are the asks for lost links' peers' routes, held
+	// AskWindow for the peers' own asks (deadline order).
+	acrossAsks []acrossAsk
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 

@@ -396,7 +396,7 @@ func (n *Node) passOn(l *link, info wire.Info, r *route, refresh bool) {
 	}
 }
 
-// routedAcross returns the targets the peer of l probably
+// routedAcross returns, sorted, the targets the peer of l probably
 // routes through us: those whose round we passed on to it and it did not
 // pass back (it is neither our next hop nor a backup). When only the far
 // end notices a cut, a round of these is what moves the routes that
@@ -423,6 +423,7 @@ func (n *Node) routedAcross(l *link) []wire.MAC {
 	if !relayed {
 		return nil
 	}
+	slices.SortFunc(out, wire.MAC.Compare)
 	return out
 }
 
@@ -464,9 +465,129 @@ func (n *Node) receiveAnnounceRequestFor(l *link, msg []byte) {
 		n.malformed(l, err)
 		return
 	}
-	if n.takeRequest(l, m.Requester, m.ID, msg) && slices.Contains(m.Targets, n.cfg.MAC) {
+	if !n.takeRequest(l, m.Requester, m.ID, msg) {
+		return
+	}
+	n.notePeerAsk(l, m)
+	if slices.Contains(m.Targets, n.cfg.MAC) {
 		n.triggerAnnounce()
 	}
+}
+
+// Both ends of a silent cut find it within a few milliseconds of each
+// other, and each asked at once for its own routes across the link and
+// for those the peer probably routed across it (routedAcross): the same
+// targets, twice. Each target announced twice, the second time
+// TriggerGap later: at 1000 nodes a cut that 880 routes crossed cost 1766
+// rounds where 883 do (the second asks came 0.5 to 9.4 ms after the
+// first). Now a node whose link failed by liveness asks at once only for
+// its own routes across it, which nobody else knows of, and for the
+// peer's only AskWindow later, leaving out whatever the peer's own 0x89 asked for
+// meanwhile (or before: a peer's 0x89 that came over another link while
+// the direct one was silent). The peer's ask, sent when it lost the link,
+// asked for rounds that leave after the loss and cannot cross the link;
+// the peer announces itself with it. When the peer did not notice (a
+// one-way cut: it hears of it later), the rounds go AskWindow late. A
+// link closed rather than found silent asks for both at once (askAfterLoss).
+
+// acrossAsk is the ask for the routes the peer of a lost link probably
+// routed across it, held AskWindow for the peer's own ask.
+type acrossAsk struct {
+	peer    wire.MAC
+	targets []wire.MAC // sorted
+	due     time.Time
+}
+
+// askAfterLoss asks, once the last link l to a peer is lost, for rounds
+// of affected (the routes that crossed it here, sorted) and of across
+// (those the peer probably routed across it, sorted), less those the
+// peer asked for itself, and announces this node. The across part waits
+// AskWindow when l failed by liveness (silent: the peer may be noticing
+// too); when l was closed (by the peer, which may have crashed and will
+// ask for nothing, or by its transport) it goes at once, in the same
+// 0x89s.
+func (n *Node) askAfterLoss(l *link, affected, across []wire.MAC, silent bool) {
+	across = n.notAskedYet(l, subtractSorted(across, affected))
+	if !silent || n.cfg.AskWindow <= 0 {
+		n.askAnnounceFor(mergeSorted(affected, across))
+		return
+	}
+	n.askAnnounceFor(affected)
+	if len(across) == 0 || len(n.links.order) == 0 {
+		return
+	}
+	due := n.clock.now.Add(n.cfg.AskWindow)
+	n.acrossAsks = append(n.acrossAsks, acrossAsk{peer: l.peer, targets: across, due: due})
+	n.wakeAt(due)
+}
+
+// notePeerAsk takes m, the first copy of a 0x89 that arrived over l, out
+// of the held asks for its requester's routes; when its requester is a
+// neighbour over another link that has been silent since, it notes m on
+// that link for the moment the link is found lost.
+func (n *Node) notePeerAsk(l *link, m wire.AnnounceRequestFor) {
+	pl := n.links.to(m.Requester)
+	held := slices.ContainsFunc(n.acrossAsks, func(a acrossAsk) bool { return a.peer == m.Requester })
+	if !held && (pl == nil || pl == l || !n.quiet()) {
+		return
+	}
+	asked := slices.SortedFunc(slices.Values(m.Targets), wire.MAC.Compare) // a foreign node's need not be
+	for i := range n.acrossAsks {
+		if a := &n.acrossAsks[i]; a.peer == m.Requester {
+			a.targets = subtractSorted(a.targets, asked)
+		}
+	}
+	if pl == nil || pl == l || !n.quiet() {
+		return
+	}
+	if !pl.lastRecv.Before(pl.peerAskedAt) {
+		pl.peerAsked = pl.peerAsked[:0] // heard from since: that ask was about another link
+	}
+	pl.peerAsked = mergeSorted(pl.peerAsked, asked)
+	pl.peerAskedAt = n.clock.now
+}
+
+// notAskedYet returns targets, sorted, less those the peer of the lost
+// link l asked for while l was silent (notePeerAsk).
+func (n *Node) notAskedYet(l *link, targets []wire.MAC) []wire.MAC {
+	if len(l.peerAsked) == 0 || !l.lastRecv.Before(l.peerAskedAt) || n.clock.now.Sub(l.peerAskedAt) > n.cfg.LinkTimeout {
+		return targets
+	}
+	return subtractSorted(targets, l.peerAsked)
+}
+
+// sendAcrossAsks sends the held asks that are due, with what is left of
+// them.
+func (n *Node) sendAcrossAsks(now time.Time) {
+	k := 0
+	for k < len(n.acrossAsks) && !now.Before(n.acrossAsks[k].due) {
+		if a := n.acrossAsks[k]; len(a.targets) > 0 {
+			n.requestRounds(a.targets)
+		}
+		k++
+	}
+	clear(n.acrossAsks[:k])
+	n.acrossAsks = n.acrossAsks[k:]
+	if len(n.acrossAsks) == 0 {
+		n.acrossAsks = nil
+	}
+}
+
+// acrossDeadline returns when the first held ask is due; zero if none.
+func (n *Node) acrossDeadline() time.Time {
+	if len(n.acrossAsks) == 0 {
+		return time.Time{}
+	}
+	return n.acrossAsks[0].due
+}
+
+// subtractSorted returns the MACs of a (sorted) that are not in b
+// (sorted), reusing a.
+func subtractSorted(a, b []wire.MAC) []wire.MAC {
+	return slices.DeleteFunc(a, func(mac wire.MAC) bool {
+		_, found := slices.BinarySearchFunc(b, mac, wire.MAC.Compare)
+		return found
+	})
 }
 
 // A relay that passes on the first copy of a refresh round it receives

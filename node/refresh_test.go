@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -136,4 +137,118 @@ func TestRefreshWaitsForTheFormerNextHop(t *testing.T) {
 	if r.via != 2 || waitingFor(n, r) != 0 {
 		t.Fatalf("after q's change 13: via %d, waiting for %d; want via 2, no wait", r.via, waitingFor(n, r))
 	}
+}
+
+// entryOf returns a 0x88 entry: change round id of target, relayed by
+// peer alone (peer's own round when target is peer).
+func entryOf(peer, target string, id uint64) wire.BatchEntry {
+	if peer == target {
+		return wire.BatchEntry{Self: true, InfoPath: wire.InfoPath{PathKnown: true,
+			Info: wire.Info{ID: id, MAC: macOf(target), Port: 41744}}}
+	}
+	return wire.BatchEntry{InfoPath: wire.InfoPath{PathKnown: true,
+		Info: wire.Info{ID: id, MAC: macOf(target), Port: 41744, Addr: addrOf(target).Addr()},
+		Path: []wire.MAC{macOf(peer)}}}
+}
+
+// batchOfEntries returns a 0x88 holding es.
+func batchOfEntries(es ...wire.BatchEntry) []byte {
+	b := wire.AppendBatchHeader(nil, len(es))
+	for i := range es {
+		b = es[i].Append(b)
+	}
+	return b
+}
+
+// asksSent returns the targets of the 0x89s x sent since the last
+// Advance, one sorted list per message on link 2 (q).
+func asksSent(t *testing.T, n *Node) [][]wire.MAC {
+	t.Helper()
+	var out [][]wire.MAC
+	for _, s := range n.Ready().Sends {
+		if s.Link != 2 || len(s.Msg) == 0 || wire.Type(s.Msg[0]) != wire.TypeAnnounceRequestFor {
+			continue
+		}
+		m, err := wire.DecodeAnnounceRequestFor(s.Msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Requester == macOf("x") {
+			out = append(out, m.Targets)
+		}
+	}
+	return out
+}
+
+// TestLostLinkAsksForThePeersRoutesOnce: a node that loses its link to p
+// asks at once for the rounds of its own routes across it (p and t); for the
+// routes p probably had across it (u, whose round went to p and never
+// came back) it asks AskWindow later when the link went silent, and not
+// at all if p's own 0x89 asked for u meanwhile. A link that was closed
+// rather than found silent (the peer may have crashed) gets one 0x89 for
+// both at once.
+func TestLostLinkAsksForThePeersRoutesOnce(t *testing.T) {
+	setup := func(t *testing.T) (*Node, time.Time) {
+		n := quietNode(t)
+		now := t0.Add(10 * time.Millisecond)
+		// p's own round (also over q, so p stays known after the loss),
+		// t behind p, u behind q.
+		n.Receive(now, 1, batchOfEntries(entryOf("p", "p", 5), entryOf("p", "t", 6)))
+		n.Receive(now, 2, batchOfEntries(entryOf("q", "p", 5), entryOf("q", "u", 7)))
+		now = now.Add(10 * time.Millisecond)
+		n.Step(now, Tick{})
+		n.Advance()
+		return n, now
+	}
+	silent := fmt.Errorf("test: %w", ErrLinkDead)
+	want := func(t *testing.T, what string, got [][]wire.MAC, want ...[]wire.MAC) {
+		t.Helper()
+		if !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("%s: 0x89s for %v, want %v", what, got, want)
+		}
+	}
+	mac := func(names ...string) (out []wire.MAC) {
+		for _, s := range names {
+			out = append(out, macOf(s))
+		}
+		return out
+	}
+
+	t.Run("silent, the peer asks", func(t *testing.T) {
+		n, now := setup(t)
+		n.closeLink(n.links.get(1), silent)
+		want(t, "at the loss", asksSent(t, n), mac("p", "t"))
+		n.Advance()
+		// p's own ask, over q, a few milliseconds later.
+		ask := &wire.AnnounceRequestFor{ID: 99, Requester: macOf("p"), Targets: mac("u")}
+		n.Receive(now.Add(3*time.Millisecond), 2, ask.Append(nil))
+		n.Advance()
+		n.Step(now.Add(n.cfg.AskWindow), Tick{})
+		want(t, "after AskWindow", asksSent(t, n))
+	})
+	t.Run("silent, the peer does not ask", func(t *testing.T) {
+		n, now := setup(t)
+		n.closeLink(n.links.get(1), silent)
+		n.Advance()
+		n.Step(now.Add(n.cfg.AskWindow-time.Nanosecond), Tick{})
+		want(t, "before AskWindow", asksSent(t, n))
+		n.Step(now.Add(n.cfg.AskWindow), Tick{})
+		want(t, "after AskWindow", asksSent(t, n), mac("u"))
+	})
+	t.Run("silent, the peer asked first", func(t *testing.T) {
+		n, now := setup(t)
+		ask := &wire.AnnounceRequestFor{ID: 99, Requester: macOf("p"), Targets: mac("u")}
+		n.Receive(now, 2, ask.Append(nil))
+		n.Advance()
+		n.closeLink(n.links.get(1), silent)
+		want(t, "at the loss", asksSent(t, n), mac("p", "t"))
+		n.Advance()
+		n.Step(now.Add(n.cfg.AskWindow), Tick{})
+		want(t, "after AskWindow", asksSent(t, n))
+	})
+	t.Run("closed", func(t *testing.T) {
+		n, _ := setup(t)
+		n.closeLink(n.links.get(1), ErrDuplicateLink)
+		want(t, "at the loss", asksSent(t, n), mac("p", "t", "u"))
+	})
 }

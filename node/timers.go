@@ -63,6 +63,7 @@ func (n *Node) tickInput(now time.Time) {
 	}
 	if n.quiet() {
 		n.endWaits(now)
+		n.sendAcrossAsks(now)
 		n.flushDue(now)
 		n.flushUrgent()
 	}
@@ -110,6 +111,7 @@ func (n *Node) nextDeadline() time.Time {
 		later(n.confirmDeadline())
 	}
 	later(n.waitDeadline())
+	later(n.acrossDeadline())
 	if n.quickDial() {
 		later(n.dialer.dialAt)
 	}

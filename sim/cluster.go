@@ -30,6 +30,9 @@ type Timers struct {
 	// changes sent at the end of the input (the scenario's
 	// `change_delay: 0`).
 	ChangeDelay time.Duration
+	// AskWindow is node.Config.AskWindow; negative sets it to zero, the
+	// peer's routes asked for at once (the scenario's `ask_window: 0`).
+	AskWindow   time.Duration
 	Connect     time.Duration
 	RouteExpiry time.Duration
 	LinkTimeout time.Duration
@@ -65,6 +68,10 @@ func (t Timers) nodeConfig() node.Config {
 	set(&cfg.ChangeDelay, t.ChangeDelay)
 	if t.ChangeDelay < 0 {
 		cfg.ChangeDelay = 0
+	}
+	set(&cfg.AskWindow, t.AskWindow)
+	if t.AskWindow < 0 {
+		cfg.AskWindow = 0
 	}
 	set(&cfg.RouteExpiry, t.RouteExpiry)
 	set(&cfg.DedupSpan, t.DedupSpan)

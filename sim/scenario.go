@@ -359,14 +359,15 @@ func (s *Scenario) parseLinks(y ynode) error {
 }
 
 func (s *Scenario) parseTimers(y ynode) error {
-	f, _, err := y.fields("announce", "refresh", "batch_delay", "change_delay", "connect", "route_expiry", "link_timeout", "dedup_span", "heartbeat", "dead_after",
+	f, _, err := y.fields("announce", "refresh", "batch_delay", "change_delay", "ask_window", "connect", "route_expiry", "link_timeout", "dedup_span", "heartbeat", "dead_after",
 		"min_links", "max_links", "hop_limit")
 	if err != nil {
 		return err
 	}
 	t := &s.Timers
 	if err := setDurs(f, durField{"announce", &t.Announce}, durField{"refresh", &t.Refresh},
-		durField{"batch_delay", &t.BatchDelay}, durField{"change_delay", &t.ChangeDelay}, durField{"connect", &t.Connect},
+		durField{"batch_delay", &t.BatchDelay}, durField{"change_delay", &t.ChangeDelay},
+		durField{"ask_window", &t.AskWindow}, durField{"connect", &t.Connect},
 		durField{"route_expiry", &t.RouteExpiry}, durField{"link_timeout", &t.LinkTimeout},
 		durField{"dedup_span", &t.DedupSpan}, durField{"heartbeat", &t.Heartbeat},
 		durField{"dead_after", &t.DeadAfter}); err != nil {
@@ -377,6 +378,9 @@ func (s *Scenario) parseTimers(y ynode) error {
 	}
 	if _, ok := f["change_delay"]; ok && t.ChangeDelay == 0 {
 		t.ChangeDelay = -1 // change_delay: 0 sends changes at the end of the input
+	}
+	if _, ok := f["ask_window"]; ok && t.AskWindow == 0 {
+		t.AskWindow = -1 // ask_window: 0 asks for the peer's routes at once
 	}
 	if _, ok := f["heartbeat"]; ok && t.Heartbeat == 0 {
 		t.Heartbeat = -1 // heartbeat: 0 turns them off

@@ -43,7 +43,7 @@ func nodeConfig(cfg *config.Config, mac wire.MAC) node.Config {
 	nc.RouteExpiry, nc.LinkTimeout = cfg.Timers.RouteExpiry, cfg.Timers.LinkTimeout
 	nc.HeartbeatInterval, nc.DeadAfter = cfg.Timers.Heartbeat, cfg.Timers.DeadAfter
 	nc.RefreshInterval, nc.BatchDelay = cfg.Timers.Refresh, cfg.Timers.BatchDelay
-	nc.ChangeDelay = cfg.Timers.ChangeDelay
+	nc.ChangeDelay, nc.AskWindow = cfg.Timers.ChangeDelay, cfg.Timers.AskWindow
 	// The trigger gap and the longest redial backoff follow the intervals
 	// they are a part of; the file has no keys for them.
 	nc.TriggerGap, nc.DialBackoffMax = nc.AnnounceInterval/10, nc.ConnectInterval

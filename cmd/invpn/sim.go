@@ -80,6 +80,9 @@ refresh=60s, ...), each with every seed of --seeds. The parameters:
   batch_delay   the longest a relay holds refreshes to batch them (250ms)
   change_delay  the least time between two batches of changes to one
                 neighbour (5ms); 0: every change at once
+  ask_window    how long a node that lost a link waits for the peer's
+                own ask before asking for the peer's routes (10ms); 0:
+                at once
   duration      how long the scenario runs (e.g. 10m)
 Runs go --jobs at a time (default: one per CPU), each on one goroutine
 with its own world, so every run is the same whatever --jobs is, and the

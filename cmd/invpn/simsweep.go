@@ -111,6 +111,17 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		s.Timers.ChangeDelay = d
 		return nil
 	},
+	"ask_window": func(s *sim.Scenario, v string) error {
+		d, ok := durationOrZero(v)
+		if !ok {
+			return fmt.Errorf("ask_window %q: want a duration like 10ms, or 0 to ask at once", v)
+		}
+		if d == 0 {
+			d = -1 // at once
+		}
+		s.Timers.AskWindow = d
+		return nil
+	},
 	"duration": positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
 }
 
@@ -137,7 +148,7 @@ func positiveDuration(name, example string, set func(*sim.Scenario, time.Duratio
 }
 
 // sweepParamList names the sweep parameters, for messages.
-const sweepParamList = "announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay, change_delay, duration"
+const sweepParamList = "announce, max_links, heartbeat, latency, nodes, degree, refresh, batch_delay, change_delay, ask_window, duration"
 
 // countedTopologies are the topology kinds whose size is their node
 // count, the ones a nodes sweep can resize (the message of the nodes

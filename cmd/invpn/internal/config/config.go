@@ -38,6 +38,7 @@ const (
 	DefaultRefresh       = 120 * time.Second
 	DefaultBatchDelay    = 250 * time.Millisecond
 	DefaultChangeDelay   = 5 * time.Millisecond
+	DefaultAskWindow     = 10 * time.Millisecond
 	DefaultTAPName       = "invpn%d"
 	DefaultMTU           = 1500
 	DefaultLogLevel      = slog.LevelInfo
@@ -100,6 +101,7 @@ type Timers struct {
 	Refresh     time.Duration // quiet refresh between invpn nodes: routes refreshed this often; 0: a round every announce
 	BatchDelay  time.Duration // the longest a relay holds refreshes to send them in one message
 	ChangeDelay time.Duration // the longest a relay holds changes to send them in one message; 0: at once
+	AskWindow   time.Duration // how long a node that lost a link waits for the peer's ask before asking for the peer's routes; 0: at once
 }
 
 // TAP is the [tap] section: the frame device.
@@ -145,6 +147,7 @@ func Default() *Config {
 			Refresh:     DefaultRefresh,
 			BatchDelay:  DefaultBatchDelay,
 			ChangeDelay: DefaultChangeDelay,
+			AskWindow:   DefaultAskWindow,
 		},
 		TAP:     TAP{Name: DefaultTAPName, MTU: DefaultMTU},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},

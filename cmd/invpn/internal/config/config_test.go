@@ -48,7 +48,7 @@ func TestDefaults(t *testing.T) {
 		Network: Network{Port: 41744, Cache: "/var/lib/invpn/cache.json", MaxLinks: 8, MinLinks: 2},
 		Timers: Timers{Announce: 5 * time.Second, Connect: time.Minute, RouteExpiry: 5 * time.Minute, LinkTimeout: 15 * time.Second,
 			Heartbeat: 250 * time.Millisecond, DeadAfter: 750 * time.Millisecond, Refresh: 2 * time.Minute, BatchDelay: 250 * time.Millisecond,
-			ChangeDelay: 5 * time.Millisecond},
+			ChangeDelay: 5 * time.Millisecond, AskWindow: 10 * time.Millisecond},
 		TAP:     TAP{Name: "invpn%d", MTU: 1500},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
 		Control: Control{Socket: "/run/invpn/invpn.sock"},
@@ -102,6 +102,8 @@ func TestValues(t *testing.T) {
 		{"refresh", "[timers]\nrefresh = 2m\nbatch_delay = 100ms\nchange_delay = 0", func(c *Config) {
 			c.Timers.Refresh, c.Timers.BatchDelay, c.Timers.ChangeDelay = 2*time.Minute, 100*time.Millisecond, 0
 		}},
+		{"ask_window", "[timers]\nask_window = 25ms", func(c *Config) { c.Timers.AskWindow = 25 * time.Millisecond }},
+		{"ask_window off", "[timers]\nask_window = 0", func(c *Config) { c.Timers.AskWindow = 0 }},
 		{"refresh off", "[timers]\nrefresh = 0", func(c *Config) { c.Timers.Refresh = 0 }},
 		{"tap name", "[tap]\nname = vpn0", func(c *Config) { c.TAP.Name = "vpn0" }},
 		{"tap name pattern", "[tap]\nname = mesh%d", func(c *Config) { c.TAP.Name = "mesh%d" }},

@@ -76,6 +76,8 @@ var schema = []sectionSchema{
 		durationField("batch_delay", func(c *Config) *time.Duration { return &c.Timers.BatchDelay }),
 		durationOrZeroField("change_delay", "5ms", "to send each change at once", "for at once",
 			func(c *Config) *time.Duration { return &c.Timers.ChangeDelay }),
+		durationOrZeroField("ask_window", "10ms", "to ask at once", "for at once",
+			func(c *Config) *time.Duration { return &c.Timers.AskWindow }),
 	}},
 	{"tap", []field{
 		{key: "name", want: "an interface name of at most 15 bytes, optionally with one %d",
