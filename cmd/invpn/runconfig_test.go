@@ -43,7 +43,7 @@ func TestNodeConfig(t *testing.T) {
 	}
 	cfg.Timers = config.Timers{Announce: 2 * time.Second, Connect: 30 * time.Second, RouteExpiry: time.Minute, LinkTimeout: 6 * time.Second,
 		Heartbeat: 100 * time.Millisecond, DeadAfter: 400 * time.Millisecond, Refresh: 30 * time.Second, BatchDelay: 100 * time.Millisecond,
-		ChangeDelay: 2 * time.Millisecond}
+		ChangeDelay: 2 * time.Millisecond, AskWindow: 3 * time.Millisecond}
 
 	want := node.DefaultConfig()
 	want.MAC, want.Port, want.NoIncoming, want.NoRelay = mac, 4000, true, true
@@ -52,7 +52,7 @@ func TestNodeConfig(t *testing.T) {
 	want.RouteExpiry, want.LinkTimeout = time.Minute, 6*time.Second
 	want.TriggerGap, want.DialBackoffMax = 200*time.Millisecond, 30*time.Second
 	want.HeartbeatInterval, want.DeadAfter = 100*time.Millisecond, 400*time.Millisecond
-	want.RefreshInterval, want.BatchDelay, want.ChangeDelay = 30*time.Second, 100*time.Millisecond, 2*time.Millisecond
+	want.RefreshInterval, want.BatchDelay, want.ChangeDelay, want.AskWindow = 30*time.Second, 100*time.Millisecond, 2*time.Millisecond, 3*time.Millisecond
 	want.Seeds = []node.Peer{{MAC: b, Addr: cfg.Network.Init[0].Addr}, {MAC: a, Addr: cfg.Network.Init[1].Addr}}
 	if got := nodeConfig(cfg, mac); !reflect.DeepEqual(got, want) {
 		t.Errorf("nodeConfig =\n%+v\nwant\n%+v", got, want)
