@@ -221,18 +221,17 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 // (docs/protocol.md#first-path-routing). Only changes are output.
 func (n *Node) updateCache(info wire.Info) {
 	if !info.Addr.IsValid() {
-		if _, ok := n.dialer.cache[info.MAC]; ok {
-			delete(n.dialer.cache, info.MAC)
+		if n.dialer.cache.remove(info.MAC) {
 			n.ready.CacheRemove = append(n.ready.CacheRemove, info.MAC)
 		}
 		return
 	}
 	ap := netip.AddrPortFrom(info.Addr, info.Port)
-	if old, ok := n.dialer.cache[info.MAC]; ok && old == ap {
+	old, known := n.dialer.cache.get(info.MAC)
+	if known && old == ap {
 		return
 	}
-	_, known := n.dialer.cache[info.MAC]
-	n.dialer.cache[info.MAC] = ap
+	n.dialer.cache.set(info.MAC, ap)
 	n.ready.CacheStore = append(n.ready.CacheStore, Peer{MAC: info.MAC, Addr: ap})
 	if !known && n.quickDial() && (n.dialer.dialAt.IsZero() || n.clock.now.Before(n.dialer.dialAt)) {
 		// A new peer to dial: do not wait for a backoff of others.

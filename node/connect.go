@@ -12,7 +12,8 @@ import (
 // dialer is the state of the connect policy: the peer cache, the dials
 // in progress and the backoff of peers whose dials failed.
 type dialer struct {
-	cache   map[wire.MAC]netip.AddrPort
+	cache   peerCache
+	cands   []Peer                 // connect's scratch
 	dialing map[wire.MAC]time.Time // pending dials and when they were asked for
 	backoff map[wire.MAC]backoff
 	dialAt  time.Time // below MinLinks: when a peer can next be dialled; zero if none
@@ -22,10 +23,10 @@ type dialer struct {
 // newDialer starts from the persisted peer cache, leaving out the node's
 // own MAC and entries without an address.
 func newDialer(self wire.MAC, cache []Peer) dialer {
-	d := dialer{cache: map[wire.MAC]netip.AddrPort{}, dialing: map[wire.MAC]time.Time{}, backoff: map[wire.MAC]backoff{}}
+	d := dialer{cache: newPeerCache(), dialing: map[wire.MAC]time.Time{}, backoff: map[wire.MAC]backoff{}}
 	for _, p := range cache {
 		if p.MAC != self && p.Addr.IsValid() {
-			d.cache[p.MAC] = p.Addr
+			d.cache.set(p.MAC, p.Addr)
 		}
 	}
 	return d
@@ -66,23 +67,27 @@ func (n *Node) connect() {
 		}
 	}
 	n.dialSeeds()
-	var cands []Peer
-	for mac, addr := range n.dialer.cache {
+	if n.links.len()+len(n.dialer.dialing) >= n.cfg.MaxLinks {
+		return
+	}
+	cands := n.dialer.cands[:0]
+	for mac, addr := range n.dialer.cache.all() {
 		if n.canDial(mac) {
 			cands = append(cands, Peer{MAC: mac, Addr: addr})
 		}
 	}
-	slices.SortFunc(cands, func(a, b Peer) int { return a.MAC.Compare(b.MAC) }) // map order must not leak
-	for i := len(cands) - 1; i > 0; i-- {
-		j := int(n.cfg.Rand.Uint64() % uint64(i+1))
-		cands[i], cands[j] = cands[j], cands[i]
-	}
-	for _, p := range cands {
+	// Cached peers in random order, drawn one at a time (a partial
+	// Fisher-Yates shuffle) until the node has or is dialling MaxLinks.
+	for i := range cands {
 		if n.links.len()+len(n.dialer.dialing) >= n.cfg.MaxLinks {
 			break
 		}
-		n.dial(p)
+		j := i + int(n.cfg.Rand.Uint64()%uint64(len(cands)-i))
+		cands[i], cands[j] = cands[j], cands[i]
+		n.dial(cands[i])
 	}
+	clear(cands)
+	n.dialer.cands = cands[:0]
 }
 
 // quickDial reports whether the node dials as soon as a peer leaves its
@@ -183,7 +188,7 @@ func (n *Node) nextDialable() time.Time {
 	for _, s := range n.cfg.Seeds {
 		consider(s.MAC, s.Addr)
 	}
-	for mac, addr := range n.dialer.cache {
+	for mac, addr := range n.dialer.cache.all() {
 		consider(mac, addr)
 	}
 	return t
@@ -197,10 +202,9 @@ func (n *Node) setSeeds(seeds []Peer) {
 
 // Cache returns the peer cache, sorted by MAC.
 func (n *Node) Cache() []Peer {
-	out := make([]Peer, 0, len(n.dialer.cache))
-	for mac, addr := range n.dialer.cache {
+	out := make([]Peer, 0, n.dialer.cache.len())
+	for mac, addr := range n.dialer.cache.all() {
 		out = append(out, Peer{MAC: mac, Addr: addr})
 	}
-	slices.SortFunc(out, func(a, b Peer) int { return a.MAC.Compare(b.MAC) })
 	return out
 }

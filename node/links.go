@@ -185,8 +185,7 @@ func (n *Node) violation(l *link, err error) {
 	n.stats.Violations++
 	// A peer that broke the protocol is not redialled from the cache, and
 	// not before the longest backoff.
-	if _, ok := n.dialer.cache[l.peer]; ok {
-		delete(n.dialer.cache, l.peer)
+	if n.dialer.cache.remove(l.peer) {
 		n.ready.CacheRemove = append(n.ready.CacheRemove, l.peer)
 	}
 	n.dialer.backoff[l.peer] = backoff{fails: 64, until: n.clock.now.Add(n.cfg.DialBackoffMax)}
