@@ -40,6 +40,8 @@ type Node struct {
 	// acrossAsks are the asks for lost links' peers' routes, held
 	// AskWindow for the peers' own asks (deadline order).
 	acrossAsks []acrossAsk
+	// batchReader reads a 0x88's entries (its path scratch is reused).
+	batchReader wire.InfoBatchReader
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 

@@ -324,14 +324,26 @@ func (n *Node) flushDue(now time.Time) {
 }
 
 // receiveBatch handles a 0x88: each entry as the announcement it carries.
+//
+// The entries are read one at a time, without allocating (at 1000 nodes
+// decoding whole batches allocated 0.8 GB in the first 5 simulated
+// seconds); a malformed entry closes the link after the entries before it
+// were taken, as if they had come in a batch of their own.
 func (n *Node) receiveBatch(l *link, msg []byte) {
-	m, err := wire.DecodeInfoBatch(msg)
-	if err != nil {
+	r := &n.batchReader
+	if err := r.Reset(msg); err != nil {
 		n.malformed(l, err)
 		return
 	}
-	for i := range m.Entries {
-		e := &m.Entries[i]
+	for i := 0; ; i++ {
+		e, ok, err := r.Next()
+		if err != nil {
+			n.malformed(l, err)
+			return
+		}
+		if !ok {
+			return
+		}
 		info, path, pathKnown := e.Info, e.Path, e.PathKnown
 		if e.Self {
 			// The sender's own, like a 0x00: it must be the certificate's

@@ -166,6 +166,62 @@ func DecodeInfoBatch(msg []byte) (InfoBatch, error) {
 	return m, nil
 }
 
+// InfoBatchReader reads the entries of a 0x88 one at a time without
+// allocating, for a receiver that handles each entry as it comes: each
+// entry's path is in the reader's scratch, good until the next call. It
+// accepts exactly what DecodeInfoBatch accepts, but an entry is given
+// out before the ones after it are checked, so a receiver has taken the
+// entries before a malformed one.
+type InfoBatchReader struct {
+	rest     []byte
+	count, i int
+	path     []MAC // scratch of MaxPath, reused by every entry
+}
+
+// Reset starts reading msg, after checking its type and that its count
+// of entries fits in it.
+func (r *InfoBatchReader) Reset(msg []byte) error {
+	r.rest, r.count, r.i = nil, 0, 0
+	if err := checkType(msg, TypeInfoBatch); err != nil {
+		return err
+	}
+	if len(msg) < batchHeaderLen {
+		return shortErr(TypeInfoBatch, "count", len(msg), batchHeaderLen)
+	}
+	count := int(binary.BigEndian.Uint16(msg[1:3]))
+	rest := msg[batchHeaderLen:]
+	if count*minBatchEntryLen > len(rest) {
+		return decodeErr(TypeInfoBatch, "count", ErrCount, "count %d needs at least %d bytes, %d left",
+			count, count*minBatchEntryLen, len(rest))
+	}
+	r.rest, r.count = rest, count
+	return nil
+}
+
+// Next returns the next entry; ok is false after the last one, or with
+// err when the entry is malformed or bytes follow the last.
+func (r *InfoBatchReader) Next() (e BatchEntry, ok bool, err error) {
+	if r.i == r.count {
+		if len(r.rest) > 0 {
+			err = decodeErr(TypeInfoBatch, "entries", ErrTrailing, "%d bytes after entry %d", len(r.rest), r.count)
+			r.rest = nil
+		}
+		return e, false, err
+	}
+	if r.path == nil {
+		r.path = make([]MAC, 0, MaxPath)
+	}
+	paths := r.path[:0]
+	e, n, err := decodeBatchEntry(r.rest, r.i, &paths, MaxPath)
+	if err != nil {
+		r.i, r.rest = r.count, nil
+		return BatchEntry{}, false, err
+	}
+	r.i++
+	r.rest = r.rest[n:]
+	return e, true, nil
+}
+
 // decodeBatchEntry decodes entry i at the start of b and returns its size.
 func decodeBatchEntry(b []byte, i int, paths *[]MAC, room int) (BatchEntry, int, error) {
 	var e BatchEntry

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -99,6 +101,50 @@ func FuzzReader(f *testing.F) {
 				t.Fatalf("read %d bytes from %d", consumed, len(data))
 			}
 			_, _ = Decode(m)
+		}
+	})
+}
+
+// FuzzInfoBatchReader: the entry-by-entry reader accepts exactly what
+// DecodeInfoBatch accepts, with the same entries, and names the type and
+// a field in every rejection.
+func FuzzInfoBatchReader(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg := append([]byte{byte(TypeInfoBatch)}, data...)
+		if len(data) > 0 {
+			msg = append([]byte{byte(TypeInfoBatch)}, data[1:]...)
+		}
+		want, wantErr := DecodeInfoBatch(msg)
+		var r InfoBatchReader
+		var got []BatchEntry
+		err := r.Reset(msg)
+		for err == nil {
+			e, ok, nerr := r.Next()
+			if !ok {
+				err = nerr
+				break
+			}
+			e.Path = slices.Clone(e.Path) // the reader's scratch is reused
+			got = append(got, e)
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("reader error %v, DecodeInfoBatch error %v", err, wantErr)
+		}
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Type != TypeInfoBatch || de.Field == "" {
+				t.Fatalf("rejection %v does not name type 0x88 and a field", err)
+			}
+			return
+		}
+		if len(got) != len(want.Entries) {
+			t.Fatalf("reader gave %d entries, DecodeInfoBatch %d", len(got), len(want.Entries))
+		}
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want.Entries[i]) {
+				t.Fatalf("entry %d: reader %+v, DecodeInfoBatch %+v", i, got[i], want.Entries[i])
+			}
 		}
 	})
 }
