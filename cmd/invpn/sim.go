@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -19,6 +20,10 @@ import (
 	"github.com/invpn/invpn/scenarios"
 	"github.com/invpn/invpn/sim"
 )
+
+// simGCPercent is the GOGC the simulator runs with unless the environment
+// sets one (see the usage text).
+const simGCPercent = 25
 
 // defaultScenario is what `invpn sim` runs when given no file.
 const defaultScenario = "wan-3site.yaml"
@@ -97,6 +102,12 @@ one at a time, --jobs 1 or a single run; empty otherwise, since runs side
 by side share one heap), events_per_s (of wall time), error (a run that
 did not finish) and one sweep_PARAM column per swept parameter.
 
+Memory: the simulator's heap holds almost no pointers, so the garbage
+collector's marking costs little, and the runs go with GOGC=%d (a heap
+goal a quarter above the live heap, not twice it) unless GOGC is set in
+the environment: at 1000 nodes it measured the same wall time and a third
+less resident memory than the default of 100.
+
 To plot, write CSV and give it to the separate command invpn-plot (go run
 ./cmd/invpn-plot), which draws an SVG: --csv --faults for the recovery
 after each fault over time, --csv --sweep for failover against the swept
@@ -104,7 +115,7 @@ parameter, and --csv --sweep nodes=... for each metric against the node
 count (one line per value of a second swept parameter).
 
 Flags (one or two dashes):
-`, defaultScenario, strings.Join(embeddedNames(), ", "))
+`, defaultScenario, strings.Join(embeddedNames(), ", "), simGCPercent)
 		fset.PrintDefaults()
 		fmt.Fprintf(stderr, `
 Examples:
@@ -145,6 +156,9 @@ Examples:
 	if len(files) > 1 {
 		fmt.Fprintf(stderr, "invpn sim: one scenario file at a time, got %v\n", files)
 		return errUsage
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(simGCPercent))
 	}
 	if *asJSON && *asCSV {
 		fmt.Fprintln(stderr, "invpn sim: --json and --csv exclude each other")
