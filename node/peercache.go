@@ -10,91 +10,147 @@ import (
 
 // peerCache is the peer cache of the connect policy: the last announced
 // address of each peer, by MAC. A simulator holds one per node, each with
-// an entry per node, so the addresses are held without pointers (the
-// garbage collector does not scan them); the rare address with a zone (a
-// link-local underlay) is kept as it is, beside them. The MACs in order
-// are kept for the walks whose order reaches the outputs or the random
-// draws (map order must not), and sorted again only after a change.
+// an entry per node, so it is kept small: the entries are one slice
+// sorted by MAC, of 32 bytes each and without pointers (the garbage
+// collector does not scan them), with the entries added since the last
+// merge in a short unsorted tail; the rare address with a zone (a
+// link-local underlay) is kept as it is beside them. At 1000 nodes a map
+// took 89 MB. The walks whose order reaches the outputs or the random
+// draws go in MAC order, as map order must not.
 type peerCache struct {
-	addrs  map[macKey]packedAddrPort
+	sorted []cacheEntry // by key
+	tail   []cacheEntry // added since the last merge, at most cacheTail
 	zoned  map[macKey]netip.AddrPort
-	order  []macKey // every key once when !sorted is false; may hold removed keys until then
-	sorted bool
 }
 
-// packedAddrPort is an address and port without pointers.
-type packedAddrPort struct {
-	addr packedAddr
-	port uint16
+// cacheEntry is one peer's address and port, without pointers; zoned
+// says the address is in peerCache.zoned instead.
+type cacheEntry struct {
+	key   macKey
+	addr  packedAddr
+	port  uint16
+	zoned bool
 }
 
-func newPeerCache() peerCache {
-	return peerCache{addrs: map[macKey]packedAddrPort{}, zoned: map[macKey]netip.AddrPort{}, sorted: true}
+func newPeerCache() peerCache { return peerCache{} }
+
+// cacheTail is the most entries the unsorted tail holds before it is
+// merged into the sorted slice.
+const cacheTail = 32
+
+// find returns the entry of k, nil if there is none.
+func (c *peerCache) find(k macKey) *cacheEntry {
+	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmpKey(e.key, k) }); ok {
+		return &c.sorted[i]
+	}
+	for i := range c.tail {
+		if c.tail[i].key == k {
+			return &c.tail[i]
+		}
+	}
+	return nil
+}
+
+func cmpKey(a, b macKey) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // len returns the number of entries.
-func (c *peerCache) len() int { return len(c.addrs) + len(c.zoned) }
+func (c *peerCache) len() int { return len(c.sorted) + len(c.tail) }
 
 // get returns mac's address.
 func (c *peerCache) get(mac wire.MAC) (netip.AddrPort, bool) {
-	k := keyOf(mac)
-	if p, ok := c.addrs[k]; ok {
-		return netip.AddrPortFrom(p.addr.addr(), p.port), true
+	e := c.find(keyOf(mac))
+	if e == nil {
+		return netip.AddrPort{}, false
 	}
-	ap, ok := c.zoned[k]
-	return ap, ok
+	return c.addrOf(e), true
+}
+
+// addrOf returns e's address and port.
+func (c *peerCache) addrOf(e *cacheEntry) netip.AddrPort {
+	if e.zoned {
+		return c.zoned[e.key]
+	}
+	return netip.AddrPortFrom(e.addr.addr(), e.port)
 }
 
 // set records ap as mac's address.
 func (c *peerCache) set(mac wire.MAC, ap netip.AddrPort) {
 	k := keyOf(mac)
-	_, plain := c.addrs[k]
-	_, zoned := c.zoned[k]
-	if !plain && !zoned {
-		c.order = append(c.order, k)
-		c.sorted = c.sorted && (len(c.order) == 1 || c.order[len(c.order)-2] < k)
+	e := c.find(k)
+	if e == nil {
+		c.tail = append(c.tail, cacheEntry{key: k})
+		e = &c.tail[len(c.tail)-1]
 	}
 	if ap.Addr().Zone() != "" {
-		delete(c.addrs, k)
+		if c.zoned == nil {
+			c.zoned = map[macKey]netip.AddrPort{}
+		}
+		*e = cacheEntry{key: k, zoned: true}
 		c.zoned[k] = ap
-		return
+	} else {
+		if e.zoned {
+			delete(c.zoned, k)
+		}
+		*e = cacheEntry{key: k, addr: packAddr(ap.Addr()), port: ap.Port()}
 	}
-	delete(c.zoned, k)
-	c.addrs[k] = packedAddrPort{addr: packAddr(ap.Addr()), port: ap.Port()}
+	if len(c.tail) > cacheTail {
+		c.merge()
+	}
 }
 
 // remove forgets mac; it reports whether there was an entry.
 func (c *peerCache) remove(mac wire.MAC) bool {
 	k := keyOf(mac)
-	_, plain := c.addrs[k]
-	_, zoned := c.zoned[k]
-	if !plain && !zoned {
-		return false
-	}
-	delete(c.addrs, k)
 	delete(c.zoned, k)
-	c.sorted = false // order still holds k
-	return true
+	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmpKey(e.key, k) }); ok {
+		c.sorted = slices.Delete(c.sorted, i, i+1)
+		return true
+	}
+	if i := slices.IndexFunc(c.tail, func(e cacheEntry) bool { return e.key == k }); i >= 0 {
+		c.tail = slices.Delete(c.tail, i, i+1)
+		return true
+	}
+	return false
+}
+
+// merge sorts the tail into the sorted slice, in a slice of just the room
+// it needs.
+func (c *peerCache) merge() {
+	if len(c.tail) == 0 {
+		return
+	}
+	slices.SortFunc(c.tail, func(a, b cacheEntry) int { return cmpKey(a.key, b.key) })
+	out := make([]cacheEntry, 0, len(c.sorted)+len(c.tail))
+	i, j := 0, 0
+	for i < len(c.sorted) && j < len(c.tail) {
+		if c.sorted[i].key < c.tail[j].key {
+			out = append(out, c.sorted[i])
+			i++
+		} else {
+			out = append(out, c.tail[j])
+			j++
+		}
+	}
+	out = append(append(out, c.sorted[i:]...), c.tail[j:]...)
+	c.sorted, c.tail = out, c.tail[:0]
 }
 
 // all yields the entries in MAC order.
 func (c *peerCache) all() iter.Seq2[wire.MAC, netip.AddrPort] {
-	if !c.sorted {
-		c.order = c.order[:0]
-		for k := range c.addrs {
-			c.order = append(c.order, k)
-		}
-		for k := range c.zoned {
-			c.order = append(c.order, k)
-		}
-		slices.Sort(c.order)
-		c.sorted = true
-	}
+	c.merge()
 	return func(yield func(wire.MAC, netip.AddrPort) bool) {
-		for _, k := range c.order {
-			mac := k.mac()
-			ap, _ := c.get(mac)
-			if !yield(mac, ap) {
+		s := c.sorted // yield may change the cache
+		for i := range s {
+			e := &s[i]
+			if !yield(e.key.mac(), c.addrOf(e)) {
 				return
 			}
 		}
