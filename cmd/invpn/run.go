@@ -13,6 +13,7 @@ import (
 
 	"github.com/invpn/invpn/cmd/invpn/internal/config"
 	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
+	"github.com/invpn/invpn/cmd/invpn/internal/sdnotify"
 	"github.com/invpn/invpn/tapdev"
 )
 
@@ -34,6 +35,10 @@ files. Other changes need a restart.
 Needs CAP_NET_ADMIN (run as root) and /dev/net/tun. Logs go to standard error,
 as text or JSON ([log] format) at [log] level. See invpn.conf.sample for every
 key of FILE.
+
+As a systemd service (cmd/invpn/invpn.service, Type=notify) it tells the
+service manager over $NOTIFY_SOCKET when it is ready (its TAP is up and it
+listens), reloading (SIGHUP) and stopping.
 `
 
 func runRun(args []string, stdout, stderr io.Writer) error {
@@ -72,6 +77,10 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	opts := daemonOptions(cfg, mac) // runconfig.go
 	opts.Transport, opts.TAP, opts.Logger, opts.Signals = tr, tap, log, sigs
 	opts.Reload = tlsReload(*cfgPath, mac, log)
+	if opts.Notify, err = serviceNotify(log); err != nil {
+		tap.Close()
+		return err
+	}
 	d, err := daemon.New(opts)
 	if err != nil {
 		tap.Close()
@@ -79,6 +88,21 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	defer tuneRuntime(log)()
 	return d.Run(context.Background())
+}
+
+// serviceNotify returns the daemon's Options.Notify when it runs as a
+// Type=notify service ($NOTIFY_SOCKET set, see dist/invpn.service); nil
+// otherwise. A state that cannot be sent is logged: the daemon runs on.
+func serviceNotify(log *slog.Logger) (func(string), error) {
+	n, err := sdnotify.FromEnv()
+	if n == nil || err != nil {
+		return nil, err
+	}
+	return func(state string) {
+		if err := n.Notify(state); err != nil {
+			log.Warn("cannot tell the service manager", "err", err)
+		}
+	}, nil
 }
 
 // tuneRuntime sets GOMAXPROCS to 1 for the daemon process unless the

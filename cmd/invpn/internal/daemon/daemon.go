@@ -33,6 +33,7 @@ import (
 	"github.com/invpn/invpn/cmd/invpn/internal/control"
 	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
+	"github.com/invpn/invpn/cmd/invpn/internal/sdnotify"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/tapdev"
 	"github.com/invpn/invpn/transport"
@@ -102,6 +103,12 @@ type Options struct {
 	// Reload is called on SIGHUP. An error keeps the running
 	// configuration. nil means SIGHUP is only logged.
 	Reload func() (*Reloaded, error)
+	// Notify, when set, is told the daemon's state for the service
+	// manager (sd_notify(3) assignments, package sdnotify): READY=1 once
+	// the TAP is up, the listeners are open and the loop runs;
+	// RELOADING=1 and READY=1 around a SIGHUP reload; STOPPING=1 when it
+	// starts to stop.
+	Notify func(state string)
 
 	// DialTimeout bounds one dial (default DefaultDialTimeout).
 	DialTimeout time.Duration
@@ -306,6 +313,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go d.readTAP()
 	d.log.Info("daemon started", "mac", d.mac, "tap", d.tap.Name(), "port", d.opts.Node.Port,
 		"listeners", len(d.listeners), "seeds", len(d.opts.Node.Seeds), "cached_peers", len(d.cache.st.Peers))
+	d.notify(sdnotify.Ready + "\n" + sdnotify.Status(fmt.Sprintf("%s on %s, %d listeners", d.mac, d.tap.Name(), len(d.listeners))))
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -570,6 +578,13 @@ func (d *Daemon) accept(ln transport.Listener) {
 	}
 }
 
+// notify tells the service manager state, if the daemon has one.
+func (d *Daemon) notify(state string) {
+	if d.opts.Notify != nil {
+		d.opts.Notify(state)
+	}
+}
+
 // reload applies a SIGHUP: new TLS identity for new links, new seeds. The
 // TAP device and the links that are up stay.
 func (d *Daemon) reload() {
@@ -577,6 +592,8 @@ func (d *Daemon) reload() {
 		d.log.Warn("SIGHUP ignored: this daemon has no reload")
 		return
 	}
+	d.notify(sdnotify.Reloading())
+	defer d.notify(sdnotify.Ready)
 	r, err := d.opts.Reload()
 	if err != nil {
 		d.log.Error("reload failed; keeping the running configuration", "err", err)
@@ -617,6 +634,7 @@ func (d *Daemon) reload() {
 
 // shutdown stops everything; it runs on the loop.
 func (d *Daemon) shutdown(why string) error {
+	d.notify(sdnotify.Stopping)
 	d.log.Info("stopping", "reason", why, "links", len(d.links))
 	d.closeListeners()
 	d.cancel()
