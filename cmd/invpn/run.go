@@ -30,7 +30,8 @@ http://LISTEN/metrics. Both stop with the daemon.
 
 SIGHUP reloads the certificate, key, CA and the init seeds from FILE without
 taking the TAP device down: links that are up stay, new links use the new
-files. Other changes need a restart.
+files, and the listeners stay open (the new identity takes over in place,
+so no link is refused meanwhile). Other changes need a restart.
 
 Needs CAP_NET_ADMIN (run as root) and /dev/net/tun. Logs go to standard error,
 as text or JSON ([log] format) at [log] level. See invpn.conf.sample for every

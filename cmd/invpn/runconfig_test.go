@@ -251,6 +251,12 @@ func TestTLSLoopback(t *testing.T) {
 	if logs := n2.logs.String(); !strings.Contains(logs, "msg=reloaded file="+path2+" seeds=1 listeners=1") {
 		t.Errorf("reload not logged:\n%s", logs)
 	}
+	// The listener was kept, with the new identity (no window in which
+	// links are refused), not closed and opened anew.
+	if logs := n2.logs.String(); !strings.Contains(logs, `msg="reload: listeners kept, new identity in place" listeners=1`) ||
+		strings.Count(logs, "msg=listening") != 1 {
+		t.Errorf("reload did not keep the listener:\n%s", logs)
+	}
 	s := n1.d.Status()
 	if len(s.Links) != 1 || !s.Links[0].Extended || s.Links[0].Addr.Addr() != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("node 1 links: %+v", s.Links)

@@ -26,7 +26,7 @@ import (
 // seconds, and a source holds only a few slots.
 type Listener struct {
 	cfg    Config
-	tlsCfg *tls.Config
+	tlsCfg atomic.Pointer[tls.Config] // swapped by SetIdentity
 	ln     net.Listener
 	addr   netip.AddrPort
 	gate   *gate
@@ -70,7 +70,6 @@ func Listen(cfg Config, addr string) (*Listener, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Listener{
 		cfg:    cfg,
-		tlsCfg: cfg.serverTLS(),
 		ln:     ln,
 		addr:   addrPort(ln.Addr()),
 		gate:   newGate(cfg.Admission, time.Now),
@@ -83,8 +82,25 @@ func Listen(cfg Config, addr string) (*Listener, error) {
 		l.known.Store(&cfg.Known)
 	}
 	l.wg.Add(1)
+	l.tlsCfg.Store(cfg.serverTLS())
 	go l.acceptLoop()
 	return l, nil
+}
+
+// SetIdentity gives the connections accepted from now on the certificate,
+// key and CA pool of cfg (a reload), without closing the listener: no
+// connection is refused while it changes. Links already up, and
+// handshakes already under way, keep the identity they began with. The
+// rest of cfg (timeouts, admission) is not changed.
+func (l *Listener) SetIdentity(cfg Config) error {
+	checked, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	next := l.cfg
+	next.Cert, next.CAs = checked.Cert, checked.CAs
+	l.tlsCfg.Store(next.serverTLS())
+	return nil
 }
 
 // Addr returns the bound address.
@@ -246,7 +262,7 @@ func (l *Listener) serverHandshake(c net.Conn) (*link, Refusal, error) {
 	}
 	ctx, cancel := context.WithDeadline(l.ctx, deadline)
 	defer cancel()
-	tc := tls.Server(&helloConn{Conn: c, pre: hello}, l.tlsCfg)
+	tc := tls.Server(&helloConn{Conn: c, pre: hello}, l.tlsCfg.Load())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):

@@ -570,3 +570,69 @@ func TestListenBothFamiliesOnOnePort(t *testing.T) {
 	}
 	l6.Close()
 }
+
+// TestSetIdentityInPlace: a listener given a new CA and certificate by
+// SetIdentity keeps its address and accept loop, admits members of the new
+// group and refuses those of the old one, and the link accepted before
+// stays up.
+func TestSetIdentityInPlace(t *testing.T) {
+	oldCA, newCA := newCA(t, "old group"), newCA(t, "new group")
+	srv := oldCA.member(t, macB.String(), kindECDSA)
+	refused := reports(&srv)
+	ln := listen(t, srv)
+	addr := ln.Addr()
+
+	dial := func(cfg Config) (transport.Link, error) {
+		d, err := NewDialer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Dial(context.Background(), macB, addr)
+	}
+	before, err := dial(oldCA.member(t, macA.String(), kindECDSA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+	acceptedBefore, err := ln.Accept(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acceptedBefore.Close()
+
+	next := newCA.member(t, macB.String(), kindECDSA)
+	if err := ln.SetIdentity(next); err != nil {
+		t.Fatal(err)
+	}
+	if err := ln.SetIdentity(Config{}); err == nil {
+		t.Error("SetIdentity took a config without certificate")
+	}
+	if ln.Addr() != addr {
+		t.Fatalf("address changed from %v to %v", addr, ln.Addr())
+	}
+	// A member of the new group links; one of the old group no longer.
+	l, err := dial(newCA.member(t, macA.String(), kindECDSA))
+	if err != nil {
+		t.Fatalf("new group's member: %v", err)
+	}
+	if a, err := ln.Accept(context.Background()); err != nil {
+		t.Fatalf("accept after SetIdentity: %v", err)
+	} else {
+		a.Close()
+	}
+	l.Close()
+	if old, err := dial(oldCA.member(t, macA.String(), kindECDSA)); err == nil {
+		old.ReadMessage() // TLS 1.3: the server's verdict comes after the client's handshake
+		old.Close()
+	}
+	if err := <-refused; err == nil {
+		t.Error("old group's member not refused after SetIdentity")
+	}
+	// The link from before still carries messages both ways.
+	if err := before.WriteMessage([]byte{0x87, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := acceptedBefore.ReadMessage(); err != nil || len(m) != 2 {
+		t.Fatalf("old link after SetIdentity: %x, %v", m, err)
+	}
+}

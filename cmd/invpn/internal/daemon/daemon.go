@@ -61,6 +61,13 @@ type Transport struct {
 	// takes no incoming links. The daemon closes the listeners when it
 	// stops and before it calls the Listen of a reloaded Transport.
 	Listen func() ([]transport.Listener, error)
+	// ListenAddrs are the addresses Listen listens on, as configured.
+	ListenAddrs []string
+	// Rekey, when set, gives a running listener this transport's identity
+	// in place. A reload whose ListenAddrs are the running ones rekeys the
+	// listeners instead of closing them and listening anew, so that no
+	// connection is refused meanwhile; an error falls back to that.
+	Rekey func(transport.Listener) error
 }
 
 // Reloaded is what Options.Reload gives the daemon on SIGHUP: what a
@@ -578,6 +585,22 @@ func (d *Daemon) accept(ln transport.Listener) {
 	}
 }
 
+// rekey gives the running listeners the identity of tr in place when tr
+// listens on the same addresses; it reports whether it did.
+func (d *Daemon) rekey(tr Transport) bool {
+	if tr.Rekey == nil || !slices.Equal(tr.ListenAddrs, d.transport.ListenAddrs) {
+		return false
+	}
+	for _, ln := range d.listeners {
+		if err := tr.Rekey(ln); err != nil {
+			d.log.Warn("reload: cannot change a listener's identity in place; listening anew", "addr", ln.Addr(), "err", err)
+			return false
+		}
+	}
+	d.log.Info("reload: listeners kept, new identity in place", "listeners", len(d.listeners))
+	return true
+}
+
 // notify tells the service manager state, if the daemon has one.
 func (d *Daemon) notify(state string) {
 	if d.opts.Notify != nil {
@@ -608,6 +631,8 @@ func (d *Daemon) reload() {
 		d.log.Warn("reload: no_incoming changed; restart to apply it (still listening with the old certificate)")
 	case r.Transport.Listen != nil && old == nil:
 		d.log.Warn("reload: no_incoming changed; restart to apply it (still not listening)")
+	case r.Transport.Listen != nil && d.rekey(r.Transport):
+		d.transport.Listen, d.transport.Rekey = r.Transport.Listen, r.Transport.Rekey
 	case r.Transport.Listen != nil:
 		d.closeListeners()
 		if err := d.listen(r.Transport.Listen); err != nil {

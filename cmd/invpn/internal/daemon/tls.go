@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/invpn/invpn/transport"
@@ -24,6 +25,14 @@ func TLSTransport(tc tlstransport.Config, listen []string, log *slog.Logger) (Tr
 		return tr, nil
 	}
 	addrs := append([]string(nil), listen...)
+	tr.ListenAddrs = addrs
+	tr.Rekey = func(ln transport.Listener) error {
+		l, ok := ln.(*tlstransport.Listener)
+		if !ok {
+			return fmt.Errorf("daemon: listener on %s is not a TLS listener", ln.Addr())
+		}
+		return l.SetIdentity(tc)
+	}
 	tr.Listen = func() ([]transport.Listener, error) {
 		var lns []transport.Listener
 		for _, a := range addrs {
