@@ -73,11 +73,14 @@ type FaultResult struct {
 	At   time.Duration // virtual time of the fault
 	// Recovery is the time from the fault until every pair of nodes that
 	// could still reach each other did so by following routes over live
-	// links. Valid when Recovered.
+	// links, leaving out the pairs an earlier fault had broken and that
+	// stayed broken since (they are that fault's to recover). Valid when
+	// Recovered.
 	Recovery  time.Duration
 	Recovered bool
 	// BrokenPairs is the number of ordered pairs that could not reach
-	// each other at the first measurement after the fault.
+	// each other at the first measurement after the fault, the pairs an
+	// earlier fault had broken left out.
 	BrokenPairs int
 	// Detected says that some node dropped a link the fault silenced or
 	// broke, DetectIn after the fault (for faults that touch links).
@@ -98,7 +101,7 @@ type FaultResult struct {
 type measurer struct {
 	w         *World
 	next      []int32 // n*n next hops, -1 for none
-	pending   []int   // indices into results
+	pending   []pendingFault
 	results   []FaultResult
 	scheduled bool
 	enabled   bool
@@ -107,6 +110,17 @@ type measurer struct {
 	// stands (a probe of a large mesh costs every node's routes).
 	dirty      bool
 	lastBroken int
+	// broken[x*n+u] says u's routes did not reach x at the last
+	// measurement (nil before the first).
+	broken []bool
+}
+
+// pendingFault is a fault whose recovery is being measured: the index of
+// its result, and the pairs broken before it that have stayed broken
+// since (nil if none), which are not its own.
+type pendingFault struct {
+	result    int
+	inherited []bool
 }
 
 // touch notes that routes, links or paths may have changed.
@@ -133,7 +147,13 @@ func (m *measurer) fault(desc, kind string) int {
 	}
 	m.dirty = true
 	m.results = append(m.results, FaultResult{Kind: kind, Desc: desc, At: time.Duration(m.w.now), BrokenPairs: -1})
-	m.pending = append(m.pending, len(m.results)-1)
+	p := pendingFault{result: len(m.results) - 1}
+	if m.lastBroken > 0 && m.broken != nil {
+		// Pairs still broken by an earlier fault at the last measurement
+		// (a heal whose link is not back yet, a fault that gave up).
+		p.inherited = slices.Clone(m.broken)
+	}
+	m.pending = append(m.pending, p)
 	if !m.scheduled {
 		m.scheduled = true
 		m.w.After(0, m.probe)
@@ -174,13 +194,20 @@ func (m *measurer) probe() {
 		m.next = make([]int32, n*n)
 		m.dirty = true
 	}
-	if m.dirty {
-		m.lastBroken, m.dirty = m.brokenPairs(m.next), false
+	if len(m.broken) != len(m.next) {
+		m.broken = make([]bool, len(m.next))
+		m.dirty = true
 	}
-	broken := m.lastBroken
-	var still []int
-	for _, k := range m.pending {
-		r := &m.results[k]
+	if m.dirty {
+		m.lastBroken, m.dirty = m.brokenPairs(m.next, m.broken), false
+	}
+	var still []pendingFault
+	for _, p := range m.pending {
+		r := &m.results[p.result]
+		broken := m.lastBroken
+		if p.inherited != nil {
+			broken = ownBroken(m.broken, p.inherited)
+		}
 		if r.BrokenPairs < 0 {
 			r.BrokenPairs = broken
 		}
@@ -191,7 +218,7 @@ func (m *measurer) probe() {
 		case time.Duration(w.now)-r.At >= w.cfg.RecoveryTimeout:
 			// given up: stays not recovered
 		default:
-			still = append(still, k)
+			still = append(still, p)
 		}
 	}
 	m.pending = still
@@ -199,6 +226,22 @@ func (m *measurer) probe() {
 		m.scheduled = true
 		w.After(w.cfg.ProbeStep, m.probe)
 	}
+}
+
+// ownBroken counts the pairs broken now that are not inherited, and
+// forgets the inherited pairs that are no longer broken: if one breaks
+// again, it counts.
+func ownBroken(broken, inherited []bool) int {
+	own := 0
+	for i, b := range broken {
+		switch {
+		case !b:
+			inherited[i] = false
+		case !inherited[i]:
+			own++
+		}
+	}
+	return own
 }
 
 // connectivity returns a component id for each up node (-1 for down
@@ -242,8 +285,9 @@ func (m *measurer) connectivity() ([]int, [][]int) {
 
 // brokenPairs counts the ordered pairs of up nodes, connected to each
 // other, whose routes do not lead from one to the other within the hop
-// limit of targeted frames.
-func (m *measurer) brokenPairs(next []int32) int {
+// limit of targeted frames, and marks them in set (n*n, x*n+u; nil: not
+// kept).
+func (m *measurer) brokenPairs(next []int32, set []bool) int {
 	w := m.w
 	n := w.N()
 	comp, adj := m.connectivity()
@@ -252,6 +296,7 @@ func (m *measurer) brokenPairs(next []int32) int {
 	far := m.farPairs(comp, adj, int(limit))
 	// dist: -1 unknown, -2 on the current walk, -3 does not reach, else
 	// hops to x.
+	clear(set)
 	dist := make([]int32, n)
 	var walk []int
 	broken := 0
@@ -294,6 +339,9 @@ func (m *measurer) brokenPairs(next []int32) int {
 			}
 			if dist[u] < 0 || dist[u] > limit {
 				broken++
+				if set != nil {
+					set[x*n+u] = true
+				}
 			}
 		}
 	}
@@ -358,7 +406,7 @@ func (w *World) Converged() bool {
 	}
 	// The probes keep only their count of broken pairs: m.next is
 	// scratch, refilled by every measurement.
-	return m.brokenPairs(m.next) == 0
+	return m.brokenPairs(m.next, nil) == 0
 }
 
 // Unreachable describes up to limit ordered pairs of connected nodes
