@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"iter"
 	"net/netip"
 	"slices"
@@ -40,7 +41,7 @@ const cacheTail = 32
 
 // find returns the entry of k, nil if there is none.
 func (c *peerCache) find(k macKey) *cacheEntry {
-	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmpKey(e.key, k) }); ok {
+	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmp.Compare(e.key, k) }); ok {
 		return &c.sorted[i]
 	}
 	for i := range c.tail {
@@ -49,16 +50,6 @@ func (c *peerCache) find(k macKey) *cacheEntry {
 		}
 	}
 	return nil
-}
-
-func cmpKey(a, b macKey) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // len returns the number of entries.
@@ -110,7 +101,7 @@ func (c *peerCache) set(mac wire.MAC, ap netip.AddrPort) {
 func (c *peerCache) remove(mac wire.MAC) bool {
 	k := keyOf(mac)
 	delete(c.zoned, k)
-	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmpKey(e.key, k) }); ok {
+	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmp.Compare(e.key, k) }); ok {
 		c.sorted = slices.Delete(c.sorted, i, i+1)
 		return true
 	}
@@ -127,7 +118,7 @@ func (c *peerCache) merge() {
 	if len(c.tail) == 0 {
 		return
 	}
-	slices.SortFunc(c.tail, func(a, b cacheEntry) int { return cmpKey(a.key, b.key) })
+	slices.SortFunc(c.tail, func(a, b cacheEntry) int { return cmp.Compare(a.key, b.key) })
 	out := make([]cacheEntry, 0, len(c.sorted)+len(c.tail))
 	i, j := 0, 0
 	for i < len(c.sorted) && j < len(c.tail) {

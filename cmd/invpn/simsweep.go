@@ -99,30 +99,10 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 		s.Timers.Refresh = d
 		return nil
 	},
-	"batch_delay": positiveDuration("batch_delay", "250ms", func(s *sim.Scenario, d time.Duration) { s.Timers.BatchDelay = d }),
-	"change_delay": func(s *sim.Scenario, v string) error {
-		d, ok := durationOrZero(v)
-		if !ok {
-			return fmt.Errorf("change_delay %q: want a duration like 5ms, or 0 to send each change at once", v)
-		}
-		if d == 0 {
-			d = -1 // at once
-		}
-		s.Timers.ChangeDelay = d
-		return nil
-	},
-	"ask_window": func(s *sim.Scenario, v string) error {
-		d, ok := durationOrZero(v)
-		if !ok {
-			return fmt.Errorf("ask_window %q: want a duration like 10ms, or 0 to ask at once", v)
-		}
-		if d == 0 {
-			d = -1 // at once
-		}
-		s.Timers.AskWindow = d
-		return nil
-	},
-	"duration": positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
+	"batch_delay":  positiveDuration("batch_delay", "250ms", func(s *sim.Scenario, d time.Duration) { s.Timers.BatchDelay = d }),
+	"change_delay": delayOrAtOnce("change_delay", "5ms", "to send each change at once", func(s *sim.Scenario, d time.Duration) { s.Timers.ChangeDelay = d }),
+	"ask_window":   delayOrAtOnce("ask_window", "10ms", "to ask at once", func(s *sim.Scenario, d time.Duration) { s.Timers.AskWindow = d }),
+	"duration":     positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
 }
 
 // durationOrZero parses a duration of zero or more ("0" needs no unit).
@@ -141,6 +121,22 @@ func positiveDuration(name, example string, set func(*sim.Scenario, time.Duratio
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("%s %q: want a positive duration like %s", name, v, example)
+		}
+		set(s, d)
+		return nil
+	}
+}
+
+// delayOrAtOnce parses a duration where 0 means "at once" (set gets -1,
+// the scenario's explicit zero), for the named parameter.
+func delayOrAtOnce(name, example, zero string, set func(*sim.Scenario, time.Duration)) func(*sim.Scenario, string) error {
+	return func(s *sim.Scenario, v string) error {
+		d, ok := durationOrZero(v)
+		if !ok {
+			return fmt.Errorf("%s %q: want a duration like %s, or 0 %s", name, v, example, zero)
+		}
+		if d == 0 {
+			d = -1 // at once
 		}
 		set(s, d)
 		return nil
