@@ -508,8 +508,8 @@ func (n *Node) receiveAnnounceRequestFor(l *link, msg []byte) {
 // asked for meanwhile (or before: a peer's 0x89 that came over another
 // link while the direct one was silent). A 0x89's requester is not
 // authenticated: a member that forges one in a neighbour's name can only
-// delay rounds here until FailoverConfirm asks again (signed
-// announcements, issue 15, would close that). The peer's ask, sent when it lost the link,
+// delay rounds here until FailoverConfirm asks again (signed requests
+// would close that). The peer's ask, sent when it lost the link,
 // asked for rounds that leave after the loss and cannot cross the link;
 // the peer announces itself with it. When the peer did not notice (a
 // one-way cut: it hears of it later), the rounds go AskWindow late. A
