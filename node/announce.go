@@ -119,7 +119,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		// It already passed through us: a loop. In a quiet mesh the
 		// sender's route now leads through us, so it is no backup.
 		if r := n.routes.get(info.MAC); r != nil && n.quiet() {
-			r.dropBackup(l.id)
+			r.dropBackup(l.ref)
 			if r.id == info.ID {
 				n.nextHopHeard(l, r)
 			}
@@ -139,7 +139,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 			n.switchFirst(l, info, path, pathKnown, r, refresh, stampOf(sent))
 		}
 		if l.id != r.via && pathKnown {
-			r.addBackup(l.id)
+			r.addBackup(l.ref)
 		}
 		n.nextHopHeard(l, r)
 		return

@@ -22,8 +22,10 @@ type link struct {
 	lastRecv time.Time
 	hb       heartbeat // liveness state of an extended link
 	batch    linkBatch // what its next 0x88 carries (quiet refresh)
-	// slot is the link's bit in route.pending, noSlot when all are taken.
-	slot uint8
+	// ref is the link's short name in the routes (their backups and
+	// refresh waits), 0 when all 255 are taken; below pendingRefs, ref-1
+	// is also its bit in route.pending.
+	ref linkRef
 	// peerAsked is what the peer's own 0x89s asked for, sorted, when
 	// they came over other links while this one was silent (since
 	// peerAskedAt): see notePeerAsk.
@@ -31,9 +33,25 @@ type link struct {
 	peerAskedAt time.Time
 }
 
-// noSlot is link.slot of a link without a bit in route.pending: its
-// batch finds queued routes through its index alone.
-const noSlot = 0xff
+// linkRef is a live link as the routes name it, 1 to 255; 0 is none. A
+// ref is freed when its link goes, and every route drops its backups
+// through the link then (routeTable.failover), so a reused ref never
+// names the wrong link. It is a byte where a LinkID is 8: at 1000 nodes a
+// route's 7 backups took 56 of its 152 bytes.
+type linkRef uint8
+
+// pendingRefs is how many refs have a bit in route.pending (ref-1); the
+// batch of a link with a higher ref, or none, finds queued routes through
+// its index alone.
+const pendingRefs = 16
+
+// pendingBit returns l's bit in route.pending, 0 if it has none.
+func (l *link) pendingBit() uint16 {
+	if l.ref == 0 || l.ref > pendingRefs {
+		return 0
+	}
+	return 1 << (l.ref - 1)
+}
 
 // linkSet is the live links: by id, by peer, and in id order, the order
 // every flood goes out in (map order must not reach the wire). At most one
@@ -43,8 +61,10 @@ type linkSet struct {
 	byID   map[LinkID]*link
 	order  []*link // sorted by id
 	byPeer map[wire.MAC]*link
-	// slots has a bit set for each route.pending bit a live link holds.
-	slots uint16
+	// refs has bit r-1 set for each ref r a live link holds; byRef[r-1]
+	// is its link.
+	refs  [4]uint64
+	byRef []*link
 	// holdDown is, per peer, how often its links failed by liveness
 	// lately (see liveness.go); it outlives the links.
 	holdDown map[wire.MAC]holdDown
@@ -54,12 +74,41 @@ func newLinkSet() linkSet {
 	return linkSet{byID: map[LinkID]*link{}, byPeer: map[wire.MAC]*link{}, holdDown: map[wire.MAC]holdDown{}}
 }
 
-// add registers l under its id and its peer.
+// reserveRef gives l the lowest free ref, if it has none and one is left.
+func (s *linkSet) reserveRef(l *link) {
+	if l.ref != 0 {
+		return
+	}
+	for w, taken := range s.refs {
+		if free := ^taken; free != 0 {
+			i := w*64 + bits.TrailingZeros64(free)
+			if i >= 255 {
+				return
+			}
+			s.refs[w] |= 1 << (i % 64)
+			l.ref = linkRef(i + 1)
+			return
+		}
+	}
+}
+
+// link returns the live link ref names, nil if none.
+func (s *linkSet) link(ref linkRef) *link {
+	if ref == 0 || int(ref) > len(s.byRef) {
+		return nil
+	}
+	return s.byRef[ref-1]
+}
+
+// add registers l under its id, its peer and its ref (given now, unless
+// reserveRef gave it one already).
 func (s *linkSet) add(l *link) {
-	l.slot = noSlot
-	if free := ^s.slots; free != 0 {
-		l.slot = uint8(bits.TrailingZeros16(free))
-		s.slots |= 1 << l.slot
+	s.reserveRef(l)
+	if l.ref != 0 {
+		for len(s.byRef) < int(l.ref) {
+			s.byRef = append(s.byRef, nil)
+		}
+		s.byRef[l.ref-1] = l
 	}
 	s.byID[l.id] = l
 	s.byPeer[l.peer] = l
@@ -69,8 +118,12 @@ func (s *linkSet) add(l *link) {
 
 // remove forgets l; its peer stays linked if another link replaced it.
 func (s *linkSet) remove(l *link) {
-	if l.slot != noSlot {
-		s.slots &^= 1 << l.slot
+	if l.ref != 0 {
+		i := int(l.ref - 1)
+		s.refs[i/64] &^= 1 << (i % 64)
+		if s.byRef[i] == l {
+			s.byRef[i] = nil
+		}
 	}
 	delete(s.byID, l.id)
 	if s.byPeer[l.peer] == l {
@@ -116,7 +169,8 @@ func (n *Node) linkUp(in LinkUp) {
 		if n.quiet() {
 			// The peer is the same: its routes stay, over the new link,
 			// rather than fail over and wait for rounds nobody asks for.
-			n.routes.repoint(old.id, id)
+			n.links.reserveRef(l)
+			n.routes.repoint(old.id, id, old.ref, l.ref)
 		}
 		n.closeLink(old, fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink))
 	}
@@ -156,7 +210,7 @@ func (n *Node) removeLink(l *link, reason error) {
 	if n.quiet() && n.links.to(l.peer) == nil {
 		across = n.routedAcross(l)
 	}
-	affected := n.failover(l.id, l.peer)
+	affected := n.failover(l.id, l.ref, l.peer)
 	n.scheduleDial()
 	if n.links.to(l.peer) == nil {
 		if n.quiet() {

@@ -135,13 +135,14 @@ func (n *Node) ownSeedMessage(own wire.Info) []byte {
 func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) int {
 	b := &l.batch
 	var r *route
-	if slot >= 0 && l.slot != noSlot {
+	bit := l.pendingBit()
+	if slot >= 0 && bit != 0 {
 		r = &n.routes.slots[slot]
 	}
 	i := -1
 	switch {
-	case r != nil && r.pending&(1<<l.slot) == 0:
-		r.pending |= 1 << l.slot
+	case r != nil && r.pending&bit == 0:
+		r.pending |= bit
 	default:
 		b.buildIndex()
 		if k, ok := b.index[keyOf(mac)]; ok {
@@ -191,10 +192,10 @@ func (b *linkBatch) buildIndex() {
 // bits of its routes.
 func (n *Node) dropBatch(l *link) {
 	b := &l.batch
-	if l.slot != noSlot {
+	if bit := l.pendingBit(); bit != 0 {
 		for _, it := range b.items {
 			if it.slot >= 0 && int(it.slot) < len(n.routes.slots) && n.routes.slots[it.slot].key == keyOf(it.mac) {
-				n.routes.slots[it.slot].pending &^= 1 << l.slot
+				n.routes.slots[it.slot].pending &^= bit
 			}
 		}
 	}
@@ -379,9 +380,9 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 	}
 	old := r.via
 	if old != l.id {
-		r.dropBackup(l.id)
-		if r.pathKnown {
-			r.firstBackup(old)
+		r.dropBackup(l.ref)
+		if ol := n.links.get(old); r.pathKnown && ol != nil {
+			r.firstBackup(ol.ref)
 		}
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: old})
 	}
@@ -436,7 +437,7 @@ func (n *Node) routedAcross(l *link) []wire.MAC {
 		if mac == l.peer {
 			continue
 		}
-		if r.via == l.id || r.backupIndex(l.id) >= 0 {
+		if r.via == l.id || l.ref != 0 && r.backupIndex(l.ref) >= 0 {
 			relayed = true
 		} else if r.via != 0 {
 			out = append(out, mac)
@@ -657,11 +658,11 @@ type refreshWait struct {
 // for: the route names it by its slot.
 func (n *Node) waitForNextHop(r *route, id uint64) {
 	old := n.links.byID[r.via]
-	if !n.quiet() || n.cfg.NoRelay || n.cfg.BatchDelay <= 0 || old == nil || old.slot == noSlot {
+	if !n.quiet() || n.cfg.NoRelay || n.cfg.BatchDelay <= 0 || old == nil || old.ref == 0 || old.ref > pendingRefs {
 		return
 	}
 	due := n.clock.now.Add(refreshWaitBatches * n.cfg.BatchDelay)
-	r.waitSlot = old.slot + 1
+	r.waitSlot = old.ref
 	n.waits.queue = append(n.waits.queue, refreshWait{mac: r.key.mac(), slot: r.slot, id: id, due: stampOf(due)})
 	n.wakeAt(due)
 }
@@ -670,7 +671,7 @@ func (n *Node) waitForNextHop(r *route, id uint64) {
 // it waits for: its copy (or a sign that its route now leads through us)
 // is in, so the route is what the round will be, and goes on.
 func (n *Node) nextHopHeard(l *link, r *route) {
-	if r.waitSlot == 0 || l.slot == noSlot || r.waitSlot != l.slot+1 {
+	if r.waitSlot == 0 || r.waitSlot != l.ref {
 		return
 	}
 	r.waitSlot = 0

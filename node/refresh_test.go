@@ -59,7 +59,7 @@ func queuedFor(n *Node) (out []LinkID) {
 // waitingFor returns the link whose copy r's round waits for; 0 if none.
 func waitingFor(n *Node, r *route) LinkID {
 	for _, l := range n.links.order {
-		if r.waitSlot != 0 && l.slot == r.waitSlot-1 {
+		if r.waitSlot != 0 && l.ref == r.waitSlot {
 			return l.id
 		}
 	}

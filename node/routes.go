@@ -45,18 +45,19 @@ type route struct {
 	// backups[:nBackups] are other neighbours that delivered the same
 	// round, in arrival order, whose path does not contain this node:
 	// moving to one of them cannot loop back through us. A route keeps
-	// at most maxBackups; later ones are not kept.
+	// at most maxBackups; later ones are not kept. They are named by
+	// their links' refs.
 	nBackups uint8
-	// pending has the slot bit of each link whose batch holds the route
-	// (link.slot).
+	// pending has the bit of each link whose batch holds the route
+	// (link.pendingBit).
 	pending uint16
 	// slot is the route's place in its table's slots.
 	slot int32
-	// waitSlot, when set, is 1 + the link slot of the next hop of the
+	// waitSlot, when set, is the ref of the link to the next hop of the
 	// route's previous round, whose copy of a refresh round the node
 	// waits for before passing the round on (Node.waitForNextHop).
-	waitSlot uint8
-	backups  [maxBackups]LinkID
+	waitSlot linkRef
+	backups  [maxBackups]linkRef
 }
 
 // maxBackups is the most backups a route keeps: a route with this many
@@ -100,10 +101,10 @@ func (p packedAddr) addr() netip.Addr {
 }
 
 // backupList returns r's backups, in order; it aliases r.
-func (r *route) backupList() []LinkID { return r.backups[:r.nBackups] }
+func (r *route) backupList() []linkRef { return r.backups[:r.nBackups] }
 
 // backupIndex returns the position of id among r's backups, -1 if absent.
-func (r *route) backupIndex(id LinkID) int {
+func (r *route) backupIndex(id linkRef) int {
 	for i, b := range r.backups[:r.nBackups] {
 		if b == id {
 			return i
@@ -113,7 +114,7 @@ func (r *route) backupIndex(id LinkID) int {
 }
 
 // dropBackup removes id from r's backups, if it is one.
-func (r *route) dropBackup(id LinkID) {
+func (r *route) dropBackup(id linkRef) {
 	if i := r.backupIndex(id); i >= 0 {
 		copy(r.backups[i:r.nBackups], r.backups[i+1:r.nBackups])
 		r.nBackups--
@@ -121,10 +122,10 @@ func (r *route) dropBackup(id LinkID) {
 	}
 }
 
-// addBackup appends id to r's backups, unless it is one or there is no
-// room.
-func (r *route) addBackup(id LinkID) {
-	if int(r.nBackups) < maxBackups && r.backupIndex(id) < 0 {
+// addBackup appends id to r's backups, unless it is one, is none (a link
+// without a ref) or there is no room.
+func (r *route) addBackup(id linkRef) {
+	if id != 0 && int(r.nBackups) < maxBackups && r.backupIndex(id) < 0 {
 		r.backups[r.nBackups] = id
 		r.nBackups++
 	}
@@ -132,7 +133,10 @@ func (r *route) addBackup(id LinkID) {
 
 // firstBackup puts id first among r's backups (the last goes when they
 // are full).
-func (r *route) firstBackup(id LinkID) {
+func (r *route) firstBackup(id linkRef) {
+	if id == 0 {
+		return
+	}
 	n := min(int(r.nBackups)+1, maxBackups)
 	copy(r.backups[1:n], r.backups[:n-1])
 	r.backups[0] = id
@@ -141,7 +145,7 @@ func (r *route) firstBackup(id LinkID) {
 
 // clearBackups forgets r's backups.
 func (r *route) clearBackups() {
-	r.backups = [maxBackups]LinkID{}
+	r.backups = [maxBackups]linkRef{}
 	r.nBackups = 0
 }
 
@@ -303,10 +307,10 @@ func (t *routeTable) compact() {
 // which it sends as it notices, brings the route back within one flood. It
 // returns the targets of the routes that were through down, sorted (a
 // deterministic event order).
-func (t *routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool) []wire.MAC {
+func (t *routeTable) failover(down LinkID, downRef linkRef, peer wire.MAC, live func(linkRef) (LinkID, bool)) []wire.MAC {
 	var affected []wire.MAC
 	for r := range t.all {
-		r.dropBackup(down)
+		r.dropBackup(downRef)
 		if r.via == down {
 			affected = append(affected, r.key.mac())
 		}
@@ -319,8 +323,8 @@ func (t *routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool
 			r.clearBackups()
 		}
 		for r.nBackups > 0 && r.via == 0 {
-			if b := r.backups[0]; live(b) {
-				r.via = b
+			if id, ok := live(r.backups[0]); ok {
+				r.via = id
 			}
 			r.dropBackup(r.backups[0])
 		}
@@ -336,14 +340,16 @@ func (t *routeTable) failover(down LinkID, peer wire.MAC, live func(LinkID) bool
 
 // repoint moves every route and backup through link from to link to (a
 // new link to the same peer replaced it: the routes stay where they are).
-func (t *routeTable) repoint(from, to LinkID) {
+func (t *routeTable) repoint(from, to LinkID, fromRef, toRef linkRef) {
 	for r := range t.all {
 		if r.via == from {
 			r.via = to
 		}
-		for i, b := range r.backupList() {
-			if b == from {
-				r.backups[i] = to
+		if i := r.backupIndex(fromRef); i >= 0 && fromRef != 0 {
+			if toRef == 0 {
+				r.dropBackup(fromRef)
+			} else {
+				r.backups[i] = toRef
 			}
 		}
 	}
@@ -418,8 +424,19 @@ func (n *Node) Routes() []RouteInfo {
 	return out
 }
 
+// backupIDs returns the links of r's backups, nil if none.
+func (n *Node) backupIDs(r *route) []LinkID {
+	var ids []LinkID
+	for _, ref := range r.backupList() {
+		if l := n.links.link(ref); l != nil {
+			ids = append(ids, l.id)
+		}
+	}
+	return ids
+}
+
 func (n *Node) routeInfo(r *route) RouteInfo {
-	ri := RouteInfo{Target: r.key.mac(), Via: r.via, ID: r.id, Hops: -1, Backups: slices.Clone(r.backupList()),
+	ri := RouteInfo{Target: r.key.mac(), Via: r.via, ID: r.id, Hops: -1, Backups: n.backupIDs(r),
 		SinceRefresh: r.refreshed.since(n.clock.now), SinceLearned: r.learned.since(n.clock.now)}
 	if l := n.links.byID[r.via]; l != nil {
 		ri.NextHop = l.peer
@@ -434,8 +451,13 @@ func (n *Node) routeInfo(r *route) RouteInfo {
 // live backup, at once, or withdraws it (defect 8: no blackhole until the
 // next announcement, no stale route until expiry). It returns the targets
 // of the routes that went through it, sorted.
-func (n *Node) failover(down LinkID, peer wire.MAC) []wire.MAC {
-	affected := n.routes.failover(down, peer, func(id LinkID) bool { return n.links.get(id) != nil })
+func (n *Node) failover(down LinkID, downRef linkRef, peer wire.MAC) []wire.MAC {
+	affected := n.routes.failover(down, downRef, peer, func(ref linkRef) (LinkID, bool) {
+		if l := n.links.link(ref); l != nil {
+			return l.id, true
+		}
+		return 0, false
+	})
 	for _, mac := range affected {
 		if r := n.routes.get(mac); r.via != 0 {
 			// The backup was loop-free for this one failure; when several

@@ -40,7 +40,7 @@ func routeWith(t *routeTable, mac wire.MAC, via LinkID, backups []LinkID, path [
 	r := t.add(mac)
 	r.via = via
 	for _, b := range backups {
-		r.addBackup(b)
+		r.addBackup(linkRef(b)) // the test's refs are its link ids
 	}
 	r.pathKnown = path != nil
 	t.setPath(r, path)
@@ -53,8 +53,8 @@ func TestRouteTableFailoverTakesFirstLiveBackup(t *testing.T) {
 	routeWith(&tbl, d, 1, []LinkID{2, 3}, []wire.MAC{macOf("x")})
 	routeWith(&tbl, e, 1, nil, nil)
 	routeWith(&tbl, f, 3, []LinkID{1}, nil)
-	live := func(id LinkID) bool { return id == 3 } // 2 went down too
-	got := tbl.failover(1, macOf("x"), live)
+	live := func(ref linkRef) (LinkID, bool) { return LinkID(ref), ref == 3 } // 2 went down too
+	got := tbl.failover(1, 1, macOf("x"), live)
 	if !slices.Equal(got, []wire.MAC{d, e}) {
 		t.Fatalf("affected %v, want [d e] sorted", got)
 	}
@@ -94,16 +94,17 @@ func TestRouteTableExpire(t *testing.T) {
 
 func TestRouteTableBackupsInOrder(t *testing.T) {
 	var r route
-	for id := LinkID(1); id <= maxBackups+2; id++ {
+	for id := linkRef(1); id <= maxBackups+2; id++ {
 		r.addBackup(id)
 	}
+	r.addBackup(0) // none: a link without a ref is no backup
 	r.addBackup(3)
 	if r.nBackups != maxBackups || r.backups[0] != 1 || r.backups[maxBackups-1] != maxBackups {
 		t.Fatalf("backups %v: want 1..%d, the first kept, no duplicate", r.backupList(), maxBackups)
 	}
 	r.dropBackup(2)
 	r.firstBackup(9)
-	if want := []LinkID{9, 1, 3, 4, 5, 6, 7}; !slices.Equal(r.backupList(), want) {
+	if want := []linkRef{9, 1, 3, 4, 5, 6, 7}; !slices.Equal(r.backupList(), want) {
 		t.Fatalf("after dropping 2 and putting 9 first: %v, want %v", r.backupList(), want)
 	}
 	r.firstBackup(10)
@@ -235,8 +236,8 @@ func TestBatchQueuesARouteOnce(t *testing.T) {
 		s.add(l)
 		ls = append(ls, l)
 	}
-	if ls[0].slot != 0 || ls[15].slot != 15 || ls[16].slot != noSlot {
-		t.Fatalf("slots %d, %d, %d: want 0, 15 and none for the 17th link", ls[0].slot, ls[15].slot, ls[16].slot)
+	if ls[0].ref != 1 || ls[15].ref != 16 || ls[16].ref != 17 || ls[16].pendingBit() != 0 || s.link(17) != ls[16] {
+		t.Fatalf("refs %d, %d, %d: want 1, 16 and 17 for the 17th link, which has no pending bit", ls[0].ref, ls[15].ref, ls[16].ref)
 	}
 	r := n.routes.add(macOf("t"))
 	for _, l := range []*link{ls[3], ls[16]} {
@@ -244,21 +245,24 @@ func TestBatchQueuesARouteOnce(t *testing.T) {
 		j := n.queueRoute(l, macOf("t"), r.slot, true)
 		k := n.queueRoute(l, n.cfg.MAC, -1, false)
 		if i != 0 || j != 0 || k != 1 || len(l.batch.items) != 2 || !l.batch.items[0].change {
-			t.Fatalf("link slot %d: items at %d, %d, %d, %+v: want the route once, as a change, then our own", l.slot, i, j, k, l.batch.items)
+			t.Fatalf("link ref %d: items at %d, %d, %d, %+v: want the route once, as a change, then our own", l.ref, i, j, k, l.batch.items)
 		}
 	}
 	if r.pending != 1<<3 {
-		t.Fatalf("pending bits %b, want only link slot 3's", r.pending)
+		t.Fatalf("pending bits %b, want only link ref 4's", r.pending)
 	}
 	n.dropBatch(ls[3])
 	if r.pending != 0 || len(ls[3].batch.items) != 0 {
 		t.Fatalf("after the batch went: pending %b, %d items", r.pending, len(ls[3].batch.items))
 	}
 	s.remove(ls[3])
+	if s.link(4) != nil {
+		t.Fatal("a removed link's ref still names it")
+	}
 	l := &link{id: 99}
 	s.add(l)
-	if l.slot != 3 {
-		t.Fatalf("a new link took slot %d, want the freed 3", l.slot)
+	if l.ref != 4 || s.link(4) != l {
+		t.Fatalf("a new link took ref %d, want the freed 4", l.ref)
 	}
 }
 
