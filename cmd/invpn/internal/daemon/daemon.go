@@ -641,7 +641,7 @@ func (d *Daemon) reload() {
 				d.log.Error("reload: cannot listen again; no incoming links until the next reload", "err", err)
 			}
 		} else {
-			d.transport.Listen = r.Transport.Listen
+			d.transport.Listen, d.transport.ListenAddrs, d.transport.Rekey = r.Transport.Listen, r.Transport.ListenAddrs, r.Transport.Rekey
 		}
 	}
 	for _, p := range d.seeds {
