@@ -135,35 +135,32 @@ const MaxBatchBody = MaxMessage - batchHeaderLen
 // allocates at most one entry per minimal entry the message has room
 // for, whatever the count says.
 func DecodeInfoBatch(msg []byte) (InfoBatch, error) {
-	var m InfoBatch
-	if err := checkType(msg, TypeInfoBatch); err != nil {
-		return m, err
+	var r InfoBatchReader
+	if err := r.Reset(msg); err != nil {
+		return InfoBatch{}, err
 	}
-	if len(msg) < batchHeaderLen {
-		return m, shortErr(TypeInfoBatch, "count", len(msg), batchHeaderLen)
-	}
-	count := int(binary.BigEndian.Uint16(msg[1:3]))
-	rest := msg[batchHeaderLen:]
-	if count*minBatchEntryLen > len(rest) {
-		return m, decodeErr(TypeInfoBatch, "count", ErrCount, "count %d needs at least %d bytes, %d left",
-			count, count*minBatchEntryLen, len(rest))
-	}
-	m.Entries = make([]BatchEntry, count)
+	m := InfoBatch{Entries: make([]BatchEntry, 0, r.count)}
 	// One array holds every entry's path: the paths fit in the message, so
 	// it never grows and the entries' slices of it stay put.
 	var paths []MAC
-	for i := range count {
-		e, n, err := decodeBatchEntry(rest, i, &paths, len(msg)/6)
+	for {
+		e, ok, err := r.Next()
 		if err != nil {
 			return InfoBatch{}, err
 		}
-		m.Entries[i] = e
-		rest = rest[n:]
+		if !ok {
+			return m, nil
+		}
+		if len(e.Path) > 0 {
+			if paths == nil {
+				paths = make([]MAC, 0, len(msg)/6)
+			}
+			start := len(paths)
+			paths = append(paths, e.Path...)
+			e.Path = paths[start:len(paths):len(paths)]
+		}
+		m.Entries = append(m.Entries, e)
 	}
-	if len(rest) > 0 {
-		return InfoBatch{}, decodeErr(TypeInfoBatch, "entries", ErrTrailing, "%d bytes after entry %d", len(rest), count)
-	}
-	return m, nil
 }
 
 // InfoBatchReader reads the entries of a 0x88 one at a time without
@@ -212,7 +209,7 @@ func (r *InfoBatchReader) Next() (e BatchEntry, ok bool, err error) {
 		r.path = make([]MAC, 0, MaxPath)
 	}
 	paths := r.path[:0]
-	e, n, err := decodeBatchEntry(r.rest, r.i, &paths, MaxPath)
+	e, n, err := decodeBatchEntry(r.rest, r.i, &paths)
 	if err != nil {
 		r.i, r.rest = r.count, nil
 		return BatchEntry{}, false, err
@@ -222,8 +219,9 @@ func (r *InfoBatchReader) Next() (e BatchEntry, ok bool, err error) {
 	return e, true, nil
 }
 
-// decodeBatchEntry decodes entry i at the start of b and returns its size.
-func decodeBatchEntry(b []byte, i int, paths *[]MAC, room int) (BatchEntry, int, error) {
+// decodeBatchEntry decodes entry i at the start of b and returns its size;
+// its path is appended to *paths, which has room for it (MaxPath).
+func decodeBatchEntry(b []byte, i int, paths *[]MAC) (BatchEntry, int, error) {
 	var e BatchEntry
 	field := func(name string) string { return fmt.Sprintf("entries[%d].%s", i, name) }
 	if len(b) < minBatchEntryLen {
@@ -243,9 +241,6 @@ func decodeBatchEntry(b []byte, i int, paths *[]MAC, room int) (BatchEntry, int,
 		}
 		e.PathKnown = true
 		if n > 0 {
-			if *paths == nil {
-				*paths = make([]MAC, 0, room)
-			}
 			start := len(*paths)
 			for k := range n {
 				*paths = append(*paths, MAC(b[size+6*k:size+6*k+6]))
