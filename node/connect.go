@@ -22,7 +22,7 @@ type dialer struct {
 // newDialer starts from the persisted peer cache, leaving out the node's
 // own MAC and entries without an address.
 func newDialer(self wire.MAC, cache []Peer) dialer {
-	d := dialer{cache: newPeerCache(), dialing: map[wire.MAC]time.Time{}, backoff: map[wire.MAC]backoff{}}
+	d := dialer{cache: peerCache{}, dialing: map[wire.MAC]time.Time{}, backoff: map[wire.MAC]backoff{}}
 	for _, p := range cache {
 		if p.MAC != self && p.Addr.IsValid() {
 			d.cache.set(p.MAC, p.Addr)

@@ -1,9 +1,9 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -61,9 +61,7 @@ type linkSet struct {
 	byID   map[LinkID]*link
 	order  []*link // sorted by id
 	byPeer map[wire.MAC]*link
-	// refs has bit r-1 set for each ref r a live link holds; byRef[r-1]
-	// is its link.
-	refs  [4]uint64
+	// byRef[r-1] is the link that holds ref r, nil when r is free.
 	byRef []*link
 	// holdDown is, per peer, how often its links failed by liveness
 	// lately (see liveness.go); it outlives the links.
@@ -79,17 +77,16 @@ func (s *linkSet) reserveRef(l *link) {
 	if l.ref != 0 {
 		return
 	}
-	for w, taken := range s.refs {
-		if free := ^taken; free != 0 {
-			i := w*64 + bits.TrailingZeros64(free)
-			if i >= 255 {
-				return
-			}
-			s.refs[w] |= 1 << (i % 64)
-			l.ref = linkRef(i + 1)
+	i := slices.Index(s.byRef, nil)
+	if i < 0 {
+		if len(s.byRef) == 255 {
 			return
 		}
+		i = len(s.byRef)
+		s.byRef = append(s.byRef, nil)
 	}
+	s.byRef[i] = l
+	l.ref = linkRef(i + 1)
 }
 
 // link returns the live link ref names, nil if none.
@@ -104,32 +101,22 @@ func (s *linkSet) link(ref linkRef) *link {
 // reserveRef gave it one already).
 func (s *linkSet) add(l *link) {
 	s.reserveRef(l)
-	if l.ref != 0 {
-		for len(s.byRef) < int(l.ref) {
-			s.byRef = append(s.byRef, nil)
-		}
-		s.byRef[l.ref-1] = l
-	}
 	s.byID[l.id] = l
 	s.byPeer[l.peer] = l
-	i, _ := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmpID(l.id, id) })
+	i, _ := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmp.Compare(l.id, id) })
 	s.order = slices.Insert(s.order, i, l)
 }
 
 // remove forgets l; its peer stays linked if another link replaced it.
 func (s *linkSet) remove(l *link) {
-	if l.ref != 0 {
-		i := int(l.ref - 1)
-		s.refs[i/64] &^= 1 << (i % 64)
-		if s.byRef[i] == l {
-			s.byRef[i] = nil
-		}
+	if l.ref != 0 && s.byRef[l.ref-1] == l {
+		s.byRef[l.ref-1] = nil
 	}
 	delete(s.byID, l.id)
 	if s.byPeer[l.peer] == l {
 		delete(s.byPeer, l.peer)
 	}
-	if i, ok := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmpID(l.id, id) }); ok {
+	if i, ok := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmp.Compare(l.id, id) }); ok {
 		s.order = slices.Delete(s.order, i, i+1)
 	}
 }
@@ -285,16 +272,6 @@ type LinkInfo struct {
 	Silent      time.Duration
 	DetectAfter time.Duration
 	Suspect     bool
-}
-
-func cmpID(a, b LinkID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func macLess(a, b wire.MAC) bool { return a.Compare(b) < 0 }

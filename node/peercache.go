@@ -33,15 +33,18 @@ type cacheEntry struct {
 	zoned bool
 }
 
-func newPeerCache() peerCache { return peerCache{} }
-
 // cacheTail is the most entries the unsorted tail holds before it is
 // merged into the sorted slice.
 const cacheTail = 32
 
+// sortedIndex returns where k is, or would be, in the sorted entries.
+func (c *peerCache) sortedIndex(k macKey) (int, bool) {
+	return slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmp.Compare(e.key, k) })
+}
+
 // find returns the entry of k, nil if there is none.
 func (c *peerCache) find(k macKey) *cacheEntry {
-	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmp.Compare(e.key, k) }); ok {
+	if i, ok := c.sortedIndex(k); ok {
 		return &c.sorted[i]
 	}
 	for i := range c.tail {
@@ -101,7 +104,7 @@ func (c *peerCache) set(mac wire.MAC, ap netip.AddrPort) {
 func (c *peerCache) remove(mac wire.MAC) bool {
 	k := keyOf(mac)
 	delete(c.zoned, k)
-	if i, ok := slices.BinarySearchFunc(c.sorted, k, func(e cacheEntry, k macKey) int { return cmp.Compare(e.key, k) }); ok {
+	if i, ok := c.sortedIndex(k); ok {
 		c.sorted = slices.Delete(c.sorted, i, i+1)
 		return true
 	}

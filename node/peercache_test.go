@@ -12,7 +12,7 @@ import (
 // address as stored (IPv4, IPv6, with a zone), walks in MAC order
 // whatever the order of changes, and forgets what was removed.
 func TestPeerCacheKeepsAddressesAndOrder(t *testing.T) {
-	c := newPeerCache()
+	var c peerCache
 	entries := []struct {
 		mac  string
 		addr string

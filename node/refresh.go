@@ -553,8 +553,9 @@ func (n *Node) askAfterLoss(l *link, affected, across []wire.MAC, silent bool) {
 // that link for the moment the link is found lost.
 func (n *Node) notePeerAsk(l *link, m wire.AnnounceRequestFor) {
 	pl := n.links.to(m.Requester)
+	overOther := pl != nil && pl != l && n.quiet() // the peer's ask, not over its link
 	held := slices.ContainsFunc(n.acrossAsks, func(a acrossAsk) bool { return a.peer == m.Requester })
-	if !held && (pl == nil || pl == l || !n.quiet()) {
+	if !held && !overOther {
 		return
 	}
 	asked := slices.SortedFunc(slices.Values(m.Targets), wire.MAC.Compare) // a foreign node's need not be
@@ -563,7 +564,7 @@ func (n *Node) notePeerAsk(l *link, m wire.AnnounceRequestFor) {
 			a.targets = subtractSorted(a.targets, asked)
 		}
 	}
-	if pl == nil || pl == l || !n.quiet() {
+	if !overOther {
 		return
 	}
 	if !pl.lastRecv.Before(pl.peerAskedAt) {

@@ -156,6 +156,30 @@ func hasRoute(s daemon.Snapshot, target wire.MAC) bool {
 	return slices.ContainsFunc(s.Routes, func(r node.RouteInfo) bool { return r.Target == target })
 }
 
+// optionsFromFile returns the daemon options that runRun builds from the
+// configuration file path (its TLS transport and reload, logging to
+// logs), without a control socket; the caller adds the TAP and signals.
+func optionsFromFile(t *testing.T, path string, logs *syncBuffer) daemon.Options {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	mac, tc, err := loadIdentity(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := tlsTransport(cfg, tc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := daemonOptions(cfg, mac)
+	opts.ControlSocket = "" // not /run/invpn
+	opts.Transport, opts.Logger, opts.Reload = tr, log, tlsReload(path, mac, log)
+	return opts
+}
+
 // Two daemons linked over real TLS on the loopback (so in real time),
 // built from their files as runRun builds them; SIGHUP re-reads the files
 // and applies new seeds.
@@ -180,25 +204,10 @@ func TestTLSLoopback(t *testing.T) {
 		logs *syncBuffer
 	}
 	start := func(path string) *running {
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs := &syncBuffer{}
-		log := slog.New(slog.NewTextHandler(logs, nil))
-		mac, tc, err := loadIdentity(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := tlsTransport(cfg, tc, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &running{tap: taptest.New(taptest.Config{}), sig: make(chan os.Signal, 1), errc: make(chan error, 1), logs: logs}
-		opts := daemonOptions(cfg, mac)
-		opts.ControlSocket = "" // not /run/invpn
-		opts.Transport, opts.TAP, opts.Logger, opts.Signals = tr, r.tap, log, r.sig
-		opts.Reload = tlsReload(path, mac, log)
+		r := &running{tap: taptest.New(taptest.Config{}), sig: make(chan os.Signal, 1), errc: make(chan error, 1), logs: &syncBuffer{}}
+		opts := optionsFromFile(t, path, r.logs)
+		opts.TAP, opts.Signals = r.tap, r.sig
+		var err error
 		r.d, err = daemon.New(opts)
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +224,7 @@ func TestTLSLoopback(t *testing.T) {
 				t.Error("daemon did not stop")
 			}
 			if t.Failed() {
-				t.Logf("log:\n%s", logs.String())
+				t.Logf("log:\n%s", r.logs.String())
 			}
 		})
 		return r

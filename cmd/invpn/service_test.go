@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -106,26 +105,11 @@ func TestServiceNotifications(t *testing.T) {
 	mac := wire.MAC{0x02, 0x50, 0x56, 0, 0, 9}
 	port := freeTCPPort(t)
 	path := writeTLSConfig(t, caDir, filepath.Join(dir, "n"), mac, port, "")
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	_, tc, err := loadIdentity(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := tlsTransport(cfg, tc, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := daemonOptions(cfg, mac)
-	opts.ControlSocket = ""
+	opts := optionsFromFile(t, path, logs)
 	sig := make(chan os.Signal, 1)
-	opts.Transport, opts.TAP, opts.Logger, opts.Signals = tr, taptest.New(taptest.Config{}), log, sig
-	opts.Reload = tlsReload(path, mac, log)
-	if opts.Notify, err = serviceNotify(log); err != nil || opts.Notify == nil {
+	opts.TAP, opts.Signals = taptest.New(taptest.Config{}), sig
+	if opts.Notify, err = serviceNotify(opts.Logger); err != nil || opts.Notify == nil {
 		t.Fatalf("serviceNotify under NOTIFY_SOCKET: %v (notify set: %v)", err, opts.Notify != nil)
 	}
 	d, err := daemon.New(opts)
