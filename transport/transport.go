@@ -59,6 +59,9 @@ type Link interface {
 	// ([ProtocolName]). It is false for a peer that speaks only the seed
 	// protocol (an original node).
 	Extended() bool
+	// Transport names the transport that carries the link, as `invpn
+	// status` and the live map show it: "tls" for TLS over TCP.
+	Transport() string
 	// ReadMessage returns the next message (type byte and body). The slice
 	// is owned by the link and valid only until the next ReadMessage. At a
 	// clean end of stream, and after Close, it returns io.EOF itself (not

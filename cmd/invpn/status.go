@@ -95,7 +95,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 func writeStatus(w io.Writer, st *control.Status) error {
 	fmt.Fprintf(w, "invpn %s  node %s  up %v\n\n", st.Version, st.MAC, st.Now.Sub(st.Started).Round(time.Second))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "LINK PEER\tADDRESS\tDIR\tPROTO\tUP\tLIVENESS\tRTT\tFRAMES IN/OUT\tBYTES IN/OUT\tQUEUE DROPS\n")
+	fmt.Fprintf(tw, "LINK PEER\tADDRESS\tTRANSPORT\tDIR\tPROTO\tUP\tLIVENESS\tRTT\tFRAMES IN/OUT\tBYTES IN/OUT\tQUEUE DROPS\n")
 	for _, l := range st.Links {
 		dir, proto := "in", "seed"
 		if l.Dialed {
@@ -111,7 +111,11 @@ func writeStatus(w io.Writer, st *control.Status) error {
 		if l.RTTSeconds > 0 {
 			rtt = time.Duration(l.RTTSeconds * float64(time.Second)).Round(10 * time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%s\t%d/%d\t%d/%d\t%d\n", l.Peer, l.Addr, dir, proto,
+		transport := l.Transport
+		if transport == "" {
+			transport = "-" // a daemon from before transports were named
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%d/%d\t%d/%d\t%d\n", l.Peer, l.Addr, transport, dir, proto,
 			st.Now.Sub(l.Up).Round(time.Second), live, rtt, l.FramesIn, l.FramesOut, l.BytesIn, l.BytesOut, l.QueueDrops)
 	}
 	tw.Flush()

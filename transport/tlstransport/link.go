@@ -15,6 +15,9 @@ import (
 	"github.com/invpn/invpn/wire"
 )
 
+// Name is the transport's name in Link.Transport.
+const Name = "tls"
+
 const (
 	// readBufferSize holds two full TLS records.
 	readBufferSize = 32 << 10
@@ -75,6 +78,9 @@ func (l *link) Dialed() bool { return l.dialed }
 
 // Extended reports whether ALPN selected transport.ProtocolName.
 func (l *link) Extended() bool { return l.extended }
+
+// Transport returns "tls": TLS over TCP.
+func (l *link) Transport() string { return Name }
 
 // ReadMessage returns the next message; the slice is valid until the next
 // call. It returns io.EOF at end of stream and after Close.

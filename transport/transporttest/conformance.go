@@ -24,6 +24,9 @@ func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted tra
 		if !a.Dialed() || b.Dialed() {
 			t.Errorf("Dialed() = %v, %v; want true, false", a.Dialed(), b.Dialed())
 		}
+		if a.Transport() == "" || a.Transport() != b.Transport() {
+			t.Errorf("Transport() = %q and %q, want one non-empty name at both ends", a.Transport(), b.Transport())
+		}
 		if a.Extended() != b.Extended() {
 			t.Errorf("Extended() differs between ends: %v, %v", a.Extended(), b.Extended())
 		}

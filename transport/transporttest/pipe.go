@@ -140,6 +140,9 @@ func (l *link) Dialed() bool { return l.dialed }
 // Extended reports the extended flag the pipe was made with.
 func (l *link) Extended() bool { return l.extended }
 
+// Transport returns "pipe": an in-memory pair.
+func (l *link) Transport() string { return "pipe" }
+
 // ReadMessage returns the next message. The previous message is overwritten.
 func (l *link) ReadMessage() ([]byte, error) {
 	for i := range l.last {

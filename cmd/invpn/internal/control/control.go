@@ -75,6 +75,7 @@ type Status struct {
 type LinkStatus struct {
 	Peer       wire.MAC  `json:"peer"`
 	Addr       string    `json:"addr"`
+	Transport  string    `json:"transport"` // "tls" for TLS over TCP
 	Dialed     bool      `json:"dialed"`
 	Extended   bool      `json:"extended"`
 	Up         time.Time `json:"up"`

@@ -34,6 +34,7 @@ type Snapshot struct {
 // LinkStatus is one live link and its traffic.
 type LinkStatus struct {
 	node.LinkInfo
+	Transport           string // the transport that carries it (transport.Link.Transport)
 	FramesIn, FramesOut uint64 // messages read from and written to the link
 	BytesIn, BytesOut   uint64 // their bytes; out also counts each 2-byte length prefix
 	QueueDrops          uint64 // data messages dropped at the link's full queue
@@ -76,6 +77,7 @@ func (d *Daemon) snapshot() Snapshot {
 	for _, li := range d.node.Links() {
 		ls := LinkStatus{LinkInfo: li}
 		if pl := d.links[li.ID]; pl != nil {
+			ls.Transport = pl.link.Transport()
 			ls.FramesIn, ls.BytesIn, ls.QueueDrops = pl.framesIn, pl.bytesIn, pl.queueDrops
 			ls.FramesOut, ls.BytesOut = pl.framesOut.Load(), pl.bytesOut.Load()
 			ls.Queued = pl.queued()
