@@ -28,6 +28,8 @@ func daemonOptions(cfg *config.Config, mac wire.MAC) daemon.Options {
 		Version:       version,
 		ControlSocket: cfg.Control.Socket,
 		MetricsListen: cfg.Metrics.Listen,
+		Map:           cfg.Metrics.Map,
+		MapToken:      cfg.Metrics.MapToken,
 	}
 }
 

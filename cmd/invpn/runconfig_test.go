@@ -74,10 +74,10 @@ func TestDaemonOptions(t *testing.T) {
 	cfg := config.Default()
 	cfg.Network.Cache = "/var/lib/x/cache.json"
 	cfg.Control.Socket = "/run/x.sock"
-	cfg.Metrics.Listen = "127.0.0.1:9742"
+	cfg.Metrics.Listen, cfg.Metrics.MapToken = "127.0.0.1:9742", "0123456789abcdef"
 	o := daemonOptions(cfg, mac)
 	if o.Node.MAC != mac || o.CacheFile != cfg.Network.Cache || o.ControlSocket != cfg.Control.Socket ||
-		o.MetricsListen != cfg.Metrics.Listen || o.Version != version {
+		o.MetricsListen != cfg.Metrics.Listen || !o.Map || o.MapToken != cfg.Metrics.MapToken || o.Version != version {
 		t.Errorf("options %+v", o)
 	}
 	for _, c := range []struct {

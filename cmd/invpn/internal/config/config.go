@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -125,7 +126,29 @@ type Control struct {
 // Metrics is the [metrics] section.
 type Metrics struct {
 	Listen string // host:port of the metrics HTTP listener; empty means off
+	// Map serves the live map of the mesh at /map/ on the same listener
+	// (default true). MapToken is the token a browser must give for it;
+	// a listener on any address but loopback needs one.
+	Map      bool
+	MapToken string
 }
+
+// Loopback reports whether the listener's host is a loopback address or
+// "localhost": only processes of this machine can reach it.
+func (m Metrics) Loopback() bool {
+	host, _, err := net.SplitHostPort(m.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// MinMapToken is the shortest [metrics] map_token accepted.
+const MinMapToken = 16
 
 // Default returns the configuration of a file that sets nothing (the [ssl]
 // paths stay empty).
@@ -137,6 +160,7 @@ func Default() *Config {
 			MaxLinks: DefaultMaxLinks,
 			MinLinks: DefaultMinLinks,
 		},
+		Metrics: Metrics{Map: true},
 		Timers: Timers{
 			Announce:    DefaultAnnounce,
 			Connect:     DefaultConnect,
@@ -311,6 +335,9 @@ func (p *parser) finish() {
 		case 2*tm.Refresh > tm.RouteExpiry && !p.bad["timers.route_expiry"]:
 			p.fail("timers", "refresh", "%v is more than half of route_expiry %v (want refresh <= route_expiry/2: routes would expire between refreshes)", tm.Refresh, tm.RouteExpiry)
 		}
+	}
+	if m := p.cfg.Metrics; m.Listen != "" && m.Map && m.MapToken == "" && !m.Loopback() && !p.bad["metrics.map_token"] {
+		p.fail("metrics", "map_token", "missing, and listen %q is not a loopback address (want a map_token of at least %d characters, listen on 127.0.0.1 or [::1], or map = false): the live map shows the mesh to anyone who reaches the listener", m.Listen, MinMapToken)
 	}
 	t := p.cfg.TAP
 	if !p.bad["tap.mtu"] && t.MTU < 1280 && slices.ContainsFunc(t.Addresses, func(a netip.Prefix) bool { return a.Addr().Is6() }) {

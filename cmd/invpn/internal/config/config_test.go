@@ -52,6 +52,7 @@ func TestDefaults(t *testing.T) {
 		TAP:     TAP{Name: "invpn%d", MTU: 1500},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
 		Control: Control{Socket: "/run/invpn/invpn.sock"},
+		Metrics: Metrics{Map: true},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -122,7 +123,10 @@ func TestValues(t *testing.T) {
 		{"log format json", "[log]\nformat = json", func(c *Config) { c.Log.Format = "json" }},
 		{"control socket", "[control]\nsocket = run/ctl.sock", func(c *Config) { c.Control.Socket = "/etc/invpn/run/ctl.sock" }},
 		{"metrics listen", "[metrics]\nlisten = 127.0.0.1:9742", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9742" }},
-		{"metrics listen all", "[metrics]\nlisten = :9742", func(c *Config) { c.Metrics.Listen = ":9742" }},
+		{"metrics listen all, no map", "[metrics]\nlisten = :9742\nmap = false", func(c *Config) { c.Metrics.Listen, c.Metrics.Map = ":9742", false }},
+		{"metrics listen all, map token", "[metrics]\nlisten = :9742\nmap_token = 0123456789abcdef", func(c *Config) { c.Metrics.Listen, c.Metrics.MapToken = ":9742", "0123456789abcdef" }},
+		{"metrics listen localhost", "[metrics]\nlisten = localhost:9742", func(c *Config) { c.Metrics.Listen = "localhost:9742" }},
+		{"metrics listen ::1", "[metrics]\nlisten = [::1]:9742", func(c *Config) { c.Metrics.Listen = "[::1]:9742" }},
 		{"metrics off", "[metrics]\nlisten =", func(c *Config) {}},
 		{"comments and quotes", "; comment\n[network]\n# comment\ncache = \"/var/lib/a;b#c.json\" ; trailing comment\nport = 99 # trailing", func(c *Config) {
 			c.Network.Cache = "/var/lib/a;b#c.json"
@@ -221,6 +225,11 @@ func TestErrors(t *testing.T) {
 		{"control socket long", "+[control]\nsocket = /" + strings.Repeat("s", 107), "control", "socket", "at most 107"},
 		{"metrics no port", "+[metrics]\nlisten = 127.0.0.1", "metrics", "listen", "not HOST:PORT"},
 		{"metrics bad port", "+[metrics]\nlisten = 127.0.0.1:http", "metrics", "listen", "not a port number"},
+		{"map on all addresses", "+[metrics]\nlisten = :9742", "metrics", "map_token", `missing, and listen ":9742" is not a loopback address`},
+		{"map on a LAN address", "+[metrics]\nlisten = 192.0.2.7:9742\nmap = true", "metrics", "map_token", "want a map_token of at least 16 characters, listen on 127.0.0.1 or [::1], or map = false"},
+		{"map token short", "+[metrics]\nmap_token = abc", "metrics", "map_token", "3 characters long (want at least 16"},
+		{"map token unsafe", "+[metrics]\nmap_token = 0123456789abcdef&x", "metrics", "map_token", `has "&" at byte 16`},
+		{"map not bool", "+[metrics]\nmap = maybe", "metrics", "map", "not a boolean"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

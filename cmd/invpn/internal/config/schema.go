@@ -124,6 +124,19 @@ var schema = []sectionSchema{
 				p.cfg.Metrics.Listen = v
 				return nil
 			}},
+		{key: "map", want: "true or false",
+			set: func(p *parser, v string) error { return into(&p.cfg.Metrics.Map)(parseBool(v)) }},
+		{key: "map_token", want: fmt.Sprintf("a token of at least %d characters", MinMapToken), emptyOK: true,
+			set: func(p *parser, v string) error {
+				if v != "" && len(v) < MinMapToken {
+					return fmt.Errorf("%d characters long (want at least %d: the token is all that guards the map)", len(v), MinMapToken)
+				}
+				if i := strings.IndexFunc(v, func(r rune) bool { return !urlSafe(r) }); i >= 0 {
+					return fmt.Errorf("has %q at byte %d (want letters, digits and - . _ ~ only: the token goes into the map's address)", v[i:i+1], i)
+				}
+				p.cfg.Metrics.MapToken = v
+				return nil
+			}},
 	}},
 }
 
@@ -226,6 +239,11 @@ func parseInt(v string, lo, hi int, what string) (int, error) {
 		return 0, fmt.Errorf("%q is not %s (want %d-%d)", v, what, lo, hi)
 	}
 	return n, nil
+}
+
+// urlSafe reports whether r stands for itself in a URL's query.
+func urlSafe(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-._~", r)
 }
 
 func parseBool(v string) (bool, error) {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/cmd/invpn/internal/meshmap"
 	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/transport/tlstransport"
@@ -190,6 +192,9 @@ func (d *Daemon) openServers() error {
 		}
 		d.metricsLn = ln
 		d.metrics = metrics.New(h.Status)
+		if d.opts.Map {
+			d.meshmap = meshmap.New(h, meshmap.Options{Token: d.opts.MapToken, Log: d.log})
+		}
 	}
 	if d.opts.ControlSocket != "" {
 		s, err := control.Listen(d.opts.ControlSocket, h)
@@ -220,10 +225,20 @@ func (d *Daemon) serve() {
 	}
 	if d.metricsLn != nil {
 		d.log.Info("metrics endpoint", "addr", d.metricsLn.Addr().String())
+		var register []func(*http.ServeMux)
+		if d.meshmap != nil {
+			d.log.Info("live map", "url", "http://"+d.metricsLn.Addr().String()+"/map/", "token", d.opts.MapToken != "")
+			register = append(register, d.meshmap.Register)
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				d.meshmap.Run(d.ctx)
+			}()
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			if err := d.metrics.Serve(d.ctx, d.metricsLn); err != nil {
+			if err := d.metrics.Serve(d.ctx, d.metricsLn, register...); err != nil {
 				d.log.Error("metrics endpoint stopped", "err", err)
 			}
 		}()

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/invpn/invpn/cmd/invpn/internal/control"
 	"github.com/invpn/invpn/cmd/invpn/internal/healthreport"
+	"github.com/invpn/invpn/cmd/invpn/internal/meshmap"
 	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/transport"
@@ -507,4 +511,49 @@ func TestControlSocketError(t *testing.T) {
 			t.Errorf("Status after a failed Run = %v, want ErrStopped", err)
 		}
 	})
+}
+
+// The live map on the metrics listener streams the mesh as health
+// requests find it, and its stream ends when the daemon stops (a page
+// left open does not hold the daemon up).
+func TestLiveMapEndpoint(t *testing.T) {
+	m := realTimeMesh(t)
+	_, ns := ringWithChord(m, func(i int, o *Options) {
+		if i == 1 {
+			o.MetricsListen, o.Map = "127.0.0.1:0", true
+		}
+	})
+	n := ns[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr, err := n.d.MetricsAddr(ctx)
+	if err != nil || addr == nil {
+		t.Fatalf("metrics address %v, %v", addr, err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr.String()+"/map/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var g meshmap.Graph
+	for len(g.Nodes) != 5 || g.Answered != 5 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("event stream: %v (last graph %+v)", err, g)
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			if err := json.Unmarshal([]byte(data), &g); err != nil {
+				t.Fatalf("event %q: %v", data, err)
+			}
+		}
+	}
+	if g.Self != n.d.mac.String() || len(g.Links) != 6 || len(g.Routes) != 4 {
+		t.Errorf("graph %+v, want node 1's view of the 5-node ring with a chord", g)
+	}
+	n.stop()
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		t.Errorf("the stream ended with %v, want a clean end when the daemon stops", err)
+	}
 }

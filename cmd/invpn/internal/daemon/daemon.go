@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/control"
+	"github.com/invpn/invpn/cmd/invpn/internal/meshmap"
 	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
 	"github.com/invpn/invpn/cmd/invpn/internal/sdnotify"
@@ -138,6 +139,11 @@ type Options struct {
 	// listen); empty means off. Run opens it before the loop starts and
 	// closes it when it stops.
 	MetricsListen string
+	// Map serves the live map of the mesh at /map/ on the metrics
+	// listener ([metrics] map); MapToken, when not empty, is the token a
+	// browser must give for it ([metrics] map_token).
+	Map      bool
+	MapToken string
 }
 
 // Daemon runs one mesh member. Create it with New and start it with Run.
@@ -176,6 +182,7 @@ type Daemon struct {
 	control   *control.Server
 	metrics   *metrics.Registry // nil when metrics are off
 	metricsLn net.Listener
+	meshmap   *meshmap.Server // nil when the map is off
 
 	// Channels from the other goroutines to the loop.
 	in       chan inbound

@@ -130,19 +130,25 @@ func Listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves /metrics on ln until ctx ends, then closes ln. It returns
-// when the server has shut down: scrapes in progress get up to 2 s to
+// Serve serves /metrics on ln until ctx ends, then closes ln. Register
+// adds more handlers to the same listener (the live map). It returns
+// when the server has shut down: requests in progress get up to 2 s to
 // finish.
-func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
+func (r *Registry) Serve(ctx context.Context, ln net.Listener, register ...func(*http.ServeMux)) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", r.Handler())
+	for _, reg := range register {
+		reg(mux)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	shutdown := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(shutdown)
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			srv.Close() // a stream that did not end in time
+		}
 	})
 	err := srv.Serve(ln)
 	if !stop() {
