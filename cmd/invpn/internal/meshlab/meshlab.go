@@ -82,7 +82,14 @@ type Topology struct {
 	Timers     Timers
 	LogLevel   string         // [log] level; "" is debug
 	CA         map[int]string // a node's CA name, if not GroupCA
+	// Metrics lists the nodes whose [metrics] listen is 127.0.0.1:Port+1
+	// in their namespace (with the live map on).
+	Metrics map[int]bool
 }
+
+// MetricsAddr is the address a node of Topology.Metrics serves its
+// metrics and live map on, inside its namespace.
+var MetricsAddr = fmt.Sprintf("127.0.0.1:%d", Port+1)
 
 // Options place a Mesh on this machine.
 type Options struct {
@@ -359,6 +366,10 @@ address = {{.Addresses}}
 level = {{.LogLevel}}
 [control]
 socket = {{.Socket}}
+{{- if .Metrics}}
+[metrics]
+listen = {{.Metrics}}
+{{- end}}
 `))
 
 // WriteConfigs writes each node's configuration file.
@@ -382,10 +393,15 @@ func (m *Mesh) WriteConfigs() error {
 		if m.topo.IPv6.IsValid() {
 			addrs = append(addrs, n.overlay(m.topo.IPv6).String())
 		}
+		metrics := ""
+		if m.topo.Metrics[n.I] {
+			metrics = MetricsAddr
+		}
 		var b bytes.Buffer
 		err := configTemplate.Execute(&b, map[string]any{
 			"I": n.I, "Port": Port, "Init": strings.Join(seeds, ", "), "Timers": timers,
 			"Addresses": strings.Join(addrs, ", "), "LogLevel": m.topo.LogLevel, "Socket": n.Socket,
+			"Metrics": metrics,
 		})
 		if err != nil {
 			return err

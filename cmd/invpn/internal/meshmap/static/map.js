@@ -8,16 +8,17 @@
 
   const cy = cytoscape({
     container: document.getElementById('graph'),
-    wheelSensitivity: 0.3,
+    minZoom: 0.05,
+    maxZoom: 4,
     style: [
       { selector: 'node', style: {
-        'label': 'data(label)', 'font-size': 10, 'text-valign': 'bottom', 'text-margin-y': 4,
+        'label': 'data(label)', 'font-size': 10, 'text-valign': 'bottom', 'text-margin-y': 3,
         'background-color': '#1976d2', 'width': 22, 'height': 22 } },
       { selector: 'node[state = "self"]', style: { 'background-color': '#1b5e20', 'width': 30, 'height': 30 } },
       { selector: 'node[state = "silent"]', style: {
         'background-color': '#fff', 'border-width': 2, 'border-style': 'dashed', 'border-color': '#b00020', 'color': '#b00020' } },
       { selector: 'edge', style: {
-        'width': 2, 'line-color': '#999', 'label': 'data(label)', 'font-size': 9, 'color': '#555',
+        'width': 2, 'text-rotation': 'autorotate', 'text-margin-y': -8, 'line-color': '#999', 'label': 'data(label)', 'font-size': 9, 'color': '#555',
         'text-background-color': '#fff', 'text-background-opacity': 0.8, 'text-background-padding': 1 } },
       { selector: 'edge[?onPath]', style: { 'line-color': '#1976d2', 'width': 3 } },
       { selector: 'edge[?oneSided]', style: { 'line-style': 'dashed' } },
@@ -64,7 +65,12 @@
     });
     if (changed) {
       cy.layout({ name: 'cose', animate: false, randomize: false, nodeRepulsion: 8000, idealEdgeLength: 80 }).run();
-      cy.fit(undefined, 30);
+      // Fit the mesh, but keep a small one at a readable size.
+      cy.fit(undefined, 40);
+      if (cy.zoom() > 1.5) {
+        cy.zoom(1.5);
+        cy.center();
+      }
     }
   }
 
