@@ -78,7 +78,15 @@ func TestDebianPackageInstalls(t *testing.T) {
 	same("lib/systemd/system/invpn.service", "invpn.service")
 	same("etc/invpn/invpn.conf", "invpn.conf.sample")
 	same("usr/share/doc/invpn/README.md", "../../README.md")
-	same("usr/share/doc/invpn/copyright", "../../LICENSE")
+	copyright, err := os.ReadFile(filepath.Join(root, "usr/share/doc/invpn/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, source := range []string{"../../LICENSE", "internal/meshmap/static/vendor/cytoscape.LICENSE"} {
+		if want, err := os.ReadFile(source); err != nil || !bytes.Contains(copyright, want) {
+			t.Errorf("copyright lacks %s (%v)", source, err)
+		}
+	}
 	for path, mode := range map[string]os.FileMode{"etc/invpn": os.ModeDir | 0o700, "etc/invpn/invpn.conf": 0o600, "usr/bin/invpn": 0o755} {
 		if fi, err := os.Stat(filepath.Join(root, path)); err != nil || fi.Mode() != mode {
 			t.Errorf("/%s: %v, %v; want mode %v", path, fi.Mode(), err, mode)

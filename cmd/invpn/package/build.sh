@@ -18,7 +18,12 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$version" -o "$stage/
 cp cmd/invpn/invpn.service "$stage/invpn.service"
 cp cmd/invpn/invpn.conf.sample "$stage/invpn.conf"
 cp README.md "$stage/README.md"
-cp LICENSE "$stage/copyright"
+# The binary embeds the live map's graph library: its licence goes too.
+{
+  cat LICENSE
+  printf '\n\nThe live map (/map/) embeds cytoscape.js 3.35.0, under this licence:\n\n'
+  cat cmd/invpn/internal/meshmap/static/vendor/cytoscape.LICENSE
+} > "$stage/copyright"
 {
   echo "invpn $version: the reference of every command (invpn CMD --help)"
   echo
