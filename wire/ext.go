@@ -31,11 +31,15 @@ const (
 	// nodes announce themselves again now: id(8), requester mac(6),
 	// count(2), target macs.
 	TypeAnnounceRequestFor Type = 0x89
+	// TypeLinkFull (0x8A) says that the sender accepted the link beyond its
+	// link limit: the link carries only the sender's table, for the
+	// receiver's cache, and then closes. No body.
+	TypeLinkFull Type = 0x8A
 )
 
 func extensionKnown(t Type) bool {
 	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest ||
-		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor
+		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor || t == TypeLinkFull
 }
 
 func extensionName(t Type) string {
@@ -54,6 +58,8 @@ func extensionName(t Type) string {
 		return "info batch"
 	case TypeAnnounceRequestFor:
 		return "announce request for"
+	case TypeLinkFull:
+		return "link full"
 	}
 	return "unknown"
 }

@@ -70,6 +70,7 @@ func FuzzDecodeAnnounceRequest(f *testing.F) {
 	fuzzDecoder(f, TypeAnnounceRequest, DecodeAnnounceRequest)
 }
 func FuzzDecodeHeartbeat(f *testing.F) { fuzzDecoder(f, TypeHeartbeat, DecodeHeartbeat) }
+func FuzzDecodeLinkFull(f *testing.F)  { fuzzDecoder(f, TypeLinkFull, DecodeLinkFull) }
 
 // FuzzReader feeds arbitrary streams to Reader: it never panics, every
 // message it returns is non-empty and no longer than MaxMessage, the

@@ -82,6 +82,7 @@ func genMessage() *rapid.Generator[Message] {
 		rapid.Custom(func(t *rapid.T) Message {
 			return &Heartbeat{Seq: rapid.Uint32().Draw(t, "seq"), Echo: rapid.Uint32().Draw(t, "echo")}
 		}),
+		rapid.Just[Message](&LinkFull{}),
 		rapid.Custom(func(t *rapid.T) Message {
 			return &TargetedFrame{Frame: genFrame(false).Draw(t, "frame")}
 		}),

@@ -113,6 +113,8 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeInfoBatch(msg))
 	case TypeAnnounceRequestFor:
 		return box(DecodeAnnounceRequestFor(msg))
+	case TypeLinkFull:
+		return box(DecodeLinkFull(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }

@@ -77,6 +77,7 @@ var knownAnswers = []struct {
 		&AnnounceRequest{ID: 16, Requester: macC}},
 	{"0x87 heartbeat probe (extension)", "87 | 0000002a | 00000000", &Heartbeat{Seq: 42}},
 	{"0x87 heartbeat answer that probes (extension)", "87 | 00000007 | ffffffff", &Heartbeat{Seq: 7, Echo: 0xffffffff}},
+	{"0x8a link full (extension)", "8a", &LinkFull{}},
 	{"0x85 info with empty path (extension)", "85 | 00 | 01 | 000000000000000a | 025056000001 | 0000 | 00",
 		&InfoPath{PathKnown: true, Info: Info{ID: 10, MAC: macA}}},
 	{"0x85 info with unknown path (extension)", "85 | ff | 01 | 000000000000000b | 025056000001 | 0000 | 00",
