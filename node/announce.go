@@ -115,6 +115,10 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		n.malformed(l, fmt.Errorf("announcement for non-unicast MAC %s", info.MAC))
 		return
 	}
+	if l.directory {
+		n.directoryAnnouncement(info)
+		return
+	}
 	if pathKnown && slices.Contains(path, n.cfg.MAC) {
 		// It already passed through us: a loop. In a quiet mesh the
 		// sender's route now leads through us, so it is no backup.

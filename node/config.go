@@ -124,6 +124,11 @@ type Config struct {
 
 	// Seeds are the `init` peers, dialled whenever they are not linked.
 	Seeds []Peer
+	// Bootstrap are peers dialled only while the node has fewer than
+	// MinLinks mesh links, to fill its address cache: their links are
+	// directory links, closed once the node has MinLinks others
+	// (docs/protocol.md#link-limit).
+	Bootstrap []Peer
 	// Cache is the peer cache loaded at start.
 	Cache []Peer
 	// IDFloor is the persisted id floor: every id this node issues is

@@ -17,12 +17,15 @@ type dialer struct {
 	backoff map[wire.MAC]backoff
 	dialAt  time.Time // below MinLinks: when a peer can next be dialled; zero if none
 	seedAt  time.Time // when an unlinked seed can next be dialled; zero if none
+	// directoryTried lists the bootstrap peers whose directory link ran
+	// out while the node lacked mesh links: the next link is a mesh link.
+	directoryTried map[wire.MAC]bool
 }
 
 // newDialer starts from the persisted peer cache, leaving out the node's
 // own MAC and entries without an address.
 func newDialer(self wire.MAC, cache []Peer) dialer {
-	d := dialer{cache: peerCache{}, dialing: map[wire.MAC]time.Time{}, backoff: map[wire.MAC]backoff{}}
+	d := dialer{cache: peerCache{}, dialing: map[wire.MAC]time.Time{}, backoff: map[wire.MAC]backoff{}, directoryTried: map[wire.MAC]bool{}}
 	for _, p := range cache {
 		if p.MAC != self && p.Addr.IsValid() {
 			d.cache.set(p.MAC, p.Addr)
@@ -55,9 +58,14 @@ func (n *Node) dialFailed(mac wire.MAC, err error) {
 	n.event(Event{Kind: EventDialFailed, MAC: mac, Err: fmt.Errorf("dial %s: %w (retry in %v)", mac, err, d)})
 }
 
+// dialTarget is how many mesh links the connect policy dials for: half
+// way from MinLinks to MaxLinks, so that most nodes have room for the
+// links others dial (docs/protocol.md#link-limit).
+func (n *Node) dialTarget() int { return (n.cfg.MinLinks + n.cfg.MaxLinks + 1) / 2 }
+
 // connect runs the connect policy (docs/protocol.md#connect-policy):
 // dial the seeds that are not linked, then cached peers in random order
-// until the node has or is dialling MaxLinks links.
+// until the node has or is dialling dialTarget links.
 func (n *Node) connect() {
 	// A dial the driver never answered is forgotten after one interval.
 	for mac, at := range n.dialer.dialing {
@@ -66,19 +74,20 @@ func (n *Node) connect() {
 		}
 	}
 	n.dialSeeds()
-	if n.links.len()+len(n.dialer.dialing) >= n.cfg.MaxLinks {
+	target := n.dialTarget()
+	if n.links.len()+len(n.dialer.dialing) >= target {
 		return
 	}
 	var cands []Peer // not kept: every peer of the node, 40 MB at 1000 nodes
 	for mac, addr := range n.dialer.cache.all() {
-		if n.canDial(mac) {
+		if n.canDial(mac) && !n.isBootstrap(mac) {
 			cands = append(cands, Peer{MAC: mac, Addr: addr})
 		}
 	}
 	// Cached peers in random order, drawn one at a time (a partial
-	// Fisher-Yates shuffle) until the node has or is dialling MaxLinks.
+	// Fisher-Yates shuffle) until the node has or is dialling dialTarget.
 	for i := range cands {
-		if n.links.len()+len(n.dialer.dialing) >= n.cfg.MaxLinks {
+		if n.links.len()+len(n.dialer.dialing) >= target {
 			break
 		}
 		j := i + int(n.cfg.Rand.Uint64()%uint64(len(cands)-i))
@@ -90,7 +99,7 @@ func (n *Node) connect() {
 // quickDial reports whether the node dials as soon as a peer leaves its
 // backoff: it has fewer than MinLinks links and room for another dial.
 func (n *Node) quickDial() bool {
-	return n.links.len() < n.cfg.MinLinks && n.links.len()+len(n.dialer.dialing) < n.cfg.MaxLinks
+	return n.links.len() < n.cfg.MinLinks && n.links.len()+len(n.dialer.dialing) < n.dialTarget()
 }
 
 // scheduleDial recomputes when a quick dial is next possible. It scans the
@@ -115,13 +124,18 @@ func (n *Node) dialSeeds() {
 			n.dial(s)
 		}
 	}
+	n.dialBootstrap()
 }
 
 // nextSeedDialable returns the earliest time an unlinked seed that is
 // not being dialled leaves its backoff; zero if there is none.
 func (n *Node) nextSeedDialable() time.Time {
 	var t time.Time
-	for _, s := range n.cfg.Seeds {
+	peers := n.cfg.Seeds
+	if n.needBootstrap() {
+		peers = slices.Concat(peers, n.cfg.Bootstrap)
+	}
+	for _, s := range peers {
 		if s.MAC == n.cfg.MAC || !s.Addr.IsValid() || n.links.to(s.MAC) != nil {
 			continue
 		}
@@ -185,8 +199,15 @@ func (n *Node) nextDialable() time.Time {
 	for _, s := range n.cfg.Seeds {
 		consider(s.MAC, s.Addr)
 	}
+	if n.needBootstrap() {
+		for _, s := range n.cfg.Bootstrap {
+			consider(s.MAC, s.Addr)
+		}
+	}
 	for mac, addr := range n.dialer.cache.all() {
-		consider(mac, addr)
+		if !n.isBootstrap(mac) {
+			consider(mac, addr)
+		}
 	}
 	return t
 }

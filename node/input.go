@@ -175,6 +175,10 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.drop(DropUnknownType, l.peer)
 		return
 	}
+	if l.directory {
+		n.receiveDirectory(l, t, msg)
+		return
+	}
 	switch t {
 	case wire.TypeTargetedFrame, wire.TypeLimitedFrame:
 		n.receiveTargeted(l, t, msg)
@@ -197,5 +201,7 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveAnnounceRequest(l, msg)
 	case wire.TypeHeartbeat:
 		n.receiveHeartbeat(l, msg)
+	case wire.TypeLinkFull:
+		n.receiveLinkFull(l, msg)
 	}
 }

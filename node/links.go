@@ -31,6 +31,10 @@ type link struct {
 	// peerAskedAt): see notePeerAsk.
 	peerAsked   []wire.MAC
 	peerAskedAt time.Time
+	// directory marks a link that carries only a table, for the address
+	// cache, and then closes (bootstrap.go): no routes, floods or data
+	// cross it. It is in linkSet.directory, not in order, and has no ref.
+	directory bool
 }
 
 // linkRef is a live link as the routes name it, 1 to 255; 0 is none. A
@@ -59,8 +63,10 @@ func (l *link) pendingBit() uint16 {
 // already names the new one.
 type linkSet struct {
 	byID   map[LinkID]*link
-	order  []*link // sorted by id
+	order  []*link // sorted by id; the mesh links, directory links left out
 	byPeer map[wire.MAC]*link
+	// directory holds the directory links (bootstrap.go), sorted by id.
+	directory []*link
 	// byRef[r-1] is the link that holds ref r, nil when r is free.
 	byRef []*link
 	// holdDown is, per peer, how often its links failed by liveness
@@ -98,14 +104,34 @@ func (s *linkSet) link(ref linkRef) *link {
 }
 
 // add registers l under its id, its peer and its ref (given now, unless
-// reserveRef gave it one already).
+// reserveRef gave it one already); a directory link gets no ref and goes
+// to directory instead of order.
 func (s *linkSet) add(l *link) {
-	s.reserveRef(l)
 	s.byID[l.id] = l
 	s.byPeer[l.peer] = l
-	i, _ := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmp.Compare(l.id, id) })
-	s.order = slices.Insert(s.order, i, l)
+	if l.directory {
+		s.directory = insertByID(s.directory, l)
+		return
+	}
+	s.reserveRef(l)
+	s.order = insertByID(s.order, l)
 }
+
+// insertByID inserts l into links, sorted by id.
+func insertByID(links []*link, l *link) []*link {
+	i, _ := slices.BinarySearchFunc(links, l.id, byID)
+	return slices.Insert(links, i, l)
+}
+
+// deleteByID deletes l from links, sorted by id, if it is there.
+func deleteByID(links []*link, l *link) []*link {
+	if i, ok := slices.BinarySearchFunc(links, l.id, byID); ok && links[i] == l {
+		return slices.Delete(links, i, i+1)
+	}
+	return links
+}
+
+func byID(l *link, id LinkID) int { return cmp.Compare(l.id, id) }
 
 // remove forgets l; its peer stays linked if another link replaced it.
 func (s *linkSet) remove(l *link) {
@@ -116,9 +142,8 @@ func (s *linkSet) remove(l *link) {
 	if s.byPeer[l.peer] == l {
 		delete(s.byPeer, l.peer)
 	}
-	if i, ok := slices.BinarySearchFunc(s.order, l.id, func(l *link, id LinkID) int { return cmp.Compare(l.id, id) }); ok {
-		s.order = slices.Delete(s.order, i, i+1)
-	}
+	s.order = deleteByID(s.order, l)
+	s.directory = deleteByID(s.directory, l)
 }
 
 // get returns the live link id, or nil.
@@ -127,8 +152,8 @@ func (s *linkSet) get(id LinkID) *link { return s.byID[id] }
 // to returns the live link to peer, or nil.
 func (s *linkSet) to(peer wire.MAC) *link { return s.byPeer[peer] }
 
-// len returns the number of live links.
-func (s *linkSet) len() int { return len(s.byID) }
+// len returns the number of live mesh links (directory links left out).
+func (s *linkSet) len() int { return len(s.order) }
 
 // linkUp handles LinkUp.
 func (n *Node) linkUp(in LinkUp) {
@@ -140,7 +165,21 @@ func (n *Node) linkUp(in LinkUp) {
 		n.scheduleDial()
 		return
 	}
-	if old, ok := n.links.byPeer[peer]; ok {
+	old, dup := n.links.byPeer[peer]
+	if !dup {
+		switch directory, full, refuse := n.linkKind(l); {
+		case refuse:
+			n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrLinkFull})
+			n.scheduleDial()
+			return
+		case directory:
+			n.openDirectory(l, full)
+			n.scheduleDial()
+			n.wakeAt(n.directoryDeadline())
+			return
+		}
+	}
+	if dup {
 		// One link per peer. Both ends keep the link dialled by the
 		// smaller MAC, so simultaneous dials settle on the same one; a
 		// redial by the same side replaces the old link, which its
@@ -193,12 +232,23 @@ func (n *Node) removeLink(l *link, reason error) {
 	n.dropBatch(l)
 	n.links.remove(l)
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
+	if l.directory {
+		n.scheduleDial() // no route crossed it: nothing to move or ask
+		return
+	}
 	var across []wire.MAC
+	relayed := true
 	if n.quiet() && n.links.to(l.peer) == nil {
-		across = n.routedAcross(l)
+		across, relayed = n.routedAcross(l)
 	}
 	affected := n.failover(l.id, l.ref, l.peer)
 	n.scheduleDial()
+	if n.quiet() && len(affected) == 0 && !relayed {
+		// The peer relayed nothing and no route went through it (a
+		// node's directory link to us, a leaf): only it could route to
+		// us over the link, and it is gone. Nothing to ask for.
+		return
+	}
 	if n.links.to(l.peer) == nil {
 		if n.quiet() {
 			silent := errors.Is(reason, ErrLinkDead) || errors.Is(reason, ErrLinkSilent)
@@ -235,7 +285,8 @@ func (n *Node) violation(l *link, err error) {
 	n.closeLink(l, err)
 }
 
-// Links returns the peers of the live links, in link order.
+// Links returns the peers of the live links: the mesh links in link
+// order, then the directory links.
 func (n *Node) Links() []LinkInfo {
 	out := make([]LinkInfo, 0, len(n.links.order))
 	for _, l := range n.links.order {
@@ -249,7 +300,17 @@ func (n *Node) Links() []LinkInfo {
 		li.Suspect = li.Silent >= li.DetectAfter/2
 		out = append(out, li)
 	}
+	for _, l := range n.links.directory {
+		out = append(out, LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended, Directory: true,
+			Age: n.clock.now.Sub(l.up), Silent: n.clock.now.Sub(l.lastRecv), DetectAfter: directoryHold})
+	}
 	return out
+}
+
+// LinkCounts returns how many mesh links and directory links the node
+// has (docs/protocol.md#link-limit).
+func (n *Node) LinkCounts() (mesh, directory int) {
+	return len(n.links.order), len(n.links.directory)
 }
 
 // LinkInfo describes a live link.
@@ -259,6 +320,9 @@ type LinkInfo struct {
 	Addr     netip.AddrPort
 	Dialed   bool
 	Extended bool
+	// Directory is set on a link that carries only a table for the
+	// address cache and then closes (docs/protocol.md#link-limit).
+	Directory bool
 	// Age is how long the link has been up, on the node's clock.
 	Age time.Duration
 	// Heartbeats says whether liveness detection runs on the link (an

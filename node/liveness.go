@@ -104,33 +104,45 @@ func (n *Node) startLiveness(l *link) {
 // checkLiveness fails extended links that have been silent for their
 // detection time and closes seed-protocol links silent for LinkTimeout;
 // then it probes the live links whose sending direction is quiet.
+// Directory links are checked too: the far end of one may hold it as a
+// mesh link, and fails it if nothing comes.
 func (n *Node) checkLiveness(now time.Time) {
-	for i := 0; i < len(n.links.order); i++ {
-		l := n.links.order[i]
-		silent := now.Sub(l.lastRecv)
-		switch {
-		case n.liveness(l) && silent >= n.detectAfter(l):
-			h := n.links.holdDown[l.peer]
-			if now.Sub(h.last) >= n.cfg.HoldDownSpan {
-				h.failures = 0
+	for _, links := range []*[]*link{&n.links.order, &n.links.directory} {
+		for i := 0; i < len(*links); i++ {
+			if n.checkLink((*links)[i], now) {
+				i-- // closed: the next link moved up
 			}
-			h.failures++
-			h.last = now
-			n.links.holdDown[l.peer] = h
-			n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v, rtt %v)", l.id, l.peer, ErrLinkDead,
-				silent.Round(time.Millisecond), l.hb.rtt.srtt.Round(time.Microsecond)))
-			i--
-		case silent >= n.cfg.LinkTimeout:
-			n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v)", l.id, l.peer, ErrLinkSilent, n.cfg.LinkTimeout))
-			i--
-		case n.liveness(l) && now.Sub(l.hb.lastSent) >= n.probeAfter(l):
-			if len(l.batch.items) > 0 {
-				n.flushBatch(l) // a batch waiting to go proves us alive as well
-				break
-			}
-			n.send(l, n.encode(&wire.Heartbeat{Seq: n.probe(l)}), true)
 		}
 	}
+}
+
+// checkLink is checkLiveness for one link; it reports whether it closed
+// the link.
+func (n *Node) checkLink(l *link, now time.Time) (closed bool) {
+	silent := now.Sub(l.lastRecv)
+	switch {
+	case n.liveness(l) && silent >= n.detectAfter(l):
+		h := n.links.holdDown[l.peer]
+		if now.Sub(h.last) >= n.cfg.HoldDownSpan {
+			h.failures = 0
+		}
+		h.failures++
+		h.last = now
+		n.links.holdDown[l.peer] = h
+		n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v, rtt %v)", l.id, l.peer, ErrLinkDead,
+			silent.Round(time.Millisecond), l.hb.rtt.srtt.Round(time.Microsecond)))
+		return true
+	case silent >= n.cfg.LinkTimeout:
+		n.closeLink(l, fmt.Errorf("link %d to %s: %w (%v)", l.id, l.peer, ErrLinkSilent, n.cfg.LinkTimeout))
+		return true
+	case n.liveness(l) && now.Sub(l.hb.lastSent) >= n.probeAfter(l):
+		if len(l.batch.items) > 0 {
+			n.flushBatch(l) // a batch waiting to go proves us alive as well
+			break
+		}
+		n.send(l, n.encode(&wire.Heartbeat{Seq: n.probe(l)}), true)
+	}
+	return false
 }
 
 // livenessDeadline returns when l next needs the node: its next probe or

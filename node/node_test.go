@@ -757,19 +757,20 @@ func TestSelfAndDuplicateLinks(t *testing.T) {
 }
 
 func TestConnectPolicy(t *testing.T) {
-	// "Connect policy": dial the seed and cached peers up to MaxLinks, back
-	// off a peer whose dial failed, and retry quickly below MinLinks.
+	// "Connect policy": dial the seed and cached peers up to dialTarget
+	// (half way from MinLinks 2 to MaxLinks 8: 5), back off a peer whose
+	// dial failed, and retry quickly below MinLinks.
 	var cache []Peer
 	for i := range 6 {
 		cache = append(cache, Peer{MAC: wire.MAC{2, 1, 0, 0, 0, byte(i)}, Addr: netip.MustParseAddrPort("127.0.1.1:41744")})
 	}
 	seed := Peer{MAC: macOf("s"), Addr: addrOf("s")}
 	tn := newNetWith(t, func(_ string, c *Config) {
-		c.Cache, c.Seeds, c.MaxLinks = cache, []Peer{seed}, 5
+		c.Cache, c.Seeds, c.MinLinks, c.MaxLinks = cache, []Peer{seed}, 2, 8
 	}, "a")
 	dials := tn.dials["a"]
 	if len(dials) != 5 || dials[0] != seed {
-		t.Fatalf("dials %v, want the seed then 4 cached peers (MaxLinks 5)", dials)
+		t.Fatalf("dials %v, want the seed then 4 cached peers (dialTarget 5)", dials)
 	}
 	n := tn.nodes["a"]
 	// Every dial fails: those peers are backed off and the other two are

@@ -131,11 +131,12 @@ const (
 	DropNoRelay                  // traffic for others at a no_relay node
 	DropQueueFull                // a data frame at a full link queue (counted by the driver)
 	DropTooLong                  // a frame that does not fit a message
+	DropDirectory                // traffic over a directory link, which carries only a table
 	numDropReasons
 )
 
 var dropNames = [...]string{"none", "not own source", "no route", "hop limit", "route loop",
-	"unknown source", "malformed", "unknown type", "no relay", "queue full", "too long"}
+	"unknown source", "malformed", "unknown type", "no relay", "queue full", "too long", "directory link"}
 
 func (d DropReason) String() string {
 	if int(d) < len(dropNames) {

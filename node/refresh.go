@@ -427,11 +427,11 @@ func (n *Node) passOn(l *link, info wire.Info, r *route, refresh bool) {
 //
 // A peer that passed no round on to us (none of our routes or backups
 // goes through it) has no other link, or relays nothing: no round can
-// reach it but over the lost link, so none is asked for. This spares
-// the mesh a round of every node when a leaf is cut off.
-func (n *Node) routedAcross(l *link) []wire.MAC {
+// reach it but over the lost link, so none is asked for, and relayed is
+// false. This spares the mesh a round of every node when a leaf is cut
+// off.
+func (n *Node) routedAcross(l *link) (targets []wire.MAC, relayed bool) {
 	var out []wire.MAC
-	relayed := false
 	for r := range n.routes.all {
 		mac := r.key.mac()
 		if mac == l.peer {
@@ -444,10 +444,10 @@ func (n *Node) routedAcross(l *link) []wire.MAC {
 		}
 	}
 	if !relayed {
-		return nil
+		return nil, false
 	}
 	slices.SortFunc(out, wire.MAC.Compare)
-	return out
+	return out, true
 }
 
 // mergeSorted returns the MACs of a and b, sorted, without duplicates.

@@ -30,6 +30,7 @@ func (n *Node) tickInput(now time.Time) {
 	n.tick(now)
 	now = n.clock.now
 	n.checkLiveness(now)
+	n.checkDirectory(now)
 	if len(n.unconfirmed) > 0 {
 		n.confirmFailovers(now)
 	}
@@ -107,11 +108,15 @@ func (n *Node) nextDeadline() time.Time {
 		later(n.livenessDeadline(l))
 		later(l.batch.due)
 	}
+	for _, l := range n.links.directory {
+		later(n.livenessDeadline(l))
+	}
 	if len(n.unconfirmed) > 0 {
 		later(n.confirmDeadline())
 	}
 	later(n.waitDeadline())
 	later(n.acrossDeadline())
+	later(n.directoryDeadline())
 	if n.quickDial() {
 		later(n.dialer.dialAt)
 	}

@@ -103,8 +103,9 @@ func (t Timers) nodeConfig() node.Config {
 // NodeOptions are per-node settings.
 type NodeOptions struct {
 	NoIncoming, NoRelay bool
-	// Seeds are indices of nodes given as Config.Seeds (`init`).
-	Seeds []int
+	// Seeds are indices of nodes given as Config.Seeds (`init`),
+	// Bootstrap those given as Config.Bootstrap.
+	Seeds, Bootstrap []int
 	// Down leaves the node not started until Restart (a late joiner).
 	Down bool
 }
@@ -309,6 +310,9 @@ func (c *cluster) start(i int) {
 	cfg.MAC, cfg.Port, cfg.NoIncoming, cfg.NoRelay = sn.mac, Port, sn.opts.NoIncoming, sn.opts.NoRelay
 	cfg.IDFloor, cfg.Rand = sn.floor, sn.rng
 	cfg.Seeds = c.seedsOf(i)
+	for _, b := range c.nodes[i].opts.Bootstrap {
+		cfg.Bootstrap = append(cfg.Bootstrap, node.Peer{MAC: c.nodes[b].mac, Addr: c.nodes[b].addr})
+	}
 	cfg.Cache = sn.cache.peers(c)
 	n, err := node.New(cfg)
 	if err != nil {

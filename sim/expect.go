@@ -24,6 +24,7 @@ const (
 	expectDropped                            // a link dropped within D of each KIND
 	expectLivenessMax                        // at most N links failed by liveness
 	expectLivenessMin                        // at least N links failed by liveness
+	expectDegree                             // degree at most N
 )
 
 // faultKinds is the alternation of fault kinds expectations name.
@@ -55,6 +56,7 @@ var expectPatterns = []struct {
 	{expectDropped, regexp.MustCompile(`^a link dropped within (\S+) of each ` + faultKinds + `$`)},
 	{expectLivenessMax, regexp.MustCompile(`^at most (\d+) links? failed by liveness$`)},
 	{expectLivenessMin, regexp.MustCompile(`^at least (\d+) links? failed by liveness$`)},
+	{expectDegree, regexp.MustCompile(`^degree at most (\d+)$`)},
 }
 
 // ExpectationForms lists the expectation sentences a scenario may use.
@@ -71,6 +73,7 @@ var ExpectationForms = []string{
 	"a link dropped within DURATION of each KIND",
 	"at most N links failed by liveness",
 	"at least N links failed by liveness",
+	"degree at most N (mesh links of any node at any time)",
 }
 
 func parseExpectation(y ynode) (Expectation, error) {
@@ -94,7 +97,7 @@ func parseExpectation(y ynode) (Expectation, error) {
 			if len(m) > 2 {
 				e.arg = m[2]
 			}
-		case expectLivenessMax, expectLivenessMin:
+		case expectLivenessMax, expectLivenessMin, expectDegree:
 			n, err := strconv.Atoi(m[1])
 			if err != nil {
 				return e, y.errf("want a count, got %q", m[1])
@@ -194,6 +197,9 @@ func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
 				res.Detail += fmt.Sprintf(" (%d more touched no link)", untouched)
 			}
 		}
+	case expectDegree:
+		res.Detail = fmt.Sprintf("peak degree %d (%d with directory links)", r.PeakDegree, r.PeakLinks)
+		res.OK = float64(r.PeakDegree) <= e.pct
 	case expectLivenessMax, expectLivenessMin:
 		res.Detail = fmt.Sprintf("%d links failed by liveness", r.Liveness)
 		if e.kind == expectLivenessMax && float64(r.Liveness) > e.pct || e.kind == expectLivenessMin && float64(r.Liveness) < e.pct {

@@ -23,6 +23,12 @@ type Totals struct {
 	// LivenessLinks counts the links failed by liveness (silent for their
 	// detection time) at one end or both.
 	LivenessLinks uint64
+	// DirectoryLinks counts the links that were directory links at one
+	// end (docs/protocol.md#link-limit). PeakDegree is the most mesh
+	// links one node had at any time, PeakLinks the most links of both
+	// kinds.
+	DirectoryLinks        uint64
+	PeakDegree, PeakLinks int
 }
 
 // Totals returns the world-wide counters.

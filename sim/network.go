@@ -139,6 +139,9 @@ type conn struct {
 	pathSeq        uint32 // bumped whenever a direction's path closes: acks in flight are void
 	watch          int    // 1 + the index of the fault result whose detection this conn reports; 0 none
 	dead           bool   // an end failed it by liveness
+	// directory: an end took it as a directory link, which carries only
+	// a table (docs/protocol.md#link-limit): it is no mesh link.
+	directory bool
 	// forgotten: neither end holds it; once nothing is on its wires it
 	// leaves network.conns.
 	forgotten bool
@@ -364,12 +367,33 @@ func (nw *network) link(e *edge, a, b int) {
 	w.trace.record(traceRec{kind: evLinkUp, node: int32(a), peer: int32(b), aux: c.id})
 	// The acceptor sees the dialer's address with an ephemeral port.
 	na.n.Step(cl.nodeTime(a), node.LinkUp{Link: c.end[0].id, Peer: nb.mac, Addr: nb.addr, Dialed: true, Extended: e.ext})
+	nw.noteKind(c, 0)
 	cl.drain(a)
 	if c.end[1].up && nb.n != nil {
 		from := netip.AddrPortFrom(na.addr.Addr(), uint16(32768+c.id%28000))
 		nb.n.Step(cl.nodeTime(b), node.LinkUp{Link: c.end[1].id, Peer: na.mac, Addr: from, Dialed: false, Extended: e.ext})
+		nw.noteKind(c, 1)
 		cl.drain(b)
 	}
+}
+
+// noteKind records, after end k's node took c up, whether it took it as
+// a directory link, and the node's link counts. A directory link is one
+// from the start at the end that decides it (the dialler of a bootstrap
+// peer, the acceptor at its limit), so looking at link-up is enough.
+func (nw *network) noteKind(c *conn, k int) {
+	w := nw.w
+	sn := w.cluster.nodes[c.end[k].node]
+	if sn.n == nil {
+		return
+	}
+	if !c.directory && slices.ContainsFunc(sn.n.Links(), func(l node.LinkInfo) bool { return l.ID == c.end[k].id && l.Directory }) {
+		c.directory = true
+		w.totals.DirectoryLinks++
+	}
+	mesh, dir := sn.n.LinkCounts()
+	w.totals.PeakDegree = max(w.totals.PeakDegree, mesh)
+	w.totals.PeakLinks = max(w.totals.PeakLinks, mesh+dir)
 }
 
 // transmit sends msg from end `from` of c: at once onto the wire of an
@@ -1250,16 +1274,28 @@ func (w *World) NextHop(a, b int) (int, bool) {
 	return c.end[0].node, true
 }
 
-// LiveLinks returns, for each node, the peers of its working links.
+// LiveLinks returns, for each node, the peers of its working mesh links
+// (directory links left out: they carry no routes).
 func (w *World) LiveLinks() [][]int {
 	out := make([][]int, w.N())
 	for _, e := range w.net.edgeSeq {
-		if w.net.carrying(e) {
+		if w.net.carryingMesh(e) {
 			out[e.a] = append(out[e.a], e.b)
 			out[e.b] = append(out[e.b], e.a)
 		}
 	}
 	return out
+}
+
+// carryingMesh reports whether a working mesh link (not a directory
+// link) runs over e.
+func (nw *network) carryingMesh(e *edge) bool {
+	for _, c := range e.conns {
+		if !c.directory && nw.working(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // usable returns, for each node, the peers of its static edges whose

@@ -98,28 +98,34 @@ type Report struct {
 	// and second in the quiet seconds of the run: those at least 30 s
 	// after the start and after every fault and heal (QuietSeconds of
 	// them; zero when there is none).
-	QuietControlMsgs float64        `json:"quiet_control_msgs_per_node_s"`
-	QuietControlB    float64        `json:"quiet_control_bytes_per_node_s"`
-	QuietSeconds     float64        `json:"quiet_seconds"`
-	Heartbeats       float64        `json:"heartbeat_msgs_per_node_s"`
-	DataMsgs         float64        `json:"data_msgs_per_node_s"`
-	QueueDrops       uint64         `json:"queue_drops"`
-	Closes           uint64         `json:"closes"`
-	Liveness         uint64         `json:"liveness_failures"` // links failed (at one end or both) as silent for their detection time
-	UserTO           uint64         `json:"user_timeouts"`     // links the transport aborted (TCP_USER_TIMEOUT)
-	Retransmits      uint64         `json:"retransmits"`
-	DialFails        uint64         `json:"dial_failures"`
-	Links            uint64         `json:"links_created"`
-	SeedLinks        uint64         `json:"seed_protocol_links"`
-	MaxDegree        int            `json:"max_degree"`
-	MeanDegree       float64        `json:"mean_degree"`
-	Routes           float64        `json:"routes_per_node"` // mean live routes (with a next hop) per node up at the end
-	Totals           Totals         `json:"totals"`
-	Hash             string         `json:"trace_hash"`
-	Violations       []Violation    `json:"violations"`
-	ViolationN       int            `json:"violation_count"`
-	Expect           []ExpectResult `json:"expectations"`
-	OK               bool           `json:"ok"`
+	QuietControlMsgs float64 `json:"quiet_control_msgs_per_node_s"`
+	QuietControlB    float64 `json:"quiet_control_bytes_per_node_s"`
+	QuietSeconds     float64 `json:"quiet_seconds"`
+	Heartbeats       float64 `json:"heartbeat_msgs_per_node_s"`
+	DataMsgs         float64 `json:"data_msgs_per_node_s"`
+	QueueDrops       uint64  `json:"queue_drops"`
+	Closes           uint64  `json:"closes"`
+	Liveness         uint64  `json:"liveness_failures"` // links failed (at one end or both) as silent for their detection time
+	UserTO           uint64  `json:"user_timeouts"`     // links the transport aborted (TCP_USER_TIMEOUT)
+	Retransmits      uint64  `json:"retransmits"`
+	DialFails        uint64  `json:"dial_failures"`
+	Links            uint64  `json:"links_created"`
+	SeedLinks        uint64  `json:"seed_protocol_links"`
+	MaxDegree        int     `json:"max_degree"`
+	// PeakDegree is the most mesh links one node had at any time,
+	// PeakLinks the most links with directory links counted.
+	PeakDegree int `json:"peak_degree"`
+	PeakLinks  int `json:"peak_links"`
+	// DirectoryLinks counts the links taken as directory links.
+	DirectoryLinks uint64         `json:"directory_links"`
+	MeanDegree     float64        `json:"mean_degree"`
+	Routes         float64        `json:"routes_per_node"` // mean live routes (with a next hop) per node up at the end
+	Totals         Totals         `json:"totals"`
+	Hash           string         `json:"trace_hash"`
+	Violations     []Violation    `json:"violations"`
+	ViolationN     int            `json:"violation_count"`
+	Expect         []ExpectResult `json:"expectations"`
+	OK             bool           `json:"ok"`
 }
 
 // report summarizes a finished run.
@@ -184,6 +190,7 @@ func (s *Scenario) report(w *World) *Report {
 	}
 	r.Links, r.SeedLinks, r.Retransmits = r.Totals.LinksCreated, r.Totals.SeedLinks, r.Totals.Retransmits
 	r.Liveness = r.Totals.LivenessLinks
+	r.PeakDegree, r.PeakLinks, r.DirectoryLinks = r.Totals.PeakDegree, r.Totals.PeakLinks, r.Totals.DirectoryLinks
 	links := w.LiveLinks()
 	total := 0
 	for _, l := range links {
@@ -346,8 +353,8 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "          in a quiet mesh (%.0f s, 30 s or more after the start and any fault): %.2f msgs/node/s, %.0f bytes/node/s\n",
 			r.QuietSeconds, r.QuietControlMsgs, r.QuietControlB)
 	}
-	fmt.Fprintf(&b, "links     %d created (%d seed protocol), %d closed by nodes (%d failed by liveness), %d aborted by the user timeout, %d dial failures, %d queue drops; degree mean %.1f max %d\n",
-		r.Links, r.SeedLinks, r.Closes, r.Liveness, r.UserTO, r.DialFails, r.QueueDrops, r.MeanDegree, r.MaxDegree)
+	fmt.Fprintf(&b, "links     %d created (%d seed protocol, %d directory), %d closed by nodes (%d failed by liveness), %d aborted by the user timeout, %d dial failures, %d queue drops; degree mean %.1f max %d, peak %d (%d with directory links)\n",
+		r.Links, r.SeedLinks, r.DirectoryLinks, r.Closes, r.Liveness, r.UserTO, r.DialFails, r.QueueDrops, r.MeanDegree, r.MaxDegree, r.PeakDegree, r.PeakLinks)
 	fmt.Fprintf(&b, "events    %d (%d messages delivered, %d lost in flight, %d retransmissions)\n", r.Totals.Events, r.Totals.Messages, r.Totals.Lost, r.Retransmits)
 	for _, e := range r.Expect {
 		mark := "ok  "

@@ -47,6 +47,7 @@ type TopologySpec struct {
 	PerSite    int     // multisite: nodes per site
 	WANLinks   int     // multisite: WAN edges between each pair of sites
 	JoinEvery  time.Duration
+	JoinWith   string // organic: "init" (node 0 is every node's seed, the default) or "bootstrap"
 	Edges      []Edge // custom
 }
 
@@ -172,7 +173,7 @@ func ParseScenario(file string, src []byte) (*Scenario, error) {
 }
 
 func (s *Scenario) parseTopology(y ynode) error {
-	f, _, err := y.fields("kind", "nodes", "rows", "cols", "degree", "sites", "nodes_per_site", "wan_links", "join_every", "edges")
+	f, _, err := y.fields("kind", "nodes", "rows", "cols", "degree", "sites", "nodes_per_site", "wan_links", "join_every", "join_with", "edges")
 	if err != nil {
 		return err
 	}
@@ -196,6 +197,14 @@ func (s *Scenario) parseTopology(y ynode) error {
 	if v, ok := f["join_every"]; ok {
 		if t.JoinEvery, err = v.dur(); err != nil {
 			return err
+		}
+	}
+	if v, ok := f["join_with"]; ok {
+		if t.JoinWith, err = v.str(); err != nil {
+			return err
+		}
+		if t.JoinWith != "init" && t.JoinWith != "bootstrap" {
+			return v.errf("join_with %q (want init or bootstrap)", t.JoinWith)
 		}
 	}
 	need := func(field string, ok bool) error {

@@ -25,8 +25,9 @@ type Topology struct {
 	// Site of each node (multi-site), nil otherwise.
 	Site []int
 	// Organic: every pair may link, node 0 is every other node's seed,
-	// and nodes join one after the other.
-	Organic bool
+	// and nodes join one after the other. Bootstrap makes node 0 their
+	// bootstrap peer instead of their seed.
+	Organic, Bootstrap bool
 }
 
 // Line is 0 - 1 - ... - n-1.
@@ -174,6 +175,9 @@ func (t TopologySpec) build(rng *rand.Rand) (Topology, error) {
 	case "multisite":
 		return MultiSite(t.Sites, t.PerSite, t.WANLinks, rng), nil
 	case "organic":
+		if t.JoinWith == "bootstrap" {
+			return OrganicBootstrap(t.Nodes), nil
+		}
 		return Organic(t.Nodes), nil
 	case "custom":
 		return Topology{Kind: "custom", N: t.Nodes, Edges: slices.Clone(t.Edges)}, nil
@@ -182,8 +186,15 @@ func (t TopologySpec) build(rng *rand.Rand) (Topology, error) {
 }
 
 // Organic is n nodes with no static edges; each starts with node 0 as its
-// seed and builds the mesh through its peer cache and connect policy.
+// seed (`init`) and builds the mesh through its peer cache and connect
+// policy.
 func Organic(n int) Topology { return Topology{Kind: "organic", N: n, Organic: true} }
+
+// OrganicBootstrap is Organic with node 0 as every node's bootstrap peer
+// instead of its seed: it serves the joiners its table and is no hub.
+func OrganicBootstrap(n int) Topology {
+	return Topology{Kind: "organic", N: n, Organic: true, Bootstrap: true}
+}
 
 // Build adds t's nodes and edges to w. Each node of a static topology
 // has its neighbours as seeds (`init`), as a real deployment lists them,
@@ -200,7 +211,11 @@ func (w *World) Build(t Topology) error {
 		w.AllowAll()
 		w.AddNode(NodeOptions{})
 		for range t.N - 1 {
-			w.AddNode(NodeOptions{Seeds: []int{base}, Down: true})
+			if t.Bootstrap {
+				w.AddNode(NodeOptions{Bootstrap: []int{base}, Down: true})
+			} else {
+				w.AddNode(NodeOptions{Seeds: []int{base}, Down: true})
+			}
 		}
 		return nil
 	}

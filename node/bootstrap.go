@@ -1,0 +1,188 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/invpn/invpn/wire"
+)
+
+// Joining without a hub (docs/protocol.md#link-limit).
+//
+// A directory link carries one table, for the address cache, and then
+// closes: no route, flood or frame crosses it, so closing it asks nothing
+// of the mesh. A node opens one in two cases:
+//
+//   - it dialled one of its Bootstrap peers while it had fewer than
+//     MinLinks mesh links: it takes the peer's table into its cache,
+//     dials cached peers, and closes the directory link once it has
+//     MinLinks mesh links (or after directoryHold). If that hold passes
+//     and it still has fewer, its next link to the peer is a mesh link
+//     (a mesh with no one else to link to);
+//   - it accepted a link beyond MaxLinks mesh links: it sends a 0x8A
+//     first, so that the dialler treats the link as a directory link
+//     too, then its table; the dialler closes the link when it has
+//     MinLinks mesh links, or either end after directoryHold.
+//
+// The far end of a bootstrap peer's directory link sees an ordinary link
+// that relays nothing: losing it asks for no rounds (removeLink).
+
+// directoryHold is how long a directory link may stay up.
+const directoryHold = 10 * time.Second
+
+// directoryMinAge is how long a directory link stays up at least, so that
+// the table it carries has arrived: four batch delays.
+func (n *Node) directoryMinAge() time.Duration { return 4 * n.cfg.BatchDelay }
+
+// isBootstrap reports whether mac is one of the node's Bootstrap peers.
+func (n *Node) isBootstrap(mac wire.MAC) bool {
+	return slices.ContainsFunc(n.cfg.Bootstrap, func(p Peer) bool { return p.MAC == mac })
+}
+
+// isSeed reports whether mac is one of the node's `init` seeds.
+func (n *Node) isSeed(mac wire.MAC) bool {
+	return slices.ContainsFunc(n.cfg.Seeds, func(p Peer) bool { return p.MAC == mac })
+}
+
+// needBootstrap reports whether the node dials its bootstrap peers: it
+// has fewer than MinLinks mesh links.
+func (n *Node) needBootstrap() bool { return n.links.len() < n.cfg.MinLinks }
+
+// linkKind decides at link-up what l becomes: a mesh link, a directory
+// link (full: because this node is at MaxLinks), or refused.
+func (n *Node) linkKind(l *link) (directory, full, refuse bool) {
+	switch {
+	case !l.extended:
+		// An original node knows no 0x8A and takes no orders: a link to
+		// or from it is a mesh link (an operator listed it).
+		return false, false, false
+	case l.dialed && n.isBootstrap(l.peer) && !n.dialer.directoryTried[l.peer]:
+		return true, false, false
+	case !l.dialed && n.links.len() >= n.cfg.MaxLinks && !n.isSeed(l.peer):
+		if len(n.links.directory) >= n.cfg.MaxLinks {
+			return false, false, true
+		}
+		return true, true, false
+	}
+	return false, false, false
+}
+
+// openDirectory registers l as a directory link. A full node sends the
+// 0x8A and its table at once.
+func (n *Node) openDirectory(l *link, full bool) {
+	l.directory = true
+	n.startLiveness(l)
+	n.links.add(l)
+	n.event(Event{Kind: EventLinkUp, MAC: l.peer, Link: l.id})
+	if !full {
+		return
+	}
+	n.send(l, n.encode(&wire.LinkFull{}), true)
+	n.sendTable(l)
+	n.flushBatch(l)
+}
+
+// receiveLinkFull handles a 0x8A: the peer accepted l beyond its limit.
+// The link becomes a directory link (its table is on the way) and the
+// peer is not redialled for a connect interval.
+func (n *Node) receiveLinkFull(l *link, msg []byte) {
+	if _, err := wire.DecodeLinkFull(msg); err != nil {
+		n.malformed(l, err)
+		return
+	}
+	b := n.dialer.backoff[l.peer]
+	b.fails = max(b.fails, 1)
+	b.until = n.clock.now.Add(n.cfg.ConnectInterval/2 + time.Duration(n.cfg.Rand.Uint64()%uint64(max(n.cfg.ConnectInterval, 1))))
+	n.dialer.backoff[l.peer] = b
+	if l.directory {
+		return
+	}
+	// The 0x8A is the peer's first message, so no route uses the link
+	// yet; one that does (a peer that sent it late) fails over.
+	n.links.remove(l)
+	n.dropBatch(l)
+	n.failover(l.id, l.ref, l.peer)
+	l.ref = 0
+	l.directory = true
+	n.links.add(l)
+	n.scheduleDial()
+}
+
+// receiveDirectory handles a message over a directory link: addresses
+// from announcements go to the cache, heartbeats are answered, and
+// everything else is dropped.
+func (n *Node) receiveDirectory(l *link, t wire.Type, msg []byte) {
+	switch t {
+	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath:
+		n.receiveAnnouncement(l, t, msg)
+	case wire.TypeInfoBatch:
+		n.receiveBatch(l, msg)
+	case wire.TypeHeartbeat:
+		n.receiveHeartbeat(l, msg)
+	case wire.TypeLinkFull:
+		n.receiveLinkFull(l, msg)
+	default:
+		n.drop(DropDirectory, l.peer)
+	}
+}
+
+// directoryAnnouncement takes the address of an announcement that came
+// over a directory link into the cache; it is no route.
+func (n *Node) directoryAnnouncement(info wire.Info) {
+	if info.Addr.IsValid() {
+		n.updateCache(info)
+	}
+}
+
+// checkDirectory closes the directory links whose job is done: the node
+// has MinLinks mesh links and the table had time to arrive, or the hold
+// is over. A bootstrap peer whose directory link ran out while the node
+// still lacked mesh links is linked as a mesh link next time.
+func (n *Node) checkDirectory(now time.Time) {
+	enough := n.links.len() >= n.cfg.MinLinks
+	if enough {
+		clear(n.dialer.directoryTried)
+	}
+	for i := 0; i < len(n.links.directory); i++ {
+		l := n.links.directory[i]
+		age := now.Sub(l.up)
+		if !(enough && age >= n.directoryMinAge()) && age < directoryHold {
+			continue
+		}
+		if !enough && l.dialed && n.isBootstrap(l.peer) {
+			n.dialer.directoryTried[l.peer] = true
+		}
+		n.closeLink(l, fmt.Errorf("link %d to %s: %w (%d mesh links, up %v)", l.id, l.peer, ErrDirectoryDone,
+			n.links.len(), age.Round(time.Millisecond)))
+		i--
+	}
+}
+
+// directoryDeadline is when checkDirectory next has something to do.
+func (n *Node) directoryDeadline() time.Time {
+	var t time.Time
+	for _, l := range n.links.directory {
+		d := l.up.Add(directoryHold)
+		if n.links.len() >= n.cfg.MinLinks {
+			d = l.up.Add(n.directoryMinAge())
+		}
+		if t.IsZero() || d.Before(t) {
+			t = d
+		}
+	}
+	return t
+}
+
+// dialBootstrap dials the bootstrap peers that are not linked, while the
+// node has fewer than MinLinks mesh links.
+func (n *Node) dialBootstrap() {
+	if !n.needBootstrap() {
+		return
+	}
+	for _, p := range n.cfg.Bootstrap {
+		if n.canDial(p.MAC) {
+			n.dial(p)
+		}
+	}
+}
