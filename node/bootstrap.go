@@ -22,8 +22,9 @@ import (
 //     (a mesh with no one else to link to);
 //   - it accepted a link beyond MaxLinks mesh links: it sends a 0x8A
 //     first, so that the dialler treats the link as a directory link
-//     too, then its table; the dialler closes the link when it has
-//     MinLinks mesh links, or either end after directoryHold.
+//     too, then its table if it has no route to the dialler (a joiner);
+//     the dialler closes the link when it has MinLinks mesh links, or
+//     either end after directoryHold.
 //
 // The far end of a bootstrap peer's directory link sees an ordinary link
 // that relays nothing: losing it asks for no rounds (removeLink).
@@ -49,23 +50,20 @@ func (n *Node) isSeed(mac wire.MAC) bool {
 // has fewer than MinLinks mesh links.
 func (n *Node) needBootstrap() bool { return n.links.len() < n.cfg.MinLinks }
 
-// linkKind decides at link-up what l becomes: a mesh link, a directory
-// link (full: because this node is at MaxLinks), or refused.
-func (n *Node) linkKind(l *link) (directory, full, refuse bool) {
+// linkKind decides at link-up what l becomes: a mesh link or a
+// directory link (full: because this node is at MaxLinks mesh links).
+func (n *Node) linkKind(l *link) (directory, full bool) {
 	switch {
 	case !l.extended:
 		// An original node knows no 0x8A and takes no orders: a link to
 		// or from it is a mesh link (an operator listed it).
-		return false, false, false
+		return false, false
 	case l.dialed && n.isBootstrap(l.peer) && !n.dialer.directoryTried[l.peer]:
-		return true, false, false
+		return true, false
 	case !l.dialed && n.links.len() >= n.cfg.MaxLinks && !n.isSeed(l.peer):
-		if len(n.links.directory) >= n.cfg.MaxLinks {
-			return false, false, true
-		}
-		return true, true, false
+		return true, true
 	}
-	return false, false, false
+	return false, false
 }
 
 // openDirectory registers l as a directory link. A full node sends the
@@ -74,13 +72,20 @@ func (n *Node) openDirectory(l *link, full bool) {
 	l.directory = true
 	n.startLiveness(l)
 	n.links.add(l)
-	n.event(Event{Kind: EventLinkUp, MAC: l.peer, Link: l.id})
+	n.event(Event{Kind: EventLinkUp, MAC: l.peer, Link: l.id, Directory: true})
 	if !full {
 		return
 	}
 	n.send(l, n.encode(&wire.LinkFull{}), true)
-	n.sendTable(l)
-	n.flushBatch(l)
+	if n.routes.get(l.peer) == nil && len(n.links.directory) <= n.cfg.MaxLinks {
+		// A dialler the mesh has no route to has not joined yet: it
+		// needs the addresses. One that has (it dialled us from its
+		// cache) has them: the table would be 50 KB at 1000 nodes for
+		// nothing, and most dials a full node refuses are such. At most
+		// MaxLinks tables are on their way at once.
+		n.sendTable(l)
+		n.flushBatch(l)
+	}
 }
 
 // receiveLinkFull handles a 0x8A: the peer accepted l beyond its limit.

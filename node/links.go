@@ -167,12 +167,7 @@ func (n *Node) linkUp(in LinkUp) {
 	}
 	old, dup := n.links.byPeer[peer]
 	if !dup {
-		switch directory, full, refuse := n.linkKind(l); {
-		case refuse:
-			n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrLinkFull})
-			n.scheduleDial()
-			return
-		case directory:
+		if directory, full := n.linkKind(l); directory {
 			n.openDirectory(l, full)
 			n.scheduleDial()
 			n.wakeAt(n.directoryDeadline())
@@ -231,7 +226,7 @@ func (n *Node) closeLink(l *link, reason error) {
 func (n *Node) removeLink(l *link, reason error) {
 	n.dropBatch(l)
 	n.links.remove(l)
-	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason})
+	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason, Directory: l.directory})
 	if l.directory {
 		n.scheduleDial() // no route crossed it: nothing to move or ask
 		return

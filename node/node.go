@@ -16,9 +16,6 @@ var (
 	ErrMalformed     = errors.New("malformed message from a peer that speaks the invpn protocol")
 	ErrLinkSilent    = errors.New("nothing received within the link timeout")
 	ErrLinkDead      = errors.New("link failed: nothing received within its detection time")
-	// ErrLinkFull closes an incoming link when the node is at MaxLinks
-	// links and at MaxLinks directory links too.
-	ErrLinkFull = errors.New("at the link limit (max_links)")
 	// ErrDirectoryDone closes a directory link whose table was taken
 	// (docs/protocol.md#link-limit).
 	ErrDirectoryDone = errors.New("directory link done")

@@ -111,6 +111,9 @@ type Event struct {
 	From LinkID
 	// Drop is the reason of an EventDrop.
 	Drop DropReason
+	// Directory is set on the link events of a directory link, which
+	// carries no route (docs/protocol.md#link-limit).
+	Directory bool
 	// Err explains violations, closes and failed dials.
 	Err error
 }

@@ -443,7 +443,13 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 	}
 	for _, e := range r.Events {
 		switch e.Kind {
-		case node.EventLinkUp, node.EventLinkDown, node.EventRouteLearned, node.EventRouteChanged,
+		case node.EventLinkUp, node.EventLinkDown:
+			if e.Directory {
+				break // no route crosses it: the mesh is as quiet as before
+			}
+			w.measure.touch()
+			sn.hopsStale = true
+		case node.EventRouteLearned, node.EventRouteChanged,
 			node.EventRouteFailover, node.EventRouteWithdrawn, node.EventRouteExpired:
 			w.measure.touch()
 			sn.hopsStale = true

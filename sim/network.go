@@ -670,7 +670,9 @@ func (nw *network) endDown(c *conn, k int, reason error) {
 	e.up, e.gone = false, true
 	nw.detected(c)
 	nw.forget(c)
-	w.check.lost()
+	if !c.directory { // no frame crosses a directory link: none is lost with it
+		w.check.lost()
+	}
 	w.measure.touch()
 	sn := w.cluster.nodes[e.node]
 	if sn.n == nil || sn.epoch != e.epoch {
@@ -757,8 +759,10 @@ func (nw *network) closeByNode(i int, cl node.Close) {
 func (nw *network) closeEnd(c *conn, k int) {
 	e := &c.end[k]
 	e.up, e.gone = false, true
-	nw.w.check.lost()
-	nw.w.measure.touch()
+	if !c.directory { // no frame crosses a directory link: the mesh is unchanged
+		nw.w.check.lost()
+		nw.w.measure.touch()
+	}
 	c.dir[k].q = nil
 	if !c.reset && c.end[1-k].up {
 		nw.putOnWire(c, k, nil)

@@ -21,9 +21,17 @@ func (d *Daemon) logEvent(e *node.Event) {
 		if pl := d.links[e.Link]; pl != nil {
 			attrs = append(attrs, "dialed", pl.link.Dialed(), "extended", pl.link.Extended())
 		}
+		if e.Directory {
+			d.log.Info("directory link up", attrs...) // a table for the cache, no routes
+			break
+		}
 		d.log.Info("link up", attrs...)
 	case node.EventLinkDown:
-		d.log.Info("link down", append(d.linkAttrs("peer", e.MAC, e.Link), "reason", errString(e.Err))...)
+		msg := "link down"
+		if e.Directory {
+			msg = "directory link down"
+		}
+		d.log.Info(msg, append(d.linkAttrs("peer", e.MAC, e.Link), "reason", errString(e.Err))...)
 	case node.EventRouteLearned, node.EventRouteChanged:
 		d.log.Info(e.Kind.String(), append([]any{"target", e.MAC}, d.viaAttrs("via", e.Link)...)...)
 	case node.EventRouteFailover:
