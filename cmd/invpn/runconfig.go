@@ -51,6 +51,9 @@ func nodeConfig(cfg *config.Config, mac wire.MAC) node.Config {
 	nc.TriggerGap, nc.DialBackoffMax = nc.AnnounceInterval/10, nc.ConnectInterval
 	nc.MinLinks, nc.MaxLinks = cfg.Network.MinLinks, cfg.Network.MaxLinks
 	nc.Seeds = seeds(cfg)
+	for _, b := range cfg.Network.Bootstrap {
+		nc.Bootstrap = append(nc.Bootstrap, node.Peer{MAC: b.MAC, Addr: b.Addr})
+	}
 	return nc
 }
 

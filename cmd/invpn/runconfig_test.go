@@ -75,7 +75,12 @@ func TestDaemonOptions(t *testing.T) {
 	cfg.Network.Cache = "/var/lib/x/cache.json"
 	cfg.Control.Socket = "/run/x.sock"
 	cfg.Metrics.Listen, cfg.Metrics.MapToken = "127.0.0.1:9742", "0123456789abcdef"
+	boot := config.Seed{MAC: wire.MAC{0x02, 0x50, 0x56, 0, 0, 9}, Addr: netip.MustParseAddrPort("192.0.2.9:41744")}
+	cfg.Network.Bootstrap = []config.Seed{boot}
 	o := daemonOptions(cfg, mac)
+	if len(o.Node.Bootstrap) != 1 || o.Node.Bootstrap[0] != (node.Peer{MAC: boot.MAC, Addr: boot.Addr}) {
+		t.Errorf("bootstrap peers %v, want %v", o.Node.Bootstrap, boot)
+	}
 	if o.Node.MAC != mac || o.CacheFile != cfg.Network.Cache || o.ControlSocket != cfg.Control.Socket ||
 		o.MetricsListen != cfg.Metrics.Listen || !o.Map || o.MapToken != cfg.Metrics.MapToken || o.Version != version {
 		t.Errorf("options %+v", o)

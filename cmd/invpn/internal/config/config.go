@@ -74,6 +74,7 @@ type Network struct {
 	Port       uint16       // TCP port to listen on, and announced to the mesh
 	Cache      string       // path of the peer cache file
 	Init       []Seed       // peers dialled whenever they are not linked
+	Bootstrap  []Seed       // peers dialled for their table while below min_links (docs/protocol.md#link-limit)
 	NoIncoming bool         // take no incoming connections
 	NoRelay    bool         // do not forward announcements (implies announcing no address)
 	MaxLinks   int          // stop dialling cached peers at this many links

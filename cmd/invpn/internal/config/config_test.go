@@ -82,6 +82,9 @@ func TestValues(t *testing.T) {
 			}
 		}},
 		{"init empty", "[network]\ninit =", func(c *Config) {}},
+		{"bootstrap", "[network]\nbootstrap = 02:50:56:00:00:09@192.0.2.9:41744", func(c *Config) {
+			c.Network.Bootstrap = []Seed{{mac("02:50:56:00:00:09"), netip.MustParseAddrPort("192.0.2.9:41744")}}
+		}},
 		{"no_incoming", "[network]\nno_incoming = true", func(c *Config) { c.Network.NoIncoming = true }},
 		{"no_incoming yes", "[network]\nno_incoming = Yes", func(c *Config) { c.Network.NoIncoming = true }},
 		{"no_relay", "[network]\nno_relay = 1", func(c *Config) { c.Network.NoRelay = true }},
@@ -182,6 +185,7 @@ func TestErrors(t *testing.T) {
 		{"port empty", "+[network]\nport =", "network", "port", "empty value (want a port number 1-65535)"},
 		{"cache empty", "+[network]\ncache =", "network", "cache", "empty value"},
 		{"init no @", "+[network]\ninit = 02:50:56:00:00:01", "network", "init", "has no '@'"},
+		{"bootstrap no @", "+[network]\nbootstrap = 02:50:56:00:00:01", "network", "bootstrap", "has no '@'"},
 		{"init bad MAC", "+[network]\ninit = 02:50:56:00:01@10.0.0.1:1", "network", "init", "bad MAC"},
 		{"init group MAC", "+[network]\ninit = 03:50:56:00:00:01@10.0.0.1:1", "network", "init", "unicast"},
 		{"init zero MAC", "+[network]\ninit = 00:00:00:00:00:00@10.0.0.1:1", "network", "init", "not a node's MAC"},

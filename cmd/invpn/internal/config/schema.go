@@ -48,6 +48,8 @@ var schema = []sectionSchema{
 			set: func(p *parser, v string) error { p.cfg.Network.Cache = p.path(v); return nil }},
 		{key: "init", want: "MAC@IP:PORT, comma separated", emptyOK: true,
 			set: func(p *parser, v string) error { return into(&p.cfg.Network.Init)(parseSeeds(v)) }},
+		{key: "bootstrap", want: "MAC@IP:PORT, comma separated", emptyOK: true,
+			set: func(p *parser, v string) error { return into(&p.cfg.Network.Bootstrap)(parseSeeds(v)) }},
 		{key: "no_incoming", want: "true or false",
 			set: func(p *parser, v string) error { return into(&p.cfg.Network.NoIncoming)(parseBool(v)) }},
 		{key: "no_relay", want: "true or false",
