@@ -104,6 +104,9 @@ func writeStatus(w io.Writer, st *control.Status) error {
 		if l.Extended {
 			proto = "invpn/1"
 		}
+		if l.Directory {
+			proto = "directory" // a table for the cache, then closed
+		}
 		live, rtt := l.Liveness, "-"
 		if live == "" {
 			live = "-" // no heartbeats: the link timeout alone

@@ -78,6 +78,9 @@ type LinkStatus struct {
 	Transport  string    `json:"transport"` // "tls" for TLS over TCP
 	Dialed     bool      `json:"dialed"`
 	Extended   bool      `json:"extended"`
+	// Directory is set on a link that carries only a table for the
+	// address cache and then closes (docs/protocol.md#link-limit).
+	Directory bool `json:"directory,omitempty"`
 	Up         time.Time `json:"up"`
 	FramesIn   uint64    `json:"frames_in"`
 	FramesOut  uint64    `json:"frames_out"`

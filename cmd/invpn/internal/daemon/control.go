@@ -154,7 +154,7 @@ func (d *Daemon) controlStatus(s *Snapshot) *control.Status {
 	for _, l := range s.Links {
 		peers[l.ID] = l.Peer
 		st.Links = append(st.Links, control.LinkStatus{
-			Peer: l.Peer, Addr: l.Addr.String(), Transport: l.Transport, Dialed: l.Dialed, Extended: l.Extended, Up: s.Now.Add(-l.Age),
+			Peer: l.Peer, Addr: l.Addr.String(), Transport: l.Transport, Dialed: l.Dialed, Extended: l.Extended, Directory: l.Directory, Up: s.Now.Add(-l.Age),
 			FramesIn: l.FramesIn, FramesOut: l.FramesOut, BytesIn: l.BytesIn, BytesOut: l.BytesOut,
 			QueueDrops: l.QueueDrops, RTTSeconds: l.RTT.Seconds(), DetectSeconds: l.DetectAfter.Seconds(),
 			Liveness: liveness(l.LinkInfo),

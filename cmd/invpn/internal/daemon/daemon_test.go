@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -393,6 +394,40 @@ func TestSignals(t *testing.T) {
 		}
 		if st, err := peercache.Load(n2.cache); err != nil || st.Peers[testMAC(1)] != testAddr(1) {
 			t.Errorf("cache at exit: %v, %v", st.Peers, err)
+		}
+	})
+}
+
+// A daemon that knows only a bootstrap peer joins through it without
+// keeping it: it takes the peer's table over a directory link, links to
+// the cached peers, and closes the directory link
+// (docs/protocol.md#link-limit). Whole daemons on the in-memory network.
+func TestBootstrapJoin(t *testing.T) {
+	inBubble(t, func(t *testing.T, m *mesh) {
+		ns := []*testNode{nil, m.start(1, nil), m.start(2, nil, 1), m.start(3, nil, 1, 2)}
+		m.waitFor(time.Minute, "the triangle", func() bool {
+			return len(ns[1].d.Status().Links) == 2 && len(ns[3].d.Status().Links) == 2
+		})
+		j := m.start(4, func(o *Options) {
+			o.Node.Bootstrap = []node.Peer{{MAC: testMAC(1), Addr: testAddr(1)}}
+			o.Node.MinLinks = 2
+		})
+		m.waitFor(time.Minute, "node 4 linked to 2 and 3 only, routing to 1", func() bool {
+			s := j.d.Status()
+			var peers []int
+			for _, l := range s.Links {
+				peers = append(peers, macIndex(l.Peer))
+			}
+			slices.Sort(peers)
+			return slices.Equal(peers, []int{2, 3}) && hasRoute(s, testMAC(1))
+		})
+		for _, l := range ns[1].d.Status().Links {
+			if l.Peer == testMAC(4) {
+				t.Errorf("the bootstrap node kept a link to the joiner: %+v", l)
+			}
+		}
+		if logs := j.logs.String(); !strings.Contains(logs, "directory link up") || !strings.Contains(logs, "directory link down") {
+			t.Errorf("the joiner's log does not show its directory link:\n%s", logs)
 		}
 	})
 }

@@ -110,8 +110,14 @@ func (t *Tracker) Update(st *control.Status, h *control.Health) Graph {
 	rep := healthreport.Build(h.Requester, h.ID, h.Start, h.Answers, h.Routes)
 	g := Graph{Self: h.Requester.String(), At: h.Start, Answered: 1 + len(rep.Rows)}
 	t.lastSeen[h.Requester] = h.Start
+	mesh := 0
+	for _, ls := range st.Links {
+		if !ls.Directory {
+			mesh++
+		}
+	}
 	nodes := map[wire.MAC]*Node{h.Requester: {MAC: h.Requester.String(), State: StateSelf,
-		Links: len(st.Links), Routes: len(st.Routes), LastSeen: h.Start}}
+		Links: mesh, Routes: len(st.Routes), LastSeen: h.Start}}
 	for _, row := range rep.Rows {
 		t.lastSeen[row.Node] = h.Start
 		nodes[row.Node] = &Node{MAC: row.Node.String(), State: StateAnswered, Hops: row.HopsOut,
@@ -150,6 +156,9 @@ func (t *Tracker) Update(st *control.Status, h *control.Health) Graph {
 		return l
 	}
 	for _, ls := range st.Links {
+		if ls.Directory {
+			continue // a table for the cache, about to close: no mesh link
+		}
 		if l := list(h.Requester, ls.Peer); l != nil {
 			l.Transport, l.RTTMillis, l.Liveness = ls.Transport, millis(time.Duration(ls.RTTSeconds*float64(time.Second))), ls.Liveness
 		}

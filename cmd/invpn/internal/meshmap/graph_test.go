@@ -32,6 +32,7 @@ func square(id uint64, at time.Time) (*control.Status, *control.Health) {
 		Links: []control.LinkStatus{
 			{Peer: mac(2), Transport: "tls", RTTSeconds: 0.0012, Liveness: "up"},
 			{Peer: mac(3), Transport: "tls", RTTSeconds: 0.0021, Liveness: "suspect"},
+			{Peer: mac(9), Transport: "tls", Directory: true}, // a joiner taking the table: not drawn
 		},
 		Routes: []control.RouteStatus{
 			{Target: mac(2), NextHop: mac(2), Hops: 1, Backups: []wire.MAC{}},
