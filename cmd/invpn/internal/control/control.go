@@ -73,14 +73,14 @@ type Status struct {
 
 // LinkStatus describes one link.
 type LinkStatus struct {
-	Peer       wire.MAC  `json:"peer"`
-	Addr       string    `json:"addr"`
-	Transport  string    `json:"transport"` // "tls" for TLS over TCP
-	Dialed     bool      `json:"dialed"`
-	Extended   bool      `json:"extended"`
+	Peer      wire.MAC `json:"peer"`
+	Addr      string   `json:"addr"`
+	Transport string   `json:"transport"` // "tls" for TLS over TCP
+	Dialed    bool     `json:"dialed"`
+	Extended  bool     `json:"extended"`
 	// Directory is set on a link that carries only a table for the
 	// address cache and then closes (docs/protocol.md#link-limit).
-	Directory bool `json:"directory,omitempty"`
+	Directory  bool      `json:"directory,omitempty"`
 	Up         time.Time `json:"up"`
 	FramesIn   uint64    `json:"frames_in"`
 	FramesOut  uint64    `json:"frames_out"`
