@@ -29,6 +29,7 @@
 //	frames.go    Ethernet frames: from the TAP, targeted, flooded
 //	dedup.go     the windows of flooded ids seen per source
 //	connect.go   dialer: the peer cache, dials and backoff
+//	bootstrap.go directory links: bootstrap peers and the link limit (0x8A)
 //	health.go    the health request and its answers
 //	queue.go     SendQueue, the per-link output bound drivers use
 //	ready.go     the outputs, events, drop reasons and counters
