@@ -30,7 +30,7 @@ const (
 type Snapshot func(ctx context.Context) (*control.Status, error)
 
 var (
-	descLinks    = prometheus.NewDesc("invpn_links", "Links that are up.", nil, nil)
+	descLinks    = prometheus.NewDesc("invpn_links", "Mesh links that are up (directory links, which carry only a table, left out).", nil, nil)
 	descRoutes   = prometheus.NewDesc("invpn_routes", "Routes with a live next hop.", nil, nil)
 	descFrames   = prometheus.NewDesc("invpn_link_frames_total", "Messages carried over links, by direction.", []string{"direction"}, nil)
 	descBytes    = prometheus.NewDesc("invpn_link_bytes_total", "Bytes carried over links, by direction.", []string{"direction"}, nil)
@@ -64,7 +64,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(descLinks, prometheus.GaugeValue, float64(len(st.Links)))
+	mesh := 0
+	for _, l := range st.Links {
+		if !l.Directory {
+			mesh++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descLinks, prometheus.GaugeValue, float64(mesh))
 	ch <- prometheus.MustNewConstMetric(descRoutes, prometheus.GaugeValue, float64(len(st.Routes)))
 	var fin, fout, bin, bout uint64
 	for _, l := range st.Links {
