@@ -89,6 +89,13 @@ func (d Describer) Decoded(m Message) string {
 	case *Heartbeat:
 		field("seq", m.Seq)
 		field("echo", m.Echo)
+	case *HealthLinks:
+		field("dest", d.MAC(m.Dest))
+		field("origin", d.MAC(m.Origin))
+		field("id", m.ID)
+		for _, l := range m.Links {
+			field("link", fmt.Sprintf("%s %v", d.MAC(l.Peer), l.RTT))
+		}
 	case *InfoBatch:
 		field("count", len(m.Entries))
 		for _, e := range m.Entries {

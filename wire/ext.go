@@ -35,11 +35,15 @@ const (
 	// link limit: the link carries only the sender's table, for the
 	// receiver's cache, and then closes. No body.
 	TypeLinkFull Type = 0x8A
+	// TypeHealthLinks (0x8B) goes with a 0x03, the same way: the
+	// answering node's links and their round-trip times: dest(6),
+	// origin(6), id(8), count(2), then per link peer(6) and rtt(4, µs).
+	TypeHealthLinks Type = 0x8B
 )
 
 func extensionKnown(t Type) bool {
 	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest ||
-		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor || t == TypeLinkFull
+		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor || t == TypeLinkFull || t == TypeHealthLinks
 }
 
 func extensionName(t Type) string {
@@ -60,6 +64,8 @@ func extensionName(t Type) string {
 		return "announce request for"
 	case TypeLinkFull:
 		return "link full"
+	case TypeHealthLinks:
+		return "health links"
 	}
 	return "unknown"
 }

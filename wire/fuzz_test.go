@@ -71,6 +71,9 @@ func FuzzDecodeAnnounceRequest(f *testing.F) {
 }
 func FuzzDecodeHeartbeat(f *testing.F) { fuzzDecoder(f, TypeHeartbeat, DecodeHeartbeat) }
 func FuzzDecodeLinkFull(f *testing.F)  { fuzzDecoder(f, TypeLinkFull, DecodeLinkFull) }
+func FuzzDecodeHealthLinks(f *testing.F) {
+	fuzzDecoder(f, TypeHealthLinks, DecodeHealthLinks)
+}
 
 // FuzzReader feeds arbitrary streams to Reader: it never panics, every
 // message it returns is non-empty and no longer than MaxMessage, the

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"time"
+
 	"bytes"
 	"net/netip"
 	"reflect"
@@ -83,6 +85,13 @@ func genMessage() *rapid.Generator[Message] {
 			return &Heartbeat{Seq: rapid.Uint32().Draw(t, "seq"), Echo: rapid.Uint32().Draw(t, "echo")}
 		}),
 		rapid.Just[Message](&LinkFull{}),
+		rapid.Custom(func(t *rapid.T) Message {
+			m := &HealthLinks{Dest: genMAC().Draw(t, "dest"), Origin: genMAC().Draw(t, "origin"), ID: rapid.Uint64().Draw(t, "id")}
+			for range rapid.IntRange(0, 20).Draw(t, "n") {
+				m.Links = append(m.Links, LinkRTT{Peer: genMAC().Draw(t, "peer"), RTT: time.Duration(rapid.Uint32().Draw(t, "rtt")) * time.Microsecond})
+			}
+			return m
+		}),
 		rapid.Custom(func(t *rapid.T) Message {
 			return &TargetedFrame{Frame: genFrame(false).Draw(t, "frame")}
 		}),

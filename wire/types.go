@@ -115,6 +115,8 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeAnnounceRequestFor(msg))
 	case TypeLinkFull:
 		return box(DecodeLinkFull(msg))
+	case TypeHealthLinks:
+		return box(DecodeHealthLinks(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }
