@@ -95,6 +95,50 @@ func (n *Node) answerHealth(req wire.HealthRequest) {
 		return
 	}
 	n.send(next, n.encode(&resp), true)
+	if next.extended {
+		// The RTTs of our links, which the 0x03 has no room for, the
+		// same way (docs/protocol.md#health).
+		hl := wire.HealthLinks{Dest: req.Requester, Origin: n.cfg.MAC, ID: req.ID}
+		for _, l := range n.links.order {
+			if len(hl.Links) == wire.MaxHealthLinks {
+				break
+			}
+			hl.Links = append(hl.Links, wire.LinkRTT{Peer: l.peer, RTT: l.hb.rtt.srtt})
+		}
+		slices.SortFunc(hl.Links, func(a, b wire.LinkRTT) int { return a.Peer.Compare(b.Peer) })
+		n.send(next, n.encode(&hl), true)
+	}
+}
+
+// receiveHealthLinks delivers a 0x8B to a request of ours, or forwards it
+// toward its requester over an extended link, as a 0x03 goes.
+func (n *Node) receiveHealthLinks(l *link, msg []byte) {
+	hl, err := wire.DecodeHealthLinks(msg)
+	if err != nil {
+		n.malformed(l, err)
+		return
+	}
+	if hl.Dest == n.cfg.MAC {
+		if _, ok := n.healthPending[hl.ID]; ok {
+			n.ready.HealthLinks = append(n.ready.HealthLinks, hl)
+		}
+		return
+	}
+	if n.cfg.NoRelay {
+		n.drop(DropNoRelay, hl.Dest)
+		return
+	}
+	next := n.nextHop(hl.Dest)
+	switch {
+	case next == nil:
+		n.drop(DropNoRoute, hl.Dest)
+	case next == l:
+		n.drop(DropRouteLoop, hl.Dest)
+	case !next.extended:
+		n.drop(DropUnknownType, hl.Dest) // an original node knows no 0x8B
+	default:
+		n.send(next, msg, true)
+	}
 }
 
 // receiveHealthResponse delivers an answer to a request of ours, or

@@ -203,5 +203,7 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveHeartbeat(l, msg)
 	case wire.TypeLinkFull:
 		n.receiveLinkFull(l, msg)
+	case wire.TypeHealthLinks:
+		n.receiveHealthLinks(l, msg)
 	}
 }

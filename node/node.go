@@ -94,7 +94,7 @@ func (n *Node) Advance() {
 	*r = Ready{
 		Sends: r.Sends[:0], Closes: r.Closes[:0], TAP: r.TAP[:0], Dials: r.Dials[:0],
 		CacheStore: r.CacheStore[:0], CacheRemove: r.CacheRemove[:0],
-		HealthStarted: r.HealthStarted[:0], Health: r.Health[:0], Events: r.Events[:0],
+		HealthStarted: r.HealthStarted[:0], Health: r.Health[:0], HealthLinks: r.HealthLinks[:0], Events: r.Events[:0],
 	}
 	n.arena = n.arena[:0]
 	if cap(n.arena) > arenaKeep {

@@ -55,7 +55,10 @@ type Ready struct {
 	// StartHealth inputs; their answers arrive as Health.
 	HealthStarted []uint64
 	Health        []HealthResult
-	Events        []Event
+	// HealthLinks are the 0x8B that came with answers: the answering
+	// nodes' links and their round-trip times.
+	HealthLinks []wire.HealthLinks
+	Events      []Event
 	// Sooner is set when the input made something due sooner than the
 	// deadline NextDeadline last gave (a change queued to go out within
 	// ChangeDelay, an announcement triggered within TriggerGap of the
@@ -68,7 +71,7 @@ type Ready struct {
 func (r *Ready) Empty() bool {
 	return len(r.Sends) == 0 && len(r.Closes) == 0 && len(r.TAP) == 0 && len(r.Dials) == 0 &&
 		len(r.CacheStore) == 0 && len(r.CacheRemove) == 0 && r.IDFloor == 0 &&
-		len(r.HealthStarted) == 0 && len(r.Health) == 0 && len(r.Events) == 0 && !r.Sooner
+		len(r.HealthStarted) == 0 && len(r.Health) == 0 && len(r.HealthLinks) == 0 && len(r.Events) == 0 && !r.Sooner
 }
 
 // EventKind says what an Event reports.

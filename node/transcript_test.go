@@ -56,7 +56,7 @@ import (
 // Output lines: "a -> b: MSG" a send, "b <- a: MSG" a delivery, "a: tap
 // FRAME" a frame written to a's TAP, "a: EVENT" an event, "a: close b:
 // REASON", "a: dial b", "a: cache store/remove", "a: id floor N", "a:
-// health answer MSG".
+// health answer MSG", "a: health links MSG".
 func TestTranscripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		s := newScript(t)
@@ -435,6 +435,9 @@ func (s *script) collect(name string) {
 	}
 	for _, h := range r.Health {
 		fmt.Fprintf(w, "%s: health answer %s\n", name, s.desc.Decoded(&h.Response))
+	}
+	for _, h := range r.HealthLinks {
+		fmt.Fprintf(w, "%s: health links %s\n", name, s.desc.Decoded(&h))
 	}
 	type otherEnd struct {
 		node string

@@ -107,6 +107,15 @@ func TestE2EMap(t *testing.T) {
 			t.Errorf("the page's tables lack %q:\n%s", want, seen.Text)
 		}
 	}
+	// Links between other nodes get their RTT from the answers' 0x8B.
+	waitMap(t, browser, 10*time.Second, "an RTT on every link", func(v mapView) bool {
+		for _, e := range all {
+			if v.RTTs[e] <= 0 {
+				return false
+			}
+		}
+		return true
+	})
 	if path := os.Getenv("INVPN_MAP_SCREENSHOT"); path != "" {
 		png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
 		if err != nil {
@@ -147,9 +156,10 @@ type mapView struct {
 	Answered int
 	Updates  int
 	Nodes    []struct{ ID, State string }
-	Edges    []string // sorted ids "A|B"
-	OneSided int      // links only one end listed
-	Text     string   // the tables' text
+	Edges    []string           // sorted ids "A|B"
+	OneSided int                // links only one end listed
+	RTTs     map[string]float64 // each link's RTT in ms, by id "A|B"
+	Text     string             // the tables' text
 }
 
 const readMap = `(function () {
@@ -160,6 +170,7 @@ const readMap = `(function () {
     Nodes: m.cy.nodes().map(n => ({ID: n.id(), State: n.data('state')})),
     Edges: m.cy.edges().map(e => e.id()).sort(),
     OneSided: m.graph.links.filter(l => l.one_sided).length,
+    RTTs: Object.fromEntries(m.graph.links.map(l => [l.a + '|' + l.b, l.rtt_ms || 0])),
     Text: document.querySelector('aside').innerText,
   });
 })()`

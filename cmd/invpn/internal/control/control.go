@@ -113,6 +113,9 @@ type Health struct {
 	ID        uint64              `json:"id"`
 	Start     time.Time           `json:"start"`
 	Answers   []node.HealthResult `json:"answers"`
+	// Links are the answering nodes' links with their round-trip times
+	// (0x8B), from the extended nodes whose way back was all extended.
+	Links []wire.HealthLinks `json:"links,omitempty"`
 	// Routes are the requester's own routes, which name the nodes that
 	// should have answered.
 	Routes []node.RouteInfo `json:"routes"`

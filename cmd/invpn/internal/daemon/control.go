@@ -25,6 +25,7 @@ var ErrStopped = errors.New("daemon: stopped")
 type healthWait struct {
 	start   time.Time
 	answers []node.HealthResult
+	links   []wire.HealthLinks // the 0x8B that came with answers
 }
 
 // Handler returns the daemon's side of the control socket. Every request
@@ -102,7 +103,7 @@ func (h controlHandler) Health(ctx context.Context, timeout time.Duration) (*con
 			return // cannot happen: only this waiter forgets id
 		}
 		delete(d.health, id)
-		out = &control.Health{Requester: d.mac, ID: id, Start: w.start, Answers: w.answers, Routes: d.node.Routes()}
+		out = &control.Health{Requester: d.mac, ID: id, Start: w.start, Answers: w.answers, Links: w.links, Routes: d.node.Routes()}
 	})
 	if err == nil && out == nil {
 		err = fmt.Errorf("health request %d: lost", id)

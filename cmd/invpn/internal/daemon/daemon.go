@@ -468,6 +468,11 @@ func (d *Daemon) process() {
 	for _, h := range r.Health {
 		d.healthAnswer(h)
 	}
+	for _, hl := range r.HealthLinks {
+		if w := d.health[hl.ID]; w != nil {
+			w.links = append(w.links, hl)
+		}
+	}
 	d.node.Advance()
 }
 

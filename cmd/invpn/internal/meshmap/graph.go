@@ -62,10 +62,11 @@ type Node struct {
 type Link struct {
 	A string `json:"a"`
 	B string `json:"b"`
-	// Transport, RTTMillis and Liveness are known only for this node's
-	// own links (from its status); the health answers of other nodes
-	// name their neighbours and nothing more. RTTMillis is 0 until
-	// heartbeats have measured it.
+	// Transport and Liveness are known only for this node's own links
+	// (from its status). RTTMillis comes from its status for its own
+	// links and from the answering nodes' 0x8B for the others (either
+	// end's measurement); 0 until heartbeats have measured it, or when
+	// no 0x8B came (an original node on the way).
 	Transport string  `json:"transport,omitempty"`
 	RTTMillis float64 `json:"rtt_ms,omitempty"`
 	Liveness  string  `json:"liveness,omitempty"`
@@ -169,6 +170,16 @@ func (t *Tracker) Update(st *control.Status, h *control.Health) Graph {
 		}
 		for _, peer := range a.Response.Links {
 			list(a.Response.Origin, peer)
+		}
+	}
+	for _, hl := range h.Links {
+		if hl.ID != h.ID || nodes[hl.Origin] == nil || nodes[hl.Origin].State != StateAnswered {
+			continue
+		}
+		for _, lr := range hl.Links {
+			if l := links[linkKey(hl.Origin, lr.Peer)]; l != nil && l.RTTMillis == 0 {
+				l.RTTMillis = millis(lr.RTT)
+			}
 		}
 	}
 	for k, l := range links {

@@ -45,6 +45,11 @@ func square(id uint64, at time.Time) (*control.Status, *control.Health) {
 			answer(id, 3*time.Millisecond, []wire.MAC{mac(1), mac(3)}, mac(1), mac(4)),
 			answer(id, 5*time.Millisecond, []wire.MAC{mac(1), mac(2), mac(4)}, mac(2), mac(3)),
 		},
+		// Node 4's links (0x8B); node 2's 0x8B is of another request.
+		Links: []wire.HealthLinks{
+			{Dest: mac(1), Origin: mac(4), ID: id, Links: []wire.LinkRTT{{Peer: mac(2), RTT: 3500 * time.Microsecond}, {Peer: mac(3)}}},
+			{Dest: mac(1), Origin: mac(2), ID: id + 100, Links: []wire.LinkRTT{{Peer: mac(4), RTT: time.Second}}},
+		},
 		Routes: []node.RouteInfo{{Target: mac(2)}, {Target: mac(3)}, {Target: mac(4)}}}
 	for i := range h.Answers {
 		h.Answers[i].At = at.Add(h.Answers[i].At.Sub(t0))
@@ -65,7 +70,7 @@ func TestUpdateDrawsTheMesh(t *testing.T) {
 		Links: []Link{
 			{A: "02:00:00:00:00:01", B: "02:00:00:00:00:02", Transport: "tls", RTTMillis: 1.2, Liveness: "up", OnPath: true},
 			{A: "02:00:00:00:00:01", B: "02:00:00:00:00:03", Transport: "tls", RTTMillis: 2.1, Liveness: "suspect", OnPath: true},
-			{A: "02:00:00:00:00:02", B: "02:00:00:00:00:04", OnPath: true},
+			{A: "02:00:00:00:00:02", B: "02:00:00:00:00:04", RTTMillis: 3.5, OnPath: true},
 			{A: "02:00:00:00:00:03", B: "02:00:00:00:00:04"},
 		},
 		Routes: []Route{

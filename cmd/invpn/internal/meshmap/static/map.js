@@ -51,7 +51,7 @@
       want.set(id, { group: 'edges', data: { id: id, source: l.a, target: l.b, label: linkLabel(l),
         onPath: !!l.on_path, oneSided: !!l.one_sided, liveness: l.liveness || '' } });
     }
-    let changed = false;
+    let changed = false, added = false;
     cy.batch(function () {
       cy.elements().forEach(function (el) {
         if (!want.has(el.id())) { el.remove(); changed = changed || el.isNode(); }
@@ -60,11 +60,14 @@
         const have = cy.getElementById(id);
         if (have.nonempty()) { have.data(el.data); continue; }
         cy.add(el);
-        changed = changed || el.group === 'nodes';
+        if (el.group === 'nodes') changed = added = true;
       }
     });
     if (changed) {
-      cy.layout({ name: 'cose', animate: false, randomize: false, nodeRepulsion: 8000, idealEdgeLength: 80 }).run();
+      // A new node has no place yet: lay the whole graph out afresh. A
+      // node that left leaves the others where they were, mostly.
+      cy.layout({ name: 'cose', animate: false, randomize: added, nodeRepulsion: 400000,
+        idealEdgeLength: 100, nodeOverlap: 20, padding: 40 }).run();
       // Fit the mesh, but keep a small one at a readable size.
       cy.fit(undefined, 40);
       if (cy.zoom() > 1.5) {
@@ -99,7 +102,7 @@
       if (l.liveness) notes.push(l.liveness);
       if (l.one_sided) notes.push('one end only');
       if (l.on_path) notes.push('on a path');
-      return { cells: [short(l.a) + ' — ' + short(l.b), l.transport || '?', ms(l.rtt_ms), notes.join(', ')] };
+      return { cells: [short(l.a) + ' — ' + short(l.b), l.transport || '–', ms(l.rtt_ms), notes.join(', ')] };
     }));
     fill('routes', g.routes.map(function (r) {
       return { cells: [r.target, r.next_hop, r.hops >= 0 ? r.hops : '?', r.backups.join(' ')] };
