@@ -213,8 +213,8 @@ func (n *Node) nextDialable() time.Time {
 }
 
 // setSeeds handles SetSeeds.
-func (n *Node) setSeeds(seeds []Peer) {
-	n.cfg.Seeds = slices.Clone(seeds)
+func (n *Node) setSeeds(seeds, bootstrap []Peer) {
+	n.cfg.Seeds, n.cfg.Bootstrap = slices.Clone(seeds), slices.Clone(bootstrap)
 	n.scheduleDial()
 }
 

@@ -66,9 +66,10 @@ type DialFailed struct {
 // back in Ready.HealthStarted, its answers in Ready.Health.
 type StartHealth struct{}
 
-// SetSeeds replaces the `init` peers (on a configuration reload).
+// SetSeeds replaces the `init` peers and the bootstrap peers (on a
+// configuration reload).
 type SetSeeds struct {
-	Seeds []Peer
+	Seeds, Bootstrap []Peer
 }
 
 func (Tick) isInput() {}
@@ -116,7 +117,9 @@ func (in DialFailed) String() string {
 
 func (StartHealth) String() string { return "start health" }
 
-func (in SetSeeds) String() string { return fmt.Sprintf("set seeds %v", in.Seeds) }
+func (in SetSeeds) String() string {
+	return fmt.Sprintf("set seeds %v bootstrap %v", in.Seeds, in.Bootstrap)
+}
 
 // Step hands the node one input that happened at now, in the driver's
 // time. Its effects are collected in Ready.
@@ -145,7 +148,7 @@ func (n *Node) Step(now time.Time, in Input) {
 		n.startHealth()
 	case SetSeeds:
 		n.tick(now)
-		n.setSeeds(in.Seeds)
+		n.setSeeds(in.Seeds, in.Bootstrap)
 	default:
 		panic("node: Step: nil or unknown input") // Input is sealed: only a nil reaches here
 	}

@@ -309,10 +309,7 @@ func (c *cluster) start(i int) {
 	cfg := w.cfg.Timers.nodeConfig()
 	cfg.MAC, cfg.Port, cfg.NoIncoming, cfg.NoRelay = sn.mac, Port, sn.opts.NoIncoming, sn.opts.NoRelay
 	cfg.IDFloor, cfg.Rand = sn.floor, sn.rng
-	cfg.Seeds = c.seedsOf(i)
-	for _, b := range c.nodes[i].opts.Bootstrap {
-		cfg.Bootstrap = append(cfg.Bootstrap, node.Peer{MAC: c.nodes[b].mac, Addr: c.nodes[b].addr})
-	}
+	cfg.Seeds, cfg.Bootstrap = c.seedsOf(i), c.bootstrapOf(i)
 	cfg.Cache = sn.cache.peers(c)
 	n, err := node.New(cfg)
 	if err != nil {
@@ -333,6 +330,15 @@ func (c *cluster) seedsOf(i int) []node.Peer {
 	var out []node.Peer
 	for _, s := range c.nodes[i].opts.Seeds {
 		out = append(out, node.Peer{MAC: c.nodes[s].mac, Addr: c.nodes[s].addr})
+	}
+	return out
+}
+
+// bootstrapOf returns node i's bootstrap peers.
+func (c *cluster) bootstrapOf(i int) []node.Peer {
+	var out []node.Peer
+	for _, b := range c.nodes[i].opts.Bootstrap {
+		out = append(out, node.Peer{MAC: c.nodes[b].mac, Addr: c.nodes[b].addr})
 	}
 	return out
 }

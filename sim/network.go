@@ -233,7 +233,7 @@ func (w *World) AddEdge(a, b int, wan bool) {
 		sn.opts.Seeds = append(sn.opts.Seeds, p[1])
 		if sn.n != nil {
 			w.cluster.input(p[0], func() {
-				sn.n.Step(w.cluster.nodeTime(p[0]), node.SetSeeds{Seeds: w.cluster.seedsOf(p[0])})
+				sn.n.Step(w.cluster.nodeTime(p[0]), node.SetSeeds{Seeds: w.cluster.seedsOf(p[0]), Bootstrap: w.cluster.bootstrapOf(p[0])})
 				w.cluster.drain(p[0])
 			})
 		}

@@ -50,17 +50,15 @@ func nodeConfig(cfg *config.Config, mac wire.MAC) node.Config {
 	// they are a part of; the file has no keys for them.
 	nc.TriggerGap, nc.DialBackoffMax = nc.AnnounceInterval/10, nc.ConnectInterval
 	nc.MinLinks, nc.MaxLinks = cfg.Network.MinLinks, cfg.Network.MaxLinks
-	nc.Seeds = seeds(cfg)
-	for _, b := range cfg.Network.Bootstrap {
-		nc.Bootstrap = append(nc.Bootstrap, node.Peer{MAC: b.MAC, Addr: b.Addr})
-	}
+	nc.Seeds, nc.Bootstrap = seeds(cfg.Network.Init), seeds(cfg.Network.Bootstrap)
 	return nc
 }
 
-// seeds returns the [network] init peers of cfg, in the file's order.
-func seeds(cfg *config.Config) []node.Peer {
+// seeds returns the peers of a [network] init or bootstrap list, in the
+// file's order.
+func seeds(list []config.Seed) []node.Peer {
 	var out []node.Peer
-	for _, s := range cfg.Network.Init {
+	for _, s := range list {
 		out = append(out, node.Peer{MAC: s.MAC, Addr: s.Addr})
 	}
 	return out
@@ -107,8 +105,8 @@ func tlsTransport(cfg *config.Config, tc tlstransport.Config, log *slog.Logger) 
 }
 
 // tlsReload returns the daemon's Options.Reload: it reads the
-// configuration file path again, with the [ssl] files and `init` seeds it
-// names. It refuses a certificate for another MAC than mac: the TAP device
+// configuration file path again, with the [ssl] files, `init` seeds and
+// bootstrap peers it names. It refuses a certificate for another MAC than mac: the TAP device
 // keeps its address. Other changes need a restart.
 func tlsReload(path string, mac wire.MAC, log *slog.Logger) func() (*daemon.Reloaded, error) {
 	return func() (*daemon.Reloaded, error) {
@@ -127,6 +125,6 @@ func tlsReload(path string, mac wire.MAC, log *slog.Logger) func() (*daemon.Relo
 		if err != nil {
 			return nil, err
 		}
-		return &daemon.Reloaded{Seeds: seeds(cfg), Transport: tr, File: cfg.File}, nil
+		return &daemon.Reloaded{Seeds: seeds(cfg.Network.Init), Bootstrap: seeds(cfg.Network.Bootstrap), Transport: tr, File: cfg.File}, nil
 	}
 }

@@ -290,3 +290,30 @@ func TestTLSLoopback(t *testing.T) {
 		t.Fatal("frame not delivered over TLS")
 	}
 }
+
+// A reload re-reads the `init` seeds and the bootstrap peers.
+func TestTLSReloadReadsBootstrap(t *testing.T) {
+	dir := t.TempDir()
+	caDir := filepath.Join(dir, "ca")
+	if err := pki.InitCA(caDir); err != nil {
+		t.Fatal(err)
+	}
+	mac := wire.MAC{0x02, 0x50, 0x56, 0, 0, 1}
+	path := writeTLSConfig(t, caDir, filepath.Join(dir, "n1"), mac, freeTCPPort(t), "02:50:56:00:00:02@127.0.0.1:1")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "[timers]", "bootstrap = 02:50:56:00:00:09@127.0.0.9:41744\n[timers]", 1)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := tlsReload(path, mac, slog.New(slog.DiscardHandler))()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := node.Peer{MAC: wire.MAC{0x02, 0x50, 0x56, 0, 0, 9}, Addr: netip.MustParseAddrPort("127.0.0.9:41744")}
+	if len(r.Bootstrap) != 1 || r.Bootstrap[0] != want || len(r.Seeds) != 1 {
+		t.Errorf("reloaded seeds %v, bootstrap %v; want one seed and %v", r.Seeds, r.Bootstrap, want)
+	}
+}

@@ -74,9 +74,9 @@ type Transport struct {
 // Reloaded is what Options.Reload gives the daemon on SIGHUP: what a
 // reload can change without a restart.
 type Reloaded struct {
-	// Seeds replace the running `init` seeds ([node.SetSeeds]); nil
-	// means none.
-	Seeds []node.Peer
+	// Seeds and Bootstrap replace the running `init` seeds and
+	// bootstrap peers ([node.SetSeeds]); nil means none.
+	Seeds, Bootstrap []node.Peer
 	// Transport is used for the links made from now on: its Dialer for
 	// new dials (nil keeps the running one), its Listen in place of the
 	// running listeners. Links that are up stay up.
@@ -663,7 +663,7 @@ func (d *Daemon) reload() {
 	for _, p := range d.seeds {
 		d.known.add(p.Addr.Addr())
 	}
-	d.node.Step(time.Now(), node.SetSeeds{Seeds: slices.Clone(r.Seeds)})
+	d.node.Step(time.Now(), node.SetSeeds{Seeds: slices.Clone(r.Seeds), Bootstrap: slices.Clone(r.Bootstrap)})
 	d.log.Info("reloaded", "file", r.File, "seeds", len(r.Seeds), "listeners", len(d.listeners))
 	d.node.Step(time.Now(), node.Tick{})
 	d.process()
