@@ -23,8 +23,9 @@ import (
 //   - it accepted a link beyond MaxLinks mesh links: it sends a 0x8A
 //     first, so that the dialler treats the link as a directory link
 //     too, then its table if it has no route to the dialler (a joiner);
-//     the dialler closes the link when it has MinLinks mesh links, or
-//     either end after directoryHold.
+//     the dialler closes the link when it has MinLinks mesh links (or
+//     after directoryHold), the full node, which has its mesh links, once
+//     the table had time to arrive (directoryMinAge).
 //
 // The far end of a bootstrap peer's directory link sees an ordinary link
 // that relays nothing: losing it asks for no rounds (removeLink).
