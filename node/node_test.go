@@ -950,3 +950,33 @@ func TestExtensionTypesRefusedOnSeedLinks(t *testing.T) {
 		t.Fatal("0x85 from a seed-protocol link was used")
 	}
 }
+
+// docs/protocol.md#health: a relay forwards a 0x8B toward its requester
+// unchanged over an extended link, and drops it where the next hop is an
+// original node, which knows no 0x8B.
+func TestHealthLinksRelay(t *testing.T) {
+	hl := wire.HealthLinks{Dest: macOf("a"), Origin: macOf("c"), ID: 5,
+		Links: []wire.LinkRTT{{Peer: macOf("b"), RTT: 700 * time.Microsecond}}}
+	msg := hl.Append(nil)
+	for _, seed := range []bool{false, true} {
+		tn := newNet(t, "a", "b", "c")
+		tn.link("b", "a", seed)
+		tn.link("b", "c")
+		tn.run()
+		tn.reset()
+		tn.inject("b", "c", msg)
+		var relayed [][]byte
+		for _, m := range tn.sentOn("b", "a") {
+			if wire.Type(m[0]) == wire.TypeHealthLinks {
+				relayed = append(relayed, m)
+			}
+		}
+		drops := tn.nodes["b"].Stats().Drops[DropUnknownType]
+		switch {
+		case !seed && (len(relayed) != 1 || !bytes.Equal(relayed[0], msg)):
+			t.Errorf("over an extended link: relayed %x, want the 0x8B unchanged", relayed)
+		case seed && (len(relayed) != 0 || drops != 1):
+			t.Errorf("toward an original node: relayed %x, %d dropped; want it dropped", relayed, drops)
+		}
+	}
+}
