@@ -115,22 +115,15 @@ func (n *Node) receiveLinkFull(l *link, msg []byte) {
 	n.scheduleDial()
 }
 
-// receiveDirectory handles a message over a directory link: addresses
-// from announcements go to the cache, heartbeats are answered, and
-// everything else is dropped.
-func (n *Node) receiveDirectory(l *link, t wire.Type, msg []byte) {
+// directoryCarries reports whether a message of type t is taken over a
+// directory link: announcements (their addresses go to the cache, see
+// announcement), heartbeats and the 0x8A. Everything else is dropped.
+func directoryCarries(t wire.Type) bool {
 	switch t {
-	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath:
-		n.receiveAnnouncement(l, t, msg)
-	case wire.TypeInfoBatch:
-		n.receiveBatch(l, msg)
-	case wire.TypeHeartbeat:
-		n.receiveHeartbeat(l, msg)
-	case wire.TypeLinkFull:
-		n.receiveLinkFull(l, msg)
-	default:
-		n.drop(DropDirectory, l.peer)
+	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath, wire.TypeInfoBatch, wire.TypeHeartbeat, wire.TypeLinkFull:
+		return true
 	}
+	return false
 }
 
 // directoryAnnouncement takes the address of an announcement that came
@@ -141,10 +134,19 @@ func (n *Node) directoryAnnouncement(info wire.Info) {
 	}
 }
 
-// checkDirectory closes the directory links whose job is done: the node
-// has MinLinks mesh links and the table had time to arrive, or the hold
-// is over. A bootstrap peer whose directory link ran out while the node
-// still lacked mesh links is linked as a mesh link next time.
+// directoryEnd is when directory link l is closed: once the table had
+// time to arrive if the node has MinLinks mesh links (enough), else at
+// the end of the hold.
+func (n *Node) directoryEnd(l *link, enough bool) time.Time {
+	if enough {
+		return l.up.Add(n.directoryMinAge())
+	}
+	return l.up.Add(directoryHold)
+}
+
+// checkDirectory closes the directory links whose job is done. A
+// bootstrap peer whose directory link ran out while the node still lacked
+// mesh links is linked as a mesh link next time.
 func (n *Node) checkDirectory(now time.Time) {
 	enough := n.links.len() >= n.cfg.MinLinks
 	if enough {
@@ -152,15 +154,14 @@ func (n *Node) checkDirectory(now time.Time) {
 	}
 	for i := 0; i < len(n.links.directory); i++ {
 		l := n.links.directory[i]
-		age := now.Sub(l.up)
-		if !(enough && age >= n.directoryMinAge()) && age < directoryHold {
+		if now.Before(n.directoryEnd(l, enough)) {
 			continue
 		}
 		if !enough && l.dialed && n.isBootstrap(l.peer) {
 			n.dialer.directoryTried[l.peer] = true
 		}
 		n.closeLink(l, fmt.Errorf("link %d to %s: %w (%d mesh links, up %v)", l.id, l.peer, ErrDirectoryDone,
-			n.links.len(), age.Round(time.Millisecond)))
+			n.links.len(), now.Sub(l.up).Round(time.Millisecond)))
 		i--
 	}
 }
@@ -168,12 +169,9 @@ func (n *Node) checkDirectory(now time.Time) {
 // directoryDeadline is when checkDirectory next has something to do.
 func (n *Node) directoryDeadline() time.Time {
 	var t time.Time
+	enough := n.links.len() >= n.cfg.MinLinks
 	for _, l := range n.links.directory {
-		d := l.up.Add(directoryHold)
-		if n.links.len() >= n.cfg.MinLinks {
-			d = l.up.Add(n.directoryMinAge())
-		}
-		if t.IsZero() || d.Before(t) {
+		if d := n.directoryEnd(l, enough); t.IsZero() || d.Before(t) {
 			t = d
 		}
 	}

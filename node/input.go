@@ -178,8 +178,8 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.drop(DropUnknownType, l.peer)
 		return
 	}
-	if l.directory {
-		n.receiveDirectory(l, t, msg)
+	if l.directory && !directoryCarries(t) {
+		n.drop(DropDirectory, l.peer)
 		return
 	}
 	switch t {

@@ -166,13 +166,11 @@ func (n *Node) linkUp(in LinkUp) {
 		return
 	}
 	old, dup := n.links.byPeer[peer]
-	if !dup {
-		if directory, full := n.linkKind(l); directory {
-			n.openDirectory(l, full)
-			n.scheduleDial()
-			n.wakeAt(n.directoryDeadline())
-			return
-		}
+	if directory, full := n.linkKind(l); directory && !dup {
+		n.openDirectory(l, full)
+		n.scheduleDial()
+		n.wakeAt(n.directoryDeadline())
+		return
 	}
 	if dup {
 		// One link per peer. Both ends keep the link dialled by the
@@ -283,21 +281,19 @@ func (n *Node) violation(l *link, err error) {
 // Links returns the peers of the live links: the mesh links in link
 // order, then the directory links.
 func (n *Node) Links() []LinkInfo {
-	out := make([]LinkInfo, 0, len(n.links.order))
-	for _, l := range n.links.order {
-		li := LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended,
-			Age: n.clock.now.Sub(l.up), Silent: n.clock.now.Sub(l.lastRecv), DetectAfter: n.cfg.LinkTimeout}
-		if n.liveness(l) {
-			li.Heartbeats = true
-			li.RTT = l.hb.rtt.srtt
-			li.DetectAfter = n.detectAfter(l)
+	out := make([]LinkInfo, 0, len(n.links.order)+len(n.links.directory))
+	for _, links := range [][]*link{n.links.order, n.links.directory} {
+		for _, l := range links {
+			li := LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended, Directory: l.directory,
+				Age: n.clock.now.Sub(l.up), Silent: n.clock.now.Sub(l.lastRecv), DetectAfter: n.cfg.LinkTimeout}
+			if n.liveness(l) {
+				li.Heartbeats = true
+				li.RTT = l.hb.rtt.srtt
+				li.DetectAfter = n.detectAfter(l)
+			}
+			li.Suspect = li.Silent >= li.DetectAfter/2
+			out = append(out, li)
 		}
-		li.Suspect = li.Silent >= li.DetectAfter/2
-		out = append(out, li)
-	}
-	for _, l := range n.links.directory {
-		out = append(out, LinkInfo{ID: l.id, Peer: l.peer, Addr: l.addr, Dialed: l.dialed, Extended: l.extended, Directory: true,
-			Age: n.clock.now.Sub(l.up), Silent: n.clock.now.Sub(l.lastRecv), DetectAfter: directoryHold})
 	}
 	return out
 }

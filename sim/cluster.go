@@ -334,6 +334,19 @@ func (c *cluster) seedsOf(i int) []node.Peer {
 	return out
 }
 
+// noteLinkUp counts a link sn took up (event e): as a directory link when
+// it is one at this end, which is the end that decides it (the dialler of
+// a bootstrap peer, the acceptor at its limit), and in the peak degrees.
+func (c *cluster) noteLinkUp(sn *simNode, e node.Event) {
+	t := &c.w.totals
+	if cn := sn.ends[e.Link]; e.Directory && cn != nil && !cn.directory {
+		cn.directory = true
+		t.DirectoryLinks++
+	}
+	mesh, dir := sn.n.LinkCounts()
+	t.PeakDegree, t.PeakLinks = max(t.PeakDegree, mesh), max(t.PeakLinks, mesh+dir)
+}
+
 // bootstrapOf returns node i's bootstrap peers.
 func (c *cluster) bootstrapOf(i int) []node.Peer {
 	var out []node.Peer
@@ -450,6 +463,9 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 	for _, e := range r.Events {
 		switch e.Kind {
 		case node.EventLinkUp, node.EventLinkDown:
+			if e.Kind == node.EventLinkUp {
+				c.noteLinkUp(sn, e)
+			}
 			if e.Directory {
 				break // no route crosses it: the mesh is as quiet as before
 			}

@@ -367,33 +367,12 @@ func (nw *network) link(e *edge, a, b int) {
 	w.trace.record(traceRec{kind: evLinkUp, node: int32(a), peer: int32(b), aux: c.id})
 	// The acceptor sees the dialer's address with an ephemeral port.
 	na.n.Step(cl.nodeTime(a), node.LinkUp{Link: c.end[0].id, Peer: nb.mac, Addr: nb.addr, Dialed: true, Extended: e.ext})
-	nw.noteKind(c, 0)
 	cl.drain(a)
 	if c.end[1].up && nb.n != nil {
 		from := netip.AddrPortFrom(na.addr.Addr(), uint16(32768+c.id%28000))
 		nb.n.Step(cl.nodeTime(b), node.LinkUp{Link: c.end[1].id, Peer: na.mac, Addr: from, Dialed: false, Extended: e.ext})
-		nw.noteKind(c, 1)
 		cl.drain(b)
 	}
-}
-
-// noteKind records, after end k's node took c up, whether it took it as
-// a directory link, and the node's link counts. A directory link is one
-// from the start at the end that decides it (the dialler of a bootstrap
-// peer, the acceptor at its limit), so looking at link-up is enough.
-func (nw *network) noteKind(c *conn, k int) {
-	w := nw.w
-	sn := w.cluster.nodes[c.end[k].node]
-	if sn.n == nil {
-		return
-	}
-	if !c.directory && slices.ContainsFunc(sn.n.Links(), func(l node.LinkInfo) bool { return l.ID == c.end[k].id && l.Directory }) {
-		c.directory = true
-		w.totals.DirectoryLinks++
-	}
-	mesh, dir := sn.n.LinkCounts()
-	w.totals.PeakDegree = max(w.totals.PeakDegree, mesh)
-	w.totals.PeakLinks = max(w.totals.PeakLinks, mesh+dir)
 }
 
 // transmit sends msg from end `from` of c: at once onto the wire of an

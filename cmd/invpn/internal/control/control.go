@@ -71,6 +71,18 @@ type Status struct {
 	PreauthInProgress int               `json:"preauth_in_progress"`
 }
 
+// MeshLinks returns how many of the links are mesh links, not directory
+// links (which carry only a table and close).
+func (s *Status) MeshLinks() int {
+	n := 0
+	for _, l := range s.Links {
+		if !l.Directory {
+			n++
+		}
+	}
+	return n
+}
+
 // LinkStatus describes one link.
 type LinkStatus struct {
 	Peer      wire.MAC `json:"peer"`

@@ -111,14 +111,8 @@ func (t *Tracker) Update(st *control.Status, h *control.Health) Graph {
 	rep := healthreport.Build(h.Requester, h.ID, h.Start, h.Answers, h.Routes)
 	g := Graph{Self: h.Requester.String(), At: h.Start, Answered: 1 + len(rep.Rows)}
 	t.lastSeen[h.Requester] = h.Start
-	mesh := 0
-	for _, ls := range st.Links {
-		if !ls.Directory {
-			mesh++
-		}
-	}
 	nodes := map[wire.MAC]*Node{h.Requester: {MAC: h.Requester.String(), State: StateSelf,
-		Links: mesh, Routes: len(st.Routes), LastSeen: h.Start}}
+		Links: st.MeshLinks(), Routes: len(st.Routes), LastSeen: h.Start}}
 	for _, row := range rep.Rows {
 		t.lastSeen[row.Node] = h.Start
 		nodes[row.Node] = &Node{MAC: row.Node.String(), State: StateAnswered, Hops: row.HopsOut,

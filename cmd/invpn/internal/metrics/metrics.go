@@ -64,13 +64,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
-	mesh := 0
-	for _, l := range st.Links {
-		if !l.Directory {
-			mesh++
-		}
-	}
-	ch <- prometheus.MustNewConstMetric(descLinks, prometheus.GaugeValue, float64(mesh))
+	ch <- prometheus.MustNewConstMetric(descLinks, prometheus.GaugeValue, float64(st.MeshLinks()))
 	ch <- prometheus.MustNewConstMetric(descRoutes, prometheus.GaugeValue, float64(len(st.Routes)))
 	var fin, fout, bin, bout uint64
 	for _, l := range st.Links {
