@@ -74,6 +74,7 @@ func (n *Node) openDirectory(l *link, full bool) {
 	n.startLiveness(l)
 	n.links.add(l)
 	n.event(Event{Kind: EventLinkUp, MAC: l.peer, Link: l.id, Directory: true})
+	n.sendRevocation(l)
 	if !full {
 		return
 	}
@@ -120,7 +121,8 @@ func (n *Node) receiveLinkFull(l *link, msg []byte) {
 // announcement), heartbeats and the 0x8A. Everything else is dropped.
 func directoryCarries(t wire.Type) bool {
 	switch t {
-	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath, wire.TypeInfoBatch, wire.TypeHeartbeat, wire.TypeLinkFull:
+	case wire.TypeInitialInfo, wire.TypeInfo, wire.TypeInfoPath, wire.TypeInfoBatch, wire.TypeHeartbeat, wire.TypeLinkFull,
+		wire.TypeRevocationList: // a joiner gets the list from its first neighbour
 		return true
 	}
 	return false

@@ -57,6 +57,10 @@ type tnet struct {
 	closes map[string][]Close
 	dials  map[string][]Peer
 	floor  map[string]uint64
+	// revocations are the lists each node handed up to check; trust, when
+	// set, says which to install back (the driver's signature check).
+	revocations map[string][]Revocation
+	trust       func(Revocation) bool
 }
 
 func newNet(t testing.TB, names ...string) *tnet {
@@ -66,7 +70,8 @@ func newNet(t testing.TB, names ...string) *tnet {
 func newNetWith(t testing.TB, edit func(string, *Config), names ...string) *tnet {
 	tn := &tnet{t: t, now: t0, nodes: map[string]*Node{}, ends: map[LinkID]end{},
 		tap: map[string][][]byte{}, events: map[string][]Event{}, health: map[string][]HealthResult{},
-		sent: map[string][]Send{}, closes: map[string][]Close{}, dials: map[string][]Peer{}, floor: map[string]uint64{}}
+		sent: map[string][]Send{}, closes: map[string][]Close{}, dials: map[string][]Peer{}, floor: map[string]uint64{},
+		revocations: map[string][]Revocation{}}
 	for i, name := range names {
 		tn.add(name, i, edit)
 	}
@@ -162,6 +167,16 @@ func (tn *tnet) collect(name string) {
 	if r.IDFloor != 0 {
 		tn.floor[name] = r.IDFloor
 	}
+	for _, rv := range r.Revocations {
+		rv.DER = slices.Clone(rv.DER)
+		tn.revocations[name] = append(tn.revocations[name], rv)
+		if tn.trust != nil && tn.trust(rv) {
+			defer func() {
+				n.Step(tn.now, SetRevocation{Number: rv.Number, DER: rv.DER, From: rv.Link})
+				tn.collect(name)
+			}()
+		}
+	}
 	for _, c := range r.Closes {
 		tn.closes[name] = append(tn.closes[name], c)
 		if e, ok := tn.ends[c.Link]; ok {
@@ -220,6 +235,7 @@ func (tn *tnet) reset() {
 	clear(tn.sent)
 	clear(tn.closes)
 	clear(tn.dials)
+	clear(tn.revocations)
 }
 
 // nextHop returns the name of the neighbour from's route to to points at.

@@ -13,7 +13,7 @@ import (
 // to [Node.Step] with the time it happened. Inputs can be logged, replayed
 // and scripted: the simulator, the tests and the daemon feed the engine
 // the same values. The concrete types are [Tick], [LinkUp], [LinkDown],
-// [Receive], [FromTAP], [DialFailed], [StartHealth] and [SetSeeds].
+// [Receive], [FromTAP], [DialFailed], [StartHealth], [SetSeeds] and [SetRevocation].
 type Input interface {
 	isInput()
 	// String describes the input for logs and transcripts.
@@ -149,6 +149,9 @@ func (n *Node) Step(now time.Time, in Input) {
 	case SetSeeds:
 		n.tick(now)
 		n.setSeeds(in.Seeds, in.Bootstrap)
+	case SetRevocation:
+		n.tick(now)
+		n.setRevocation(in)
 	default:
 		panic("node: Step: nil or unknown input") // Input is sealed: only a nil reaches here
 	}
@@ -208,5 +211,7 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveLinkFull(l, msg)
 	case wire.TypeHealthLinks:
 		n.receiveHealthLinks(l, msg)
+	case wire.TypeRevocationList:
+		n.receiveRevocation(l, msg)
 	}
 }

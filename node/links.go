@@ -206,6 +206,7 @@ func (n *Node) linkUp(in LinkUp) {
 		n.announce()
 	}
 	n.sendTable(l)
+	n.sendRevocation(l)
 }
 
 // keepDialedBy reports whether l is the link both ends keep: the one

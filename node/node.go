@@ -47,6 +47,9 @@ type Node struct {
 	batchReader wire.InfoBatchReader
 
 	healthPending map[uint64]time.Time // ids of health requests we started
+	// revocation is the group's revocation list as the driver last
+	// installed it (revocation.go).
+	revocation revocation
 
 	stats Stats
 	ready Ready
@@ -91,10 +94,12 @@ func (n *Node) Advance() {
 	clear(r.Closes)
 	clear(r.Health)
 	clear(r.Events)
+	clear(r.Revocations)
 	*r = Ready{
 		Sends: r.Sends[:0], Closes: r.Closes[:0], TAP: r.TAP[:0], Dials: r.Dials[:0],
 		CacheStore: r.CacheStore[:0], CacheRemove: r.CacheRemove[:0],
 		HealthStarted: r.HealthStarted[:0], Health: r.Health[:0], HealthLinks: r.HealthLinks[:0], Events: r.Events[:0],
+		Revocations: r.Revocations[:0],
 	}
 	n.arena = n.arena[:0]
 	if cap(n.arena) > arenaKeep {

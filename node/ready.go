@@ -58,6 +58,9 @@ type Ready struct {
 	// HealthLinks are the 0x8B that came with answers: the answering
 	// nodes' links and their round-trip times.
 	HealthLinks []wire.HealthLinks
+	// Revocations are revocation lists newer than the node's that came
+	// over links, for the driver to check (SetRevocation).
+	Revocations []Revocation
 	Events      []Event
 	// Sooner is set when the input made something due sooner than the
 	// deadline NextDeadline last gave (a change queued to go out within
@@ -71,7 +74,7 @@ type Ready struct {
 func (r *Ready) Empty() bool {
 	return len(r.Sends) == 0 && len(r.Closes) == 0 && len(r.TAP) == 0 && len(r.Dials) == 0 &&
 		len(r.CacheStore) == 0 && len(r.CacheRemove) == 0 && r.IDFloor == 0 &&
-		len(r.HealthStarted) == 0 && len(r.Health) == 0 && len(r.HealthLinks) == 0 && len(r.Events) == 0 && !r.Sooner
+		len(r.HealthStarted) == 0 && len(r.Health) == 0 && len(r.HealthLinks) == 0 && len(r.Revocations) == 0 && len(r.Events) == 0 && !r.Sooner
 }
 
 // EventKind says what an Event reports.

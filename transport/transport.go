@@ -15,6 +15,7 @@ package transport
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net/netip"
 
@@ -39,6 +40,9 @@ var (
 	// ErrUntrusted means the peer's certificate chain does not verify
 	// against the group's CA pool.
 	ErrUntrusted = errors.New("peer certificate not signed by the group CA")
+	// ErrRevoked means the peer's certificate is on the group's
+	// revocation list (docs/protocol.md#revocation).
+	ErrRevoked = errors.New("peer certificate revoked")
 )
 
 // Link is one authenticated, message-framed connection to a peer.
@@ -79,6 +83,15 @@ type Link interface {
 	// Close closes the link and unblocks a pending ReadMessage, which then
 	// returns io.EOF. Closing twice is harmless.
 	Close() error
+}
+
+// CertifiedLink is a Link that shows the certificate its peer
+// authenticated with, so that the daemon can close the links of members
+// whose certificates are revoked later.
+type CertifiedLink interface {
+	Link
+	// PeerCertificate returns the peer's leaf certificate.
+	PeerCertificate() *x509.Certificate
 }
 
 // Dialer opens links to peers.

@@ -89,6 +89,9 @@ func (d Describer) Decoded(m Message) string {
 	case *Heartbeat:
 		field("seq", m.Seq)
 		field("echo", m.Echo)
+	case *RevocationList:
+		field("number", m.Number)
+		field("bytes", len(m.DER))
 	case *HealthLinks:
 		field("dest", d.MAC(m.Dest))
 		field("origin", d.MAC(m.Origin))

@@ -39,11 +39,15 @@ const (
 	// answering node's links and their round-trip times: dest(6),
 	// origin(6), id(8), count(2), then per link peer(6) and rtt(4, µs).
 	TypeHealthLinks Type = 0x8B
+	// TypeRevocationList (0x8C) floods the group's certificate revocation
+	// list: number(8), then the X.509 CRL in DER.
+	TypeRevocationList Type = 0x8C
 )
 
 func extensionKnown(t Type) bool {
 	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest ||
-		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor || t == TypeLinkFull || t == TypeHealthLinks
+		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor || t == TypeLinkFull || t == TypeHealthLinks ||
+		t == TypeRevocationList
 }
 
 func extensionName(t Type) string {
@@ -66,6 +70,8 @@ func extensionName(t Type) string {
 		return "link full"
 	case TypeHealthLinks:
 		return "health links"
+	case TypeRevocationList:
+		return "revocation list"
 	}
 	return "unknown"
 }

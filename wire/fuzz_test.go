@@ -71,6 +71,9 @@ func FuzzDecodeAnnounceRequest(f *testing.F) {
 }
 func FuzzDecodeHeartbeat(f *testing.F) { fuzzDecoder(f, TypeHeartbeat, DecodeHeartbeat) }
 func FuzzDecodeLinkFull(f *testing.F)  { fuzzDecoder(f, TypeLinkFull, DecodeLinkFull) }
+func FuzzDecodeRevocationList(f *testing.F) {
+	fuzzDecoder(f, TypeRevocationList, DecodeRevocationList)
+}
 func FuzzDecodeHealthLinks(f *testing.F) {
 	fuzzDecoder(f, TypeHealthLinks, DecodeHealthLinks)
 }

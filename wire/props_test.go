@@ -86,6 +86,9 @@ func genMessage() *rapid.Generator[Message] {
 		}),
 		rapid.Just[Message](&LinkFull{}),
 		rapid.Custom(func(t *rapid.T) Message {
+			return &RevocationList{Number: rapid.Uint64().Draw(t, "number"), DER: rapid.SliceOfN(rapid.Byte(), 1, 2000).Draw(t, "der")}
+		}),
+		rapid.Custom(func(t *rapid.T) Message {
 			m := &HealthLinks{Dest: genMAC().Draw(t, "dest"), Origin: genMAC().Draw(t, "origin"), ID: rapid.Uint64().Draw(t, "id")}
 			for range rapid.IntRange(0, 20).Draw(t, "n") {
 				m.Links = append(m.Links, LinkRTT{Peer: genMAC().Draw(t, "peer"), RTT: time.Duration(rapid.Uint32().Draw(t, "rtt")) * time.Microsecond})

@@ -117,6 +117,8 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeLinkFull(msg))
 	case TypeHealthLinks:
 		return box(DecodeHealthLinks(msg))
+	case TypeRevocationList:
+		return box(DecodeRevocationList(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }

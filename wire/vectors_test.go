@@ -81,6 +81,8 @@ var knownAnswers = []struct {
 	{"0x8b health links: two links, one not measured (extension)",
 		"8b | 025056000001 | 025056000002 | 0000000000000007 | 0002 | 025056000001 | 000004d2 | 025056000003 | 00000000",
 		&HealthLinks{Dest: macA, Origin: macB, ID: 7, Links: []LinkRTT{{Peer: macA, RTT: 1234 * time.Microsecond}, {Peer: macC}}}},
+	{"0x8c revocation list (extension)", "8c | 0000000000000003 | 3003020101",
+		&RevocationList{Number: 3, DER: unhex(nil, "3003020101")}},
 	{"0x8b health links: none (extension)", "8b | 025056000001 | 025056000002 | 0000000000000008 | 0000",
 		&HealthLinks{Dest: macA, Origin: macB, ID: 8}},
 	{"0x85 info with empty path (extension)", "85 | 00 | 01 | 000000000000000a | 025056000001 | 0000 | 00",
@@ -196,6 +198,8 @@ func TestRejects(t *testing.T) {
 		{"0x89 no count", "89 0000000000000011 025056000001", ErrShort, "count"},
 		{"0x89 count past the end", "89 0000000000000011 025056000001 0002 025056000002", ErrCount, "targets"},
 		{"0x89 trailing", "89 0000000000000011 025056000001 0001 025056000002 00", ErrCount, "targets"},
+		{"0x8c short number", "8c 00000000000000", ErrShort, "number"},
+		{"0x8c no list", "8c 0000000000000003", ErrShort, "list"},
 		{"0x85 path longer than message", "85 05 025056000002 01 0000000000000001 025056000001 a310 00", ErrCount, "path"},
 	}
 	for _, tc := range cases {

@@ -66,6 +66,13 @@ type Config struct {
 	// Admission limits the incoming connections in the handshake, per
 	// source and in total; its zero fields select its defaults.
 	Admission Admission
+	// Revoked, if not nil, is asked about every peer's leaf certificate
+	// once its chain verified, in both directions and on resumed
+	// sessions; an error refuses the peer (wrapped with
+	// transport.ErrRevoked). It is called from handshake goroutines, so it
+	// must be safe for concurrent use; the daemon's revocation store
+	// answers it, and a newer list takes effect at the next handshake.
+	Revoked func(*x509.Certificate) error
 	// Known, if not nil, reports whether an address is a known peer's
 	// (the daemon's peer cache, seeds and dials): a known address gets the
 	// slots of Admission reserved for known peers, so that members can
@@ -143,7 +150,7 @@ func (c Config) serverTLS() *tls.Config {
 	t := c.baseTLS()
 	t.ClientAuth = tls.RequireAnyClientCert
 	t.VerifyConnection = func(cs tls.ConnectionState) error {
-		_, err := verifyPeer(cs, c.CAs, x509.ExtKeyUsageClientAuth)
+		_, err := c.verifyPeer(cs, x509.ExtKeyUsageClientAuth)
 		return err
 	}
 	return t
@@ -155,7 +162,7 @@ func (c Config) clientTLS(want wire.MAC) *tls.Config {
 	t := c.baseTLS()
 	t.InsecureSkipVerify = true // verified in VerifyConnection below
 	t.VerifyConnection = func(cs tls.ConnectionState) error {
-		got, err := verifyPeer(cs, c.CAs, x509.ExtKeyUsageServerAuth)
+		got, err := c.verifyPeer(cs, x509.ExtKeyUsageServerAuth)
 		if err != nil {
 			return err
 		}
@@ -167,13 +174,28 @@ func (c Config) clientTLS(want wire.MAC) *tls.Config {
 	return t
 }
 
-// verifyPeer checks the peer's chain against roots for usage and returns
-// the MAC in its Common Name. A certificate without extended key usages is
-// valid for any use, as with OpenSSL, so certificates made by the
-// original's openssl recipe pass.
-func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage) (wire.MAC, error) {
+// verifyPeer checks the peer's chain against the CA pool for usage, asks
+// Revoked about the leaf, and returns the MAC in its Common Name. A
+// certificate without extended key usages is valid for any use, as with
+// OpenSSL, so certificates made by the original's openssl recipe pass.
+func (c Config) verifyPeer(cs tls.ConnectionState, usage x509.ExtKeyUsage) (wire.MAC, error) {
+	mac, leaf, err := verifyChain(cs, c.CAs, usage)
+	if err != nil {
+		return mac, err
+	}
+	if c.Revoked != nil {
+		if err := c.Revoked(leaf); err != nil {
+			return wire.MAC{}, fmt.Errorf("certificate %q: %w: %w", leaf.Subject.CommonName, transport.ErrRevoked, err)
+		}
+	}
+	return mac, nil
+}
+
+// verifyChain checks the peer's chain against roots for usage and returns
+// the MAC in its Common Name and the leaf.
+func verifyChain(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyUsage) (wire.MAC, *x509.Certificate, error) {
 	if len(cs.PeerCertificates) == 0 {
-		return wire.MAC{}, fmt.Errorf("peer sent no certificate: %w", transport.ErrUntrusted)
+		return wire.MAC{}, nil, fmt.Errorf("peer sent no certificate: %w", transport.ErrUntrusted)
 	}
 	leaf := cs.PeerCertificates[0]
 	inter := x509.NewCertPool()
@@ -182,7 +204,8 @@ func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool, usage x509.ExtKeyU
 	}
 	opts := x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}}
 	if _, err := leaf.Verify(opts); err != nil {
-		return wire.MAC{}, fmt.Errorf("certificate %q: %w: %w", leaf.Subject.CommonName, transport.ErrUntrusted, err)
+		return wire.MAC{}, nil, fmt.Errorf("certificate %q: %w: %w", leaf.Subject.CommonName, transport.ErrUntrusted, err)
 	}
-	return MACFromCert(leaf)
+	mac, err := MACFromCert(leaf)
+	return mac, leaf, err
 }

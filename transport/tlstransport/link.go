@@ -3,6 +3,7 @@ package tlstransport
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,7 @@ type link struct {
 	conn     *tls.Conn
 	raw      net.Conn // the TCP connection under conn
 	peer     wire.MAC
+	cert     *x509.Certificate // the peer's leaf
 	remote   netip.AddrPort
 	dialed   bool
 	extended bool
@@ -43,7 +45,7 @@ type link struct {
 	closeErr  error
 }
 
-var _ transport.Link = (*link)(nil)
+var _ transport.CertifiedLink = (*link)(nil)
 
 // newLink wraps a conn whose handshake is complete and verified; raw is
 // the TCP connection under it.
@@ -60,6 +62,7 @@ func newLink(conn *tls.Conn, raw net.Conn, dialed bool) (*link, error) {
 		conn:     conn,
 		raw:      raw,
 		peer:     peer,
+		cert:     cs.PeerCertificates[0],
 		remote:   addrPort(conn.RemoteAddr()),
 		dialed:   dialed,
 		extended: cs.NegotiatedProtocol == transport.ProtocolName,
@@ -69,6 +72,9 @@ func newLink(conn *tls.Conn, raw net.Conn, dialed bool) (*link, error) {
 
 // Peer returns the MAC in the peer certificate's Common Name.
 func (l *link) Peer() wire.MAC { return l.peer }
+
+// PeerCertificate returns the peer's leaf certificate.
+func (l *link) PeerCertificate() *x509.Certificate { return l.cert }
 
 // RemoteAddr returns the peer's socket address, IPv4 unmapped.
 func (l *link) RemoteAddr() netip.AddrPort { return l.remote }

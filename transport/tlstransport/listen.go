@@ -267,7 +267,7 @@ func (l *Listener) serverHandshake(c net.Conn) (*link, Refusal, error) {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 			why = RefusedHandshakeTimeout
-		case errors.Is(err, transport.ErrUntrusted) || errors.Is(err, transport.ErrNoMAC) || clientCertRefused(err):
+		case errors.Is(err, transport.ErrUntrusted) || errors.Is(err, transport.ErrNoMAC) || errors.Is(err, transport.ErrRevoked) || clientCertRefused(err):
 			why = RefusedCertificate
 		default:
 			why = RefusedHandshake

@@ -25,7 +25,7 @@ func originalTLS(cert tls.Certificate, pool *x509.CertPool, maxVersion uint16) *
 		ClientAuth:         tls.RequireAnyClientCert,
 		InsecureSkipVerify: true, // checked below
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := verifyPeer(cs, pool, x509.ExtKeyUsageAny)
+			_, _, err := verifyChain(cs, pool, x509.ExtKeyUsageAny)
 			return err
 		},
 	}

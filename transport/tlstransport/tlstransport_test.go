@@ -1,14 +1,17 @@
 package tlstransport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -635,4 +638,62 @@ func TestSetIdentityInPlace(t *testing.T) {
 	if m, err := acceptedBefore.ReadMessage(); err != nil || len(m) != 2 {
 		t.Fatalf("old link after SetIdentity: %x, %v", m, err)
 	}
+}
+
+// Config.Revoked refuses a member in both directions: the listener does
+// not accept it, and a dial to it fails, each with ErrRevoked. A link
+// shows the certificate its peer authenticated with.
+func TestRevokedPeerRefused(t *testing.T) {
+	ca := newCA(t, "group")
+	var revoked atomic.Pointer[big.Int]
+	check := func(c *x509.Certificate) error {
+		if s := revoked.Load(); s != nil && c.SerialNumber.Cmp(s) == 0 {
+			return fmt.Errorf("serial %x", s)
+		}
+		return nil
+	}
+	srv := ca.member(t, macB.String(), kindECDSA)
+	srv.Revoked = check
+	refused := reports(&srv)
+	ln := listen(t, srv)
+	cli := ca.member(t, macA.String(), kindECDSA)
+	cli.Revoked = check
+
+	dialed, accepted := connect(t, cli, ln, macB)
+	got := accepted.(transport.CertifiedLink).PeerCertificate()
+	if !bytes.Equal(got.Raw, cli.Cert.Certificate[0]) {
+		t.Error("the accepted link shows another certificate than the client's")
+	}
+	dialed.Close()
+	accepted.Close()
+
+	// The client is revoked: the listener refuses it.
+	leafA, _ := x509.ParseCertificate(cli.Cert.Certificate[0])
+	revoked.Store(leafA.SerialNumber)
+	d, err := NewDialer(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := d.Dial(context.Background(), macB, ln.Addr()); err == nil {
+		if m, err := l.ReadMessage(); err == nil {
+			t.Errorf("first read on a refused link returned % x", m)
+		}
+		l.Close()
+	}
+	if err := <-refused; !errors.Is(err, transport.ErrRevoked) {
+		t.Errorf("listener reported %v, want ErrRevoked", err)
+	}
+	expectNoLink(t, ln)
+
+	// The server is revoked: the client refuses it.
+	leafB, _ := x509.ParseCertificate(srv.Cert.Certificate[0])
+	revoked.Store(leafB.SerialNumber)
+	if l, err := d.Dial(context.Background(), macB, ln.Addr()); !errors.Is(err, transport.ErrRevoked) {
+		if l != nil {
+			l.Close()
+		}
+		t.Errorf("dial to a revoked server: %v, want ErrRevoked", err)
+	}
+	<-refused // the server sees the client's alert
+	expectNoLink(t, ln)
 }
