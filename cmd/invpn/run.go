@@ -63,21 +63,16 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	mac, tc, err := loadIdentity(cfg)
+	opts, err := tlsOptions(cfg, *cfgPath, log) // runconfig.go
 	if err != nil {
 		return err
 	}
-	tr, err := tlsTransport(cfg, tc, log)
-	if err != nil {
-		return err
-	}
+	mac := opts.Node.MAC
 	tap, err := tapdev.Open(tapdev.Config{Name: cfg.TAP.Name, MAC: mac, MTU: cfg.TAP.MTU, Addresses: cfg.TAP.Addresses})
 	if err != nil {
 		return err
 	}
-	opts := daemonOptions(cfg, mac) // runconfig.go
-	opts.Transport, opts.TAP, opts.Logger, opts.Signals = tr, tap, log, sigs
-	opts.Reload = tlsReload(*cfgPath, mac, log)
+	opts.TAP, opts.Signals = tap, sigs
 	if opts.Notify, err = serviceNotify(log); err != nil {
 		tap.Close()
 		return err

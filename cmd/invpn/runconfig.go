@@ -1,13 +1,16 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/config"
 	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
+	"github.com/invpn/invpn/cmd/invpn/internal/revocation"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
@@ -81,22 +84,62 @@ func listenAddrs(cfg *config.Config) []string {
 	return addrs
 }
 
+// identity is what the [ssl] files of a configuration hold.
+type identity struct {
+	mac wire.MAC
+	tls tlstransport.Config // certificate, key and CA pool; no Revoked yet
+	cas []*x509.Certificate
+	crl *revocation.List // the configured revocation list; nil for none
+}
+
 // loadIdentity reads the [ssl] files of cfg: the node's certificate and
-// key, and the CA pool. The node's MAC is its certificate's Common Name.
-func loadIdentity(cfg *config.Config) (wire.MAC, tlstransport.Config, error) {
+// key, the CAs and the revocation list, which must be signed by one of
+// them. The node's MAC is its certificate's Common Name.
+func loadIdentity(cfg *config.Config) (identity, error) {
 	cert, err := pki.LoadKeyPair(cfg.SSL.Cert, cfg.SSL.Key)
 	if err != nil {
-		return wire.MAC{}, tlstransport.Config{}, fmt.Errorf("%s: [ssl] cert, key: %w", cfg.File, err)
+		return identity{}, fmt.Errorf("%s: [ssl] cert, key: %w", cfg.File, err)
 	}
 	mac, err := tlstransport.MACFromCert(cert.Leaf)
 	if err != nil {
-		return wire.MAC{}, tlstransport.Config{}, fmt.Errorf("%s: [ssl] cert %s: %w", cfg.File, cfg.SSL.Cert, err)
+		return identity{}, fmt.Errorf("%s: [ssl] cert %s: %w", cfg.File, cfg.SSL.Cert, err)
 	}
-	pool, err := pki.LoadCertPool(cfg.SSL.CA)
+	pool, cas, err := pki.LoadCACerts(cfg.SSL.CA)
 	if err != nil {
-		return wire.MAC{}, tlstransport.Config{}, fmt.Errorf("%s: [ssl] ca: %w", cfg.File, err)
+		return identity{}, fmt.Errorf("%s: [ssl] ca: %w", cfg.File, err)
 	}
-	return mac, tlstransport.Config{Cert: cert, CAs: pool}, nil
+	id := identity{mac: mac, tls: tlstransport.Config{Cert: cert, CAs: pool}, cas: cas}
+	if cfg.SSL.CRL != "" {
+		data, err := os.ReadFile(cfg.SSL.CRL)
+		if err != nil {
+			return identity{}, fmt.Errorf("%s: [ssl] crl: %w", cfg.File, err)
+		}
+		if id.crl, err = revocation.Parse(data, cas); err != nil {
+			return identity{}, fmt.Errorf("%s: [ssl] crl %s: %w", cfg.File, cfg.SSL.CRL, err)
+		}
+	}
+	return id, nil
+}
+
+// tlsOptions returns the daemon's options for cfg, read from path, with
+// its TLS transport, revocation store and reload, logging to log: all but
+// the TAP device, the signals and the service manager.
+func tlsOptions(cfg *config.Config, path string, log *slog.Logger) (daemon.Options, error) {
+	id, err := loadIdentity(cfg)
+	if err != nil {
+		return daemon.Options{}, err
+	}
+	revoked := revocation.NewStore(id.cas)
+	id.tls.Revoked = revoked.Check
+	tr, err := tlsTransport(cfg, id.tls, log)
+	if err != nil {
+		return daemon.Options{}, err
+	}
+	opts := daemonOptions(cfg, id.mac)
+	opts.Transport, opts.Logger = tr, log
+	opts.Revocations, opts.CAs, opts.Revocation = revoked, id.cas, id.crl
+	opts.Reload = tlsReload(path, id.mac, revoked, log)
+	return opts, nil
 }
 
 // tlsTransport returns the TLS transport of cfg with the identity tc.
@@ -108,23 +151,25 @@ func tlsTransport(cfg *config.Config, tc tlstransport.Config, log *slog.Logger) 
 // configuration file path again, with the [ssl] files, `init` seeds and
 // bootstrap peers it names. It refuses a certificate for another MAC than mac: the TAP device
 // keeps its address. Other changes need a restart.
-func tlsReload(path string, mac wire.MAC, log *slog.Logger) func() (*daemon.Reloaded, error) {
+func tlsReload(path string, mac wire.MAC, revoked *revocation.Store, log *slog.Logger) func() (*daemon.Reloaded, error) {
 	return func() (*daemon.Reloaded, error) {
 		cfg, err := config.Load(path)
 		if err != nil {
 			return nil, err
 		}
-		got, tc, err := loadIdentity(cfg)
+		id, err := loadIdentity(cfg)
 		if err != nil {
 			return nil, err
 		}
-		if got != mac {
-			return nil, fmt.Errorf("%s: [ssl] cert %s names %s, but this daemon runs as %s (restart to change identity)", path, cfg.SSL.Cert, got, mac)
+		if id.mac != mac {
+			return nil, fmt.Errorf("%s: [ssl] cert %s names %s, but this daemon runs as %s (restart to change identity)", path, cfg.SSL.Cert, id.mac, mac)
 		}
-		tr, err := tlsTransport(cfg, tc, log)
+		id.tls.Revoked = revoked.Check
+		tr, err := tlsTransport(cfg, id.tls, log)
 		if err != nil {
 			return nil, err
 		}
-		return &daemon.Reloaded{Seeds: seeds(cfg.Network.Init), Bootstrap: seeds(cfg.Network.Bootstrap), Transport: tr, File: cfg.File}, nil
+		return &daemon.Reloaded{Seeds: seeds(cfg.Network.Init), Bootstrap: seeds(cfg.Network.Bootstrap), Transport: tr, File: cfg.File,
+			CAs: id.cas, Revocation: id.crl}, nil
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/invpn/invpn/cmd/invpn/internal/config"
 	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
+	"github.com/invpn/invpn/cmd/invpn/internal/revocation"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/tapdev/taptest"
 	"github.com/invpn/invpn/wire"
@@ -170,19 +171,52 @@ func optionsFromFile(t *testing.T, path string, logs *syncBuffer) daemon.Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	mac, tc, err := loadIdentity(cfg)
+	opts, err := tlsOptions(cfg, path, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := tlsTransport(cfg, tc, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := daemonOptions(cfg, mac)
 	opts.ControlSocket = "" // not /run/invpn
-	opts.Transport, opts.Logger, opts.Reload = tr, log, tlsReload(path, mac, log)
 	return opts
+}
+
+// runningDaemon is a daemon started from its configuration file by
+// startFromFile, on a test TAP device.
+type runningDaemon struct {
+	d    *daemon.Daemon
+	tap  *taptest.Device
+	sig  chan os.Signal
+	errc chan error
+	logs *syncBuffer
+}
+
+// startFromFile runs the daemon of the configuration file path as runRun
+// builds it, until the end of the test (its log is shown if it failed).
+func startFromFile(t *testing.T, path string) *runningDaemon {
+	t.Helper()
+	r := &runningDaemon{tap: taptest.New(taptest.Config{}), sig: make(chan os.Signal, 1), errc: make(chan error, 1), logs: &syncBuffer{}}
+	opts := optionsFromFile(t, path, r.logs)
+	opts.TAP, opts.Signals = r.tap, r.sig
+	var err error
+	r.d, err = daemon.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.errc <- r.d.Run(context.Background()) }()
+	t.Cleanup(func() {
+		r.sig <- syscall.SIGTERM
+		select {
+		case err := <-r.errc:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop")
+		}
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", path, r.logs.String())
+		}
+	})
+	return r
 }
 
 // Two daemons linked over real TLS on the loopback (so in real time),
@@ -201,43 +235,10 @@ func TestTLSLoopback(t *testing.T) {
 	path1 := writeTLSConfig(t, caDir, filepath.Join(dir, "n1"), macs[0], p1, "")
 	path2 := writeTLSConfig(t, caDir, filepath.Join(dir, "n2"), macs[1], p2, "")
 
-	type running struct {
-		d    *daemon.Daemon
-		tap  *taptest.Device
-		sig  chan os.Signal
-		errc chan error
-		logs *syncBuffer
-	}
-	start := func(path string) *running {
-		r := &running{tap: taptest.New(taptest.Config{}), sig: make(chan os.Signal, 1), errc: make(chan error, 1), logs: &syncBuffer{}}
-		opts := optionsFromFile(t, path, r.logs)
-		opts.TAP, opts.Signals = r.tap, r.sig
-		var err error
-		r.d, err = daemon.New(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { r.errc <- r.d.Run(context.Background()) }()
-		t.Cleanup(func() {
-			r.sig <- syscall.SIGTERM
-			select {
-			case err := <-r.errc:
-				if err != nil {
-					t.Error(err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("daemon did not stop")
-			}
-			if t.Failed() {
-				t.Logf("log:\n%s", r.logs.String())
-			}
-		})
-		return r
-	}
-	n1, n2 := start(path1), start(path2)
+	n1, n2 := startFromFile(t, path1), startFromFile(t, path2)
 	// Status is served by the loop, after start-up: neither daemon has a
 	// seed or a cached peer to dial.
-	for _, n := range []*running{n1, n2} {
+	for _, n := range []*runningDaemon{n1, n2} {
 		if len(n.d.Status().Links) != 0 {
 			t.Fatal("linked without seeds")
 		}
@@ -308,7 +309,7 @@ func TestTLSReloadReadsBootstrap(t *testing.T) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := tlsReload(path, mac, slog.New(slog.DiscardHandler))()
+	r, err := tlsReload(path, mac, revocation.NewStore(nil), slog.New(slog.DiscardHandler))()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,8 @@ func Listen(cfg Config, addr string) (*Listener, error) {
 
 // SetIdentity gives the connections accepted from now on the certificate,
 // key and CA pool of cfg (a reload), without closing the listener: no
-// connection is refused while it changes. Links already up, and
+// connection is refused while it changes. The revocation check
+// (Config.Revoked) is replaced too. Links already up, and
 // handshakes already under way, keep the identity they began with. The
 // rest of cfg (timeouts, admission) is not changed.
 func (l *Listener) SetIdentity(cfg Config) error {
@@ -98,7 +99,7 @@ func (l *Listener) SetIdentity(cfg Config) error {
 		return err
 	}
 	next := l.cfg
-	next.Cert, next.CAs = checked.Cert, checked.CAs
+	next.Cert, next.CAs, next.Revoked = checked.Cert, checked.CAs, checked.Revoked
 	l.tlsCfg.Store(next.serverTLS())
 	return nil
 }

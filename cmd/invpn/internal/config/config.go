@@ -67,6 +67,9 @@ type SSL struct {
 	Key  string // this node's private key
 	Cert string // this node's certificate; its Common Name is the node's MAC
 	CA   string // the CA certificate (or bundle) every member is checked against
+	// CRL is the group's revocation list (`invpn cert revoke`); empty
+	// for none. Optional: the mesh also passes on the newest list.
+	CRL string
 }
 
 // Network is the [network] section.

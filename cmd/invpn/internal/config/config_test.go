@@ -68,6 +68,8 @@ func TestValues(t *testing.T) {
 		want func(c *Config)
 	}{
 		{"ssl paths absolute and relative", "", func(c *Config) {}},
+		{"crl relative", "crl = revoked.pem", func(c *Config) { c.SSL.CRL = "/etc/invpn/revoked.pem" }},
+		{"crl empty", "crl =", func(c *Config) {}},
 		{"port", "[network]\nport = 1234", func(c *Config) { c.Network.Port = 1234 }},
 		{"port max", "[network]\nport = 65535", func(c *Config) { c.Network.Port = 65535 }},
 		{"cache relative", "[network]\ncache = state/cache.json", func(c *Config) { c.Network.Cache = "/etc/invpn/state/cache.json" }},

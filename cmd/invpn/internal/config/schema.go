@@ -40,6 +40,13 @@ var schema = []sectionSchema{
 			set: func(p *parser, v string) error { p.cfg.SSL.Cert = p.path(v); return nil }},
 		{key: "ca", want: "the path of the PEM CA certificate or bundle",
 			set: func(p *parser, v string) error { p.cfg.SSL.CA = p.path(v); return nil }},
+		{key: "crl", want: "the path of the group's revocation list (PEM or DER), or empty for none", emptyOK: true,
+			set: func(p *parser, v string) error {
+				if v != "" {
+					p.cfg.SSL.CRL = p.path(v)
+				}
+				return nil
+			}},
 	}},
 	{"network", []field{
 		{key: "port", want: "a port number 1-65535",

@@ -18,6 +18,7 @@ package daemon
 import (
 	"context"
 	crand "crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ import (
 	"github.com/invpn/invpn/cmd/invpn/internal/meshmap"
 	"github.com/invpn/invpn/cmd/invpn/internal/metrics"
 	"github.com/invpn/invpn/cmd/invpn/internal/peercache"
+	"github.com/invpn/invpn/cmd/invpn/internal/revocation"
 	"github.com/invpn/invpn/cmd/invpn/internal/sdnotify"
 	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/tapdev"
@@ -74,6 +76,11 @@ type Transport struct {
 // Reloaded is what Options.Reload gives the daemon on SIGHUP: what a
 // reload can change without a restart.
 type Reloaded struct {
+	// CAs replace the CAs a revocation list must be signed by, and
+	// Revocation, when set, is the configuration's list ([ssl] crl),
+	// installed if newer than the one in force.
+	CAs        []*x509.Certificate
+	Revocation *revocation.List
 	// Seeds and Bootstrap replace the running `init` seeds and
 	// bootstrap peers ([node.SetSeeds]); nil means none.
 	Seeds, Bootstrap []node.Peer
@@ -144,6 +151,17 @@ type Options struct {
 	// browser must give for it ([metrics] map_token).
 	Map      bool
 	MapToken string
+
+	// Revocations is the store of the group's revocation list that the
+	// transport's handshakes consult (tlstransport.Config.Revoked); nil
+	// means revocation is off. CAs are the CAs a list must be signed by,
+	// and Revocation, when set, the list of the configuration ([ssl]
+	// crl). The daemon installs the newest of it and the list saved next
+	// to the peer cache (CacheFile + ".crl") at start, and every newer
+	// list a neighbour sends that verifies.
+	Revocations *revocation.Store
+	CAs         []*x509.Certificate
+	Revocation  *revocation.List
 }
 
 // Daemon runs one mesh member. Create it with New and start it with Run.
@@ -167,8 +185,10 @@ type Daemon struct {
 	// routeChanges counts EventRouteChanged: the node counts failovers
 	// and withdrawals itself, not changes.
 	routeChanges uint64
-	health       map[uint64]*healthWait // health requests of control clients, by id
-	seeds        []node.Peer            // the `init` seeds running now
+	// revocationsRefused counts lists from neighbours that did not verify.
+	revocationsRefused uint64
+	health             map[uint64]*healthWait // health requests of control clients, by id
+	seeds              []node.Peer            // the `init` seeds running now
 	// preauthClosed adds up the pre-authentication refusals of the
 	// listeners closed since Run started (the open ones count their own).
 	preauthClosed [tlstransport.NumRefusals]uint64
@@ -331,6 +351,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	d.startRevocation()
 	d.node.Step(time.Now(), node.Tick{})
 	d.process()
 	for {
@@ -473,11 +494,21 @@ func (d *Daemon) process() {
 			w.links = append(w.links, hl)
 		}
 	}
+	heard := d.checkRevocations(r.Revocations)
 	d.node.Advance()
+	for _, h := range heard {
+		d.installRevocation(h.list, h.from, fmt.Sprintf("link %d", h.from))
+	}
 }
 
 // linkUp starts a new link's goroutines and tells the node.
 func (d *Daemon) linkUp(l transport.Link) {
+	if list := d.revocationList(); list != nil && d.revoked(l, list) {
+		// Its handshake began before the list came.
+		d.log.Warn("link of a revoked member refused", "peer", l.Peer(), "addr", l.RemoteAddr(), "list", list.Number)
+		l.Close()
+		return
+	}
 	d.lastLinkID++ // never reused
 	pl := newPeerLink(d.lastLinkID, l, d.opts.QueueLimit, d.fc)
 	d.links[pl.id] = pl
@@ -658,6 +689,13 @@ func (d *Daemon) reload() {
 	}
 	for _, p := range d.seeds {
 		d.known.remove(p.Addr.Addr())
+	}
+	if d.opts.Revocations != nil && r.CAs != nil {
+		d.opts.CAs = r.CAs
+		d.opts.Revocations.SetCAs(r.CAs)
+	}
+	if d.opts.Revocations != nil && r.Revocation != nil {
+		d.installRevocation(r.Revocation, 0, r.File)
 	}
 	d.seeds = slices.Clone(r.Seeds)
 	for _, p := range d.seeds {
