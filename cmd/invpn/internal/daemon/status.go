@@ -29,6 +29,19 @@ type Snapshot struct {
 	// treat as known peers'.
 	Preauth    tlstransport.AdmissionStats
 	KnownAddrs int
+	// Revocation is the revocation list in force: its number (0: none)
+	// and how many certificates it revokes; RevocationsRefused counts the
+	// lists from neighbours that did not verify.
+	Revocation         RevocationStatus
+	RevocationsRefused uint64
+}
+
+// RevocationStatus describes the revocation list in force.
+type RevocationStatus struct {
+	Number  uint64
+	Revoked int
+	Issuer  string
+	Issued  time.Time // the list's ThisUpdate
 }
 
 // LinkStatus is one live link and its traffic.
@@ -72,6 +85,10 @@ func (d *Daemon) snapshot() Snapshot {
 		Routes: d.node.Routes(), Stats: d.node.Stats(), Cache: d.node.Cache(),
 		RouteChanges: d.routeChanges,
 		Preauth:      d.preauthStats(), KnownAddrs: d.known.len(),
+		RevocationsRefused: d.revocationsRefused,
+	}
+	if l := d.revocationList(); l != nil {
+		s.Revocation = RevocationStatus{Number: l.Number, Revoked: l.Len(), Issuer: l.Issuer, Issued: l.ThisUpdate}
 	}
 	s.Stats.Drops[node.DropQueueFull] += d.queueDrops
 	for _, li := range d.node.Links() {

@@ -105,9 +105,10 @@ func signer(crl *x509.RevocationList, cas []*x509.Certificate) (*x509.Certificat
 		return ca, nil
 	}
 	if sigErr != nil {
-		return nil, fmt.Errorf("revocation: list names a CA of the group but its signature does not verify: %w", sigErr)
+		// Every CA made by `invpn ca init` has the same name.
+		return nil, fmt.Errorf("revocation: list is not signed by a CA of the group (its issuer's name matches one, its signature does not: %w)", sigErr)
 	}
-	return nil, errors.New("revocation: list is not issued by a CA of the group")
+	return nil, fmt.Errorf("revocation: list is not signed by a CA of the group (issuer %q)", crl.Issuer.String())
 }
 
 // ErrRevoked is what Store.Check returns, wrapped, for a revoked

@@ -104,8 +104,8 @@ func TestParseRefuses(t *testing.T) {
 		name, want string
 		data       []byte
 	}{
-		{"another CA's list", "not issued by a CA of the group", other.list(t, big.NewInt(1), 1)},
-		{"same name, another key", "signature does not verify", impostor.list(t, big.NewInt(1), 1)},
+		{"another CA's list", "not signed by a CA of the group (issuer", other.list(t, big.NewInt(1), 1)},
+		{"same name, another key", "its signature does not", impostor.list(t, big.NewInt(1), 1)},
 		{"number 0", "CRL number 0", ca.list(t, big.NewInt(0), 1)},
 		{"number past 64 bits", "CRL number 18446744073709551616", ca.list(t, new(big.Int).Lsh(big.NewInt(1), 64), 1)},
 		{"a certificate in PEM", `PEM block "CERTIFICATE"`, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})},
