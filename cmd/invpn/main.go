@@ -20,7 +20,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the daemon: invpn run -c FILE", runRun},
 		{"ca", "create a group CA: invpn ca init --dir DIR", runCA},
-		{"cert", "issue a member certificate: invpn cert issue --ca DIR --mac MAC --out DIR", runCert},
+		{"cert", "issue, revoke, list or renew member certificates: invpn cert SUBCOMMAND --ca DIR", runCert},
 		{"sim", "run a scenario in the deterministic mesh simulator", runSim},
 		{"status", "show a running daemon's links, routes and drops", runStatus},
 		{"health", "trace the mesh from the local daemon and report every node", runHealth},

@@ -138,6 +138,7 @@ func tlsOptions(cfg *config.Config, path string, log *slog.Logger) (daemon.Optio
 	opts := daemonOptions(cfg, id.mac)
 	opts.Transport, opts.Logger = tr, log
 	opts.Revocations, opts.CAs, opts.Revocation = revoked, id.cas, id.crl
+	opts.Certificate = id.tls.Cert.Leaf
 	opts.Reload = tlsReload(path, id.mac, revoked, log)
 	return opts, nil
 }
@@ -170,6 +171,6 @@ func tlsReload(path string, mac wire.MAC, revoked *revocation.Store, log *slog.L
 			return nil, err
 		}
 		return &daemon.Reloaded{Seeds: seeds(cfg.Network.Init), Bootstrap: seeds(cfg.Network.Bootstrap), Transport: tr, File: cfg.File,
-			CAs: id.cas, Revocation: id.crl}, nil
+			CAs: id.cas, Revocation: id.crl, Certificate: id.tls.Cert.Leaf}, nil
 	}
 }

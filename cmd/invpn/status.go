@@ -93,9 +93,11 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 
 // writeStatus prints a status snapshot as tables.
 func writeStatus(w io.Writer, st *control.Status) error {
-	fmt.Fprintf(w, "invpn %s  node %s  up %v\n\n", st.Version, st.MAC, st.Now.Sub(st.Started).Round(time.Second))
+	fmt.Fprintf(w, "invpn %s  node %s  up %v\n", st.Version, st.MAC, st.Now.Sub(st.Started).Round(time.Second))
+	writeTrust(w, st)
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "LINK PEER\tADDRESS\tTRANSPORT\tDIR\tPROTO\tUP\tLIVENESS\tRTT\tFRAMES IN/OUT\tBYTES IN/OUT\tQUEUE DROPS\n")
+	fmt.Fprintf(tw, "LINK PEER\tADDRESS\tTRANSPORT\tDIR\tPROTO\tUP\tLIVENESS\tRTT\tCERT\tFRAMES IN/OUT\tBYTES IN/OUT\tQUEUE DROPS\n")
 	for _, l := range st.Links {
 		dir, proto := "in", "seed"
 		if l.Dialed {
@@ -118,8 +120,8 @@ func writeStatus(w io.Writer, st *control.Status) error {
 		if transport == "" {
 			transport = "-" // a daemon from before transports were named
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%d/%d\t%d/%d\t%d\n", l.Peer, l.Addr, transport, dir, proto,
-			st.Now.Sub(l.Up).Round(time.Second), live, rtt, l.FramesIn, l.FramesOut, l.BytesIn, l.BytesOut, l.QueueDrops)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\t%d/%d\t%d/%d\t%d\n", l.Peer, l.Addr, transport, dir, proto,
+			st.Now.Sub(l.Up).Round(time.Second), live, rtt, certDays(l.CertExpires, st.Now), l.FramesIn, l.FramesOut, l.BytesIn, l.BytesOut, l.QueueDrops)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -175,6 +177,43 @@ func writeStatus(w io.Writer, st *control.Status) error {
 	}
 	_, err := fmt.Fprintln(w)
 	return err
+}
+
+// writeTrust prints this node's certificate and the revocation list in
+// force, and a warning for every certificate, this node's or a
+// neighbour's, that expires within control.ExpiryWarning.
+func writeTrust(w io.Writer, st *control.Status) {
+	if c := st.Certificate; c != nil {
+		fmt.Fprintf(w, "certificate: serial %s, expires %s (%s)\n", c.Serial, c.NotAfter.UTC().Format(time.DateOnly), certDays(c.NotAfter, st.Now))
+	}
+	if r := st.Revocation; r != nil {
+		fmt.Fprintf(w, "revocation list: number %d, %d revoked, issued %s by %s\n", r.Number, r.Revoked, r.Issued.UTC().Format(time.DateTime), r.Issuer)
+	} else {
+		fmt.Fprintln(w, "revocation list: none")
+	}
+	if c := st.Certificate; c != nil && control.ExpiresSoon(c.NotAfter, st.Now) {
+		fmt.Fprintf(w, "WARNING: this node's certificate expires on %s: renew it (invpn cert renew) and send the daemon SIGHUP\n", c.NotAfter.UTC().Format(time.DateOnly))
+	}
+	for _, l := range st.Links {
+		if control.ExpiresSoon(l.CertExpires, st.Now) {
+			fmt.Fprintf(w, "WARNING: the certificate of neighbour %s expires on %s\n", l.Peer, l.CertExpires.UTC().Format(time.DateOnly))
+		}
+	}
+}
+
+// certDays says how long a certificate valid until notAfter has left:
+// "in 3650 days", "expires in 12 days!", "expired!"; "-" for none.
+func certDays(notAfter, now time.Time) string {
+	switch left := notAfter.Sub(now); {
+	case notAfter.IsZero():
+		return "-"
+	case left <= 0:
+		return "expired!"
+	case left < control.ExpiryWarning:
+		return fmt.Sprintf("expires in %d days!", int(left.Hours()/24))
+	default:
+		return fmt.Sprintf("%d days left", int(left.Hours()/24))
+	}
 }
 
 func runHealth(args []string, stdout, stderr io.Writer) error {

@@ -25,7 +25,9 @@ func (fakeDaemon) Status(context.Context) (*control.Status, error) {
 	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
 	return &control.Status{Version: "test", MAC: macA, Started: now.Add(-time.Minute), Now: now,
 		Links: []control.LinkStatus{{Peer: macB, Addr: "10.0.0.2:41744", Transport: "tls", Dialed: true, Extended: true, Up: now.Add(-30 * time.Second), FramesIn: 5,
-			Liveness: "suspect", RTTSeconds: 0.0425, DetectSeconds: 0.75}},
+			Liveness: "suspect", RTTSeconds: 0.0425, DetectSeconds: 0.75, CertExpires: now.Add(12*24*time.Hour + time.Hour)}},
+		Certificate:    &control.Certificate{Serial: "1f", NotAfter: now.Add(400 * 24 * time.Hour)},
+		Revocation:     &control.Revocation{Number: 3, Revoked: 2, Issuer: "CN=invpn group CA", Issued: now.Add(-time.Hour)},
 		Routes:         []control.RouteStatus{{Target: macB, NextHop: macB, Hops: 1, Refreshed: now}},
 		Drops:          map[string]uint64{"no route": 3},
 		Counters:       map[string]uint64{"failovers": 2, "route_changes": 5},
@@ -60,7 +62,10 @@ func TestStatusCommand(t *testing.T) {
 	if code := run([]string{"status", "--socket", path}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"node 02:00:00:00:00:0a  up 1m0s", "02:00:00:00:00:0b  10.0.0.2:41744  tls        out  invpn/1  30s  suspect   42.5ms", "no route 3", "counters:  failovers 2  route_changes 5",
+	for _, want := range []string{"node 02:00:00:00:00:0a  up 1m0s", "02:00:00:00:00:0b  10.0.0.2:41744  tls        out  invpn/1  30s  suspect   42.5ms  expires in 12 days!", "no route 3",
+		"certificate: serial 1f, expires 2027-02-05 (400 days left)",
+		"revocation list: number 3, 2 revoked, issued 2025-12-31 23:01:00 by CN=invpn group CA",
+		"WARNING: the certificate of neighbour 02:00:00:00:00:0b expires on 2026-01-13", "counters:  failovers 2  route_changes 5",
 		"pre-auth:  in handshake 1  refused  hello_timeout 2  per_source 7"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())

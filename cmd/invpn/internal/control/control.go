@@ -69,6 +69,36 @@ type Status struct {
 	// PreauthInProgress is the connections in the handshake now.
 	PreauthRefused    map[string]uint64 `json:"preauth_refused,omitempty"`
 	PreauthInProgress int               `json:"preauth_in_progress"`
+	// Certificate is this node's certificate; nil from a daemon that does
+	// not say (docs/security.md#certificates).
+	Certificate *Certificate `json:"certificate,omitempty"`
+	// Revocation is the group's revocation list in force; nil for none
+	// (docs/protocol.md#revocation).
+	Revocation *Revocation `json:"revocation,omitempty"`
+}
+
+// Certificate describes a member's certificate.
+type Certificate struct {
+	Serial   string    `json:"serial"` // lowercase hex
+	NotAfter time.Time `json:"not_after"`
+}
+
+// ExpiryWarning is how long before a certificate expires that status
+// and the metrics warn.
+const ExpiryWarning = 30 * 24 * time.Hour
+
+// ExpiresSoon reports whether a certificate valid until notAfter expires
+// within ExpiryWarning of now, or has expired.
+func ExpiresSoon(notAfter, now time.Time) bool {
+	return !notAfter.IsZero() && notAfter.Sub(now) < ExpiryWarning
+}
+
+// Revocation describes the revocation list in force.
+type Revocation struct {
+	Number  uint64    `json:"number"`
+	Revoked int       `json:"revoked"` // certificates on it
+	Issuer  string    `json:"issuer"`
+	Issued  time.Time `json:"issued"` // its thisUpdate
 }
 
 // MeshLinks returns how many of the links are mesh links, not directory
@@ -99,6 +129,9 @@ type LinkStatus struct {
 	BytesIn    uint64    `json:"bytes_in"`
 	BytesOut   uint64    `json:"bytes_out"`
 	QueueDrops uint64    `json:"queue_drops"`
+	// CertExpires is when the peer's certificate expires (zero when the
+	// transport has none).
+	CertExpires time.Time `json:"cert_expires,omitempty"`
 	// Liveness: "up" or "suspect" (half its detection time silent) on a
 	// link with heartbeats, "" on one without (a seed-protocol link).
 	Liveness string `json:"liveness,omitempty"`

@@ -158,9 +158,17 @@ func (d *Daemon) controlStatus(s *Snapshot) *control.Status {
 			Peer: l.Peer, Addr: l.Addr.String(), Transport: l.Transport, Dialed: l.Dialed, Extended: l.Extended, Directory: l.Directory, Up: s.Now.Add(-l.Age),
 			FramesIn: l.FramesIn, FramesOut: l.FramesOut, BytesIn: l.BytesIn, BytesOut: l.BytesOut,
 			QueueDrops: l.QueueDrops, RTTSeconds: l.RTT.Seconds(), DetectSeconds: l.DetectAfter.Seconds(),
-			Liveness: liveness(l.LinkInfo),
+			Liveness: liveness(l.LinkInfo), CertExpires: l.CertExpires,
 		})
 	}
+	if s.Certificate != nil {
+		st.Certificate = &control.Certificate{Serial: s.Certificate.SerialNumber.Text(16), NotAfter: s.Certificate.NotAfter}
+	}
+	if s.Revocation.Number != 0 {
+		r := s.Revocation
+		st.Revocation = &control.Revocation{Number: r.Number, Revoked: r.Revoked, Issuer: r.Issuer, Issued: r.Issued}
+	}
+	st.Counters["revocations_refused"] = s.RevocationsRefused
 	for _, r := range s.Routes {
 		rs := control.RouteStatus{Target: r.Target, NextHop: r.NextHop, Hops: r.Hops,
 			Refreshed: s.Now.Add(-r.SinceRefresh), Learned: s.Now.Add(-r.SinceLearned), Backups: []wire.MAC{}}

@@ -81,6 +81,9 @@ type Reloaded struct {
 	// installed if newer than the one in force.
 	CAs        []*x509.Certificate
 	Revocation *revocation.List
+	// Certificate, when set, is the node's certificate from now on (a
+	// renewed one); links that are up keep the one they began with.
+	Certificate *x509.Certificate
 	// Seeds and Bootstrap replace the running `init` seeds and
 	// bootstrap peers ([node.SetSeeds]); nil means none.
 	Seeds, Bootstrap []node.Peer
@@ -162,6 +165,9 @@ type Options struct {
 	Revocations *revocation.Store
 	CAs         []*x509.Certificate
 	Revocation  *revocation.List
+	// Certificate is this node's certificate, for status and the metrics
+	// (its expiry); nil leaves it out.
+	Certificate *x509.Certificate
 }
 
 // Daemon runs one mesh member. Create it with New and start it with Run.
@@ -187,6 +193,7 @@ type Daemon struct {
 	routeChanges uint64
 	// revocationsRefused counts lists from neighbours that did not verify.
 	revocationsRefused uint64
+	cert               *x509.Certificate      // this node's, for status
 	health             map[uint64]*healthWait // health requests of control clients, by id
 	seeds              []node.Peer            // the `init` seeds running now
 	// preauthClosed adds up the pre-authentication refusals of the
@@ -271,6 +278,7 @@ func New(opts Options) (*Daemon, error) {
 		fc:        newFlowControl(),
 		known:     newKnownAddrs(),
 		seeds:     slices.Clone(opts.Node.Seeds),
+		cert:      opts.Certificate,
 		in:        make(chan inbound, 256),
 		down:      make(chan linkDown),
 		dialed:    make(chan dialResult),
@@ -689,6 +697,9 @@ func (d *Daemon) reload() {
 	}
 	for _, p := range d.seeds {
 		d.known.remove(p.Addr.Addr())
+	}
+	if r.Certificate != nil {
+		d.cert = r.Certificate
 	}
 	if d.opts.Revocations != nil && r.CAs != nil {
 		d.opts.CAs = r.CAs

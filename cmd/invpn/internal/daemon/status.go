@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"crypto/x509"
 	"time"
 
 	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/transport"
 	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
 )
@@ -34,6 +36,8 @@ type Snapshot struct {
 	// lists from neighbours that did not verify.
 	Revocation         RevocationStatus
 	RevocationsRefused uint64
+	// Certificate is this node's certificate; nil when Options had none.
+	Certificate *x509.Certificate
 }
 
 // RevocationStatus describes the revocation list in force.
@@ -52,6 +56,9 @@ type LinkStatus struct {
 	BytesIn, BytesOut   uint64 // their bytes; out also counts each 2-byte length prefix
 	QueueDrops          uint64 // data messages dropped at the link's full queue
 	Queued              int    // messages waiting for the writer
+	// CertExpires is when the peer's certificate expires; zero when the
+	// transport shows none.
+	CertExpires time.Time
 }
 
 // Status returns a snapshot of the running daemon, taken by its loop. It
@@ -85,7 +92,7 @@ func (d *Daemon) snapshot() Snapshot {
 		Routes: d.node.Routes(), Stats: d.node.Stats(), Cache: d.node.Cache(),
 		RouteChanges: d.routeChanges,
 		Preauth:      d.preauthStats(), KnownAddrs: d.known.len(),
-		RevocationsRefused: d.revocationsRefused,
+		RevocationsRefused: d.revocationsRefused, Certificate: d.cert,
 	}
 	if l := d.revocationList(); l != nil {
 		s.Revocation = RevocationStatus{Number: l.Number, Revoked: l.Len(), Issuer: l.Issuer, Issued: l.ThisUpdate}
@@ -98,6 +105,9 @@ func (d *Daemon) snapshot() Snapshot {
 			ls.FramesIn, ls.BytesIn, ls.QueueDrops = pl.framesIn, pl.bytesIn, pl.queueDrops
 			ls.FramesOut, ls.BytesOut = pl.framesOut.Load(), pl.bytesOut.Load()
 			ls.Queued = pl.queued()
+			if cl, ok := pl.link.(transport.CertifiedLink); ok {
+				ls.CertExpires = cl.PeerCertificate().NotAfter
+			}
 		}
 		s.Links = append(s.Links, ls)
 	}

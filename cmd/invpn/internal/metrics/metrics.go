@@ -44,13 +44,18 @@ var (
 	descSuspect  = prometheus.NewDesc("invpn_link_suspect", "1 when a link has been silent for half its detection time.", []string{"peer"}, nil)
 	descRefused  = prometheus.NewDesc("invpn_preauth_refused_total", "Incoming connections closed before they authenticated, by reason.", []string{"reason"}, nil)
 	descPreauth  = prometheus.NewDesc("invpn_preauth_in_progress", "Incoming connections in the TLS handshake now.", nil, nil)
+	descCertExp  = prometheus.NewDesc("invpn_certificate_expiry_timestamp_seconds", "When a certificate expires, as a Unix time: this node's (peer=\"self\") and each neighbour's.", []string{"peer"}, nil)
+	descCertSoon = prometheus.NewDesc("invpn_certificate_expires_soon", "1 when a certificate expires within 30 days or has expired: this node's (peer=\"self\") and each neighbour's.", []string{"peer"}, nil)
+	descCRL      = prometheus.NewDesc("invpn_revocation_list_number", "The CRL number of the group's revocation list in force; 0 for none.", nil, nil)
+	descCRLRef   = prometheus.NewDesc("invpn_revocation_lists_refused_total", "Revocation lists from neighbours that did not verify against the group's CAs.", nil, nil)
 )
 
 // collector reads a snapshot per scrape.
 type collector struct{ snap Snapshot }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descFrames, descBytes, descDrops, descChanges, descFailover, descWithdraw, descViol, descUp, descRTT, descSuspect, descRefused, descPreauth} {
+	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descFrames, descBytes, descDrops, descChanges, descFailover, descWithdraw, descViol, descUp, descRTT, descSuspect, descRefused, descPreauth,
+		descCertExp, descCertSoon, descCRL, descCRLRef} {
 		ch <- d
 	}
 }
@@ -89,6 +94,29 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(n), reason)
 	}
 	ch <- prometheus.MustNewConstMetric(descPreauth, prometheus.GaugeValue, float64(st.PreauthInProgress))
+	cert := func(peer string, notAfter time.Time) {
+		if notAfter.IsZero() {
+			return
+		}
+		soon := 0.0
+		if control.ExpiresSoon(notAfter, st.Now) {
+			soon = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descCertExp, prometheus.GaugeValue, float64(notAfter.Unix()), peer)
+		ch <- prometheus.MustNewConstMetric(descCertSoon, prometheus.GaugeValue, soon, peer)
+	}
+	if st.Certificate != nil {
+		cert("self", st.Certificate.NotAfter)
+	}
+	for _, l := range st.Links {
+		cert(l.Peer.String(), l.CertExpires)
+	}
+	var crl uint64
+	if st.Revocation != nil {
+		crl = st.Revocation.Number
+	}
+	ch <- prometheus.MustNewConstMetric(descCRL, prometheus.GaugeValue, float64(crl))
+	ch <- prometheus.MustNewConstMetric(descCRLRef, prometheus.CounterValue, float64(st.Counters["revocations_refused"]))
 	for name, d := range map[string]*prometheus.Desc{CounterRouteChanges: descChanges, CounterFailovers: descFailover,
 		CounterWithdrawals: descWithdraw, CounterViolations: descViol} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(st.Counters[name]))

@@ -24,6 +24,9 @@ func TestScrapeParses(t *testing.T) {
 			Counters:          map[string]uint64{CounterFailovers: 2},
 			PreauthRefused:    map[string]uint64{"per_source": 9, "certificate": 1},
 			PreauthInProgress: 3,
+			Now:               time.Unix(1000, 0),
+			Certificate:       &control.Certificate{NotAfter: time.Unix(1000+10*86400, 0)},
+			Revocation:        &control.Revocation{Number: 4},
 		}, nil
 	}
 	reg := New(snap)
@@ -53,7 +56,8 @@ func TestScrapeParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exposition does not parse: %v", err)
 	}
-	want := map[string]float64{"invpn_links": 2, "invpn_routes": 5, "invpn_route_failovers_total": 2, "invpn_preauth_in_progress": 3}
+	want := map[string]float64{"invpn_links": 2, "invpn_routes": 5, "invpn_route_failovers_total": 2, "invpn_preauth_in_progress": 3,
+		"invpn_certificate_expiry_timestamp_seconds": 1000 + 10*86400, "invpn_certificate_expires_soon": 1, "invpn_revocation_list_number": 4}
 	for name, v := range want {
 		f := fams[name]
 		if f == nil {

@@ -17,22 +17,8 @@ import (
 // when the mesh trusts several CAs). It fails when a certificate does not
 // parse or the file holds none. Blocks of other types are ignored.
 func LoadCertPool(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("pki: load CA pool: %w", err)
-	}
-	certs, err := parseCerts(data)
-	if err != nil {
-		return nil, fmt.Errorf("pki: load CA pool %s: %w", path, err)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("pki: load CA pool %s: no CERTIFICATE block in the file", path)
-	}
-	pool := x509.NewCertPool()
-	for _, c := range certs {
-		pool.AddCert(c)
-	}
-	return pool, nil
+	pool, _, err := LoadCACerts(path)
+	return pool, err
 }
 
 // LoadKeyPair reads a member's PEM certificate and key (RSA, ECDSA or
@@ -74,22 +60,11 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 // loadCA reads the CA in dir: the raw ca.crt (kept to copy it to members),
 // its first certificate and the CA's private key, which must match it.
 func loadCA(dir string) (pemData []byte, cert *x509.Certificate, key crypto.Signer, err error) {
+	pemData, cert, err = loadCACert(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	certPath, keyPath := filepath.Join(dir, CACertFile), filepath.Join(dir, CAKeyFile)
-	pemData, err = os.ReadFile(certPath)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load CA: %w", err)
-	}
-	certs, err := parseCerts(pemData)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load CA %s: %w", certPath, err)
-	}
-	if len(certs) == 0 {
-		return nil, nil, nil, fmt.Errorf("load CA %s: no CERTIFICATE block in the file", certPath)
-	}
-	cert = certs[0]
-	if !mayIssue(cert) {
-		return nil, nil, nil, fmt.Errorf("load CA %s: certificate %q is not a CA", certPath, cert.Subject.CommonName)
-	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("load CA key: %w", err)
@@ -98,11 +73,38 @@ func loadCA(dir string) (pemData []byte, cert *x509.Certificate, key crypto.Sign
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("load CA key %s: %w", keyPath, err)
 	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
+	if !publicKeysEqual(key.Public(), cert.PublicKey) {
 		return nil, nil, nil, fmt.Errorf("load CA: key %s does not match certificate %s", keyPath, certPath)
 	}
 	return pemData, cert, key, nil
+}
+
+// loadCACert reads dir/ca.crt, raw and its first certificate, which must
+// be able to act as a CA. It does not read the CA's key.
+func loadCACert(dir string) (pemData []byte, cert *x509.Certificate, err error) {
+	certPath := filepath.Join(dir, CACertFile)
+	pemData, err = os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load CA: %w", err)
+	}
+	certs, err := parseCerts(pemData)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load CA %s: %w", certPath, err)
+	}
+	if len(certs) == 0 {
+		return nil, nil, fmt.Errorf("load CA %s: no CERTIFICATE block in the file", certPath)
+	}
+	cert = certs[0]
+	if !mayIssue(cert) {
+		return nil, nil, fmt.Errorf("load CA %s: certificate %q is not a CA", certPath, cert.Subject.CommonName)
+	}
+	return pemData, cert, nil
+}
+
+// publicKeysEqual reports whether a and b are the same public key.
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
 }
 
 // mayIssue reports whether cert can act as a CA: it says it is one, or, as
@@ -202,16 +204,60 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
-	_, err = f.Write(data)
+	if err := writeAndClose(f, data); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaceFile atomically replaces path (or creates it) with data, mode
+// perm: it writes path.tmp, syncs it, renames it over path and syncs the
+// directory, so that after a crash path holds either the old or the new
+// data in full. A stale path.tmp from an earlier crash is overwritten.
+func replaceFile(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale %s: %w", tmp, err)
+	}
+	if err := writeNew(tmp, data, perm); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeAndClose writes data to f, syncs and closes it.
+func writeAndClose(f *os.File, data []byte) error {
+	_, err := f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	return err
+}
+
+// syncDir syncs the directory dir, making a rename or a new file in it
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("sync directory: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package pki
 import (
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/invpn/invpn/wire"
 )
@@ -52,5 +54,78 @@ func TestOpenSSLRecipeInterop(t *testing.T) {
 	}
 	if err := connect(t, orig, ours, origMAC, macB); err != nil {
 		t.Errorf("openssl member dials the Go-issued member: %v", err)
+	}
+}
+
+// Revocation with a CA made by the original's openssl recipe: the CRL
+// Revoke writes for it is one openssl itself checks, and it revokes a
+// member openssl issued, known only by its serial.
+func TestOpenSSLCARevoke(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not on PATH: skipping the test of revocation by a CA made with openssl")
+	}
+	caDir := t.TempDir()
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(openssl, args...)
+		cmd.Dir = caDir
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	must("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3650",
+		"-keyout", CAKeyFile, "-out", CACertFile, "-subj", "/CN=invpn test CA")
+	must("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "orig.key", "-out", "orig.csr", "-subj", "/CN=02:50:56:00:00:09")
+	must("x509", "-req", "-in", "orig.csr", "-CA", CACertFile, "-CAkey", CAKeyFile, "-CAcreateserial",
+		"-days", "3650", "-out", "orig.crt")
+	serialLine := must("x509", "-in", "orig.crt", "-noout", "-serial") // serial=3A4F...
+	origSerial := strings.TrimSpace(strings.TrimPrefix(serialLine, "serial="))
+	ours := issue(t, caDir, macB)
+
+	rev, err := Revoke(caDir, []string{origSerial, macB.String()}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rev.Certs) != 2 || rev.Certs[0].InRecords || !rev.Certs[1].InRecords {
+		t.Errorf("Revoke: %+v, want the openssl member unrecorded and ours recorded", rev.Certs)
+	}
+	crl := filepath.Join(caDir, CRLFile)
+	if out, err := run("crl", "-in", crl, "-CAfile", CACertFile, "-noout"); err != nil || !strings.Contains(out, "verify OK") {
+		t.Errorf("openssl crl -CAfile: %v\n%s", err, out)
+	}
+	for _, cert := range []string{"orig.crt", filepath.Join(ours, NodeCertFile)} {
+		out, err := run("verify", "-crl_check", "-CRLfile", crl, "-CAfile", CACertFile, cert)
+		if err == nil || !strings.Contains(out, "revoked") {
+			t.Errorf("openssl verify -crl_check %s: %v, want it revoked\n%s", cert, err, out)
+		}
+	}
+}
+
+// Revocation: a CA openssl made with key usages that leave out cRLSign
+// cannot sign a CRL members would accept; Revoke says so.
+func TestOpenSSLCAWithoutCRLSign(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not on PATH")
+	}
+	caDir := t.TempDir()
+	cmd := exec.Command(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-days", "30", "-keyout", CAKeyFile, "-out", CACertFile, "-subj", "/CN=invpn test CA",
+		"-addext", "keyUsage=critical,keyCertSign")
+	cmd.Dir = caDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	if _, err := Revoke(caDir, []string{"1a"}, time.Now()); err == nil || !strings.Contains(err.Error(), "cRLSign") {
+		t.Errorf("Revoke = %v, want an error naming cRLSign", err)
 	}
 }

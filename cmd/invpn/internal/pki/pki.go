@@ -6,9 +6,15 @@
 // ECDSA P-256, which original nodes accept from peers; an original node's
 // own key must be RSA, so its certificate is still made with openssl (the
 // CA made here can sign its request).
+//
+// The CA keeps a copy of every certificate it issues in its issued
+// directory. From those records Revoke writes the group's CRL (crl.pem,
+// docs/protocol.md#revocation), List shows each certificate's state, and
+// RenewNode gives a member a new certificate for its existing key.
 package pki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,7 +22,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -29,6 +35,12 @@ const (
 	CAKeyFile    = "ca.key"
 	NodeCertFile = "node.crt"
 	NodeKeyFile  = "node.key"
+	// IssuedDir, inside the CA directory, holds a copy of every
+	// certificate the CA issued, as SERIAL.crt (see SerialString).
+	IssuedDir = "issued"
+	// CRLFile, inside the CA directory, is the group's certificate
+	// revocation list that Revoke writes, PEM type "X509 CRL".
+	CRLFile = "crl.pem"
 )
 
 // Validity periods. A node certificate never outlives its CA.
@@ -87,7 +99,8 @@ func InitCA(dir string) error {
 // Common Name is mac.String(); it is valid for both TLS server and client
 // authentication for NodeValidity (or until the CA expires). IssueNode
 // refuses to overwrite node files (fs.ErrExist) and a different ca.crt in
-// outDir; outDir may be caDir itself.
+// outDir; outDir may be caDir itself. A copy of the certificate is kept
+// in caDir/issued (see IssuedDir), where Revoke, List and RenewNode find it.
 func IssueNode(caDir string, mac wire.MAC, outDir string) error {
 	if mac.IsGroup() || mac.IsZero() {
 		return fmt.Errorf("pki: issue node %s: not a unicast MAC", mac)
@@ -109,7 +122,33 @@ func IssueNode(caDir string, mac wire.MAC, outDir string) error {
 	if err != nil {
 		return fmt.Errorf("pki: issue node %s: generate key: %w", mac, err)
 	}
-	now := time.Now()
+	der, err := signNode(caCert, caKey, mac, key.Public(), time.Now())
+	if err != nil {
+		return fmt.Errorf("pki: issue node %s: %w", mac, err)
+	}
+	if err := copyCA(caPEM, filepath.Join(outDir, CACertFile)); err != nil {
+		return fmt.Errorf("pki: issue node %s: %w", mac, err)
+	}
+	record, err := recordIssued(caDir, der)
+	if err != nil {
+		return fmt.Errorf("pki: issue node %s: %w", mac, err)
+	}
+	if err := writeKeyAndCert(keyPath, certPath, key, der); err != nil {
+		// The key is lost, so the certificate can never be used.
+		os.Remove(record)
+		return fmt.Errorf("pki: issue node %s: %w", mac, err)
+	}
+	return nil
+}
+
+// signNode makes the member certificate of mac for the public key pub,
+// signed by the CA: a new random serial, valid from now (less backdate)
+// for NodeValidity or until the CA expires, for TLS server and client
+// authentication. It returns the certificate in DER.
+func signNode(caCert *x509.Certificate, caKey crypto.Signer, mac wire.MAC, pub crypto.PublicKey, now time.Time) ([]byte, error) {
+	if !now.Before(caCert.NotAfter) {
+		return nil, fmt.Errorf("the CA expired on %s", caCert.NotAfter.UTC().Format(time.DateOnly))
+	}
 	notAfter := now.Add(NodeValidity)
 	if caCert.NotAfter.Before(notAfter) {
 		notAfter = caCert.NotAfter
@@ -124,17 +163,11 @@ func IssueNode(caDir string, mac wire.MAC, outDir string) error {
 		// Explicitly not a CA.
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caKey)
 	if err != nil {
-		return fmt.Errorf("pki: issue node %s: create certificate: %w", mac, err)
+		return nil, fmt.Errorf("create certificate: %w", err)
 	}
-	if err := copyCA(caPEM, filepath.Join(outDir, CACertFile)); err != nil {
-		return fmt.Errorf("pki: issue node %s: %w", mac, err)
-	}
-	if err := writeKeyAndCert(keyPath, certPath, key, der); err != nil {
-		return fmt.Errorf("pki: issue node %s: %w", mac, err)
-	}
-	return nil
+	return der, nil
 }
 
 // RandomMAC returns a random locally administered unicast MAC read from r
@@ -151,13 +184,4 @@ func RandomMAC(r io.Reader) wire.MAC {
 	}
 	m[0] = m[0]&^0x01 | 0x02
 	return m
-}
-
-// randomSerial returns a random positive 128-bit serial number.
-func randomSerial() *big.Int {
-	b := make([]byte, 16)
-	rand.Read(b) // never fails
-	b[0] &= 0x7f
-	b[0] |= 0x01 // non-zero and never shortened when encoded
-	return new(big.Int).SetBytes(b)
 }
