@@ -166,6 +166,10 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		return
 	}
 	l.lastRecv = n.clock.now
+	if !l.heard {
+		l.heard = true
+		delete(n.dialer.backoff, l.peer) // the peer took the link
+	}
 	t, err := wire.TypeOf(msg)
 	if err != nil {
 		if errors.Is(err, wire.ErrUnknownType) {

@@ -35,6 +35,11 @@ type link struct {
 	// cache, and then closes (bootstrap.go): no routes, floods or data
 	// cross it. It is in linkSet.directory, not in order, and has no ref.
 	directory bool
+	// heard is set by the link's first message: a dialled link that ends
+	// before it counts as a failed dial (a peer that refuses us after the
+	// handshake, as a member refuses a revoked one under TLS 1.3, must not
+	// be redialled at once, over and over).
+	heard bool
 }
 
 // linkRef is a live link as the routes name it, 1 to 255; 0 is none. A
@@ -193,7 +198,6 @@ func (n *Node) linkUp(in LinkUp) {
 		}
 		n.closeLink(old, fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink))
 	}
-	delete(n.dialer.backoff, peer)
 	n.startLiveness(l)
 	n.links.add(l)
 	n.scheduleDial()
@@ -226,6 +230,9 @@ func (n *Node) removeLink(l *link, reason error) {
 	n.dropBatch(l)
 	n.links.remove(l)
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason, Directory: l.directory})
+	if l.dialed && !l.heard && n.links.to(l.peer) == nil {
+		n.dialFailed(l.peer, fmt.Errorf("link %d closed before the peer sent anything: %w", l.id, reason))
+	}
 	if l.directory {
 		n.scheduleDial() // no route crossed it: nothing to move or ask
 		return

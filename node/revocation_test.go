@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/invpn/invpn/wire"
@@ -137,5 +139,60 @@ func TestNewNeighbourGetsTheRevocationList(t *testing.T) {
 	}
 	if got := revocationSends(tn, "e", "b"); len(got) != 0 {
 		t.Errorf("the joiner sent the list back where it came from")
+	}
+}
+
+// A dialled link that ends before the peer sent anything counts as a
+// failed dial: a member that refuses us after the TLS 1.3 handshake (as
+// every member refuses a revoked one) is backed off, not redialled at
+// once in a loop. A link that carried a message resets the backoff.
+func TestLinkRefusedAfterHandshakeIsBackedOff(t *testing.T) {
+	tn := newNetWith(t, func(name string, c *Config) {
+		if name == "a" {
+			c.Seeds = []Peer{{MAC: macOf("b"), Addr: addrOf("b")}}
+		}
+	}, "a")
+	a := tn.nodes["a"]
+	if len(tn.dials["a"]) != 1 {
+		t.Fatalf("a dialled %v at start, want its seed", tn.dials["a"])
+	}
+	tn.reset()
+	refuse := func(id LinkID) {
+		a.Step(tn.now, LinkUp{Link: id, Peer: macOf("b"), Addr: addrOf("b"), Dialed: true, Extended: true})
+		tn.collect("a")
+		a.Step(tn.now, LinkDown{Link: id, Reason: errors.New("EOF")})
+		tn.collect("a")
+	}
+	refuse(1001)
+	if got := tn.eventsOf("a", EventDialFailed); len(got) != 1 || !strings.Contains(got[0].Err.Error(), "closed before the peer sent anything") {
+		t.Fatalf("dial-failed events %v, want one for the refused link", got)
+	}
+	tn.advance(a.Config().DialBackoffMin / 4)
+	if len(tn.dials["a"]) != 0 {
+		t.Fatalf("a redialled a peer that refused it at once: %v", tn.dials["a"])
+	}
+	// The backoff grows with every refusal, as for failed dials.
+	for range 3 {
+		tn.advance(a.Config().DialBackoffMax)
+		refuse(1002)
+	}
+	tn.reset()
+	tn.advance(a.Config().DialBackoffMin * 2)
+	if len(tn.dials["a"]) != 0 {
+		t.Errorf("after four refusals a redialled within two minimum backoffs")
+	}
+
+	// A link that carried a message is a link: its end is no failed dial.
+	tn.advance(a.Config().DialBackoffMax * 2)
+	tn.reset()
+	a.Step(tn.now, LinkUp{Link: 1003, Peer: macOf("b"), Addr: addrOf("b"), Dialed: true, Extended: true})
+	tn.collect("a")
+	hb := wire.Heartbeat{Seq: 1}
+	a.Receive(tn.now, 1003, hb.Append(nil))
+	tn.collect("a")
+	a.Step(tn.now, LinkDown{Link: 1003, Reason: errors.New("EOF")})
+	tn.collect("a")
+	if got := tn.eventsOf("a", EventDialFailed); len(got) != 0 {
+		t.Errorf("a link that carried a message ended as a failed dial: %v", got)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/cmd/invpn/internal/revocation"
+	"github.com/invpn/invpn/transport"
 	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
 )
@@ -162,4 +163,73 @@ func caCerts(t *testing.T, caDir string) []*x509.Certificate {
 		t.Fatal(err)
 	}
 	return cas
+}
+
+// `invpn cert renew` and SIGHUP: the daemon takes the new certificate for
+// new handshakes without closing its listener or its links, and status
+// shows the new serial.
+func TestRenewedCertificateOnReload(t *testing.T) {
+	others := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, others) })
+	dir := t.TempDir()
+	caDir := filepath.Join(dir, "ca")
+	if err := pki.InitCA(caDir); err != nil {
+		t.Fatal(err)
+	}
+	macs := []wire.MAC{{0x02, 0x50, 0x56, 0, 0, 1}, {0x02, 0x50, 0x56, 0, 0, 2}}
+	ports := []uint16{freeTCPPort(t), freeTCPPort(t)}
+	paths := []string{
+		writeTLSConfig(t, caDir, filepath.Join(dir, "n1"), macs[0], ports[0], ""),
+		writeTLSConfig(t, caDir, filepath.Join(dir, "n2"), macs[1], ports[1], fmt.Sprintf("%s@127.0.0.1:%d", macs[0], ports[0])),
+	}
+	n1, n2 := startFromFile(t, paths[0]), startFromFile(t, paths[1])
+	waitFor(t, 10*time.Second, "a link", func() bool { return linkedTo(n1.d.Status(), macs[1]) })
+	before := n1.d.Status().Links[0]
+	old := n1.d.Status().Certificate
+
+	renewed, err := pki.RenewNode(caDir, filepath.Join(dir, "n1"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1.sig <- syscall.SIGHUP
+	waitFor(t, 5*time.Second, "the renewed certificate in force", func() bool {
+		c := n1.d.Status().Certificate
+		return c != nil && c.SerialNumber.Cmp(renewed.SerialNumber) == 0
+	})
+	if old.SerialNumber.Cmp(renewed.SerialNumber) == 0 {
+		t.Fatal("renewal kept the serial")
+	}
+	after := n1.d.Status()
+	if len(after.Links) != 1 || after.Links[0].ID != before.ID {
+		t.Errorf("links after the reload %+v; want link %d kept", after.Links, before.ID)
+	}
+	if logs := n1.logs.String(); !strings.Contains(logs, "listeners kept, new identity in place") {
+		t.Errorf("the listener was not kept:\n%s", logs)
+	}
+	// A new handshake gets the renewed certificate.
+	cfg2, err := config.Load(paths[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := loadIdentity(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := tlstransport.NewDialer(id2.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := d2.Dial(ctx, macs[0], netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.(transport.CertifiedLink).PeerCertificate(); got.SerialNumber.Cmp(renewed.SerialNumber) != 0 {
+		t.Errorf("a new handshake got serial %x, want the renewed %x", got.SerialNumber, renewed.SerialNumber)
+	}
+	if !linkedTo(n2.d.Status(), macs[0]) {
+		t.Error("node 2 lost its link over the reload")
+	}
 }
