@@ -89,6 +89,12 @@ func (d Describer) Decoded(m Message) string {
 	case *Heartbeat:
 		field("seq", m.Seq)
 		field("echo", m.Echo)
+	case *Signatures:
+		for _, e := range m.Entries {
+			field("sig", fmt.Sprintf("%s id %d port %d (%d bytes)", d.MAC(e.MAC), e.ID, e.Port, len(e.Sig)))
+		}
+	case *Certificate:
+		field("bytes", len(m.DER))
 	case *RevocationList:
 		field("number", m.Number)
 		field("bytes", len(m.DER))

@@ -42,12 +42,18 @@ const (
 	// TypeRevocationList (0x8C) floods the group's certificate revocation
 	// list: number(8), then the X.509 CRL in DER.
 	TypeRevocationList Type = 0x8C
+	// TypeSignatures (0x8D) carries the members' signatures of the
+	// announcements that follow it on the link: count(2), then per entry
+	// mac(6), id(8), port(2), len(2), signature.
+	TypeSignatures Type = 0x8D
+	// TypeCertificate (0x8E) carries a member's certificate in DER.
+	TypeCertificate Type = 0x8E
 )
 
 func extensionKnown(t Type) bool {
 	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest ||
 		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor || t == TypeLinkFull || t == TypeHealthLinks ||
-		t == TypeRevocationList
+		t == TypeRevocationList || t == TypeSignatures || t == TypeCertificate
 }
 
 func extensionName(t Type) string {
@@ -72,6 +78,10 @@ func extensionName(t Type) string {
 		return "health links"
 	case TypeRevocationList:
 		return "revocation list"
+	case TypeSignatures:
+		return "signatures"
+	case TypeCertificate:
+		return "certificate"
 	}
 	return "unknown"
 }

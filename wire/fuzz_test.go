@@ -69,8 +69,10 @@ func FuzzDecodeAnnounceRequestFor(f *testing.F) {
 func FuzzDecodeAnnounceRequest(f *testing.F) {
 	fuzzDecoder(f, TypeAnnounceRequest, DecodeAnnounceRequest)
 }
-func FuzzDecodeHeartbeat(f *testing.F) { fuzzDecoder(f, TypeHeartbeat, DecodeHeartbeat) }
-func FuzzDecodeLinkFull(f *testing.F)  { fuzzDecoder(f, TypeLinkFull, DecodeLinkFull) }
+func FuzzDecodeHeartbeat(f *testing.F)   { fuzzDecoder(f, TypeHeartbeat, DecodeHeartbeat) }
+func FuzzDecodeLinkFull(f *testing.F)    { fuzzDecoder(f, TypeLinkFull, DecodeLinkFull) }
+func FuzzDecodeSignatures(f *testing.F)  { fuzzDecoder(f, TypeSignatures, DecodeSignatures) }
+func FuzzDecodeCertificate(f *testing.F) { fuzzDecoder(f, TypeCertificate, DecodeCertificate) }
 func FuzzDecodeRevocationList(f *testing.F) {
 	fuzzDecoder(f, TypeRevocationList, DecodeRevocationList)
 }

@@ -86,6 +86,17 @@ func genMessage() *rapid.Generator[Message] {
 		}),
 		rapid.Just[Message](&LinkFull{}),
 		rapid.Custom(func(t *rapid.T) Message {
+			m := &Signatures{}
+			for range rapid.IntRange(0, 10).Draw(t, "n") {
+				m.Entries = append(m.Entries, Signature{MAC: genMAC().Draw(t, "mac"), ID: rapid.Uint64().Draw(t, "id"),
+					Port: rapid.Uint16().Draw(t, "port"), Sig: rapid.SliceOfN(rapid.Byte(), 1, 300).Draw(t, "sig")})
+			}
+			return m
+		}),
+		rapid.Custom(func(t *rapid.T) Message {
+			return &Certificate{DER: rapid.SliceOfN(rapid.Byte(), 1, 2000).Draw(t, "der")}
+		}),
+		rapid.Custom(func(t *rapid.T) Message {
 			return &RevocationList{Number: rapid.Uint64().Draw(t, "number"), DER: rapid.SliceOfN(rapid.Byte(), 1, 2000).Draw(t, "der")}
 		}),
 		rapid.Custom(func(t *rapid.T) Message {

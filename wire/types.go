@@ -119,6 +119,10 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeHealthLinks(msg))
 	case TypeRevocationList:
 		return box(DecodeRevocationList(msg))
+	case TypeSignatures:
+		return box(DecodeSignatures(msg))
+	case TypeCertificate:
+		return box(DecodeCertificate(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }
