@@ -38,6 +38,8 @@ func (n *Node) announce() {
 	}
 	for _, l := range n.links.order {
 		if l.extended {
+			n.vouch(l, n.cfg.MAC, id, n.ownInfo(id).Port)
+			n.sendVouches(l)
 			n.send(l, extMsg, true)
 		} else {
 			n.send(l, seedMsg, true)
@@ -98,6 +100,9 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 // arrived on l over path (checked to end at the sender when known), as a
 // change or, in a 0x88, as a refresh that relays held for held.
 func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown, refresh bool, held time.Duration) {
+	if !l.directory && !n.believed(l, info) {
+		return
+	}
 	info.Addr = info.Addr.Unmap()
 	if info.MAC == n.cfg.MAC {
 		// Our own announcement, echoed by an original node or handed back
@@ -210,6 +215,8 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 				}
 				extMsg = n.encodeInfoPath(&out)
 			}
+			n.vouch(o, info.MAC, info.ID, info.Port)
+			n.sendVouches(o)
 			n.send(o, extMsg, true)
 		} else {
 			if seedMsg == nil {
@@ -371,6 +378,9 @@ func (n *Node) sendTable(l *link) {
 		if out.PathKnown {
 			out.Path = append(n.routes.path(r), n.cfg.MAC)
 		}
-		n.send(l, n.encode(&out), true)
+		msg := n.encode(&out)
+		n.vouch(l, out.MAC, out.ID, out.Port)
+		n.sendVouches(l)
+		n.send(l, msg, true)
 	}
 }

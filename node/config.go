@@ -122,6 +122,17 @@ type Config struct {
 	// id floor (default 1 h of milliseconds).
 	IDReserve uint64
 
+	// Auth, when set, signs this node's announcements and checks the
+	// signatures of relayed ones (docs/protocol.md#signed-announcements);
+	// nil signs and checks nothing. AcceptUnsigned makes the node believe
+	// relayed announcements from extended links that carry no valid
+	// signature of their round (counted in Stats.Unsigned), as from nodes
+	// of this project that sign nothing yet (an upgrade); by default they
+	// are dropped. Announcements from seed-protocol links are always
+	// believed: an original node cannot sign.
+	Auth           Authenticator
+	AcceptUnsigned bool
+
 	// Seeds are the `init` peers, dialled whenever they are not linked.
 	Seeds []Peer
 	// Bootstrap are peers dialled only while the node has fewer than

@@ -217,5 +217,9 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveHealthLinks(l, msg)
 	case wire.TypeRevocationList:
 		n.receiveRevocation(l, msg)
+	case wire.TypeSignatures:
+		n.receiveSignatures(l, msg)
+	case wire.TypeCertificate:
+		n.receiveCertificate(l, msg)
 	}
 }

@@ -40,6 +40,9 @@ type link struct {
 	// handshake, as a member refuses a revoked one under TLS 1.3, must not
 	// be redialled at once, over and over).
 	heard bool
+	// certsHeld are the members whose certificates the peer has: sent to
+	// it, or received from it (signed.go). nil until one is.
+	certsHeld map[macKey]struct{}
 }
 
 // linkRef is a live link as the routes name it, 1 to 255; 0 is none. A
@@ -202,6 +205,7 @@ func (n *Node) linkUp(in LinkUp) {
 	n.links.add(l)
 	n.scheduleDial()
 	n.event(Event{Kind: EventLinkUp, MAC: peer, Link: id})
+	n.sendOwnCertificate(l)
 	// docs/protocol.md#behaviour: announce right after each link comes
 	// up; in a quiet mesh only the first link floods a round.
 	if n.quiet() && n.clock.announced != 0 && !n.clock.owed {

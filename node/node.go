@@ -50,6 +50,8 @@ type Node struct {
 	// revocation is the group's revocation list as the driver last
 	// installed it (revocation.go).
 	revocation revocation
+	// sign holds the signatures of announcements (signed.go).
+	sign signing
 
 	stats Stats
 	ready Ready

@@ -141,11 +141,16 @@ const (
 	DropQueueFull                // a data frame at a full link queue (counted by the driver)
 	DropTooLong                  // a frame that does not fit a message
 	DropDirectory                // traffic over a directory link, which carries only a table
+	DropUnsigned                 // a relayed announcement without a valid signature of its member
+	DropForged                   // a signature that does not verify against its member's certificate
+	DropUnverifiable             // a signature of a member whose certificate never came
+	DropBadCertificate           // a certificate that does not check against the group's CA
 	numDropReasons
 )
 
 var dropNames = [...]string{"none", "not own source", "no route", "hop limit", "route loop",
-	"unknown source", "malformed", "unknown type", "no relay", "queue full", "too long", "directory link"}
+	"unknown source", "malformed", "unknown type", "no relay", "queue full", "too long", "directory link",
+	"unsigned", "forged signature", "unverifiable signature", "bad certificate"}
 
 func (d DropReason) String() string {
 	if int(d) < len(dropNames) {
@@ -173,4 +178,9 @@ type Stats struct {
 	Failovers     uint64
 	Withdrawals   uint64
 	Violations    uint64
+	// Forgeries counts signatures that did not verify; Unsigned the
+	// relayed announcements from extended links without a signature of
+	// their round (dropped unless Config.AcceptUnsigned).
+	Forgeries uint64
+	Unsigned  uint64
 }

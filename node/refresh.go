@@ -252,6 +252,7 @@ func (n *Node) flushBatch(l *link) {
 			start, count, size = len(n.arena), 0, 0
 			n.arena = wire.AppendBatchHeader(n.arena, 0)
 		}
+		n.vouch(l, e.MAC, e.ID, e.Port)
 		n.arena = e.Append(n.arena)
 		count, size, total, lone = count+1, size+el, total+1, it
 	}
@@ -259,11 +260,14 @@ func (n *Node) flushBatch(l *link) {
 		if e, _ := n.batchEntry(l, lone.mac, lone.slot, !lone.change, lone.retract); !e.Refresh && e.Held == 0 {
 			n.arena = n.arena[:start]
 			start = -1
+			var msg []byte
 			if e.Self {
-				n.send(l, n.encode(&wire.InitialInfo{ID: e.ID, MAC: e.MAC, Port: e.Port}), true)
+				msg = n.encode(&wire.InitialInfo{ID: e.ID, MAC: e.MAC, Port: e.Port})
 			} else {
-				n.send(l, n.encodeInfoPath(&e.InfoPath), true)
+				msg = n.encodeInfoPath(&e.InfoPath)
 			}
+			n.sendVouches(l) // the vouch of the entry, noted above
+			n.send(l, msg, true)
 		}
 	}
 	if start >= 0 {
@@ -277,7 +281,9 @@ func (n *Node) flushBatch(l *link) {
 // its count of entries written in.
 func (n *Node) sendBatch(l *link, start, count int) {
 	wire.AppendBatchHeader(n.arena[start:start], count)
-	n.send(l, n.sinceMark(start), true)
+	msg := n.sinceMark(start)
+	n.sendVouches(l) // encoded after msg: its bytes stay
+	n.send(l, msg, true)
 }
 
 // batchEntry returns the entry that re-advertises mac to l now, and

@@ -137,6 +137,7 @@ func (n *Node) sweep() {
 		n.event(Event{Kind: EventRouteExpired, MAC: x.target, From: x.via})
 	}
 	n.dedup.expire(n.clock.now, n.cfg.DedupSpan)
+	n.forgetSignatures()
 	for id, at := range n.healthPending {
 		if n.clock.now.Sub(at) >= n.cfg.DedupSpan {
 			delete(n.healthPending, id)
