@@ -100,10 +100,10 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 // arrived on l over path (checked to end at the sender when known), as a
 // change or, in a 0x88, as a refresh that relays held for held.
 func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown, refresh bool, held time.Duration) {
-	if !l.directory && !n.believed(l, info) {
+	info.Addr = info.Addr.Unmap()
+	if info.MAC != n.cfg.MAC && !l.directory && !n.believed(l, info) {
 		return
 	}
-	info.Addr = info.Addr.Unmap()
 	if info.MAC == n.cfg.MAC {
 		// Our own announcement, echoed by an original node or handed back
 		// by a neighbour's route copy after a restart: make sure our next

@@ -128,10 +128,14 @@ type Config struct {
 	// relayed announcements from extended links that carry no valid
 	// signature of their round (counted in Stats.Unsigned), as from nodes
 	// of this project that sign nothing yet (an upgrade); by default they
-	// are dropped. Announcements from seed-protocol links are always
-	// believed: an original node cannot sign.
-	Auth           Authenticator
-	AcceptUnsigned bool
+	// are dropped. RefuseOriginalRelays drops the announcements of other
+	// members that come over seed-protocol links (an original node cannot
+	// sign, nor pass signatures on); by default they are believed and
+	// counted (Stats.UnsignedFromOriginal). An original's own 0x00 is
+	// always believed: the link's certificate is its own.
+	Auth                 Authenticator
+	AcceptUnsigned       bool
+	RefuseOriginalRelays bool
 
 	// Seeds are the `init` peers, dialled whenever they are not linked.
 	Seeds []Peer

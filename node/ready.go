@@ -183,4 +183,8 @@ type Stats struct {
 	// their round (dropped unless Config.AcceptUnsigned).
 	Forgeries uint64
 	Unsigned  uint64
+	// UnsignedFromOriginal counts the announcements of other members that
+	// original nodes relayed, believed unsigned (Config.RefuseOriginalRelays
+	// refuses them).
+	UnsignedFromOriginal uint64
 }

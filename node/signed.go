@@ -203,15 +203,30 @@ func (n *Node) receiveSignatures(l *link, msg []byte) {
 }
 
 // believed reports whether an announcement of info that came over l may
-// be used: always without an Authenticator, from a seed-protocol link
-// (an original node signs nothing) or from the member itself (the link's
-// certificate is its own); otherwise only with a checked signature of its
-// round, unless Config.AcceptUnsigned.
+// be used: always without an Authenticator, or from the member itself
+// (the link's certificate is its own); from a seed-protocol link (an
+// original node signs nothing) unless Config.RefuseOriginalRelays;
+// otherwise only with a checked signature of its round, unless
+// Config.AcceptUnsigned.
 func (n *Node) believed(l *link, info wire.Info) bool {
-	if !n.signs() || !l.extended || info.MAC == l.peer {
+	if !n.signs() || info.MAC == l.peer {
+		return true
+	}
+	if !l.extended {
+		if n.cfg.RefuseOriginalRelays {
+			n.drop(DropUnsigned, info.MAC)
+			return false
+		}
+		n.stats.UnsignedFromOriginal++
 		return true
 	}
 	if s, ok := n.sign.sigs[keyOf(info.MAC)]; ok && s.id == info.ID && s.port == info.Port {
+		return true
+	}
+	if r := n.routes.get(info.MAC); r != nil && info.ID <= r.id {
+		// An older round, dropped as such, or another copy of the round
+		// the route took, which was believed then: it may be a backup,
+		// whose path any member may really be on.
 		return true
 	}
 	n.stats.Unsigned++

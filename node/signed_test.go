@@ -132,6 +132,33 @@ func TestSignedAnnouncementsRefuseForgery(t *testing.T) {
 	}
 }
 
+// An original node's own announcement is believed (its link's certificate
+// is its own); what it relays of others is believed and counted, or
+// refused with RefuseOriginalRelays.
+func TestRelaysOfOriginalNodes(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		tn := newNetWith(t, func(name string, c *Config) {
+			if name != "o" {
+				c.Auth = newFakeAuth(macOf(name))
+			}
+			c.RefuseOriginalRelays = refuse
+		}, "a", "o", "z")
+		tn.link("a", "o", true) // a seed-protocol link: o is an original node
+		tn.link("o", "z", true)
+		tn.run()
+		if tn.nextHop("a", "o") != "o" {
+			t.Errorf("refuse=%v: a has no route to the original node itself", refuse)
+		}
+		got, st := tn.nextHop("a", "z"), tn.nodes["a"].Stats()
+		switch {
+		case refuse && (got != "" || st.Drops[DropUnsigned] == 0):
+			t.Errorf("refusing: a routes to z via %q, %d unsigned drops", got, st.Drops[DropUnsigned])
+		case !refuse && (got != "o" || st.UnsignedFromOriginal == 0):
+			t.Errorf("believing: a routes to z via %q, %d counted", got, st.UnsignedFromOriginal)
+		}
+	}
+}
+
 // With AcceptUnsigned (an upgrade, while some nodes sign nothing yet),
 // unsigned relayed rounds are believed and counted; forged signatures are
 // still refused.

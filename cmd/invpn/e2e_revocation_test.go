@@ -47,8 +47,12 @@ func TestE2ERevocation(t *testing.T) {
 	})
 	ctx := context.Background()
 	revoked := m.Node(3)
+	// Every link up, so that the list has every path to take.
+	degree := map[int]int{1: 3, 2: 2, 3: 3, 4: 2, 5: 2}
 	for _, n := range m.Nodes() {
-		if _, err := n.WaitStatus(ctx, 30*time.Second, 0, func(st *control.Status) bool { return len(st.Routes) == 4 }); err != nil {
+		if _, err := n.WaitStatus(ctx, 30*time.Second, 0, func(st *control.Status) bool {
+			return len(st.Routes) == 4 && st.MeshLinks() == degree[n.I]
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/invpn/invpn/cmd/invpn/internal/config"
 	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
+	"github.com/invpn/invpn/cmd/invpn/internal/membership"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/cmd/invpn/internal/revocation"
 	"github.com/invpn/invpn/node"
@@ -44,6 +45,7 @@ func nodeConfig(cfg *config.Config, mac wire.MAC) node.Config {
 	nc := node.DefaultConfig()
 	nc.MAC, nc.Port = mac, cfg.Network.Port
 	nc.NoIncoming, nc.NoRelay = cfg.Network.NoIncoming, cfg.Network.NoRelay
+	nc.AcceptUnsigned, nc.RefuseOriginalRelays = cfg.Network.AcceptUnsigned, cfg.Network.RefuseOriginalRelays
 	nc.AnnounceInterval, nc.ConnectInterval = cfg.Timers.Announce, cfg.Timers.Connect
 	nc.RouteExpiry, nc.LinkTimeout = cfg.Timers.RouteExpiry, cfg.Timers.LinkTimeout
 	nc.HeartbeatInterval, nc.DeadAfter = cfg.Timers.Heartbeat, cfg.Timers.DeadAfter
@@ -135,11 +137,16 @@ func tlsOptions(cfg *config.Config, path string, log *slog.Logger) (daemon.Optio
 	if err != nil {
 		return daemon.Options{}, err
 	}
+	book, err := membership.New(id.tls.Cert, id.tls.CAs, revoked.Check)
+	if err != nil {
+		return daemon.Options{}, fmt.Errorf("%s: [ssl] cert: %w", cfg.File, err)
+	}
 	opts := daemonOptions(cfg, id.mac)
+	opts.Node.Auth = book
 	opts.Transport, opts.Logger = tr, log
 	opts.Revocations, opts.CAs, opts.Revocation = revoked, id.cas, id.crl
 	opts.Certificate = id.tls.Cert.Leaf
-	opts.Reload = tlsReload(path, id.mac, revoked, log)
+	opts.Reload = tlsReload(path, id.mac, revoked, book, log)
 	return opts, nil
 }
 
@@ -152,7 +159,7 @@ func tlsTransport(cfg *config.Config, tc tlstransport.Config, log *slog.Logger) 
 // configuration file path again, with the [ssl] files, `init` seeds and
 // bootstrap peers it names. It refuses a certificate for another MAC than mac: the TAP device
 // keeps its address. Other changes need a restart.
-func tlsReload(path string, mac wire.MAC, revoked *revocation.Store, log *slog.Logger) func() (*daemon.Reloaded, error) {
+func tlsReload(path string, mac wire.MAC, revoked *revocation.Store, book *membership.Book, log *slog.Logger) func() (*daemon.Reloaded, error) {
 	return func() (*daemon.Reloaded, error) {
 		cfg, err := config.Load(path)
 		if err != nil {
@@ -169,6 +176,12 @@ func tlsReload(path string, mac wire.MAC, revoked *revocation.Store, log *slog.L
 		tr, err := tlsTransport(cfg, id.tls, log)
 		if err != nil {
 			return nil, err
+		}
+		if book != nil {
+			// Reload runs on the daemon's loop, the only user of book.
+			if err := book.SetIdentity(id.tls.Cert, id.tls.CAs); err != nil {
+				return nil, fmt.Errorf("%s: [ssl] cert: %w", path, err)
+			}
 		}
 		return &daemon.Reloaded{Seeds: seeds(cfg.Network.Init), Bootstrap: seeds(cfg.Network.Bootstrap), Transport: tr, File: cfg.File,
 			CAs: id.cas, Revocation: id.crl, Certificate: id.tls.Cert.Leaf}, nil

@@ -309,7 +309,7 @@ func TestTLSReloadReadsBootstrap(t *testing.T) {
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := tlsReload(path, mac, revocation.NewStore(nil), slog.New(slog.DiscardHandler))()
+	r, err := tlsReload(path, mac, revocation.NewStore(nil), nil, slog.New(slog.DiscardHandler))()
 	if err != nil {
 		t.Fatal(err)
 	}

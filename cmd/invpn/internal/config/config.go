@@ -74,15 +74,20 @@ type SSL struct {
 
 // Network is the [network] section.
 type Network struct {
-	Port       uint16       // TCP port to listen on, and announced to the mesh
-	Cache      string       // path of the peer cache file
-	Init       []Seed       // peers dialled whenever they are not linked
-	Bootstrap  []Seed       // peers dialled for their table while below min_links (docs/protocol.md#link-limit)
-	NoIncoming bool         // take no incoming connections
-	NoRelay    bool         // do not forward announcements (implies announcing no address)
-	MaxLinks   int          // stop dialling cached peers at this many links
-	MinLinks   int          // try to keep at least this many links up
-	Listen     []netip.Addr // addresses to listen on; empty means all addresses
+	Port       uint16 // TCP port to listen on, and announced to the mesh
+	Cache      string // path of the peer cache file
+	Init       []Seed // peers dialled whenever they are not linked
+	Bootstrap  []Seed // peers dialled for their table while below min_links (docs/protocol.md#link-limit)
+	NoIncoming bool   // take no incoming connections
+	NoRelay    bool   // do not forward announcements (implies announcing no address)
+	// AcceptUnsigned believes relayed announcements from extended links
+	// without a valid signature (an upgrade from nodes that sign
+	// nothing); RefuseOriginalRelays drops what original nodes relay of
+	// others (docs/protocol.md#signed-announcements).
+	AcceptUnsigned, RefuseOriginalRelays bool
+	MaxLinks                             int          // stop dialling cached peers at this many links
+	MinLinks                             int          // try to keep at least this many links up
+	Listen                               []netip.Addr // addresses to listen on; empty means all addresses
 }
 
 // Seed is one entry of [network] init: a peer's identity and where to dial it.

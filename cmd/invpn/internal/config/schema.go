@@ -61,6 +61,10 @@ var schema = []sectionSchema{
 			set: func(p *parser, v string) error { return into(&p.cfg.Network.NoIncoming)(parseBool(v)) }},
 		{key: "no_relay", want: "true or false",
 			set: func(p *parser, v string) error { return into(&p.cfg.Network.NoRelay)(parseBool(v)) }},
+		{key: "accept_unsigned", want: "true or false",
+			set: func(p *parser, v string) error { return into(&p.cfg.Network.AcceptUnsigned)(parseBool(v)) }},
+		{key: "refuse_original_relays", want: "true or false",
+			set: func(p *parser, v string) error { return into(&p.cfg.Network.RefuseOriginalRelays)(parseBool(v)) }},
 		{key: "max_links", want: "a number of links 1-1024",
 			set: func(p *parser, v string) error {
 				return into(&p.cfg.Network.MaxLinks)(parseInt(v, 1, 1024, "a number of links"))
