@@ -129,22 +129,22 @@ type DropReason uint8
 
 // Drop reasons, counted in Stats.Drops.
 const (
-	DropNone          DropReason = iota
-	DropNotOwnSource             // a TAP frame whose source is not the node's MAC
-	DropNoRoute                  // no route to the destination
-	DropHopLimit                 // a targeted frame ran out of hops
-	DropRouteLoop                // the route points back where the frame came from
-	DropUnknownSource            // a broadcast from a source never linked or announced
-	DropMalformed                // a message that failed to decode (seed-protocol link)
-	DropUnknownType              // a message type this node does not know
-	DropNoRelay                  // traffic for others at a no_relay node
-	DropQueueFull                // a data frame at a full link queue (counted by the driver)
-	DropTooLong                  // a frame that does not fit a message
-	DropDirectory                // traffic over a directory link, which carries only a table
-	DropUnsigned                 // a relayed announcement without a valid signature of its member
-	DropForged                   // a signature that does not verify against its member's certificate
-	DropUnverifiable             // a signature of a member whose certificate never came
-	DropBadCertificate           // a certificate that does not check against the group's CA
+	DropNone           DropReason = iota
+	DropNotOwnSource              // a TAP frame whose source is not the node's MAC
+	DropNoRoute                   // no route to the destination
+	DropHopLimit                  // a targeted frame ran out of hops
+	DropRouteLoop                 // the route points back where the frame came from
+	DropUnknownSource             // a broadcast from a source never linked or announced
+	DropMalformed                 // a message that failed to decode (seed-protocol link)
+	DropUnknownType               // a message type this node does not know
+	DropNoRelay                   // traffic for others at a no_relay node
+	DropQueueFull                 // a data frame at a full link queue (counted by the driver)
+	DropTooLong                   // a frame that does not fit a message
+	DropDirectory                 // traffic over a directory link, which carries only a table
+	DropUnsigned                  // a relayed announcement without a valid signature of its member
+	DropForged                    // a signature that does not verify against its member's certificate
+	DropUnverifiable              // a signature of a member whose certificate never came
+	DropBadCertificate            // a certificate that does not check against the group's CA
 	numDropReasons
 )
 
