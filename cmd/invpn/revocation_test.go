@@ -19,6 +19,7 @@ import (
 	"github.com/invpn/invpn/cmd/invpn/internal/daemon"
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/cmd/invpn/internal/revocation"
+	"github.com/invpn/invpn/node"
 	"github.com/invpn/invpn/transport"
 	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
@@ -231,5 +232,105 @@ func TestRenewedCertificateOnReload(t *testing.T) {
 	}
 	if !linkedTo(n2.d.Status(), macs[0]) {
 		t.Error("node 2 lost its link over the reload")
+	}
+}
+
+// A member with a valid certificate announces another member's MAC with
+// a newer round, as relayed (the forgery of docs/protocol.md#signed-
+// announcements), with and without a forged signature. A daemon that
+// requires signatures keeps its route; one that accepts unsigned
+// announcements (accept_unsigned, for upgrades) is taken in: the attack
+// is real, and the signatures are what stop it.
+func TestForgedAnnouncementRefused(t *testing.T) {
+	for _, accept := range []bool{false, true} {
+		t.Run(fmt.Sprintf("accept_unsigned=%v", accept), func(t *testing.T) {
+			others := goleak.IgnoreCurrent()
+			t.Cleanup(func() { goleak.VerifyNone(t, others) })
+			dir := t.TempDir()
+			caDir := filepath.Join(dir, "ca")
+			if err := pki.InitCA(caDir); err != nil {
+				t.Fatal(err)
+			}
+			macA, macB, macM := wire.MAC{0x02, 0x50, 0x56, 0, 0, 1}, wire.MAC{0x02, 0x50, 0x56, 0, 0, 2}, wire.MAC{0x02, 0x50, 0x56, 0, 0, 9}
+			pa, pb := freeTCPPort(t), freeTCPPort(t)
+			pathA := writeTLSConfig(t, caDir, filepath.Join(dir, "a"), macA, pa, "")
+			pathB := writeTLSConfig(t, caDir, filepath.Join(dir, "b"), macB, pb, fmt.Sprintf("%s@127.0.0.1:%d", macA, pa))
+			if accept {
+				text, _ := os.ReadFile(pathB)
+				os.WriteFile(pathB, []byte(strings.Replace(string(text), "[network]\n", "[network]\naccept_unsigned = true\n", 1)), 0o600)
+			}
+			a, b := startFromFile(t, pathA), startFromFile(t, pathB)
+			routeVia := func(d *runningDaemon, target wire.MAC) wire.MAC {
+				for _, r := range d.d.Status().Routes {
+					if r.Target == target {
+						return r.NextHop
+					}
+				}
+				return wire.MAC{}
+			}
+			waitFor(t, 10*time.Second, "b routes to a", func() bool { return routeVia(b, macA) == macA })
+
+			// The fake member: a valid certificate, and a raw link to b.
+			mDir := filepath.Join(dir, "m")
+			if err := pki.IssueNode(caDir, macM, mDir); err != nil {
+				t.Fatal(err)
+			}
+			cert, err := pki.LoadKeyPair(filepath.Join(mDir, pki.NodeCertFile), filepath.Join(mDir, pki.NodeKeyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool, err := pki.LoadCertPool(filepath.Join(mDir, pki.CACertFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dialer, err := tlstransport.NewDialer(tlstransport.Config{Cert: cert, CAs: pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			l, err := dialer.Dial(ctx, macB, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), pb))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() { // read what b sends, so that its writes never block
+				for {
+					if _, err := l.ReadMessage(); err != nil {
+						return
+					}
+				}
+			}()
+			hello := wire.InitialInfo{ID: 1, MAC: macM, Port: 1}
+			forgery := wire.InfoPath{PathKnown: true, Path: []wire.MAC{macM},
+				Info: wire.Info{ID: uint64(time.Now().Add(time.Hour).UnixMilli()), MAC: macA, Port: pa}}
+			sig := wire.Signatures{Entries: []wire.Signature{{MAC: macA, ID: forgery.ID, Port: pa, Sig: []byte("not a's signature")}}}
+			for _, m := range []wire.Message{&hello, &forgery, &sig, &forgery} {
+				if err := l.WriteMessage(m.Append(nil)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// b has handled the four messages once it answers a status
+			// that shows the link to m.
+			waitFor(t, 5*time.Second, "b linked to the fake member", func() bool { return linkedTo(b.d.Status(), macM) })
+			waitFor(t, 5*time.Second, "b handled the forgery", func() bool {
+				s := b.d.Status()
+				return s.Stats.Unsigned+s.Stats.Forgeries >= 2 || routeVia(b, macA) == macM
+			})
+			got := routeVia(b, macA)
+			if accept {
+				if got != macM {
+					t.Errorf("accepting unsigned, b routes a via %s; the forgery should have taken it", got)
+				}
+				return
+			}
+			s := b.d.Status()
+			if got != macA || s.Stats.Forgeries != 1 || s.Stats.Drops[node.DropUnsigned] != 2 {
+				t.Errorf("b routes a via %s, %d forgeries, %d unsigned drops; want a, 1 and 2", got, s.Stats.Forgeries, s.Stats.Drops[node.DropUnsigned])
+			}
+			if !linkedTo(a.d.Status(), macB) {
+				t.Error("a lost its link to b")
+			}
+		})
 	}
 }

@@ -194,6 +194,12 @@ func writeTrust(w io.Writer, st *control.Status) {
 	if c := st.Certificate; c != nil && control.ExpiresSoon(c.NotAfter, st.Now) {
 		fmt.Fprintf(w, "WARNING: this node's certificate expires on %s: renew it (invpn cert renew) and send the daemon SIGHUP\n", c.NotAfter.UTC().Format(time.DateOnly))
 	}
+	if n := st.Counters["unsigned_from_original"]; n > 0 {
+		fmt.Fprintf(w, "WARNING: %d announcements of other members relayed by original nodes were believed unsigned ([network] refuse_original_relays refuses them)\n", n)
+	}
+	if n := st.Counters["forged_signatures"]; n > 0 {
+		fmt.Fprintf(w, "WARNING: %d forged signatures of announcements refused (a member announced another's MAC; see the log's drops)\n", n)
+	}
 	for _, l := range st.Links {
 		if control.ExpiresSoon(l.CertExpires, st.Now) {
 			fmt.Fprintf(w, "WARNING: the certificate of neighbour %s expires on %s\n", l.Peer, l.CertExpires.UTC().Format(time.DateOnly))

@@ -30,7 +30,7 @@ func (fakeDaemon) Status(context.Context) (*control.Status, error) {
 		Revocation:     &control.Revocation{Number: 3, Revoked: 2, Issuer: "CN=invpn group CA", Issued: now.Add(-time.Hour)},
 		Routes:         []control.RouteStatus{{Target: macB, NextHop: macB, Hops: 1, Refreshed: now}},
 		Drops:          map[string]uint64{"no route": 3},
-		Counters:       map[string]uint64{"failovers": 2, "route_changes": 5},
+		Counters:       map[string]uint64{"failovers": 2, "route_changes": 5, "unsigned_from_original": 4},
 		PreauthRefused: map[string]uint64{"per_source": 7, "hello_timeout": 2}, PreauthInProgress: 1}, nil
 }
 
@@ -65,7 +65,8 @@ func TestStatusCommand(t *testing.T) {
 	for _, want := range []string{"node 02:00:00:00:00:0a  up 1m0s", "02:00:00:00:00:0b  10.0.0.2:41744  tls        out  invpn/1  30s  suspect   42.5ms  expires in 12 days!", "no route 3",
 		"certificate: serial 1f, expires 2027-02-05 (400 days left)",
 		"revocation list: number 3, 2 revoked, issued 2025-12-31 23:01:00 by CN=invpn group CA",
-		"WARNING: the certificate of neighbour 02:00:00:00:00:0b expires on 2026-01-13", "counters:  failovers 2  route_changes 5",
+		"WARNING: the certificate of neighbour 02:00:00:00:00:0b expires on 2026-01-13", "counters:  failovers 2  route_changes 5  unsigned_from_original 4",
+		"WARNING: 4 announcements of other members relayed by original nodes were believed unsigned",
 		"pre-auth:  in handshake 1  refused  hello_timeout 2  per_source 7"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())

@@ -149,6 +149,9 @@ func (d *Daemon) controlStatus(s *Snapshot) *control.Status {
 			"frames_to_tap":             s.Stats.FramesToTAP,
 			"frames_from_tap":           s.Stats.FramesFromTAP,
 			"forwarded":                 s.Stats.Forwarded,
+			"forged_signatures":         s.Stats.Forgeries,
+			"unsigned":                  s.Stats.Unsigned,
+			"unsigned_from_original":    s.Stats.UnsignedFromOriginal,
 		},
 	}
 	peers := make(map[node.LinkID]wire.MAC, len(s.Links))
