@@ -311,6 +311,9 @@ func (c *cluster) start(i int) {
 	cfg.IDFloor, cfg.Rand = sn.floor, sn.rng
 	cfg.Seeds, cfg.Bootstrap = c.seedsOf(i), c.bootstrapOf(i)
 	cfg.Cache = sn.cache.peers(c)
+	if w.cfg.Signatures {
+		cfg.Auth = newSimAuth(w.cfg.Seed, sn.mac)
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("sim: start %s: %v", sn.name, err)) // the world built a bad config

@@ -29,6 +29,9 @@ type Scenario struct {
 	SeedProtocol float64
 	ClockSkew    time.Duration // each node's clock is off by up to ± this
 	Timers       Timers
+	// Signatures makes the nodes sign and check announcements
+	// (Config.Signatures).
+	Signatures bool
 	ProbeStep    time.Duration
 	FloodWindow  time.Duration
 	Recovery     time.Duration // RecoveryTimeout
@@ -71,7 +74,7 @@ func ParseScenario(file string, src []byte) (*Scenario, error) {
 		return nil, err
 	}
 	f, _, err := top.fields("name", "description", "seed", "duration", "topology", "links", "timers",
-		"measure", "faults", "traffic", "expect")
+		"signatures", "measure", "faults", "traffic", "expect")
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +121,15 @@ func ParseScenario(file string, src []byte) (*Scenario, error) {
 	if v, ok := f["timers"]; ok {
 		if err := s.parseTimers(v); err != nil {
 			return nil, err
+		}
+	}
+	if v, ok := f["signatures"]; ok {
+		str, err := v.str()
+		if err != nil {
+			return nil, err
+		}
+		if s.Signatures, err = strconv.ParseBool(str); err != nil {
+			return nil, v.errf("want true or false, got %q", str)
 		}
 	}
 	if v, ok := f["measure"]; ok {

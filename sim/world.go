@@ -60,6 +60,10 @@ type Config struct {
 	// ClockSkew offsets each node's clock from virtual time by a value
 	// drawn uniformly from [-ClockSkew, +ClockSkew] when it is added.
 	ClockSkew time.Duration
+	// Signatures gives every node an Authenticator (auth.go), as the
+	// daemon does: announcements are signed and checked, and the
+	// signatures and certificates cost on the wire what real ones do.
+	Signatures bool
 	// BusyTickDelay is how long after now a node that asks for a tick at
 	// or before the current time is ticked (default 10 ms): a driver that
 	// obeyed would spin. Totals.BusyTicks counts these.
