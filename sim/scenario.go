@@ -31,13 +31,13 @@ type Scenario struct {
 	Timers       Timers
 	// Signatures makes the nodes sign and check announcements
 	// (Config.Signatures).
-	Signatures bool
-	ProbeStep    time.Duration
-	FloodWindow  time.Duration
-	Recovery     time.Duration // RecoveryTimeout
-	Faults       []FaultSpec
-	Traffic      []TrafficSpec
-	Expect       []Expectation
+	Signatures  bool
+	ProbeStep   time.Duration
+	FloodWindow time.Duration
+	Recovery    time.Duration // RecoveryTimeout
+	Faults      []FaultSpec
+	Traffic     []TrafficSpec
+	Expect      []Expectation
 }
 
 // TopologySpec names a topology and its size.
