@@ -101,7 +101,7 @@ func (n *Node) receiveAnnouncement(l *link, t wire.Type, msg []byte) {
 // change or, in a 0x88, as a refresh that relays held for held.
 func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown, refresh bool, held time.Duration) {
 	info.Addr = info.Addr.Unmap()
-	if info.MAC != n.cfg.MAC && !l.directory && !n.believed(l, info) {
+	if !l.directory && !n.believed(l, info) {
 		return
 	}
 	if info.MAC == n.cfg.MAC {

@@ -181,9 +181,6 @@ func (n *Node) receiveSignatures(l *link, msg []byte) {
 		n.sign.sigs = map[macKey]signature{}
 	}
 	for _, e := range m.Entries {
-		if e.MAC == n.cfg.MAC {
-			continue
-		}
 		k := keyOf(e.MAC)
 		held, ok := n.sign.sigs[k]
 		if ok && (e.ID < held.id || e.ID == held.id && e.Port == held.port && bytes.Equal(e.Sig, held.sig)) {
@@ -207,9 +204,18 @@ func (n *Node) receiveSignatures(l *link, msg []byte) {
 // (the link's certificate is its own); from a seed-protocol link (an
 // original node signs nothing) unless Config.RefuseOriginalRelays;
 // otherwise only with a checked signature of its round, unless
-// Config.AcceptUnsigned.
+// Config.AcceptUnsigned. This node's own MAC is no exception: a round of
+// ours newer than any we sent must carry our signature.
 func (n *Node) believed(l *link, info wire.Info) bool {
 	if !n.signs() || info.MAC == l.peer {
+		return true
+	}
+	if info.MAC == n.cfg.MAC && info.ID <= n.clock.announced {
+		// An echo of a round of ours, or an older one: harmless. A newer
+		// one makes us announce above it, so it needs our own signature
+		// (a restart that lost the id floor finds its signed rounds in
+		// the mesh): else a member could push our ids to the end of
+		// their range.
 		return true
 	}
 	if !l.extended {

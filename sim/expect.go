@@ -25,6 +25,7 @@ const (
 	expectLivenessMax                        // at most N links failed by liveness
 	expectLivenessMin                        // at least N links failed by liveness
 	expectDegree                             // degree at most N
+	expectNoForged                           // no forged routes
 )
 
 // faultKinds is the alternation of fault kinds expectations name.
@@ -57,6 +58,7 @@ var expectPatterns = []struct {
 	{expectLivenessMax, regexp.MustCompile(`^at most (\d+) links? failed by liveness$`)},
 	{expectLivenessMin, regexp.MustCompile(`^at least (\d+) links? failed by liveness$`)},
 	{expectDegree, regexp.MustCompile(`^degree at most (\d+)$`)},
+	{expectNoForged, regexp.MustCompile(`^no forged routes$`)},
 }
 
 // ExpectationForms lists the expectation sentences a scenario may use.
@@ -74,6 +76,7 @@ var ExpectationForms = []string{
 	"at most N links failed by liveness",
 	"at least N links failed by liveness",
 	"degree at most N (mesh links of any node at any time)",
+	"no forged routes (no node but the forger takes a forged round)",
 }
 
 func parseExpectation(y ynode) (Expectation, error) {
@@ -234,6 +237,10 @@ func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
 	case expectNoViolations:
 		if cats["protocol"] > 0 {
 			fail("%d protocol violations", cats["protocol"])
+		}
+	case expectNoForged:
+		if cats["forged"] > 0 {
+			fail("%d nodes took a forged round", cats["forged"])
 		}
 	case expectLost:
 		pct := 0.0

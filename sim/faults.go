@@ -618,11 +618,11 @@ func (f FaultSpec) schedule(w *World, env faultEnv, end time.Duration) {
 
 // faultActions are the scenario's words for faults, in the order errors
 // list them.
-var faultActions = []string{"cut", "one_way", "reset", "loss", "partition", "crash", "halt", "stall", "skew", "jump"}
+var faultActions = []string{"cut", "one_way", "reset", "loss", "partition", "crash", "halt", "stall", "skew", "jump", "forge"}
 
 // parseFault parses one entry of the fault list into a typed fault.
 func (s *Scenario) parseFault(y ynode) (FaultSpec, error) {
-	f, order, err := y.fields(append(slices.Clone(faultActions), "at", "every", "until", "count", "for", "by", "rate")...)
+	f, order, err := y.fields(append(slices.Clone(faultActions), "at", "every", "until", "count", "for", "by", "rate", "as")...)
 	if err != nil {
 		return FaultSpec{}, err
 	}
@@ -665,6 +665,9 @@ func (s *Scenario) parseFault(y ynode) (FaultSpec, error) {
 	if v, ok := f["rate"]; ok && action != "loss" {
 		return fs, v.errf("rate is for loss")
 	}
+	if v, ok := f["as"]; ok && action != "forge" {
+		return fs, v.errf("as is for forge")
+	}
 	switch action {
 	case "cut", "one_way", "reset", "loss":
 		ref, err := s.parseEdgeRef(an)
@@ -706,7 +709,7 @@ func (s *Scenario) parseFault(y ynode) (FaultSpec, error) {
 		var via Route
 		target := RelayNode
 		if rest, ok := strings.CutPrefix(name, "relay:"); ok {
-			if action == "skew" || action == "jump" {
+			if action == "skew" || action == "jump" || action == "forge" {
 				return fs, an.errf("%s takes nK or random, got %q", action, name)
 			}
 			if via, err = s.parseRoute(an, rest); err != nil {
@@ -716,6 +719,20 @@ func (s *Scenario) parseFault(y ynode) (FaultSpec, error) {
 			return fs, err
 		}
 		switch action {
+		case "forge":
+			v, ok := f["as"]
+			if !ok {
+				return fs, y.errf("forge needs as: the member whose MAC the forger announces (nK or random)")
+			}
+			as, err := v.str()
+			if err != nil {
+				return fs, err
+			}
+			victim, err := s.parseNodeRef(v, as, true)
+			if err != nil {
+				return fs, err
+			}
+			fs.Fault = ForgeFault{Node: target, Victim: victim}
 		case "crash":
 			fs.Fault = CrashFault{Node: target, Via: via}
 		case "halt":

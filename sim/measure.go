@@ -196,6 +196,9 @@ func (m *measurer) detected(r int, now int64) {
 func (m *measurer) probe() {
 	w := m.w
 	m.scheduled = false
+	if len(w.forged) > 0 {
+		w.checkForged()
+	}
 	if n := w.N(); len(m.next) != n*n {
 		m.next = make([]int32, n*n)
 		m.dirty = true

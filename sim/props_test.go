@@ -359,3 +359,53 @@ func TestPropSilentCut(t *testing.T) {
 	t.Logf("%d of %d cuts broke a route; failover minus earliest detection at least %v; worst recovery %v (bound %v)",
 		broke, runs, shortestGap, worst, worstBound)
 }
+
+// TestPropForgedAnnouncementsNeverAttractTraffic: with signatures, a
+// member that forges announcements of another member's MAC (rounds an
+// hour ahead of the victim's, with a signature it cannot make, as if it
+// relayed them) at random times never has its round taken by any other
+// node, so it never draws the victim's traffic, and unicast frames to the
+// victim sent afterwards each arrive exactly once.
+// TestForgeryTakenWithoutSignatures shows the check is not vacuous.
+func TestPropForgedAnnouncementsNeverAttractTraffic(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		w, topo := genWorld(rt, Config{Signatures: true})
+		n := topo.N
+		forger := rapid.IntRange(0, n-1).Draw(rt, "forger")
+		victim := (forger + rapid.IntRange(1, n-1).Draw(rt, "victim_offset")) % n
+		var schedule []string
+		for k := range rapid.IntRange(1, 5).Draw(rt, "forgeries") {
+			at := time.Duration(rapid.IntRange(1000, 30000).Draw(rt, fmt.Sprintf("forgery%d.at_ms", k))) * time.Millisecond
+			schedule = append(schedule, fmt.Sprintf("n%d forges n%d at %v", forger, victim, at))
+			w.At(at, func() { w.Forge(forger, victim) })
+		}
+		for k := range 3 {
+			src := (victim + 1 + k%(n-1)) % n
+			w.At(35*time.Second+time.Duration(k)*100*time.Millisecond, func() { w.Unicast(src, victim) })
+		}
+		w.RunUntil(40 * time.Second)
+		w.checkForged()
+		failOnViolations(rt, w, topo, schedule)
+		if len(w.forged) == 0 {
+			rt.Fatalf("vacuous: no forgery was sent in %s", describeWorld(w, topo, schedule))
+		}
+		if got := w.Frames().UnicastChecked; got == 0 {
+			rt.Fatalf("vacuous: no unicast to the victim was checked in %s", describeWorld(w, topo, schedule))
+		}
+	})
+}
+
+// Without signatures the same forgery is taken: the nodes near the forger
+// route the victim's traffic to it, until the victim's next round, which
+// its echo of the forgery brings, passes it.
+func TestForgeryTakenWithoutSignatures(t *testing.T) {
+	w := New(Config{Seed: 1, LAN: LinkClass{Latency: Fixed(time.Millisecond)}})
+	if err := w.Build(Ring(6)); err != nil {
+		t.Fatal(err)
+	}
+	w.At(5*time.Second, func() { w.Forge(3, 0) })
+	w.RunUntil(6 * time.Second)
+	if got := w.ViolationCounts()["forged"]; got == 0 {
+		t.Fatal("no node took the forged round without signatures")
+	}
+}

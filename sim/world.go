@@ -147,6 +147,7 @@ type World struct {
 	cluster cluster
 	net     network
 	traffic workload
+	forged  []*forgedRound // the forgeries made (forge.go)
 	check   checker
 	measure measurer
 	trace   tracer
