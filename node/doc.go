@@ -31,6 +31,10 @@
 //	connect.go   dialer: the peer cache, dials and backoff
 //	bootstrap.go directory links: bootstrap peers and the link limit (0x8A)
 //	health.go    the health request and its answers
+//	revocation.go the group's revocation list (0x8C): held, handed up, flooded
+//	signed.go    signed announcements: the Authenticator, 0x8D and 0x8E
+//	liveness.go  heartbeats (0x87) and the links' detection times
+//	refresh.go   quiet refresh: batches (0x88), scoped requests (0x89)
 //	queue.go     SendQueue, the per-link output bound drivers use
 //	ready.go     the outputs, events, drop reasons and counters
 //

@@ -236,8 +236,8 @@ func TestRenewedCertificateOnReload(t *testing.T) {
 }
 
 // A member with a valid certificate announces another member's MAC with
-// a newer round, as relayed (the forgery of docs/protocol.md#signed-
-// announcements), with and without a forged signature. A daemon that
+// a newer round, as relayed, with and without a forged signature (the
+// forgery of docs/protocol.md#signed-announcements). A daemon that
 // requires signatures keeps its route; one that accepts unsigned
 // announcements (accept_unsigned, for upgrades) is taken in: the attack
 // is real, and the signatures are what stop it.
