@@ -120,9 +120,10 @@ type simNode struct {
 	n      *node.Node // nil while down
 	epoch  uint32     // bumped at every crash and restart
 	offset time.Duration
-	// cache and floor are what survives a crash.
+	// cache, floor and crl are what survives a crash.
 	cache     peerCache
 	floor     uint64
+	crl       simList // the revocation list in force (revoke.go)
 	ends      map[node.LinkID]*conn
 	tickAt    int64
 	tickSeq   uint64
@@ -325,6 +326,9 @@ func (c *cluster) start(i int) {
 	w.measure.touch()
 	w.trace.record(traceRec{kind: evStart, node: int32(i)})
 	n.Step(c.nodeTime(i), node.Tick{})
+	if sn.crl.number > 0 {
+		n.Step(c.nodeTime(i), node.SetRevocation{Number: sn.crl.number, DER: sn.crl.der()})
+	}
 	c.drain(i)
 }
 
@@ -484,9 +488,19 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 			w.check.violate("protocol violation", fmt.Sprintf("%s: %v", sn.name, e.Err))
 		}
 	}
+	var heard []node.Revocation
+	if len(r.Revocations) > 0 {
+		heard = slices.Clone(r.Revocations)
+		for k := range heard {
+			heard[k].DER = slices.Clone(heard[k].DER) // it aliases a message
+		}
+	}
 	n.Advance()
 	if recompute {
 		c.scheduleTick(i)
+	}
+	if heard != nil {
+		c.heardRevocations(i, heard)
 	}
 }
 

@@ -26,6 +26,7 @@ const (
 	expectLivenessMin                        // at least N links failed by liveness
 	expectDegree                             // degree at most N
 	expectNoForged                           // no forged routes
+	expectRevoked                            // revoked members cut off within D
 )
 
 // faultKinds is the alternation of fault kinds expectations name.
@@ -59,6 +60,7 @@ var expectPatterns = []struct {
 	{expectLivenessMin, regexp.MustCompile(`^at least (\d+) links? failed by liveness$`)},
 	{expectDegree, regexp.MustCompile(`^degree at most (\d+)$`)},
 	{expectNoForged, regexp.MustCompile(`^no forged routes$`)},
+	{expectRevoked, regexp.MustCompile(`^revoked members cut off within (\S+)$`)},
 }
 
 // ExpectationForms lists the expectation sentences a scenario may use.
@@ -77,6 +79,7 @@ var ExpectationForms = []string{
 	"at least N links failed by liveness",
 	"degree at most N (mesh links of any node at any time)",
 	"no forged routes (no node but the forger takes a forged round)",
+	"revoked members cut off within DURATION (of each revoke: no link to it left)",
 }
 
 func parseExpectation(y ynode) (Expectation, error) {
@@ -93,7 +96,7 @@ func parseExpectation(y ynode) (Expectation, error) {
 		}
 		e.kind = p.kind
 		switch p.kind {
-		case expectConverged, expectReconnected, expectLossRun, expectDropped:
+		case expectConverged, expectReconnected, expectLossRun, expectDropped, expectRevoked:
 			if e.dur, err = parseDuration(m[1]); err != nil {
 				return e, y.errf("%v", err)
 			}
@@ -237,6 +240,22 @@ func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
 	case expectNoViolations:
 		if cats["protocol"] > 0 {
 			fail("%d protocol violations", cats["protocol"])
+		}
+	case expectRevoked:
+		if len(r.Revocations) == 0 {
+			fail("no member was revoked")
+		}
+		var worst time.Duration
+		for _, rv := range r.Revocations {
+			if rv.CutOff == nil {
+				fail("%s: still linked %v later", rv.Fault, revokeWatchFor)
+				continue
+			}
+			worst = max(worst, time.Duration(*rv.CutOff))
+		}
+		if res.OK {
+			res.Detail = fmt.Sprintf("%d revoked, the slowest cut off in %v", len(r.Revocations), worst)
+			res.OK = worst <= e.dur
 		}
 	case expectNoForged:
 		if cats["forged"] > 0 {

@@ -618,7 +618,7 @@ func (f FaultSpec) schedule(w *World, env faultEnv, end time.Duration) {
 
 // faultActions are the scenario's words for faults, in the order errors
 // list them.
-var faultActions = []string{"cut", "one_way", "reset", "loss", "partition", "crash", "halt", "stall", "skew", "jump", "forge"}
+var faultActions = []string{"cut", "one_way", "reset", "loss", "partition", "crash", "halt", "stall", "skew", "jump", "forge", "revoke"}
 
 // parseFault parses one entry of the fault list into a typed fault.
 func (s *Scenario) parseFault(y ynode) (FaultSpec, error) {
@@ -709,7 +709,7 @@ func (s *Scenario) parseFault(y ynode) (FaultSpec, error) {
 		var via Route
 		target := RelayNode
 		if rest, ok := strings.CutPrefix(name, "relay:"); ok {
-			if action == "skew" || action == "jump" || action == "forge" {
+			if action == "skew" || action == "jump" || action == "forge" || action == "revoke" {
 				return fs, an.errf("%s takes nK or random, got %q", action, name)
 			}
 			if via, err = s.parseRoute(an, rest); err != nil {
@@ -719,6 +719,8 @@ func (s *Scenario) parseFault(y ynode) (FaultSpec, error) {
 			return fs, err
 		}
 		switch action {
+		case "revoke":
+			fs.Fault = RevokeFault{Node: target}
 		case "forge":
 			v, ok := f["as"]
 			if !ok {

@@ -1029,6 +1029,10 @@ func (nw *network) handshakeDone(d *pendingDial, t int, tEpoch uint32) {
 			return
 		}
 		w.push(event{at: resume, kind: evDial, fn: func() { nw.handshakeDone(d, t, tEpoch) }})
+	case sn.refuses(tn.mac) || tn.refuses(sn.mac):
+		// One end's handshake refuses the other's certificate.
+		w.push(event{at: w.now + e.lat, kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
+			err: fmt.Errorf("%w: %v", errRevoked, tn.addr)})
 	default:
 		nw.link(e, d.i, t)
 	}

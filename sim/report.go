@@ -117,15 +117,27 @@ type Report struct {
 	PeakDegree int `json:"peak_degree"`
 	PeakLinks  int `json:"peak_links"`
 	// DirectoryLinks counts the links taken as directory links.
-	DirectoryLinks uint64         `json:"directory_links"`
-	MeanDegree     float64        `json:"mean_degree"`
-	Routes         float64        `json:"routes_per_node"` // mean live routes (with a next hop) per node up at the end
-	Totals         Totals         `json:"totals"`
-	Hash           string         `json:"trace_hash"`
-	Violations     []Violation    `json:"violations"`
-	ViolationN     int            `json:"violation_count"`
-	Expect         []ExpectResult `json:"expectations"`
-	OK             bool           `json:"ok"`
+	DirectoryLinks uint64 `json:"directory_links"`
+	// Revocations are the revoke faults: when the last link to the
+	// revoked member closed.
+	Revocations []RevocationReport `json:"revocations,omitempty"`
+	MeanDegree  float64            `json:"mean_degree"`
+	Routes      float64            `json:"routes_per_node"` // mean live routes (with a next hop) per node up at the end
+	Totals      Totals             `json:"totals"`
+	Hash        string             `json:"trace_hash"`
+	Violations  []Violation        `json:"violations"`
+	ViolationN  int                `json:"violation_count"`
+	Expect      []ExpectResult     `json:"expectations"`
+	OK          bool               `json:"ok"`
+}
+
+// RevocationReport is one revocation: what was revoked where, and how
+// long until no link to the revoked member was left (nil: never, within
+// the watch of five seconds).
+type RevocationReport struct {
+	Fault  string `json:"fault"`
+	At     Dur    `json:"at"`
+	CutOff *Dur   `json:"cut_off_in,omitempty"`
 }
 
 // report summarizes a finished run.
@@ -198,6 +210,14 @@ func (s *Scenario) report(w *World) *Report {
 		total += len(l)
 	}
 	r.MeanDegree = float64(total) / float64(max(1, len(links)))
+	for _, rv := range w.revokes {
+		rr := RevocationReport{Fault: rv.fault, At: Dur(rv.at)}
+		if rv.cutOffAt >= 0 {
+			d := Dur(rv.cutOffAt - rv.at)
+			rr.CutOff = &d
+		}
+		r.Revocations = append(r.Revocations, rr)
+	}
 	routes, up := 0, 0
 	for i := range w.N() {
 		if w.Up(i) {
@@ -352,6 +372,13 @@ func (r *Report) Text() string {
 	if r.QuietSeconds > 0 {
 		fmt.Fprintf(&b, "          in a quiet mesh (%.0f s, 30 s or more after the start and any fault): %.2f msgs/node/s, %.0f bytes/node/s\n",
 			r.QuietSeconds, r.QuietControlMsgs, r.QuietControlB)
+	}
+	for _, rv := range r.Revocations {
+		if rv.CutOff != nil {
+			fmt.Fprintf(&b, "revoke    %s at %v: the last link to it closed %v later\n", rv.Fault, time.Duration(rv.At), time.Duration(*rv.CutOff))
+		} else {
+			fmt.Fprintf(&b, "revoke    %s at %v: still linked %v later\n", rv.Fault, time.Duration(rv.At), revokeWatchFor)
+		}
 	}
 	fmt.Fprintf(&b, "links     %d created (%d seed protocol, %d directory), %d closed by nodes (%d failed by liveness), %d aborted by the user timeout, %d dial failures, %d queue drops; degree mean %.1f max %d, peak %d (%d with directory links)\n",
 		r.Links, r.SeedLinks, r.DirectoryLinks, r.Closes, r.Liveness, r.UserTO, r.DialFails, r.QueueDrops, r.MeanDegree, r.MaxDegree, r.PeakDegree, r.PeakLinks)

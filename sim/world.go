@@ -148,6 +148,8 @@ type World struct {
 	net     network
 	traffic workload
 	forged  []*forgedRound // the forgeries made (forge.go)
+	crl     simList        // the group's newest revocation list (revoke.go)
+	revokes []*revokeWatch
 	check   checker
 	measure measurer
 	trace   tracer
