@@ -51,13 +51,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) t
 // closes its link to node 3 too. Node 3's redials are refused from then
 // on, with its cached addresses, and a list from another CA is refused.
 func TestRevocationSpreadsAndLocksOut(t *testing.T) {
-	others := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, others) })
-	dir := t.TempDir()
-	caDir := filepath.Join(dir, "ca")
-	if err := pki.InitCA(caDir); err != nil {
-		t.Fatal(err)
-	}
+	dir, caDir := groupDir(t)
 	macs := []wire.MAC{{0x02, 0x50, 0x56, 0, 0, 1}, {0x02, 0x50, 0x56, 0, 0, 2}, {0x02, 0x50, 0x56, 0, 0, 3}}
 	ports := []uint16{freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)}
 	seed := func(i int) string { return fmt.Sprintf("%s@127.0.0.1:%d", macs[i], ports[i]) }
@@ -103,18 +97,7 @@ func TestRevocationSpreadsAndLocksOut(t *testing.T) {
 	// handshake. A direct dial with its identity sees the refusal. (Under
 	// TLS 1.3 the client finishes before the server's verdict, so node 3
 	// sees each refused link come up and end at once.)
-	cfg3, err := config.Load(paths[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	id3, err := loadIdentity(cfg3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d3, err := tlstransport.NewDialer(id3.tls)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d3 := dialerFromFile(t, paths[2])
 	for i := range 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		l, err := d3.Dial(ctx, macs[i], netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ports[i]))
@@ -170,13 +153,7 @@ func caCerts(t *testing.T, caDir string) []*x509.Certificate {
 // new handshakes without closing its listener or its links, and status
 // shows the new serial.
 func TestRenewedCertificateOnReload(t *testing.T) {
-	others := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, others) })
-	dir := t.TempDir()
-	caDir := filepath.Join(dir, "ca")
-	if err := pki.InitCA(caDir); err != nil {
-		t.Fatal(err)
-	}
+	dir, caDir := groupDir(t)
 	macs := []wire.MAC{{0x02, 0x50, 0x56, 0, 0, 1}, {0x02, 0x50, 0x56, 0, 0, 2}}
 	ports := []uint16{freeTCPPort(t), freeTCPPort(t)}
 	paths := []string{
@@ -208,18 +185,7 @@ func TestRenewedCertificateOnReload(t *testing.T) {
 		t.Errorf("the listener was not kept:\n%s", logs)
 	}
 	// A new handshake gets the renewed certificate.
-	cfg2, err := config.Load(paths[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	id2, err := loadIdentity(cfg2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, err := tlstransport.NewDialer(id2.tls)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d2 := dialerFromFile(t, paths[1])
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	l, err := d2.Dial(ctx, macs[0], netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ports[0]))
@@ -244,13 +210,7 @@ func TestRenewedCertificateOnReload(t *testing.T) {
 func TestForgedAnnouncementRefused(t *testing.T) {
 	for _, accept := range []bool{false, true} {
 		t.Run(fmt.Sprintf("accept_unsigned=%v", accept), func(t *testing.T) {
-			others := goleak.IgnoreCurrent()
-			t.Cleanup(func() { goleak.VerifyNone(t, others) })
-			dir := t.TempDir()
-			caDir := filepath.Join(dir, "ca")
-			if err := pki.InitCA(caDir); err != nil {
-				t.Fatal(err)
-			}
+			dir, caDir := groupDir(t)
 			macA, macB, macM := wire.MAC{0x02, 0x50, 0x56, 0, 0, 1}, wire.MAC{0x02, 0x50, 0x56, 0, 0, 2}, wire.MAC{0x02, 0x50, 0x56, 0, 0, 9}
 			pa, pb := freeTCPPort(t), freeTCPPort(t)
 			pathA := writeTLSConfig(t, caDir, filepath.Join(dir, "a"), macA, pa, "")
@@ -333,4 +293,37 @@ func TestForgedAnnouncementRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// groupDir returns a test directory holding a new group CA in dir/ca, and
+// checks at the end of the test that no goroutine was left behind.
+func groupDir(t *testing.T) (dir, caDir string) {
+	t.Helper()
+	others := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, others) })
+	dir = t.TempDir()
+	caDir = filepath.Join(dir, "ca")
+	if err := pki.InitCA(caDir); err != nil {
+		t.Fatal(err)
+	}
+	return dir, caDir
+}
+
+// dialerFromFile returns a dialer with the identity of the configuration
+// file path: a member's, outside its daemon.
+func dialerFromFile(t *testing.T, path string) *tlstransport.Dialer {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := loadIdentity(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := tlstransport.NewDialer(id.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
