@@ -191,7 +191,8 @@ func (n *Node) receiveSignatures(l *link, msg []byte) {
 				n.drop(DropUnverifiable, e.MAC)
 			} else {
 				n.stats.Forgeries++
-				n.drop(DropForged, e.MAC)
+				n.stats.Drops[DropForged]++
+				n.event(Event{Kind: EventDrop, MAC: e.MAC, Link: l.id, Drop: DropForged, Err: err})
 			}
 			continue
 		}

@@ -288,6 +288,12 @@ func TestForgedAnnouncementRefused(t *testing.T) {
 			if got != macA || s.Stats.Forgeries != 1 || s.Stats.Drops[node.DropUnsigned] != 2 {
 				t.Errorf("b routes a via %s, %d forgeries, %d unsigned drops; want a, 1 and 2", got, s.Stats.Forgeries, s.Stats.Drops[node.DropUnsigned])
 			}
+			if logs := b.logs.String(); !strings.Contains(logs, "forged signature refused") || !strings.Contains(logs, "from="+macM.String()) {
+				t.Errorf("b did not warn of the forgery and its sender:\n%s", logs)
+			}
+			if logs := b.logs.String(); !strings.Contains(logs, "forged signature refused") || !strings.Contains(logs, "from="+macM.String()) {
+				t.Errorf("b did not warn of the forgery and its sender:\n%s", logs)
+			}
 			if !linkedTo(a.d.Status(), macB) {
 				t.Error("a lost its link to b")
 			}

@@ -194,6 +194,7 @@ type Daemon struct {
 	// revocationsRefused counts lists from neighbours that did not verify.
 	revocationsRefused uint64
 	cert               *x509.Certificate      // this node's, for status
+	forgeryLog         rateLog                // forged signatures, logged once a second
 	health             map[uint64]*healthWait // health requests of control clients, by id
 	seeds              []node.Peer            // the `init` seeds running now
 	// preauthClosed adds up the pre-authentication refusals of the

@@ -3,16 +3,27 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/invpn/invpn/node"
+	"github.com/invpn/invpn/wire"
 )
 
 // logEvent writes one node event as a log line. Link events name the peer
 // and its address; route events the target and the next hop's peer and
-// address; drops are logged at debug level only.
+// address; drops are logged at debug level only, but for forged
+// signatures, which say a member announced another's MAC: those are
+// warnings, one a second at most (forgeryLog).
 func (d *Daemon) logEvent(e *node.Event) {
 	switch e.Kind {
 	case node.EventDrop:
+		if e.Drop == node.DropForged {
+			if n, ok := d.forgeryLog.allow(time.Now()); ok {
+				d.log.Warn("forged signature refused: a member announced another's MAC",
+					append(d.linkAttrs("from", d.peerOf(e.Link), e.Link), "claimed", e.MAC, "err", errString(e.Err), "not_logged_since", n)...)
+			}
+			return
+		}
 		if d.log.Enabled(context.Background(), slog.LevelDebug) {
 			d.log.Debug("drop", "reason", e.Drop.String(), "mac", e.MAC)
 		}
@@ -77,4 +88,31 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// peerOf returns the peer of link id; the zero MAC if it is gone.
+func (d *Daemon) peerOf(id node.LinkID) wire.MAC {
+	if pl := d.links[id]; pl != nil {
+		return pl.peer
+	}
+	return wire.MAC{}
+}
+
+// rateLog lets one line through a second: a member that floods forgeries
+// must not fill the log.
+type rateLog struct {
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be written at now, and how many were
+// held back since the last one.
+func (r *rateLog) allow(now time.Time) (int, bool) {
+	if !r.last.IsZero() && now.Sub(r.last) < time.Second {
+		r.suppressed++
+		return 0, false
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return n, true
 }
