@@ -35,8 +35,10 @@ type Authenticator interface {
 	Sign(id uint64, port uint16) []byte
 	// Learn takes a member's certificate that came over a link: it
 	// checks it against the group's CA and keeps it for Verify, and
-	// returns the member's MAC.
-	Learn(der []byte) (wire.MAC, error)
+	// returns the member's MAC, and whether it keeps this certificate
+	// now where it held none or an older one of the member (a renewal):
+	// then the node passes it on again.
+	Learn(der []byte) (mac wire.MAC, fresh bool, err error)
 	// Certificate returns the certificate kept for mac, to pass on (this
 	// node's own for its MAC); nil if none.
 	Certificate(mac wire.MAC) []byte
@@ -154,10 +156,19 @@ func (n *Node) receiveCertificate(l *link, msg []byte) {
 	if !n.signs() {
 		return
 	}
-	mac, err := n.cfg.Auth.Learn(m.DER)
+	mac, fresh, err := n.cfg.Auth.Learn(m.DER)
 	if err != nil {
 		n.drop(DropBadCertificate, l.peer)
 		return
+	}
+	if fresh {
+		// A renewed certificate: the neighbours that had the old one get
+		// this one before the member's next signature.
+		for _, links := range [][]*link{n.links.order, n.links.directory} {
+			for _, o := range links {
+				delete(o.certsHeld, keyOf(mac))
+			}
+		}
 	}
 	if l.certsHeld == nil {
 		l.certsHeld = map[macKey]struct{}{}

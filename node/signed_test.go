@@ -11,16 +11,18 @@ import (
 	"github.com/invpn/invpn/wire"
 )
 
-// fakeAuth is an Authenticator whose certificates are "cert" and a MAC,
-// and whose signatures are "sig", the MAC, the id and the port: only the
-// member's own fakeAuth makes them, as only a member holds its key.
+// fakeAuth is an Authenticator whose certificates are "cert", a MAC and
+// a generation byte (a renewal has a higher one), and whose signatures
+// are "sig", the MAC, the id and the port: only the member's own fakeAuth
+// makes them, as only a member holds its key.
 type fakeAuth struct {
 	mac   wire.MAC
 	known map[wire.MAC]bool
+	gen   map[wire.MAC]byte
 }
 
 func newFakeAuth(mac wire.MAC) *fakeAuth {
-	return &fakeAuth{mac: mac, known: map[wire.MAC]bool{mac: true}}
+	return &fakeAuth{mac: mac, known: map[wire.MAC]bool{mac: true}, gen: map[wire.MAC]byte{}}
 }
 
 func fakeSig(mac wire.MAC, id uint64, port uint16) []byte {
@@ -31,20 +33,23 @@ func fakeSig(mac wire.MAC, id uint64, port uint16) []byte {
 
 func (a *fakeAuth) Sign(id uint64, port uint16) []byte { return fakeSig(a.mac, id, port) }
 
-func (a *fakeAuth) Learn(der []byte) (wire.MAC, error) {
-	if len(der) != 10 || string(der[:4]) != "cert" {
-		return wire.MAC{}, errors.New("not a certificate of the group")
+func (a *fakeAuth) Learn(der []byte) (wire.MAC, bool, error) {
+	if len(der) != 11 || string(der[:4]) != "cert" {
+		return wire.MAC{}, false, errors.New("not a certificate of the group")
 	}
-	mac := wire.MAC(der[4:])
-	a.known[mac] = true
-	return mac, nil
+	mac := wire.MAC(der[4:10])
+	fresh := !a.known[mac] || der[10] > a.gen[mac]
+	if fresh {
+		a.known[mac], a.gen[mac] = true, der[10]
+	}
+	return mac, fresh, nil
 }
 
 func (a *fakeAuth) Certificate(mac wire.MAC) []byte {
 	if !a.known[mac] {
 		return nil
 	}
-	return append([]byte("cert"), mac[:]...)
+	return append(append([]byte("cert"), mac[:]...), a.gen[mac])
 }
 
 func (a *fakeAuth) Verify(mac wire.MAC, id uint64, port uint16, sig []byte) error {
@@ -155,6 +160,25 @@ func TestRelaysOfOriginalNodes(t *testing.T) {
 			t.Errorf("refusing: a routes to z via %q, %d unsigned drops", got, st.Drops[DropUnsigned])
 		case !refuse && (got != "o" || st.UnsignedFromOriginal == 0):
 			t.Errorf("believing: a routes to z via %q, %d counted", got, st.UnsignedFromOriginal)
+		}
+	}
+}
+
+// A renewed certificate travels on: a node that learns it passes it to
+// its neighbours before the member's next signature, though they had the
+// old one.
+func TestRenewedCertificateTravels(t *testing.T) {
+	tn := signedNet(t, false, func(string, *Config) {})
+	macA := macOf("a")
+	renewed := append(append([]byte("cert"), macA[:]...), 1)
+	c := wire.Certificate{DER: renewed}
+	tn.reset()
+	tn.inject("b", "a", c.Append(nil))
+	tn.nodes["a"].Step(tn.now, Tick{})
+	tn.advance(tn.nodes["a"].Config().AnnounceInterval) // a's next round
+	for _, name := range []string{"c", "d"} {
+		if got := tn.nodes[name].cfg.Auth.(*fakeAuth).gen[macOf("a")]; got != 1 {
+			t.Errorf("%s holds generation %d of a's certificate, want the renewal", name, got)
 		}
 	}
 }

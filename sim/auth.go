@@ -50,13 +50,14 @@ func simSig(seed uint64, mac wire.MAC, id uint64, port uint16) []byte {
 
 func (a *simAuth) Sign(id uint64, port uint16) []byte { return simSig(a.seed, a.mac, id, port) }
 
-func (a *simAuth) Learn(der []byte) (wire.MAC, error) {
+func (a *simAuth) Learn(der []byte) (wire.MAC, bool, error) {
 	if len(der) != simCertLen || [8]byte(der[:8]) != simCertTag {
-		return wire.MAC{}, errors.New("sim: not a certificate of the group")
+		return wire.MAC{}, false, errors.New("sim: not a certificate of the group")
 	}
 	mac := wire.MAC(der[8:14])
+	fresh := !a.known[mac]
 	a.known[mac] = true
-	return mac, nil
+	return mac, fresh, nil
 }
 
 func (a *simAuth) Certificate(mac wire.MAC) []byte {

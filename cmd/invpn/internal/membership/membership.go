@@ -110,35 +110,53 @@ func (b *Book) Sign(id uint64, port uint16) []byte {
 
 // Learn checks a member's certificate against the CAs (any key usage, as
 // TLS accepts) and the revocation list, and keeps a copy of it (der
-// aliases a message buffer the daemon reuses).
-func (b *Book) Learn(der []byte) (wire.MAC, error) {
+// aliases a message buffer the daemon reuses). Of two valid certificates
+// of a member it keeps the one issued last (a renewal), and reports fresh
+// when that is the one it was given.
+func (b *Book) Learn(der []byte) (wire.MAC, bool, error) {
 	cert, err := x509.ParseCertificate(bytes.Clone(der)) // its Raw aliases what it parses
 	if err != nil {
-		return wire.MAC{}, fmt.Errorf("membership: %w", err)
+		return wire.MAC{}, false, fmt.Errorf("membership: %w", err)
 	}
 	mac, err := tlstransport.MACFromCert(cert)
 	if err != nil {
-		return wire.MAC{}, fmt.Errorf("membership: %w", err)
+		return wire.MAC{}, false, fmt.Errorf("membership: %w", err)
 	}
-	if held := b.certs[mac]; held != nil && bytes.Equal(held.Raw, der) {
-		return mac, nil
+	held := b.certs[mac]
+	if held != nil && bytes.Equal(held.Raw, der) {
+		return mac, false, nil
 	}
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: b.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return wire.MAC{}, fmt.Errorf("membership: certificate of %s: %w", mac, err)
+		return wire.MAC{}, false, fmt.Errorf("membership: certificate of %s: %w", mac, err)
 	}
 	if b.revoked != nil {
 		if err := b.revoked(cert); err != nil {
-			return wire.MAC{}, fmt.Errorf("membership: certificate of %s: %w", mac, err)
+			return wire.MAC{}, false, fmt.Errorf("membership: certificate of %s: %w", mac, err)
 		}
 	}
 	if mac == b.self {
-		return mac, nil // another certificate of ours (an old one): ours signs
+		return mac, false, nil // another certificate of ours (an old one): ours signs
 	}
-	if len(b.certs) >= MaxCertificates && b.certs[mac] == nil {
-		return wire.MAC{}, fmt.Errorf("membership: %d certificates kept already", len(b.certs))
+	if held != nil && !b.heldRevoked(held) && !issuedLater(cert, held) {
+		return mac, false, nil // an older one, from a relay that has not heard of the renewal
+	}
+	if len(b.certs) >= MaxCertificates && held == nil {
+		return wire.MAC{}, false, fmt.Errorf("membership: %d certificates kept already", len(b.certs))
 	}
 	b.certs[mac] = cert
-	return mac, nil
+	return mac, true, nil
+}
+
+// heldRevoked reports whether a kept certificate is revoked by now.
+func (b *Book) heldRevoked(c *x509.Certificate) bool { return b.revoked != nil && b.revoked(c) != nil }
+
+// issuedLater reports whether a was issued after b: a later NotBefore,
+// or the larger serial of two issued in the same second.
+func issuedLater(a, b *x509.Certificate) bool {
+	if !a.NotBefore.Equal(b.NotBefore) {
+		return a.NotBefore.After(b.NotBefore)
+	}
+	return a.SerialNumber.Cmp(b.SerialNumber) > 0
 }
 
 // Certificate returns the certificate kept for mac, DER; nil if none.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/pki"
 	"github.com/invpn/invpn/node"
@@ -60,7 +61,7 @@ func TestSignLearnVerify(t *testing.T) {
 	if err := b.Verify(macA, 7, 41744, sig); !errors.Is(err, node.ErrNoCertificate) {
 		t.Fatalf("Verify before the certificate came = %v, want ErrNoCertificate", err)
 	}
-	if mac, err := b.Learn(a.Certificate(macA)); err != nil || mac != macA {
+	if mac, fresh, err := b.Learn(a.Certificate(macA)); err != nil || mac != macA || !fresh {
 		t.Fatalf("Learn = %v, %v", mac, err)
 	}
 	if err := b.Verify(macA, 7, 41744, sig); err != nil {
@@ -85,10 +86,10 @@ func TestLearnRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign := member(t, other, wire.MAC{0x02, 0x50, 0x56, 0, 0, 9})
-	if _, err := a.Learn(foreign.Certificate[0]); err == nil || !strings.Contains(err.Error(), "unknown authority") {
+	if _, _, err := a.Learn(foreign.Certificate[0]); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Errorf("a certificate of another CA: %v", err)
 	}
-	if _, err := a.Learn([]byte{0x30, 0x00}); err == nil {
+	if _, _, err := a.Learn([]byte{0x30, 0x00}); err == nil {
 		t.Error("garbage learned")
 	}
 	roots, _ := pki.LoadCertPool(filepath.Join(caDir, pki.CACertFile))
@@ -102,7 +103,7 @@ func TestLearnRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := strict.Learn(a.Certificate(macA)); !errors.Is(err, revoking) {
+	if _, _, err := strict.Learn(a.Certificate(macA)); !errors.Is(err, revoking) {
 		t.Errorf("a revoked certificate: %v", err)
 	}
 }
@@ -132,7 +133,7 @@ func BenchmarkVerify(b *testing.B) {
 func TestLearnCopies(t *testing.T) {
 	a, b, _ := books(t)
 	buf := append([]byte(nil), a.Certificate(macA)...)
-	if _, err := b.Learn(buf); err != nil {
+	if _, _, err := b.Learn(buf); err != nil {
 		t.Fatal(err)
 	}
 	clear(buf)
@@ -141,5 +142,30 @@ func TestLearnCopies(t *testing.T) {
 	}
 	if got := b.Certificate(macA); string(got) != string(a.Certificate(macA)) {
 		t.Error("the kept certificate changed with the buffer")
+	}
+}
+
+// A renewed certificate replaces the old one, whichever comes first, and
+// is reported fresh once, so that the node passes it on; the old one
+// coming again later (from a relay that has not heard of the renewal)
+// changes nothing.
+func TestLearnKeepsTheRenewal(t *testing.T) {
+	a, b, caDir := books(t)
+	old := a.Certificate(macA)
+	renewed, err := pki.RenewNode(caDir, filepath.Join(filepath.Dir(caDir), macA.String()), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		der   []byte
+		fresh bool
+	}{{old, true}, {renewed.Raw, true}, {old, false}, {renewed.Raw, false}} {
+		mac, fresh, err := b.Learn(step.der)
+		if err != nil || mac != macA || fresh != step.fresh {
+			t.Errorf("step %d: Learn = %s, fresh %v, %v; want fresh %v", i, mac, fresh, err, step.fresh)
+		}
+	}
+	if got := b.Certificate(macA); string(got) != string(renewed.Raw) {
+		t.Error("the old certificate is kept, not the renewal")
 	}
 }
