@@ -322,6 +322,11 @@ func highestNodeRef(s *sim.Scenario) (int, string, error) {
 			nodeRef(f.Line, "skew", x.Node, sim.Route{})
 		case sim.JumpFault:
 			nodeRef(f.Line, "jump", x.Node, sim.Route{})
+		case sim.RevokeFault:
+			nodeRef(f.Line, "revoke", x.Node, sim.Route{})
+		case sim.ForgeFault:
+			nodeRef(f.Line, "forge", x.Node, sim.Route{})
+			nodeRef(f.Line, "forge", x.Victim, sim.Route{})
 		default:
 			return 0, "", fmt.Errorf("the %s fault on line %d: this version of invpn sim cannot tell which nodes it names", f.Fault.Action(), f.Line)
 		}
