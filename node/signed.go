@@ -99,21 +99,22 @@ func (n *Node) vouch(l *link, mac wire.MAC, id uint64, port uint16) {
 	if s.id != id || s.port != port {
 		return
 	}
-	if l.certsHeld == nil {
-		l.certsHeld = map[macKey]struct{}{}
-	}
 	if _, ok := l.certsHeld[keyOf(mac)]; !ok {
-		l.certsHeld[keyOf(mac)] = struct{}{}
 		n.sign.certs = append(n.sign.certs, mac)
 	}
 	n.sign.vouches = append(n.sign.vouches, wire.Signature{MAC: mac, ID: id, Port: port, Sig: s.sig})
 }
 
 // sendVouches sends l the certificates and signatures noted by vouch,
-// before the announcements they vouch for.
+// before the announcements they vouch for. A certificate the node does
+// not hold is not marked sent: it goes once the node has it.
 func (n *Node) sendVouches(l *link) {
 	for _, mac := range n.sign.certs {
 		if der := n.cfg.Auth.Certificate(mac); len(der) > 0 && len(der) < wire.MaxMessage {
+			if l.certsHeld == nil {
+				l.certsHeld = map[macKey]struct{}{}
+			}
+			l.certsHeld[keyOf(mac)] = struct{}{}
 			n.send(l, n.encode(&wire.Certificate{DER: der}), true)
 		}
 	}
