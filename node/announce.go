@@ -38,9 +38,7 @@ func (n *Node) announce() {
 	}
 	for _, l := range n.links.order {
 		if l.extended {
-			n.vouch(l, n.cfg.MAC, id, n.ownInfo(id).Port)
-			n.sendVouches(l)
-			n.send(l, extMsg, true)
+			n.sendVouched(l, extMsg, n.cfg.MAC, id, n.ownInfo(id).Port)
 		} else {
 			n.send(l, seedMsg, true)
 		}
@@ -215,9 +213,7 @@ func (n *Node) keep(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r 
 				}
 				extMsg = n.encodeInfoPath(&out)
 			}
-			n.vouch(o, info.MAC, info.ID, info.Port)
-			n.sendVouches(o)
-			n.send(o, extMsg, true)
+			n.sendVouched(o, extMsg, info.MAC, info.ID, info.Port)
 		} else {
 			if seedMsg == nil {
 				seedMsg = n.encodeInfo(&info)
@@ -378,9 +374,6 @@ func (n *Node) sendTable(l *link) {
 		if out.PathKnown {
 			out.Path = append(n.routes.path(r), n.cfg.MAC)
 		}
-		msg := n.encode(&out)
-		n.vouch(l, out.MAC, out.ID, out.Port)
-		n.sendVouches(l)
-		n.send(l, msg, true)
+		n.sendVouched(l, n.encode(&out), out.MAC, out.ID, out.Port)
 	}
 }

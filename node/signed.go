@@ -132,6 +132,14 @@ func (n *Node) sendVouches(l *link) {
 	n.sign.vouches, n.sign.certs = n.sign.vouches[:0], n.sign.certs[:0]
 }
 
+// sendVouched sends l msg, an announcement of mac's round id with port,
+// after its signature and certificate (vouch, sendVouches).
+func (n *Node) sendVouched(l *link, msg []byte, mac wire.MAC, id uint64, port uint16) {
+	n.vouch(l, mac, id, port)
+	n.sendVouches(l)
+	n.send(l, msg, true)
+}
+
 // sendOwnCertificate gives a new extended link this node's certificate,
 // first, so that the peer can check the signatures of its rounds.
 func (n *Node) sendOwnCertificate(l *link) {

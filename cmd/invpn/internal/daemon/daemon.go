@@ -540,9 +540,14 @@ func (d *Daemon) linkDown(ld linkDown) {
 	if werr := pl.writeErr(); werr != nil {
 		err = werr
 	}
-	d.node.Step(time.Now(), node.LinkDown{Link: ld.link, Reason: err})
+	d.dropLink(ld.link, err)
+}
+
+// dropLink tells the node that link id is gone, for err, and forgets it.
+func (d *Daemon) dropLink(id node.LinkID, err error) {
+	d.node.Step(time.Now(), node.LinkDown{Link: id, Reason: err})
 	d.process() // logs the event while the link is still known
-	d.forgetLink(ld.link)
+	d.forgetLink(id)
 }
 
 // forgetLink closes a link and forgets it.

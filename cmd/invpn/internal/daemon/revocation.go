@@ -116,9 +116,7 @@ func (d *Daemon) dropRevoked(list *revocation.List) {
 	for _, pl := range gone {
 		err := fmt.Errorf("peer %s: %w (list %d)", pl.peer, transport.ErrRevoked, list.Number)
 		d.log.Warn("closing the link of a revoked member", "peer", pl.peer, "addr", pl.addr, "link", pl.id, "list", list.Number)
-		d.node.Step(time.Now(), node.LinkDown{Link: pl.id, Reason: err})
-		d.process()
-		d.forgetLink(pl.id)
+		d.dropLink(pl.id, err)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/atomicfile"
 )
 
 // MaxCRLSize is the largest CRL, in DER bytes, that Revoke writes. The
@@ -176,5 +178,5 @@ func nextCRLNumber(n uint64) (uint64, error) {
 // writeCRL atomically replaces caDir/crl.pem with the list der.
 func writeCRL(caDir string, der []byte) error {
 	data := pem.EncodeToMemory(&pem.Block{Type: crlPEMType, Bytes: der})
-	return replaceFile(filepath.Join(caDir, CRLFile), data, 0o644)
+	return atomicfile.Replace(filepath.Join(caDir, CRLFile), data, 0o644)
 }

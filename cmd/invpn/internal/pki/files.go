@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/invpn/invpn/cmd/invpn/internal/atomicfile"
 )
 
 // LoadCertPool reads a PEM file of one or more CA certificates (a bundle
@@ -173,10 +175,10 @@ func writeKeyAndCert(keyPath, certPath string, key crypto.Signer, certDER []byte
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
-	if err := writeNew(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.CreateNew(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	if err := writeNew(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
+	if err := atomicfile.CreateNew(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
 		os.Remove(keyPath)
 		return err
 	}
@@ -194,70 +196,5 @@ func copyCA(caPEM []byte, path string) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("check %s: %w", path, err)
 	}
-	return writeNew(path, caPEM, 0o644)
-}
-
-// writeNew creates path, which must not exist, with data and mode perm,
-// and syncs it; a partly written file is removed.
-func writeNew(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	if err := writeAndClose(f, data); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// replaceFile atomically replaces path (or creates it) with data, mode
-// perm: it writes path.tmp, syncs it, renames it over path and syncs the
-// directory, so that after a crash path holds either the old or the new
-// data in full. A stale path.tmp from an earlier crash is overwritten.
-func replaceFile(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove stale %s: %w", tmp, err)
-	}
-	if err := writeNew(tmp, data, perm); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeAndClose writes data to f, syncs and closes it.
-func writeAndClose(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir syncs the directory dir, making a rename or a new file in it
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.CreateNew(path, caPEM, 0o644)
 }

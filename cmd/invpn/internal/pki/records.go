@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/invpn/invpn/cmd/invpn/internal/atomicfile"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -26,10 +27,10 @@ func recordIssued(caDir string, der []byte) (string, error) {
 		return "", fmt.Errorf("record issued certificate: %w", err)
 	}
 	path := filepath.Join(dir, SerialString(cert.SerialNumber)+".crt")
-	if err := writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.CreateNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return "", fmt.Errorf("record issued certificate: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("record issued certificate: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/invpn/invpn/cmd/invpn/internal/atomicfile"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -49,7 +50,7 @@ func RenewNode(caDir, nodeDir string, now time.Time) (*x509.Certificate, error) 
 		return nil, fmt.Errorf("pki: renew %s: %w", mac, err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := replaceFile(filepath.Join(nodeDir, NodeCertFile), certPEM, 0o644); err != nil {
+	if err := atomicfile.Replace(filepath.Join(nodeDir, NodeCertFile), certPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("pki: renew %s: %w", mac, err)
 	}
 	return cert, nil

@@ -346,25 +346,6 @@ func TestRevokeKeepsEarlierEntries(t *testing.T) {
 	}
 }
 
-func TestReplaceFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f")
-	os.WriteFile(path+".tmp", []byte("stale"), 0o600) // left by a crash
-	for _, data := range []string{"one", "two"} {
-		if err := replaceFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := os.ReadFile(path); string(got) != data {
-			t.Errorf("after replacing with %q the file holds %q", data, got)
-		}
-	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v (%v), want 0644", fi.Mode().Perm(), err)
-	}
-	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("temporary file left behind: %v", err)
-	}
-}
-
 // sameSet reports whether a and b hold the same strings, in any order.
 func sameSet(a, b []string) bool {
 	if len(a) != len(b) {

@@ -17,10 +17,10 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/invpn/invpn/cmd/invpn/internal/atomicfile"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -196,34 +196,11 @@ func Load(path string, cas []*x509.Certificate) (*List, error) {
 	return l, nil
 }
 
-// Save writes l to path as PEM, atomically: a temporary file in the same
-// directory, synced, renamed over path, and the directory synced, so a
+// Save writes l to path as PEM, atomically (atomicfile.Replace), so a
 // crash leaves the old list or the new one.
 func Save(path string, l *List) error {
-	data := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: l.DER})
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := atomicfile.Replace(path, pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: l.DER}), 0o600); err != nil {
 		return fmt.Errorf("revocation: save: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("revocation: save %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
