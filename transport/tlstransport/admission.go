@@ -305,3 +305,28 @@ func (g *gate) stats() (inProgress, known, sources int) {
 	defer g.mu.Unlock()
 	return g.total, g.total - g.strangers, len(g.sources)
 }
+
+// Gate is an admission gate with the limits of an [Admission], for a
+// listener of another transport (quictransport) that takes strangers into
+// its handshakes by the same rules as this package's Listener. It is safe
+// for concurrent use.
+type Gate struct{ g *gate }
+
+// NewGate returns a gate with the limits of a (zero fields: the defaults).
+func NewGate(a Admission) *Gate { return &Gate{g: newGate(a, time.Now)} }
+
+// Admit takes a handshake from a into the gate, known saying whether a is
+// a known peer's address. When ok, release must be called once when the
+// handshake ends, whichever way; otherwise why says which limit refused it.
+func (g *Gate) Admit(a netip.Addr, known bool) (release func(), why Refusal, ok bool) {
+	key, why, ok := g.g.admit(a, known)
+	if !ok {
+		return nil, why, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { g.g.release(key) }) }, 0, true
+}
+
+// Stats returns the handshakes in progress, those of known addresses, and
+// the sources tracked.
+func (g *Gate) Stats() (inProgress, known, sources int) { return g.g.stats() }

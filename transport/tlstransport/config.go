@@ -144,6 +144,19 @@ func (c Config) baseTLS() *tls.Config {
 	}
 }
 
+// ServerTLS returns the TLS configuration of an accepting end with c's
+// identity: any client certificate is requested, then its chain is
+// verified against c.CAs, its Common Name must be a MAC and c.Revoked is
+// asked about it. Every transport that authenticates members (this one,
+// quictransport) checks them here, so the identity rules live in one
+// place.
+func (c Config) ServerTLS() *tls.Config { return c.serverTLS() }
+
+// ClientTLS returns the TLS configuration of a dial to want with c's
+// identity: the chain check of ServerTLS, and the peer's MAC must be want
+// (else the handshake fails with an error wrapping transport.ErrWrongPeer).
+func (c Config) ClientTLS(want wire.MAC) *tls.Config { return c.clientTLS(want) }
+
 // serverTLS is the configuration of the accepting end: any client
 // certificate is requested, then verified against the CA pool.
 func (c Config) serverTLS() *tls.Config {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/invpn/invpn/transport"
@@ -16,8 +17,17 @@ import (
 // held to the same behaviour. newPair returns a fresh connected pair:
 // dialed is the end that initiated the link, accepted the other. Each
 // subtest closes the pair it used.
-func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted transport.Link)) {
+//
+// A datagram transport (quictransport) passes Semantics{Datagrams: true}:
+// then frame messages (0x80, 0x81, 0x82, 0x84) may overtake other
+// messages and may be lost, while every other message must still arrive
+// once, in order.
+func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted transport.Link), sem ...Semantics) {
 	t.Helper()
+	var datagrams bool
+	for _, s := range sem {
+		datagrams = datagrams || s.Datagrams
+	}
 	t.Run("Roles", func(t *testing.T) {
 		a, b := newPair(t)
 		defer closeBoth(a, b)
@@ -53,8 +63,12 @@ func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted tra
 		if err := a.WriteMessages(msgs); err != nil {
 			t.Fatalf("WriteMessages: %v", err)
 		}
-		for _, m := range msgs {
-			expectMessage(t, b, m)
+		if datagrams {
+			expectSet(t, b, msgs)
+		} else {
+			for _, m := range msgs {
+				expectMessage(t, b, m)
+			}
 		}
 		if err := a.WriteMessages(nil); err != nil {
 			t.Errorf("WriteMessages(nil) = %v, want nil", err)
@@ -110,7 +124,7 @@ func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted tra
 	t.Run("PeerCloseDrainsThenEOF", func(t *testing.T) {
 		a, b := newPair(t)
 		defer b.Close()
-		m := []byte{0x81, 5, 5}
+		m := []byte{0x01, 5, 5} // not a frame: it is reliable on every transport
 		mustWrite(t, a, m)
 		if err := a.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -146,6 +160,91 @@ func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted tra
 			}
 		}
 	})
+	if datagrams {
+		t.Run("FramesBesideControl", func(t *testing.T) { framesBesideControl(t, newPair) })
+	}
+}
+
+// Semantics says what a transport promises beyond the Link contract's
+// minimum; see TestLinkPair.
+type Semantics struct {
+	// Datagrams: frame messages may be reordered against other messages
+	// and lost.
+	Datagrams bool
+}
+
+// framesBesideControl interleaves frames and announcements: every
+// announcement must arrive once and in order, every frame at most once and
+// intact, and (on a loopback test path) most frames must arrive.
+func framesBesideControl(t *testing.T, newPair func(t *testing.T) (transport.Link, transport.Link)) {
+	a, b := newPair(t)
+	defer closeBoth(a, b)
+	const n = 200
+	errc := make(chan error, 1)
+	go func() {
+		for i := range n {
+			frame := append([]byte{0x80, byte(i)}, bytes.Repeat([]byte{byte(i)}, 1500)...)
+			if err := a.WriteMessages([][]byte{frame, {0x01, byte(i)}}); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	seen := map[byte]bool{}
+	for next := 0; next < n; {
+		got, err := b.ReadMessage()
+		if err != nil {
+			t.Fatalf("ReadMessage after %d announcements: %v", next, err)
+		}
+		switch got[0] {
+		case 0x01:
+			if len(got) != 2 || int(got[1]) != next {
+				t.Fatalf("announcement % x, want 01 %02x: control lost or reordered", got, next)
+			}
+			next++
+		case 0x80:
+			want := append([]byte{0x80, got[1]}, bytes.Repeat([]byte{got[1]}, 1500)...)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("frame %d corrupted: % x…", got[1], head(got))
+			}
+			if seen[got[1]] {
+				t.Fatalf("frame %d arrived twice", got[1])
+			}
+			seen[got[1]] = true
+		default:
+			t.Fatalf("unexpected message % x", head(got))
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	// Frames sent before the last announcement may still be on their way.
+	for len(seen) < n/2 {
+		got, err := b.ReadMessage()
+		if err != nil || got[0] != 0x80 || seen[got[1]] {
+			t.Fatalf("after the announcements: % x, %v; %d of %d frames arrived", head(got), err, len(seen), n)
+		}
+		seen[got[1]] = true
+	}
+}
+
+// expectSet reads len(want) messages and checks that they are want in any
+// order.
+func expectSet(t *testing.T, l transport.Link, want [][]byte) {
+	t.Helper()
+	left := append([][]byte(nil), want...)
+	for range want {
+		got, err := l.ReadMessage()
+		if err != nil {
+			t.Fatalf("ReadMessage from %s: %v", l.Peer(), err)
+		}
+		i := slices.IndexFunc(left, func(m []byte) bool { return bytes.Equal(m, got) })
+		if i < 0 {
+			t.Fatalf("ReadMessage from %s = % x, want one of the batch", l.Peer(), head(got))
+		}
+		left = slices.Delete(left, i, i+1)
+	}
 }
 
 func closeBoth(a, b transport.Link) {
