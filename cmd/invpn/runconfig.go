@@ -150,9 +150,10 @@ func tlsOptions(cfg *config.Config, path string, log *slog.Logger) (daemon.Optio
 	return opts, nil
 }
 
-// tlsTransport returns the TLS transport of cfg with the identity tc.
+// tlsTransport returns the transports of cfg ([network] transports) with
+// the TLS identity tc.
 func tlsTransport(cfg *config.Config, tc tlstransport.Config, log *slog.Logger) (daemon.Transport, error) {
-	return daemon.TLSTransport(tc, listenAddrs(cfg), log)
+	return daemon.NetTransport(tc, listenAddrs(cfg), cfg.Network.Transports, log)
 }
 
 // tlsReload returns the daemon's Options.Reload: it reads the

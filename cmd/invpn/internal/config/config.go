@@ -88,7 +88,17 @@ type Network struct {
 	MaxLinks                             int          // stop dialling cached peers at this many links
 	MinLinks                             int          // try to keep at least this many links up
 	Listen                               []netip.Addr // addresses to listen on; empty means all addresses
+	// Transports are the transports to listen on (each at Port: TCP for
+	// "tls", UDP for "quic") and to dial, in the order they are tried
+	// (docs/protocol.md#quic-links). Default: tls alone.
+	Transports []string
 }
+
+// The transports [network] transports may name.
+const (
+	TransportTLS  = "tls"  // TLS over TCP (transport/tlstransport)
+	TransportQUIC = "quic" // QUIC over UDP (transport/quictransport)
+)
 
 // Seed is one entry of [network] init: a peer's identity and where to dial it.
 type Seed struct {
@@ -164,10 +174,11 @@ const MinMapToken = 16
 func Default() *Config {
 	return &Config{
 		Network: Network{
-			Port:     DefaultPort,
-			Cache:    DefaultCache,
-			MaxLinks: DefaultMaxLinks,
-			MinLinks: DefaultMinLinks,
+			Port:       DefaultPort,
+			Cache:      DefaultCache,
+			MaxLinks:   DefaultMaxLinks,
+			MinLinks:   DefaultMinLinks,
+			Transports: []string{TransportTLS},
 		},
 		Metrics: Metrics{Map: true},
 		Timers: Timers{

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,8 @@ var schema = []sectionSchema{
 			}},
 		{key: "listen", want: "IP addresses, comma separated", emptyOK: true,
 			set: func(p *parser, v string) error { return into(&p.cfg.Network.Listen)(parseAddrs(v)) }},
+		{key: "transports", want: "tls, quic, or both in the order to dial them (quic, tls)",
+			set: func(p *parser, v string) error { return into(&p.cfg.Network.Transports)(parseTransports(v)) }},
 	}},
 	{"timers", []field{
 		durationField("announce", func(c *Config) *time.Duration { return &c.Timers.Announce }),
@@ -323,6 +326,24 @@ func parseAddrs(v string) ([]netip.Addr, error) {
 		addrs = append(addrs, a)
 	}
 	return addrs, nil
+}
+
+func parseTransports(v string) ([]string, error) {
+	var out []string
+	for _, item := range list(v) {
+		t := strings.ToLower(item)
+		if t != TransportTLS && t != TransportQUIC {
+			return nil, fmt.Errorf("%q is not a transport (want tls, quic, or both in the order to dial them, like quic, tls)", item)
+		}
+		if slices.Contains(out, t) {
+			return nil, fmt.Errorf("%s is listed twice (want each transport once)", t)
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no transport (want tls, quic, or both in the order to dial them)")
+	}
+	return out, nil
 }
 
 func parsePrefixes(v string) ([]netip.Prefix, error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/transport/quictransport"
 	"github.com/invpn/invpn/transport/tlstransport"
 )
 
@@ -24,7 +25,10 @@ type guardedListener interface {
 	AdmissionStats() tlstransport.AdmissionStats
 }
 
-var _ guardedListener = (*tlstransport.Listener)(nil)
+var (
+	_ guardedListener = (*tlstransport.Listener)(nil)
+	_ guardedListener = (*quictransport.Listener)(nil)
+)
 
 // knownAddrs is the set of addresses the daemon knows as peers': those of
 // the peer cache, the seeds, the dials in progress and the links that are

@@ -64,7 +64,8 @@ type Transport struct {
 	// takes no incoming links. The daemon closes the listeners when it
 	// stops and before it calls the Listen of a reloaded Transport.
 	Listen func() ([]transport.Listener, error)
-	// ListenAddrs are the addresses Listen listens on, as configured.
+	// ListenAddrs are the addresses Listen listens on, as configured, one
+	// per listener: host:port for TLS over TCP, quic:host:port for QUIC.
 	ListenAddrs []string
 	// Rekey, when set, gives a running listener this transport's identity
 	// in place. A reload whose ListenAddrs are the running ones rekeys the

@@ -85,6 +85,9 @@ type Topology struct {
 	// Metrics lists the nodes whose [metrics] listen is 127.0.0.1:Port+1
 	// in their namespace (with the live map on).
 	Metrics map[int]bool
+	// Transports is a node's [network] transports ("quic, tls"); a node
+	// not in it has the daemon's default (tls).
+	Transports map[int]string
 }
 
 // MetricsAddr is the address a node of Topology.Metrics serves its
@@ -353,6 +356,9 @@ ca = ca.crt
 port = {{.Port}}
 cache = cache.json
 init = {{.Init}}
+{{- if .Transports}}
+transports = {{.Transports}}
+{{- end}}
 {{- if .Timers}}
 [timers]
 {{- range .Timers}}
@@ -401,7 +407,7 @@ func (m *Mesh) WriteConfigs() error {
 		err := configTemplate.Execute(&b, map[string]any{
 			"I": n.I, "Port": Port, "Init": strings.Join(seeds, ", "), "Timers": timers,
 			"Addresses": strings.Join(addrs, ", "), "LogLevel": m.topo.LogLevel, "Socket": n.Socket,
-			"Metrics": metrics,
+			"Metrics": metrics, "Transports": m.topo.Transports[n.I],
 		})
 		if err != nil {
 			return err
