@@ -341,15 +341,15 @@ func (l *link) sendFrame(msg []byte) error {
 		l.maxDatagram = int(tooLarge.MaxDatagramPayloadSize)
 		l.fragmented = 0
 	}
-	if l.fragmented++; l.fragmented >= probeEvery {
-		l.maxDatagram = wire.MaxMessage // try a whole one next time
-	}
 	id := l.nextID
 	l.nextID++
 	var err error
 	l.dbuf, err = appendFragments(l.dbuf, msg, id, l.maxDatagram, l.conn.SendDatagram)
 	if err != nil {
 		return fmt.Errorf("quictransport: send frame of %d bytes to %s at %s: %w", len(msg), l.peer, l.remote, err)
+	}
+	if l.fragmented++; l.fragmented >= probeEvery {
+		l.maxDatagram = wire.MaxMessage // try the next one whole
 	}
 	return nil
 }

@@ -274,3 +274,27 @@ func ExampleListen() {
 	fmt.Println(Name)
 	// Output: quic
 }
+
+// TestManyLargeFrames sends more frames than one datagram holds than a
+// link cuts before it tries a whole one again (probeEvery): every write
+// must succeed, whether the path then carries them whole or in pieces.
+func TestManyLargeFrames(t *testing.T) {
+	ca := transporttest.NewCA(t, "group")
+	ln := listen(t, member(t, ca, macB))
+	a, b := connect(t, member(t, ca, macA), ln, macB)
+	defer closeAndWait(a, b)
+	go func() {
+		for {
+			if _, err := b.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	frame := make([]byte, 1516)
+	frame[0] = 0x80
+	for i := range 2*probeEvery + 10 {
+		if err := a.WriteMessage(frame); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+}

@@ -88,6 +88,8 @@ type Topology struct {
 	// Transports is a node's [network] transports ("quic, tls"); a node
 	// not in it has the daemon's default (tls).
 	Transports map[int]string
+	// MTU is every TAP device's [tap] mtu; 0 leaves the default (1500).
+	MTU int
 }
 
 // MetricsAddr is the address a node of Topology.Metrics serves its
@@ -368,6 +370,9 @@ transports = {{.Transports}}
 [tap]
 name = invpn0
 address = {{.Addresses}}
+{{- if .MTU}}
+mtu = {{.MTU}}
+{{- end}}
 [log]
 level = {{.LogLevel}}
 [control]
@@ -407,7 +412,7 @@ func (m *Mesh) WriteConfigs() error {
 		err := configTemplate.Execute(&b, map[string]any{
 			"I": n.I, "Port": Port, "Init": strings.Join(seeds, ", "), "Timers": timers,
 			"Addresses": strings.Join(addrs, ", "), "LogLevel": m.topo.LogLevel, "Socket": n.Socket,
-			"Metrics": metrics, "Transports": m.topo.Transports[n.I],
+			"Metrics": metrics, "Transports": m.topo.Transports[n.I], "MTU": m.topo.MTU,
 		})
 		if err != nil {
 			return err
