@@ -275,9 +275,9 @@ func ExampleListen() {
 	// Output: quic
 }
 
-// TestManyLargeFrames sends more frames than one datagram holds than a
+// TestManyLargeFrames sends more frames too long for one datagram than a
 // link cuts before it tries a whole one again (probeEvery): every write
-// must succeed, whether the path then carries them whole or in pieces.
+// must succeed.
 func TestManyLargeFrames(t *testing.T) {
 	ca := transporttest.NewCA(t, "group")
 	ln := listen(t, member(t, ca, macB))
@@ -290,7 +290,7 @@ func TestManyLargeFrames(t *testing.T) {
 			}
 		}
 	}()
-	frame := make([]byte, 1516)
+	frame := make([]byte, 3000) // more than any QUIC packet holds
 	frame[0] = 0x80
 	for i := range 2*probeEvery + 10 {
 		if err := a.WriteMessage(frame); err != nil {
