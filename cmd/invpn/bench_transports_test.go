@@ -119,7 +119,7 @@ func benchTransport(t *testing.T, transport string, delay time.Duration, loss, s
 	}
 	if loss > 0 {
 		for _, p := range [][2]int{{1, 2}, {2, 1}} {
-			rules := fmt.Sprintf("table inet ivloss {\n\tchain in {\n\t\ttype filter hook input priority -300; policy accept;\n\t\tip saddr %s numgen random mod 100 < %d drop\n\t}\n}\n",
+			rules := fmt.Sprintf("table inet ivloss {\n\tchain in {\n\t\ttype filter hook input priority -300; policy accept;\n\t\tip saddr %s numgen random mod 100 < %d counter drop\n\t\tip saddr %[1]s counter\n\t}\n}\n",
 				m.Underlay(p[1], p[0]), loss)
 			cmd := exec.Command("ip", "netns", "exec", m.Node(p[0]).NS, "nft", "-f", "-")
 			cmd.Stdin = strings.NewReader(rules)
@@ -136,22 +136,30 @@ func benchTransport(t *testing.T, transport string, delay time.Duration, loss, s
 	time.Sleep(300 * time.Millisecond) // the server's listen; a benchmark, not a unit test
 	pctx, cancel := context.WithTimeout(ctx, time.Duration(secs+20)*time.Second)
 	defer cancel()
-	ping := exec.CommandContext(pctx, "ip", "netns", "exec", n1.NS, "ping", "-n", "-i", "0.01", "-W", "2", "-w", strconv.Itoa(secs), n2.Addr4())
+	// -c, not -w: ping ends after its last reply (or 2 s), so replies
+	// still in flight at the end are not counted lost.
+	ping := exec.CommandContext(pctx, "ip", "netns", "exec", n1.NS, "ping", "-n", "-i", "0.01", "-W", "2", "-c", strconv.Itoa(secs*100), n2.Addr4())
 	pout, _ := ping.StdoutPipe()
 	if err := ping.Start(); err != nil {
 		t.Fatal(err)
 	}
-	rtts := make(chan []float64, 1)
+	rtts, transmitted := make(chan []float64, 1), make(chan int, 1)
 	go func() {
 		var v []float64
+		sent := 0
 		sc := bufio.NewScanner(pout)
 		for sc.Scan() {
-			if i := strings.Index(sc.Text(), "time="); i >= 0 {
-				f, _ := strconv.ParseFloat(strings.Fields(sc.Text()[i+5:])[0], 64)
+			line := sc.Text()
+			if i := strings.Index(line, "time="); i >= 0 {
+				f, _ := strconv.ParseFloat(strings.Fields(line[i+5:])[0], 64)
 				v = append(v, f)
+			}
+			if f := strings.Fields(line); len(f) > 3 && f[1] == "packets" && f[2] == "transmitted," {
+				sent, _ = strconv.Atoi(f[0])
 			}
 		}
 		rtts <- v
+		transmitted <- sent
 	}()
 	var t0 []float64
 	for _, n := range m.Nodes() {
@@ -193,6 +201,8 @@ func benchTransport(t *testing.T, transport string, delay time.Duration, loss, s
 	v := <-rtts
 	if os.Getenv("INVPN_BENCH_DEBUG") == "1" {
 		for _, n := range m.Nodes() {
+			rules, _ := netns.Exec(ctx, n.NS, "nft", "list", "ruleset")
+			t.Logf("node %d nft:\n%s", n.I, rules)
 			snmp, _ := netns.Exec(ctx, n.NS, "cat", "/proc/net/snmp")
 			for _, l := range strings.Split(snmp, "\n") {
 				if strings.HasPrefix(l, "Udp:") {
@@ -214,7 +224,7 @@ func benchTransport(t *testing.T, transport string, delay time.Duration, loss, s
 	for _, n := range m.Nodes() {
 		rss = append(rss, peakRSS(n.PID()))
 	}
-	sent := secs * 100
+	sent := <-transmitted
 	return benchRow{transport: transport, gbps: res.End.SumReceived.BitsPerSecond / 1e9, p50: q(0.5), p99: q(0.99),
 		lost: max(0, sent-len(v)), sent: sent, rss: strings.Join(rss, " ")}
 }

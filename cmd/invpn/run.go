@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/invpn/invpn/cmd/invpn/internal/config"
@@ -83,7 +86,39 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer tuneRuntime(log)()
+	stop, err := cpuProfile(os.Getenv("INVPN_CPUPROFILE"), log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return d.Run(context.Background())
+}
+
+// cpuProfile starts a CPU profile into path until the returned function
+// is called (the daemon stops), for measuring the data path
+// (cmd/invpn/bench): INVPN_CPUPROFILE=FILE in the daemon's environment,
+// where %p in FILE stands for the daemon's process id (several daemons,
+// one environment). An empty path profiles nothing.
+func cpuProfile(path string, log *slog.Logger) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("INVPN_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("INVPN_CPUPROFILE: %w", err)
+	}
+	log.Info("writing a CPU profile", "file", path)
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.Warn("CPU profile", "file", path, "err", err)
+		}
+	}, nil
 }
 
 // serviceNotify returns the daemon's Options.Notify when it runs as a

@@ -3,6 +3,13 @@
 # in network namespaces this script creates and always removes.
 #
 #   sudo bash cmd/invpn/bench/netns.sh [RUNS] [SECONDS]
+#   sudo bash cmd/invpn/bench/netns.sh transports [SECONDS]
+#
+# The second form compares the transports (TLS over TCP and QUIC, 2
+# nodes) on a clean veth and on an impaired underlay (20 ms of round trip,
+# 0, 1 and 3 % loss): TCP throughput and ping p50/p99 during the
+# transfer, as a Markdown table (TestBenchTransports in
+# cmd/invpn/bench_transports_test.go; INVPN_BENCH_MTU=N sets the TAP MTU).
 #
 # With PERF_DIR=dir set, the first overlay run of each measurement is
 # profiled with perf record (daemons only) into dir/NAME.data, and the top
@@ -27,6 +34,13 @@ if ! command -v iperf3 >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null
 fi
 command -v ping >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping >/dev/null; }
+command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }
+
+if [ "$RUNS" = transports ]; then
+  # Namespaces, links and daemons are made and removed by the test.
+  exec env INVPN_BENCH_TRANSPORTS=1 INVPN_REQUIRE_E2E=1 INVPN_BENCH_SECS="${2:-10}" \
+    go test ./cmd/invpn -run '^TestBenchTransports$' -v -count=1 -timeout 30m
+fi
 
 P="ivb$((RANDOM % 9000 + 1000))"
 WORK=$(mktemp -d)
