@@ -59,6 +59,10 @@ func diamondTopology(links map[int]meshlab.Link) meshlab.Topology {
 	for k, l := range links {
 		topo.Links[k] = l
 	}
+	if tr := os.Getenv("INVPN_E2E_TRANSPORTS"); tr != "" {
+		// The same measurement over another transport ("quic, tls").
+		topo.Transports = map[int]string{1: tr, 2: tr, 3: tr, 4: tr}
+	}
 	return topo
 }
 
