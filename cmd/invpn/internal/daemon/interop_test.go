@@ -343,6 +343,13 @@ func loopback(port uint16) netip.AddrPort {
 // waits for echoes of announcements.
 func startInteropDaemon(t *testing.T, caDir, dir string, mac wire.MAC, port uint16, seeds ...node.Peer) *interopDaemon {
 	t.Helper()
+	return startNetDaemon(t, caDir, dir, mac, port, []string{TransportTLS}, seeds...)
+}
+
+// startNetDaemon is startInteropDaemon over the transports names
+// ([network] transports).
+func startNetDaemon(t *testing.T, caDir, dir string, mac wire.MAC, port uint16, names []string, seeds ...node.Peer) *interopDaemon {
+	t.Helper()
 	nd := filepath.Join(dir, mac.String())
 	tc := issueIdentity(t, caDir, nd, mac)
 	nc := node.DefaultConfig()
@@ -352,7 +359,7 @@ func startInteropDaemon(t *testing.T, caDir, dir string, mac wire.MAC, port uint
 	nc.TriggerGap = nc.AnnounceInterval / 10 // as `invpn run` derives it
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tr, err := TLSTransport(tc, []string{loopback(port).String()}, log)
+	tr, err := NetTransport(tc, []string{loopback(port).String()}, names, log)
 	if err != nil {
 		t.Fatal(err)
 	}
