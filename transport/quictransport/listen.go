@@ -29,7 +29,7 @@ import (
 type Listener struct {
 	cfg    Config
 	tlsCfg atomic.Pointer[tls.Config] // the identity; swapped by SetIdentity
-	udp    *net.UDPConn // the socket; the transport does not close it
+	udp    *net.UDPConn               // the socket; the transport does not close it
 	tr     *quic.Transport
 	ln     *quic.Listener
 	addr   netip.AddrPort
