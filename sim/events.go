@@ -28,11 +28,14 @@ const (
 	evStall
 	evResume
 	evReset
+	// evDatagram: a frame sent as a datagram (Config.Datagrams) arrives.
+	// Last, so that the other kinds keep their numbers in the trace.
+	evDatagram
 )
 
 var evNames = [...]string{"", "tick", "deliver", "tx done", "link down", "dial", "dial failed",
 	"ack", "user timeout", "action", "start", "crash", "clock", "link up", "close", "cut", "heal", "tap",
-	"halt", "stall", "resume", "reset"}
+	"halt", "stall", "resume", "reset", "datagram"}
 
 // String names k as the trace prints it.
 func (k evKind) String() string {

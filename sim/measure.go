@@ -20,6 +20,9 @@ type Totals struct {
 	SeedLinks    uint64 // links created that speak only the seed protocol
 	LinksCreated uint64
 	Retransmits  uint64 // segments retransmitted: after a loss, or when a silent path passes packets again
+	// Datagrams counts the frames sent as datagrams (Config.Datagrams),
+	// DatagramsLost those a lossy or silent path lost (in Lost too).
+	Datagrams, DatagramsLost uint64
 	// LivenessLinks counts the links failed by liveness (silent for their
 	// detection time) at one end or both.
 	LivenessLinks uint64

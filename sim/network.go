@@ -434,6 +434,10 @@ func (nw *network) txDone(c *conn, from int, msg []byte) {
 // TCP keeps it for a retransmission: nothing arrives, and nobody is told.
 func (nw *network) putOnWire(c *conn, k int, msg []byte) {
 	w := nw.w
+	if w.cfg.Datagrams && c.e.ext && msg != nil && isFrameMessage(msg) {
+		nw.putDatagram(c, k, msg)
+		return
+	}
 	d := &c.dir[k]
 	acksBlocked := !c.dir[1-k].open
 	if !d.open || len(d.held) > 0 || acksBlocked && d.unacked >= 0 && w.now-d.unacked >= nw.rto(c) {

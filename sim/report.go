@@ -383,6 +383,9 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "links     %d created (%d seed protocol, %d directory), %d closed by nodes (%d failed by liveness), %d aborted by the user timeout, %d dial failures, %d queue drops; degree mean %.1f max %d, peak %d (%d with directory links)\n",
 		r.Links, r.SeedLinks, r.DirectoryLinks, r.Closes, r.Liveness, r.UserTO, r.DialFails, r.QueueDrops, r.MeanDegree, r.MaxDegree, r.PeakDegree, r.PeakLinks)
 	fmt.Fprintf(&b, "events    %d (%d messages delivered, %d lost in flight, %d retransmissions)\n", r.Totals.Events, r.Totals.Messages, r.Totals.Lost, r.Retransmits)
+	if r.Totals.Datagrams > 0 {
+		fmt.Fprintf(&b, "datagrams %d frames sent as datagrams (transport: datagram), %d lost\n", r.Totals.Datagrams, r.Totals.DatagramsLost)
+	}
 	for _, e := range r.Expect {
 		mark := "ok  "
 		if !e.OK {

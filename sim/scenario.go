@@ -31,7 +31,11 @@ type Scenario struct {
 	Timers       Timers
 	// Signatures makes the nodes sign and check announcements
 	// (Config.Signatures).
-	Signatures  bool
+	Signatures bool
+	// Datagrams gives links the QUIC transport's datagram semantics
+	// (Config.Datagrams): the scenario key `transport: datagram`, or
+	// `stream` (the default, TLS over TCP).
+	Datagrams   bool
 	ProbeStep   time.Duration
 	FloodWindow time.Duration
 	Recovery    time.Duration // RecoveryTimeout
@@ -74,7 +78,7 @@ func ParseScenario(file string, src []byte) (*Scenario, error) {
 		return nil, err
 	}
 	f, _, err := top.fields("name", "description", "seed", "duration", "topology", "links", "timers",
-		"signatures", "measure", "faults", "traffic", "expect")
+		"signatures", "transport", "measure", "faults", "traffic", "expect")
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +134,15 @@ func ParseScenario(file string, src []byte) (*Scenario, error) {
 		}
 		if s.Signatures, err = strconv.ParseBool(str); err != nil {
 			return nil, v.errf("want true or false, got %q", str)
+		}
+	}
+	if v, ok := f["transport"]; ok {
+		str, err := v.str()
+		if err != nil {
+			return nil, err
+		}
+		if s.Datagrams, err = ParseTransport(str); err != nil {
+			return nil, v.errf("%v", err)
 		}
 	}
 	if v, ok := f["measure"]; ok {

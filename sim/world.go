@@ -64,6 +64,12 @@ type Config struct {
 	// daemon does: announcements are signed and checked, and the
 	// signatures and certificates cost on the wire what real ones do.
 	Signatures bool
+	// Datagrams gives the links of extended nodes the semantics of the
+	// QUIC transport (datagram.go, docs/protocol.md#quic-links): frames
+	// travel as datagrams, lost on a lossy path and never waiting behind
+	// another message, while everything else keeps the stream model.
+	// Off, every link is TLS over TCP.
+	Datagrams bool
 	// BusyTickDelay is how long after now a node that asks for a tick at
 	// or before the current time is ticked (default 10 ms): a driver that
 	// obeyed would spin. Totals.BusyTicks counts these.
@@ -237,6 +243,8 @@ func (w *World) dispatch(ev *event) {
 		w.cluster.tick(ev)
 	case evTxDone:
 		w.net.txDone(ev.c, int(ev.from), ev.msg)
+	case evDatagram:
+		w.net.datagramArrives(ev.c, int(ev.from), ev.msg)
 	case evLinkDown:
 		w.net.linkDown(ev.c, int(ev.from), ev.err)
 	case evDial:

@@ -103,6 +103,14 @@ var sweepParams = map[string]func(s *sim.Scenario, v string) error{
 	"change_delay": delayOrAtOnce("change_delay", "5ms", "to send each change at once", func(s *sim.Scenario, d time.Duration) { s.Timers.ChangeDelay = d }),
 	"ask_window":   delayOrAtOnce("ask_window", "10ms", "to ask at once", func(s *sim.Scenario, d time.Duration) { s.Timers.AskWindow = d }),
 	"duration":     positiveDuration("duration", "10m", func(s *sim.Scenario, d time.Duration) { s.Duration = d }),
+	"transport": func(s *sim.Scenario, v string) error {
+		d, err := sim.ParseTransport(v)
+		if err != nil {
+			return err
+		}
+		s.Datagrams = d
+		return nil
+	},
 	"signatures": func(s *sim.Scenario, v string) error {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
