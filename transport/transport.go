@@ -5,8 +5,11 @@
 // (docs/protocol.md#framing).
 //
 // Implementations live in sub-packages: [github.com/invpn/invpn/transport/tlstransport]
-// runs links over TLS on TCP, and [github.com/invpn/invpn/transport/transporttest]
-// is an in-memory fake for tests.
+// runs links over TLS on TCP, [github.com/invpn/invpn/transport/quictransport]
+// over QUIC on UDP (frames as datagrams), [github.com/invpn/invpn/transport/fallback]
+// dials over the first of several that answers, and
+// [github.com/invpn/invpn/transport/transporttest] is an in-memory fake and
+// the conformance suite for tests.
 //
 // The transport does not decide whom to dial, when to redial, or whether a
 // link is wanted (one link per peer, no link to oneself): the node decides
@@ -64,9 +67,13 @@ type Link interface {
 	// protocol (an original node).
 	Extended() bool
 	// Transport names the transport that carries the link, as `invpn
-	// status` and the live map show it: "tls" for TLS over TCP.
+	// status` and the live map show it: "tls" for TLS over TCP, "quic"
+	// for QUIC.
 	Transport() string
-	// ReadMessage returns the next message (type byte and body). The slice
+	// ReadMessage returns the next message (type byte and body). Every
+	// message arrives once and in order, except that a datagram transport
+	// (quictransport) may lose frame messages (0x80, 0x81, 0x82, 0x84)
+	// and deliver them out of order with the rest. The slice
 	// is owned by the link and valid only until the next ReadMessage. At a
 	// clean end of stream, and after Close, it returns io.EOF itself (not
 	// wrapped); other errors are wrapped with context.

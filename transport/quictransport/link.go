@@ -75,7 +75,6 @@ type link struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the reader goroutines and the close
-	dropped   atomic.Uint64  // datagrams refused (bad format)
 	onEnd     func()         // called when the connection is closed; set before Close
 }
 
@@ -178,12 +177,8 @@ func (l *link) readDatagrams() {
 			return
 		}
 		msg, err := r.take(d)
-		if err != nil {
-			l.dropped.Add(1)
-			continue
-		}
-		if msg == nil {
-			continue
+		if err != nil || msg == nil {
+			continue // a bad datagram is dropped, as a corrupt packet would be
 		}
 		select {
 		case l.frames <- msg:

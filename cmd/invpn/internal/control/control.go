@@ -117,7 +117,7 @@ func (s *Status) MeshLinks() int {
 type LinkStatus struct {
 	Peer      wire.MAC `json:"peer"`
 	Addr      string   `json:"addr"`
-	Transport string   `json:"transport"` // "tls" for TLS over TCP
+	Transport string   `json:"transport"` // "tls" for TLS over TCP, "quic" for QUIC
 	Dialed    bool     `json:"dialed"`
 	Extended  bool     `json:"extended"`
 	// Directory is set on a link that carries only a table for the
