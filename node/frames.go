@@ -84,25 +84,9 @@ func (n *Node) receiveTargeted(l *link, t wire.Type, msg []byte) {
 		n.toTAP(frame)
 		return
 	}
-	if dst.IsGroup() {
-		n.malformed(l, wire.ErrHeader)
-		return
-	}
-	if n.cfg.NoRelay {
-		n.drop(DropNoRelay, dst)
-		return
-	}
-	// Defect 9: a targeted frame cannot circulate forever.
-	if hops <= 1 {
-		n.drop(DropHopLimit, dst)
-		return
-	}
-	next := n.nextHop(dst)
+	next := n.relayTo(l, dst, hops)
 	switch {
 	case next == nil:
-		n.drop(DropNoRoute, dst)
-	case next == l:
-		n.drop(DropRouteLoop, dst)
 	case next.extended && len(frame)+2 > wire.MaxMessage:
 		n.drop(DropTooLong, dst) // a 0x80 of 65535 bytes has no room for a hop limit
 	default:
@@ -113,6 +97,33 @@ func (n *Node) receiveTargeted(l *link, t wire.Type, msg []byte) {
 		}
 		n.sendTargeted(next, frame, hops-1)
 	}
+}
+
+// relayTo returns the link a targeted frame for dst that came over l
+// with hops left goes on to, or nil after counting why it goes nowhere.
+func (n *Node) relayTo(l *link, dst wire.MAC, hops uint8) *link {
+	if dst.IsGroup() {
+		n.malformed(l, wire.ErrHeader)
+		return nil
+	}
+	if n.cfg.NoRelay {
+		n.drop(DropNoRelay, dst)
+		return nil
+	}
+	// Defect 9: a targeted frame cannot circulate forever.
+	if hops <= 1 {
+		n.drop(DropHopLimit, dst)
+		return nil
+	}
+	next := n.nextHop(dst)
+	switch next {
+	case nil:
+		n.drop(DropNoRoute, dst)
+	case l:
+		n.drop(DropRouteLoop, dst)
+		return nil
+	}
+	return next
 }
 
 // receiveFlooded handles 0x81 and 0x82.
@@ -198,5 +209,5 @@ func (n *Node) floodFrame(from *link, id uint64, frame []byte, msg []byte) {
 
 func (n *Node) toTAP(frame []byte) {
 	n.stats.FramesToTAP++
-	n.ready.TAP = append(n.ready.TAP, frame)
+	n.ready.TAP = append(n.ready.TAP, TAPFrame{Frame: frame})
 }

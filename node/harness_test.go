@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/wire"
+	"github.com/invpn/invpn/wire/gso"
 )
 
 // t0 is the virtual start time of every test: 2026-01-01T00:00:00Z.
@@ -51,6 +52,8 @@ type tnet struct {
 	hold func(inflight) bool
 
 	tap    map[string][][]byte
+	// offloads are the Offload fields of the frames in tap, in order.
+	offloads map[string][]gso.Meta
 	events map[string][]Event
 	health map[string][]HealthResult
 	sent   map[string][]Send // every Send by node, messages copied
@@ -69,7 +72,7 @@ func newNet(t testing.TB, names ...string) *tnet {
 
 func newNetWith(t testing.TB, edit func(string, *Config), names ...string) *tnet {
 	tn := &tnet{t: t, now: t0, nodes: map[string]*Node{}, ends: map[LinkID]end{},
-		tap: map[string][][]byte{}, events: map[string][]Event{}, health: map[string][]HealthResult{},
+		tap: map[string][][]byte{}, offloads: map[string][]gso.Meta{}, events: map[string][]Event{}, health: map[string][]HealthResult{},
 		sent: map[string][]Send{}, closes: map[string][]Close{}, dials: map[string][]Peer{}, floor: map[string]uint64{},
 		revocations: map[string][]Revocation{}}
 	for i, name := range names {
@@ -159,7 +162,8 @@ func (tn *tnet) collect(name string) {
 		}
 	}
 	for _, f := range r.TAP {
-		tn.tap[name] = append(tn.tap[name], slices.Clone(f))
+		tn.tap[name] = append(tn.tap[name], slices.Clone(f.Frame))
+		tn.offloads[name] = append(tn.offloads[name], f.Offload)
 	}
 	tn.events[name] = append(tn.events[name], r.Events...)
 	tn.health[name] = append(tn.health[name], r.Health...)
@@ -230,6 +234,7 @@ func (tn *tnet) advance(d time.Duration) {
 // reset forgets what was recorded so far.
 func (tn *tnet) reset() {
 	clear(tn.tap)
+	clear(tn.offloads)
 	clear(tn.events)
 	clear(tn.health)
 	clear(tn.sent)

@@ -221,5 +221,9 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 		n.receiveSignatures(l, msg)
 	case wire.TypeCertificate:
 		n.receiveCertificate(l, msg)
+	case wire.TypeFeatures:
+		n.receiveFeatures(l, msg)
+	case wire.TypeGSOFrame:
+		n.receiveGSO(l, msg)
 	}
 }

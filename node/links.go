@@ -43,6 +43,9 @@ type link struct {
 	// certsHeld are the members whose certificates the peer has: sent to
 	// it, or received from it (signed.go). nil until one is.
 	certsHeld map[macKey]struct{}
+	// features are the bits of the peer's 0x8F (wire.FeatureGSO): what
+	// else it takes on this link. 0 until its 0x8F comes.
+	features uint32
 }
 
 // linkRef is a live link as the routes name it, 1 to 255; 0 is none. A
@@ -205,6 +208,7 @@ func (n *Node) linkUp(in LinkUp) {
 	n.links.add(l)
 	n.scheduleDial()
 	n.event(Event{Kind: EventLinkUp, MAC: peer, Link: id})
+	n.sendFeatures(l)
 	n.sendOwnCertificate(l)
 	// docs/protocol.md#behaviour: announce right after each link comes
 	// up; in a quiet mesh only the first link floods a round.

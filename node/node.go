@@ -45,6 +45,9 @@ type Node struct {
 	acrossAsks []acrossAsk
 	// batchReader reads a 0x88's entries (its path scratch is reused).
 	batchReader wire.InfoBatchReader
+	// segments holds one ordinary frame at a time while a super-frame is
+	// cut for a neighbour that takes no 0x90 (offload.go); nil until then.
+	segments []byte
 
 	healthPending map[uint64]time.Time // ids of health requests we started
 	// revocation is the group's revocation list as the driver last

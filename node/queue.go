@@ -2,16 +2,19 @@ package node
 
 // SendQueue is the bounded output queue of one link, used by drivers (the
 // daemon and the simulator) between a Ready and the link's writer. It
-// holds at most DataLimit data messages (Ethernet frames): a data message
-// that finds the queue full is dropped and counted (defect 7: the original
-// buffered without bound). Control messages (announcements, health) are
+// holds at most DataLimit data messages (Ethernet frames), a message
+// longer than a frame (a 0x90 super-frame) counting once per 2 KB it
+// holds, so that a full queue holds about the same bytes, and the same
+// delay, whatever its messages: a data message that finds the queue full
+// is dropped and counted (defect 7: the original buffered without bound). Control messages (announcements, health) are
 // never dropped; the protocol sends a bounded number of them per interval.
 //
 // Push copies the message into a buffer the queue owns; Pop hands the
 // buffer to the writer, which gives it back with Release. A SendQueue is
 // not safe for concurrent use.
 type SendQueue struct {
-	// DataLimit is the most data messages queued at once (default 256).
+	// DataLimit is the most data messages queued at once (default 256),
+	// in frames of up to 2 KB (see Weight).
 	DataLimit int
 
 	items []queued
@@ -29,7 +32,7 @@ type queued struct {
 // Push queues a copy of s.Msg. It returns false, and counts a drop, when s
 // is data and the queue already holds DataLimit data messages.
 func (q *SendQueue) Push(s Send) bool {
-	if !s.Control && q.data >= q.limit() {
+	if !s.Control && q.data > 0 && q.data+Weight(s.Msg) > q.limit() {
 		q.drops++
 		return false
 	}
@@ -45,7 +48,7 @@ func (q *SendQueue) Push(s Send) bool {
 	}
 	q.items = append(q.items, queued{msg: buf, control: s.Control})
 	if !s.Control {
-		q.data++
+		q.data += Weight(s.Msg)
 	}
 	return true
 }
@@ -60,7 +63,7 @@ func (q *SendQueue) Pop() ([]byte, bool) {
 	q.items[q.head] = queued{}
 	q.head++
 	if !it.control {
-		q.data--
+		q.data -= Weight(it.msg)
 	}
 	return it.msg, true
 }
@@ -90,6 +93,13 @@ func (q *SendQueue) limit() int {
 	}
 	return q.DataLimit
 }
+
+// Weight is what a data message counts for against DataLimit: one per
+// 2 KB or part of it.
+func Weight(msg []byte) int { return max(1, (len(msg)+smallQueueBuf-1)/smallQueueBuf) }
+
+// Data returns the weight of the queued data messages.
+func (q *SendQueue) Data() int { return q.data }
 
 // Len returns the number of queued messages.
 func (q *SendQueue) Len() int { return len(q.items) - q.head }

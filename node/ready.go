@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/wire"
+	"github.com/invpn/invpn/wire/gso"
 )
 
 // LinkID names one link for the lifetime of a Node. The driver chooses it
@@ -41,7 +42,7 @@ type Ready struct {
 	Sends  []Send
 	Closes []Close
 	// TAP holds frames to write to the TAP device, in order.
-	TAP [][]byte
+	TAP []TAPFrame
 	// Dials are peers to connect to. The driver answers with LinkUp or
 	// DialFailed.
 	Dials []Peer
@@ -168,6 +169,16 @@ func DropReasons() []DropReason {
 	return r
 }
 
+// TAPFrame is a frame for the TAP device. Frame points into the node or
+// into the input it came in (valid until Advance). Offload is zero for an
+// ordinary frame; for a TCP super-frame that came as a 0x90 it says how to
+// cut it (gso.Meta): a driver whose device takes offloads hands it over
+// whole, one whose device does not cuts it with gso.Segment.
+type TAPFrame struct {
+	Frame   []byte
+	Offload gso.Meta
+}
+
 // Stats are the node's counters.
 type Stats struct {
 	Drops         [numDropReasons]uint64
@@ -187,4 +198,8 @@ type Stats struct {
 	// original nodes relayed, believed unsigned (Config.RefuseOriginalRelays
 	// refuses them).
 	UnsignedFromOriginal uint64
+	// GSOIn and GSOOut count the 0x90 super-frames received and sent
+	// (relayed ones in both); Segmented counts the super-frames this
+	// node cut into ordinary frames, for a neighbour that takes no 0x90.
+	GSOIn, GSOOut, Segmented uint64
 }

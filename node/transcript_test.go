@@ -415,7 +415,7 @@ func (s *script) collect(name string) {
 		}
 	}
 	for _, f := range r.TAP {
-		fmt.Fprintf(w, "%s: tap %s\n", name, s.desc.EthernetFrame(f))
+		fmt.Fprintf(w, "%s: tap %s\n", name, s.desc.EthernetFrame(f.Frame))
 	}
 	for _, p := range r.Dials {
 		fmt.Fprintf(w, "%s: dial %s at %s\n", name, s.desc.MAC(p.MAC), p.Addr)

@@ -448,7 +448,7 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 		w.net.closeByNode(i, cl)
 	}
 	for _, f := range r.TAP {
-		if fl := w.check.tap(i, f); fl != nil {
+		if fl := w.check.tap(i, f.Frame); fl != nil {
 			w.traffic.delivered(i, fl)
 		}
 	}

@@ -30,6 +30,13 @@ type Config struct {
 	// prefix length (10.78.0.1/24, fd00:78::1/64). IPv6 addresses are
 	// added without duplicate address detection, so they are usable at once.
 	Addresses []netip.Prefix
+
+	// Offload asks the kernel for TCP segmentation and checksum offload
+	// (IFF_VNET_HDR, TUNSETOFFLOAD): the device then exchanges TCP
+	// super-frames of up to MaxSuperFrame bytes (ReadOffload,
+	// WriteOffload). A kernel that refuses it gets a plain device;
+	// TAP.Offloads says which one Open made.
+	Offload bool
 }
 
 // withDefaults returns c with empty fields set to their defaults.

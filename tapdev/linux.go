@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/invpn/invpn/wire/gso"
 	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -20,9 +21,16 @@ import (
 // TAP is a Linux TAP device opened by Open. It implements Device.
 // Its methods may be called from any goroutine.
 type TAP struct {
-	ifce      *water.Interface // the /dev/net/tun file descriptor, IFF_TAP|IFF_NO_PI
+	// file is the /dev/net/tun descriptor: IFF_TAP|IFF_NO_PI, opened by
+	// water, or with IFF_VNET_HDR too when offload is set (offload_linux.go).
+	file      io.ReadWriteCloser
 	name      string
 	mtu       int
+	offload   bool
+	wmu       sync.Mutex // guards wbuf
+	wbuf      []byte     // offload: a frame written, after its virtio-net header
+	rmu       sync.Mutex // guards rbuf
+	rbuf      []byte     // offload: ReadFrame's header and frame
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -41,16 +49,25 @@ func Open(cfg Config) (*TAP, error) {
 	if err := validate(cfg); err != nil {
 		return nil, err
 	}
-	ifce, err := water.New(water.Config{
-		DeviceType:             water.TAP,
-		PlatformSpecificParams: water.PlatformSpecificParams{Name: cfg.Name},
-	})
-	if err != nil {
-		return nil, classify(fmt.Sprintf("create TAP device %q", cfg.Name), true, err)
+	var t *TAP
+	if cfg.Offload {
+		var err error
+		if t, err = openOffload(cfg); err != nil && !errors.Is(err, errOffloadRefused) {
+			return nil, err
+		}
 	}
-	t := &TAP{ifce: ifce, name: ifce.Name(), mtu: cfg.MTU}
+	if t == nil {
+		ifce, err := water.New(water.Config{
+			DeviceType:             water.TAP,
+			PlatformSpecificParams: water.PlatformSpecificParams{Name: cfg.Name},
+		})
+		if err != nil {
+			return nil, classify(fmt.Sprintf("create TAP device %q", cfg.Name), true, err)
+		}
+		t = &TAP{file: ifce, name: ifce.Name(), mtu: cfg.MTU}
+	}
 	if err := t.configure(cfg); err != nil {
-		_ = ifce.Close() // a non-persistent TAP is removed with its last descriptor
+		_ = t.file.Close() // a non-persistent TAP is removed with its last descriptor
 		return nil, err
 	}
 	return t, nil
@@ -70,6 +87,12 @@ func (t *TAP) configure(cfg Config) error {
 	}
 	if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
 		return classify(fmt.Sprintf("set MTU %d on %s", cfg.MTU, t.name), false, err)
+	}
+	if t.offload {
+		// A super-frame must fit one message with its 0x90 header.
+		if err := netlink.LinkSetGSOMaxSize(link, MaxSuperFrame); err != nil {
+			return classify(fmt.Sprintf("set gso_max_size %d on %s", MaxSuperFrame, t.name), false, err)
+		}
 	}
 	for _, p := range cfg.Addresses {
 		addr := &netlink.Addr{IPNet: &net.IPNet{
@@ -130,9 +153,14 @@ func classify(op string, tunDevice bool, err error) error {
 	return fmt.Errorf("tapdev: %s: %w", op, err)
 }
 
-// ReadFrame implements Device.
+// ReadFrame implements Device. On a device with offloads it reads through
+// ReadOffload and completes a partial checksum; a super-frame is lost
+// (an error wrapping io.ErrShortBuffer): read those with ReadOffload.
 func (t *TAP) ReadFrame(buf []byte) (int, error) {
-	n, err := t.ifce.Read(buf)
+	if t.offload {
+		return t.readFrameOffload(buf)
+	}
+	n, err := t.file.Read(buf)
 	if err != nil {
 		return n, t.ioError("read from", err)
 	}
@@ -141,7 +169,10 @@ func (t *TAP) ReadFrame(buf []byte) (int, error) {
 
 // WriteFrame implements Device.
 func (t *TAP) WriteFrame(frame []byte) error {
-	n, err := t.ifce.Write(frame)
+	if t.offload {
+		return t.WriteOffload(gso.Meta{}, frame)
+	}
+	n, err := t.file.Write(frame)
 	if err != nil {
 		return t.ioError("write to", err)
 	}
@@ -169,7 +200,7 @@ func (t *TAP) MTU() int { return t.mtu }
 // Close implements Device. Closing the descriptor removes the interface.
 func (t *TAP) Close() error {
 	t.closeOnce.Do(func() {
-		if err := t.ifce.Close(); err != nil {
+		if err := t.file.Close(); err != nil {
 			t.closeErr = fmt.Errorf("tapdev: close %s: %w", t.name, err)
 		}
 	})

@@ -6,17 +6,21 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/invpn/invpn/wire"
+	"github.com/invpn/invpn/wire/gso"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"go.uber.org/goleak"
@@ -414,5 +418,136 @@ func TestClassify(t *testing.T) {
 				t.Errorf("message %q lacks the operation or %q", msg, tt.contains)
 			}
 		})
+	}
+}
+
+// TestOffloadCarriesSuperFrames joins two namespaces by a wire made of
+// this test: every frame one TAP device reads is written to the other.
+// A TCP transfer between them must arrive intact, and the sending device
+// must hand over TCP super-frames. "whole" writes them whole to a device
+// with offloads; "cut" cuts them (gso.Segment) for a device without, as
+// the daemon does, so that the receiving kernel checks every segment's
+// checksums.
+func TestOffloadCarriesSuperFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		receiverOffl bool
+	}{{"whole", true}, {"cut", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			verifyNoLeaks(t)
+			requireTAP(t)
+			ns1, _ := newNetns(t)
+			ns2, _ := newNetns(t)
+			macA := wire.MAC{0x02, 0x50, 0x56, 0x00, 0x00, 0x01}
+			macB := wire.MAC{0x02, 0x50, 0x56, 0x00, 0x00, 0x02}
+			a := openIn(t, ns1, Config{Name: testName(), MAC: macA, Offload: true,
+				Addresses: []netip.Prefix{netip.MustParsePrefix("10.78.0.1/24")}})
+			b := openIn(t, ns2, Config{Name: testName(), MAC: macB, Offload: tc.receiverOffl,
+				Addresses: []netip.Prefix{netip.MustParsePrefix("10.78.0.2/24")}})
+			if !a.Offloads() || b.Offloads() != tc.receiverOffl {
+				t.Fatalf("Offloads() = %v, %v; want true, %v", a.Offloads(), b.Offloads(), tc.receiverOffl)
+			}
+			var superFrames atomic.Int64
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); forward(t, a, b, &superFrames, done) }()
+			go func() { defer wg.Done(); forward(t, b, a, nil, done) }()
+			t.Cleanup(func() { close(done); a.Close(); b.Close(); wg.Wait() })
+
+			var ln net.Listener
+			if err := onLockedThread(&ns2, func() (err error) {
+				ln, err = net.Listen("tcp4", "10.78.0.2:0")
+				return err
+			}); err != nil {
+				t.Fatalf("listen in the second namespace: %v", err)
+			}
+			defer ln.Close()
+			const size = 8 << 20
+			sent := make([]byte, size)
+			for i := range sent {
+				sent[i] = byte(i * 7 / 3)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				buf := make([]byte, size)
+				n, _ := io.ReadFull(c, buf)
+				got <- buf[:n]
+			}()
+			var c net.Conn
+			if err := onLockedThread(&ns1, func() (err error) {
+				c, err = net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second)
+				return err
+			}); err != nil {
+				t.Fatalf("dial from the first namespace: %v", err)
+			}
+			c.SetDeadline(time.Now().Add(30 * time.Second)) // bounds a failing test
+			if _, err := c.Write(sent); err != nil {
+				t.Fatalf("write %d bytes: %v", size, err)
+			}
+			r := <-got
+			c.Close()
+			if !bytes.Equal(r, sent) {
+				t.Fatalf("received %d of %d bytes, or different ones", len(r), size)
+			}
+			if superFrames.Load() == 0 {
+				t.Errorf("the sending device handed over no TCP super-frame for %d bytes", size)
+			}
+			t.Logf("%d super-frames", superFrames.Load())
+		})
+	}
+}
+
+// forward copies frames from one device to the other until done: whole
+// to a device with offloads, cut or completed for one without. It counts
+// the super-frames it read in supers, when not nil.
+func forward(t *testing.T, from, to *TAP, supers *atomic.Int64, done chan struct{}) {
+	buf := make([]byte, gso.HeaderLen+MaxSuperFrame+EthernetHeaderLen)
+	scratch := make([]byte, 1<<16)
+	for {
+		n, m, err := from.ReadOffload(buf)
+		if err != nil {
+			if errors.Is(err, ErrFrameLost) {
+				t.Errorf("lost a frame: %v", err)
+				continue
+			}
+			return // closed
+		}
+		frame := buf[gso.HeaderLen : gso.HeaderLen+n]
+		if m.IsGSO() && supers != nil {
+			supers.Add(1)
+		}
+		switch {
+		case to.Offloads():
+			err = to.WriteOffload(m, frame)
+		case m.IsGSO():
+			err = gso.Segment(m, frame, scratch, func(seg []byte) {
+				if werr := to.WriteFrame(seg); werr != nil && err == nil {
+					err = werr
+				}
+			})
+		default:
+			if m.NeedsCsum {
+				if err = gso.Complete(m, frame); err != nil {
+					break
+				}
+			}
+			err = to.WriteFrame(frame)
+		}
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("forward a %d-byte frame (%+v): %v", n, m, err)
+		}
 	}
 }

@@ -9,7 +9,11 @@
 // can be sent on a link without conversion.
 package tapdev
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/invpn/invpn/wire/gso"
+)
 
 // EthernetHeaderLen is the length of an untagged Ethernet header: destination
 // MAC, source MAC and EtherType. A buffer of MTU()+EthernetHeaderLen bytes
@@ -45,6 +49,39 @@ type Device interface {
 	// safe to call more than once.
 	Close() error
 }
+
+// MaxSuperFrame is the longest TCP super-frame (Ethernet header included)
+// a device with offloads hands over: Open sets the device's gso_max_size
+// to it, so that a super-frame fits one 0x90 message (64 KiB less its
+// 12-byte header) with room to spare.
+const MaxSuperFrame = 65000
+
+// OffloadDevice is a Device that can exchange TCP super-frames with the
+// host: frames of up to MaxSuperFrame bytes that the kernel segments (or
+// that it did not segment), each with the offload fields of its
+// virtio-net header (gso.Meta). A frame of any kind may carry a partial
+// checksum (Meta.NeedsCsum) for the kernel, or the reader, to complete.
+type OffloadDevice interface {
+	Device
+	// Offloads reports whether the kernel agreed to offloads. When it did
+	// not, ReadOffload and WriteOffload carry only ordinary frames with
+	// zero Meta.
+	Offloads() bool
+	// ReadOffload blocks until one frame is available and reads it into
+	// buf: its virtio-net header into buf[:gso.HeaderLen], the frame
+	// after it. It returns the frame's length and its parsed header.
+	// buf is the caller's and is not retained; it should hold
+	// gso.HeaderLen+MaxSuperFrame+EthernetHeaderLen bytes. A frame whose
+	// header is not understood is lost with an error wrapping ErrFrameLost.
+	ReadOffload(buf []byte) (int, gso.Meta, error)
+	// WriteOffload delivers one frame with offload fields m (zero for an
+	// ordinary frame with complete checksums). The frame is not retained.
+	WriteOffload(m gso.Meta, frame []byte) error
+}
+
+// ErrFrameLost is wrapped by read errors that lost one frame and leave
+// the device usable: the next read may succeed.
+var ErrFrameLost = errors.New("frame lost")
 
 // ErrClosed is returned (wrapped) by ReadFrame and WriteFrame of a closed Device.
 var ErrClosed = errors.New("frame device closed")

@@ -77,6 +77,13 @@ func (d Describer) Decoded(m Message) string {
 	case *LimitedFrame:
 		field("hops", m.Hops)
 		b.WriteString(" " + d.frame(m.Frame))
+	case *GSOFrame:
+		field("hops", m.Hops)
+		field("gso", m.Offload.Type)
+		field("size", m.Offload.Size)
+		b.WriteString(" " + d.frame(m.Frame))
+	case *Features:
+		field("bits", fmt.Sprintf("%#x", m.Bits))
 	case *BroadcastFrame:
 		field("id", m.ID)
 		b.WriteString(" " + d.frame(m.AppendEthernet(nil)))

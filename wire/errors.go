@@ -30,6 +30,9 @@ var (
 	// ErrHeader means an Ethernet frame shorter than its 14-byte header,
 	// or a frame header that violates its packet type's rules.
 	ErrHeader = errors.New("bad ethernet header")
+	// ErrOffload means offload fields of a 0x90 that do not describe a
+	// TCP super-frame of the frame carried.
+	ErrOffload = errors.New("bad offload fields")
 )
 
 // DecodeError says which packet type and which field of a message was bad

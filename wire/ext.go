@@ -48,12 +48,19 @@ const (
 	TypeSignatures Type = 0x8D
 	// TypeCertificate (0x8E) carries a member's certificate in DER.
 	TypeCertificate Type = 0x8E
+	// TypeFeatures (0x8F) says which optional extensions the sender
+	// takes on the link: bits(4).
+	TypeFeatures Type = 0x8F
+	// TypeGSOFrame (0x90) is a TCP super-frame with its offload fields,
+	// routed as a 0x84: hops(1), flags(1), gso_type(1), hdr_len(2),
+	// gso_size(2), csum_start(2), csum_offset(2), then the frame.
+	TypeGSOFrame Type = 0x90
 )
 
 func extensionKnown(t Type) bool {
 	return t == TypeGroupFrame || t == TypeLimitedFrame || t == TypeInfoPath || t == TypeAnnounceRequest ||
 		t == TypeHeartbeat || t == TypeInfoBatch || t == TypeAnnounceRequestFor || t == TypeLinkFull || t == TypeHealthLinks ||
-		t == TypeRevocationList || t == TypeSignatures || t == TypeCertificate
+		t == TypeRevocationList || t == TypeSignatures || t == TypeCertificate || t == TypeFeatures || t == TypeGSOFrame
 }
 
 func extensionName(t Type) string {
@@ -82,6 +89,10 @@ func extensionName(t Type) string {
 		return "signatures"
 	case TypeCertificate:
 		return "certificate"
+	case TypeFeatures:
+		return "features"
+	case TypeGSOFrame:
+		return "gso frame"
 	}
 	return "unknown"
 }

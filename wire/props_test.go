@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/invpn/invpn/wire/gso"
 	"pgregory.net/rapid"
 )
 
@@ -85,6 +86,16 @@ func genMessage() *rapid.Generator[Message] {
 			return &Heartbeat{Seq: rapid.Uint32().Draw(t, "seq"), Echo: rapid.Uint32().Draw(t, "echo")}
 		}),
 		rapid.Just[Message](&LinkFull{}),
+		rapid.Custom(func(t *rapid.T) Message { return &Features{Bits: rapid.Uint32().Draw(t, "bits")} }),
+		rapid.Custom(func(t *rapid.T) Message {
+			frame := rapid.SliceOfN(rapid.Byte(), 60, 3000).Draw(t, "frame")
+			start := rapid.IntRange(EthernetHeaderLen, len(frame)-18).Draw(t, "csum_start")
+			typ := rapid.SampledFrom([]gso.Type{gso.TypeTCPv4, gso.TypeTCPv6}).Draw(t, "type")
+			return &GSOFrame{Hops: rapid.Uint8().Draw(t, "hops"), Frame: frame, Offload: gso.Meta{
+				NeedsCsum: true, Type: typ, ECN: rapid.Bool().Draw(t, "ecn"),
+				HdrLen: uint16(rapid.IntRange(0, len(frame)).Draw(t, "hdr_len")), Size: rapid.Uint16Min(1).Draw(t, "size"),
+				CsumStart: uint16(start), CsumOffset: 16}}
+		}),
 		rapid.Custom(func(t *rapid.T) Message {
 			m := &Signatures{}
 			for range rapid.IntRange(0, 10).Draw(t, "n") {

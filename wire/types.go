@@ -123,6 +123,10 @@ func decodeExtension(t Type, msg []byte) (Message, error) {
 		return box(DecodeSignatures(msg))
 	case TypeCertificate:
 		return box(DecodeCertificate(msg))
+	case TypeFeatures:
+		return box(DecodeFeatures(msg))
+	case TypeGSOFrame:
+		return box(DecodeGSOFrame(msg))
 	}
 	return nil, &DecodeError{Type: t, Field: "type", Err: ErrUnknownType}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/invpn/invpn/wire/gso"
 )
 
 // unhex decodes a hex string written by hand; spaces and '|' separate
@@ -86,6 +88,14 @@ var knownAnswers = []struct {
 		&Signatures{Entries: []Signature{{MAC: macA, ID: 9, Port: 41744, Sig: unhex(nil, "abcd")}, {MAC: macB, ID: 10, Sig: unhex(nil, "ee")}}}},
 	{"0x8d signatures: none (extension)", "8d | 0000", &Signatures{}},
 	{"0x8e certificate (extension)", "8e | 3003020101", &Certificate{DER: unhex(nil, "3003020101")}},
+	{"0x8f features: GSO frames (extension)", "8f | 00000001", &Features{Bits: FeatureGSO}},
+	{"0x8f features: unknown bits kept (extension)", "8f | 80000003", &Features{Bits: 0x80000003}},
+	{"0x90 gso frame: TCPv4, MSS 1448 (extension)", "90 | 40 | 01 | 01 | 0036 | 05a8 | 0022 | 0010 | 025056000002 025056000001 0800 | 00000000000000000000000000000000000000000000000000000000000000000000000000000000",
+		&GSOFrame{Hops: 64, Offload: gso.Meta{NeedsCsum: true, Type: gso.TypeTCPv4, HdrLen: 54, Size: 1448, CsumStart: 34, CsumOffset: 16},
+			Frame: unhex(nil, "025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000")}},
+	{"0x90 gso frame: TCPv6 with ECN (extension)", "90 | ff | 01 | 84 | 004a | 0010 | 0036 | 0010 | 025056000002 025056000001 86dd | 00000000000000000000000000000000000000000000000000000000000000000000000000000000 00000000000000000000000000000000000000000000000000000000000000000000000000000000",
+		&GSOFrame{Hops: 255, Offload: gso.Meta{NeedsCsum: true, Type: gso.TypeTCPv6, ECN: true, HdrLen: 74, Size: 16, CsumStart: 54, CsumOffset: 16},
+			Frame: unhex(nil, "025056000002 025056000001 86dd 00000000000000000000000000000000000000000000000000000000000000000000000000000000 00000000000000000000000000000000000000000000000000000000000000000000000000000000")}},
 	{"0x8c revocation list (extension)", "8c | 0000000000000003 | 3003020101",
 		&RevocationList{Number: 3, DER: unhex(nil, "3003020101")}},
 	{"0x8b health links: none (extension)", "8b | 025056000001 | 025056000002 | 0000000000000008 | 0000",
@@ -209,6 +219,17 @@ func TestRejects(t *testing.T) {
 		{"0x8d signature past the end", "8d 0001 025056000001 0000000000000009 a310 0003 abcd", ErrShort, "entries[0].sig"},
 		{"0x8d trailing", "8d 0001 025056000001 0000000000000009 a310 0001 ab 00", ErrTrailing, "entries"},
 		{"0x8e no certificate", "8e", ErrShort, "certificate"},
+		{"0x8f short", "8f 000001", ErrShort, "bits"},
+		{"0x8f trailing", "8f 00000001 00", ErrTrailing, "bits"},
+		{"0x90 short", "90 40 01 01 0036", ErrShort, "gso_size"},
+		{"0x90 full checksum", "90 40 00 01 0036 05a8 0022 0010 025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000", ErrOffload, "flags"},
+		{"0x90 UDP segmentation", "90 40 01 05 0036 05a8 0022 0006 025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000", ErrOffload, "gso_type"},
+		{"0x90 no segmentation", "90 40 01 00 0036 05a8 0022 0010 025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000", ErrOffload, "gso_type"},
+		{"0x90 no frame", "90 40 01 01 0036 05a8 0022 0010 025056000002", ErrShort, "src mac"},
+		{"0x90 headers past the frame", "90 40 01 01 0037 05a8 0022 0010 025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000", ErrOffload, "hdr_len"},
+		{"0x90 zero segment size", "90 40 01 01 0036 0000 0022 0010 025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000", ErrOffload, "gso_size"},
+		{"0x90 checksum in the Ethernet header", "90 40 01 01 0036 05a8 000d 0010 025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000", ErrOffload, "csum_start"},
+		{"0x90 checksum past the frame", "90 40 01 01 0036 05a8 0022 0013 025056000002 025056000001 0800 00000000000000000000000000000000000000000000000000000000000000000000000000000000", ErrOffload, "csum_offset"},
 		{"0x8c short number", "8c 00000000000000", ErrShort, "number"},
 		{"0x8c no list", "8c 0000000000000003", ErrShort, "list"},
 		{"0x85 path longer than message", "85 05 025056000002 01 0000000000000001 025056000001 a310 00", ErrCount, "path"},
@@ -244,9 +265,9 @@ func TestRejects(t *testing.T) {
 }
 
 func TestTypeOfUnknown(t *testing.T) {
-	typ, err := TypeOf([]byte{0x90, 1, 2})
-	if !errors.Is(err, ErrUnknownType) || typ != 0x90 {
-		t.Fatalf("TypeOf(0x90) = %v, %v; want 0x90 and ErrUnknownType", typ, err)
+	typ, err := TypeOf([]byte{0x91, 1, 2})
+	if !errors.Is(err, ErrUnknownType) || typ != 0x91 {
+		t.Fatalf("TypeOf(0x91) = %v, %v; want 0x91 and ErrUnknownType", typ, err)
 	}
 	if _, err := TypeOf([]byte{0x81}); err != nil {
 		t.Fatalf("TypeOf(0x81): %v", err)

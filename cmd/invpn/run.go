@@ -71,9 +71,12 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	mac := opts.Node.MAC
-	tap, err := tapdev.Open(tapdev.Config{Name: cfg.TAP.Name, MAC: mac, MTU: cfg.TAP.MTU, Addresses: cfg.TAP.Addresses})
+	tap, err := tapdev.Open(tapdev.Config{Name: cfg.TAP.Name, MAC: mac, MTU: cfg.TAP.MTU, Addresses: cfg.TAP.Addresses, Offload: cfg.TAP.Offload})
 	if err != nil {
 		return err
+	}
+	if cfg.TAP.Offload && !tap.Offloads() {
+		log.Warn("TAP offloads refused by the kernel: every frame crosses the mesh MSS-sized", "tap", tap.Name())
 	}
 	opts.TAP, opts.Signals = tap, sigs
 	if opts.Notify, err = serviceNotify(log); err != nil {

@@ -16,11 +16,20 @@
 # of its report is written to dir/NAME.txt.
 #
 # Measures, in one run: TCP throughput (iperf3, SECONDS per run, RUNS runs,
-# median) and ping RTT for (1) raw veth between two namespaces, (2) the
-# overlay between 2 invpn nodes, (3) a 3-node line where the middle node
-# relays. Prints Gbit/s, the ratio to raw veth, RTT added, CPU seconds of
-# the daemons per GB moved, and each daemon's peak RSS. All traffic stays
-# inside the namespaces; nothing else is touched.
+# median) and ping RTT for (1) raw veth between two namespaces, (2)
+# wireguard-go between the same two namespaces over the same veth (L3
+# point-to-point, MTU 1420, its default), (3) the overlay between 2 invpn
+# nodes, (4) a 3-node line where the middle node relays. Prints Gbit/s, the
+# ratio to raw veth ("of raw") and to the wireguard-go row ("of wg-go",
+# "-" without that row), RTT added, CPU seconds of the daemons per GB
+# moved, and each daemon's peak RSS. All traffic stays inside the
+# namespaces; nothing else is touched. Only one of wireguard-go and invpn
+# runs at a time.
+#
+# The wireguard-go row is on by default: wireguard-go is built with go
+# install (golang.zx2c4.com/wireguard@latest, from the module proxy) and
+# wg is installed from wireguard-tools if missing. WG=0 skips the row; if
+# the build or setup fails, the row is left out and the rest still runs.
 set -euo pipefail
 
 RUNS=${1:-3}
@@ -45,6 +54,7 @@ fi
 P="ivb$((RANDOM % 9000 + 1000))"
 WORK=$(mktemp -d)
 PIDS=()
+WGDIR_NEW=0; [ -d /var/run/wireguard ] || WGDIR_NEW=1 # wireguard-go makes it
 cleanup() {
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
   sleep 0.3
@@ -53,13 +63,38 @@ cleanup() {
     ip netns pids "$P-$i" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$P-$i" 2>/dev/null || true
   done
+  # wireguard-go's UAPI sockets (left behind if it was killed with -9).
+  rm -f "/var/run/wireguard/${P}w1.sock" "/var/run/wireguard/${P}w2.sock"
+  [ "$WGDIR_NEW" = 1 ] && rmdir /var/run/wireguard 2>/dev/null || true # only if empty
   rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM # exit, so cleanup runs once (EXIT)
 
 echo "== building invpn"
 go build -o "$WORK/invpn" ./cmd/invpn
 INVPN="$WORK/invpn"
+
+WGGO="" # wireguard-go binary, empty when the row is skipped
+if [ "${WG:-1}" = 0 ]; then
+  echo "== wireguard-go: skipped (WG=0)"
+else
+  echo "== building wireguard-go"
+  if GOBIN="$WORK/wgbin" go install golang.zx2c4.com/wireguard@latest >"$WORK/wgbuild.log" 2>&1 \
+    && [ -x "$WORK/wgbin/wireguard" ]; then
+    WGGO="$WORK/wgbin/wireguard"
+    if ! command -v wg >/dev/null; then
+      echo "== installing wireguard-tools"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wireguard-tools >/dev/null; } || true
+    fi
+    if ! command -v wg >/dev/null; then
+      echo "== wireguard-go: wg (wireguard-tools) is missing and could not be installed; row left out"
+      WGGO=""
+    fi
+  else
+    echo "== wireguard-go: build failed, row left out ($(tail -n 1 "$WORK/wgbuild.log"))"
+  fi
+fi
 
 ns() { ip netns exec "$P-$1" "${@:2}"; }
 for i in 1 2 3; do ip netns add "$P-$i"; ns "$i" ip link set lo up; done
@@ -175,8 +210,52 @@ measure() {
   echo "$name|$med|$rtt|$cpu_per_gb|$((retrans / RUNS))|$rss"
 }
 
+# wg_start: wireguard-go in namespaces 1 and 2 over the veth, 10.79.0.1 <->
+# 10.79.0.2; sets WGPID1 and WGPID2. Returns non-zero if anything fails.
+wg_start() {
+  local i j
+  for i in 1 2; do
+    # ip netns exec and env exec, so $! is wireguard-go's PID.
+    ip netns exec "$P-$i" env WG_PROCESS_FOREGROUND=1 "$WGGO" -f "${P}w$i" >"$WORK/wg$i.log" 2>&1 &
+    PIDS+=($!)
+    eval "WGPID$i=$!"
+    (umask 077; wg genkey >"$WORK/wg$i.key") || return 1
+    wg pubkey <"$WORK/wg$i.key" >"$WORK/wg$i.pub" || return 1
+  done
+  for i in 1 2; do # until its UAPI socket is there, at most 10 s
+    for _ in $(seq 100); do [ -S "/var/run/wireguard/${P}w$i.sock" ] && break; sleep 0.1; done
+    [ -S "/var/run/wireguard/${P}w$i.sock" ] || { echo "wireguard-go ${P}w$i did not start: $(tail -n 3 "$WORK/wg$i.log")" >&2; return 1; }
+  done
+  for i in 1 2; do
+    j=$((3 - i))
+    ns "$i" wg set "${P}w$i" listen-port 51820 private-key "$WORK/wg$i.key" \
+      peer "$(cat "$WORK/wg$j.pub")" allowed-ips "10.79.0.$j/32" endpoint "10.201.12.$j:51820" || return 1
+    ns "$i" ip addr add "10.79.0.$i/24" dev "${P}w$i" || return 1
+    ns "$i" ip link set "${P}w$i" mtu 1420 up || return 1
+  done
+  wait_ping 1 10.79.0.2
+}
+
+wg_stop() { # kills wireguard-go by PID, removes its interfaces and sockets
+  stop_all wg
+  for i in 1 2; do
+    ns "$i" ip link del "${P}w$i" 2>/dev/null || true
+    rm -f "/var/run/wireguard/${P}w$i.sock"
+  done
+}
+
 echo "== raw veth"
 RAW=$(measure "raw veth" 1 2 10.201.12.2)
+
+WGROW=""
+if [ -n "$WGGO" ]; then
+  echo "== wireguard-go, 2 nodes"
+  if wg_start; then
+    WGROW=$(measure "wireguard-go 2 nodes" 1 2 10.79.0.2 "$WGPID1" "$WGPID2") || WGROW=""
+  fi
+  [ -n "$WGROW" ] || echo "== wireguard-go: setup or measurement failed, row left out"
+  wg_stop
+fi
 
 echo "== overlay, 2 nodes"
 config 1 ""; config 2 "02:50:56:00:00:01@10.201.12.1:41744"
@@ -194,14 +273,17 @@ THREE=$(measure "overlay 3-node line" 1 3 10.78.0.3 "$PID1" "$PID2" "$PID3")
 stop_all three
 
 raw_gbps=$(echo "$RAW" | cut -d'|' -f2); raw_rtt=$(echo "$RAW" | cut -d'|' -f3)
+wg_gbps=-; [ -n "$WGROW" ] && wg_gbps=$(echo "$WGROW" | cut -d'|' -f2)
 echo
 echo "invpn netns benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, iperf3 ${SECS}s x ${RUNS} (median)"
-printf '%-22s %9s %8s %10s %12s %8s %s\n' "path" "Gbit/s" "of raw" "RTT +ms" "CPU s/GB" "retrans" "peak RSS MiB"
-for line in "$RAW" "$TWO" "$THREE"; do
+printf '%-22s %9s %8s %8s %10s %12s %8s %s\n' "path" "Gbit/s" "of raw" "of wg-go" "RTT +ms" "CPU s/GB" "retrans" "peak RSS MiB"
+for line in "$RAW" "$WGROW" "$TWO" "$THREE"; do
+  [ -n "$line" ] || continue
   IFS='|' read -r name gbps rtt cpu retr rss <<<"$line"
-  python3 - "$name" "$gbps" "$rtt" "$cpu" "$retr" "$rss" "$raw_gbps" "$raw_rtt" <<'PY'
+  python3 - "$name" "$gbps" "$rtt" "$cpu" "$retr" "$rss" "$raw_gbps" "$raw_rtt" "$wg_gbps" <<'PY'
 import sys
-name, gbps, rtt, cpu, retr, rss, raw, raw_rtt = sys.argv[1:]
-print(f"{name:<22} {float(gbps):9.2f} {float(gbps)/float(raw)*100:7.1f}% {float(rtt)-float(raw_rtt):10.3f} {cpu:>12} {retr:>8} {rss}")
+name, gbps, rtt, cpu, retr, rss, raw, raw_rtt, wg = sys.argv[1:]
+ofwg = f"{float(gbps)/float(wg):7.2f}x" if wg != "-" and float(wg) > 0 else "-"
+print(f"{name:<22} {float(gbps):9.2f} {float(gbps)/float(raw)*100:7.1f}% {ofwg:>8} {float(rtt)-float(raw_rtt):10.3f} {cpu:>12} {retr:>8} {rss}")
 PY
 done

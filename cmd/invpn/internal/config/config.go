@@ -129,6 +129,10 @@ type TAP struct {
 	Name      string         // interface name or pattern with one %d
 	MTU       int            // device MTU
 	Addresses []netip.Prefix // addresses assigned to the device
+	// Offload asks the kernel for TCP segmentation and checksum offload
+	// on the device (default true): TCP super-frames of up to 64 KB cross
+	// the mesh as one message each (docs/protocol.md#gso-frames).
+	Offload bool
 }
 
 // Log is the [log] section.
@@ -193,7 +197,7 @@ func Default() *Config {
 			ChangeDelay: DefaultChangeDelay,
 			AskWindow:   DefaultAskWindow,
 		},
-		TAP:     TAP{Name: DefaultTAPName, MTU: DefaultMTU},
+		TAP:     TAP{Name: DefaultTAPName, MTU: DefaultMTU, Offload: true},
 		Log:     Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Control: Control{Socket: DefaultControlSocket},
 	}

@@ -49,7 +49,7 @@ func TestDefaults(t *testing.T) {
 		Timers: Timers{Announce: 5 * time.Second, Connect: time.Minute, RouteExpiry: 5 * time.Minute, LinkTimeout: 15 * time.Second,
 			Heartbeat: 250 * time.Millisecond, DeadAfter: 750 * time.Millisecond, Refresh: 2 * time.Minute, BatchDelay: 250 * time.Millisecond,
 			ChangeDelay: 5 * time.Millisecond, AskWindow: 10 * time.Millisecond},
-		TAP:     TAP{Name: "invpn%d", MTU: 1500},
+		TAP:     TAP{Name: "invpn%d", MTU: 1500, Offload: true},
 		Log:     Log{Level: slog.LevelInfo, Format: "text"},
 		Control: Control{Socket: "/run/invpn/invpn.sock"},
 		Metrics: Metrics{Map: true},

@@ -102,6 +102,8 @@ var schema = []sectionSchema{
 			set: func(p *parser, v string) error { return into(&p.cfg.TAP.MTU)(parseInt(v, 68, 65535, "an MTU")) }},
 		{key: "address", want: "CIDR prefixes, comma separated", emptyOK: true,
 			set: func(p *parser, v string) error { return into(&p.cfg.TAP.Addresses)(parsePrefixes(v)) }},
+		{key: "offload", want: "true or false",
+			set: func(p *parser, v string) error { return into(&p.cfg.TAP.Offload)(parseBool(v)) }},
 	}},
 	{"log", []field{
 		{key: "level", want: "debug, info, warn or error",

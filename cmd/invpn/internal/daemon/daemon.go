@@ -42,6 +42,7 @@ import (
 	"github.com/invpn/invpn/transport"
 	"github.com/invpn/invpn/transport/tlstransport"
 	"github.com/invpn/invpn/wire"
+	"github.com/invpn/invpn/wire/gso"
 )
 
 // Defaults of the zero fields of [Options].
@@ -177,6 +178,11 @@ type Daemon struct {
 	mac  wire.MAC
 	log  *slog.Logger
 	tap  tapdev.Device
+	// offload is tap as a device with offloads, nil when it has none.
+	offload tapdev.OffloadDevice
+	// segments is the loop's buffer for cutting a super-frame for a TAP
+	// device without offloads; nil until one comes.
+	segments []byte
 
 	// Owned by the loop.
 	node       *node.Node
@@ -232,7 +238,11 @@ type Daemon struct {
 type inbound struct {
 	link node.LinkID
 	buf  *[]byte
+	off  int // where the message or frame starts in buf
 	n    int
+	// offload is a TAP frame's offload fields, from a device with
+	// offloads (tapdev.OffloadDevice).
+	offload gso.Meta
 }
 
 type linkDown struct {
@@ -288,6 +298,9 @@ func New(opts Options) (*Daemon, error) {
 		ctrl:      make(chan func()),
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
+	}
+	if od, ok := opts.TAP.(tapdev.OffloadDevice); ok && od.Offloads() {
+		d.offload = od
 	}
 	d.cache = cacheFile{path: opts.CacheFile, interval: opts.CacheSaveInterval, known: d.known}
 	st, err := peercache.Load(opts.CacheFile)
@@ -424,10 +437,13 @@ func (d *Daemon) receive(m inbound) {
 	k := 0
 	for {
 		now := time.Now()
-		msg := (*m.buf)[:m.n]
-		if m.link == 0 {
+		msg := (*m.buf)[m.off : m.off+m.n]
+		switch {
+		case m.link == 0 && d.offload != nil:
+			d.node.OffloadFromTAP(now, m.offload, msg)
+		case m.link == 0:
 			d.node.FrameFromTAP(now, msg)
-		} else {
+		default:
 			if pl := d.links[m.link]; pl != nil {
 				pl.framesIn++
 				pl.bytesIn += uint64(m.n)
@@ -479,8 +495,8 @@ func (d *Daemon) process() {
 		d.forgetLink(c.Link)
 	}
 	for _, f := range r.TAP {
-		if err := d.tap.WriteFrame(f); err != nil && !errors.Is(err, tapdev.ErrClosed) {
-			d.log.Warn("TAP write failed", "tap", d.tap.Name(), "len", len(f), "err", err)
+		if err := d.writeTAP(f); err != nil && !errors.Is(err, tapdev.ErrClosed) {
+			d.log.Warn("TAP write failed", "tap", d.tap.Name(), "len", len(f.Frame), "err", err)
 		}
 	}
 	for _, p := range r.Dials {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/invpn/invpn/tapdev"
 	"github.com/invpn/invpn/transport"
 	"github.com/invpn/invpn/wire"
+	"github.com/invpn/invpn/wire/gso"
 )
 
 // Batching of one link's writes: the writer takes at most this many
@@ -142,7 +144,7 @@ func newPeerLink(id node.LinkID, l transport.Link, limit int, fc *flowControl) *
 func (pl *peerLink) push(s node.Send) bool {
 	pl.mu.Lock()
 	ok := pl.q.Push(s)
-	if !pl.congested && pl.q.Len() >= pl.limit*3/4 {
+	if !pl.congested && pl.q.Data() >= pl.limit*3/4 {
 		pl.congested = true
 		pl.fc.enter()
 	}
@@ -249,7 +251,7 @@ func (d *Daemon) writeLink(pl *peerLink) {
 			if err != nil && pl.werr == nil {
 				pl.werr = err
 			}
-			if pl.congested && pl.q.Len() < pl.limit/4 {
+			if pl.congested && pl.q.Data() < pl.limit/4 {
 				pl.congested = false
 				pl.fc.leave()
 			}
@@ -275,10 +277,8 @@ func (d *Daemon) readTAP() {
 		if !st.wait(d.done) {
 			return
 		}
-		b := getBuf(size)
-		n, err := d.tap.ReadFrame((*b)[:size])
+		m, err := d.readTAPFrame(size)
 		if err != nil {
-			putBuf(b)
 			if errors.Is(err, tapdev.ErrClosed) {
 				return
 			}
@@ -287,8 +287,9 @@ func (d *Daemon) readTAP() {
 				return
 			default:
 			}
-			if errors.Is(err, io.ErrShortBuffer) {
-				continue // one oversized frame lost
+			if errors.Is(err, io.ErrShortBuffer) || errors.Is(err, tapdev.ErrFrameLost) {
+				d.log.Debug("TAP frame lost", "tap", d.tap.Name(), "err", err)
+				continue // one frame lost
 			}
 			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
 			d.log.Warn("TAP read failed", "tap", d.tap.Name(), "err", err)
@@ -301,24 +302,82 @@ func (d *Daemon) readTAP() {
 		}
 		backoff = 0
 		select {
-		case d.in <- inbound{buf: b, n: n}:
+		case d.in <- m:
 		case <-d.done:
-			putBuf(b)
+			putBuf(m.buf)
 			return
 		}
 	}
 }
 
+// readTAPFrame reads one frame of at most size bytes into a pooled
+// buffer; from a device with offloads, one frame or super-frame into a
+// large buffer, after its virtio-net header, moved to a small buffer when
+// it fits one so that frames waiting for the loop hold little memory.
+func (d *Daemon) readTAPFrame(size int) (inbound, error) {
+	if d.offload == nil {
+		b := getBuf(size)
+		n, err := d.tap.ReadFrame((*b)[:size])
+		if err != nil {
+			putBuf(b)
+			return inbound{}, err
+		}
+		return inbound{buf: b, n: n}, nil
+	}
+	b := getBuf(largeBuf)
+	n, m, err := d.offload.ReadOffload(*b)
+	if err != nil {
+		putBuf(b)
+		return inbound{}, err
+	}
+	if n <= smallBuf {
+		sb := getBuf(n)
+		copy(*sb, (*b)[gso.HeaderLen:gso.HeaderLen+n])
+		putBuf(b)
+		return inbound{buf: sb, n: n, offload: m}, nil
+	}
+	return inbound{buf: b, off: gso.HeaderLen, n: n, offload: m}, nil
+}
+
+// writeTAP writes one of the node's frames to the TAP device: a
+// super-frame whole to a device with offloads, cut into ordinary frames
+// for one without.
+func (d *Daemon) writeTAP(f node.TAPFrame) error {
+	if d.offload != nil {
+		return d.offload.WriteOffload(f.Offload, f.Frame)
+	}
+	if !f.Offload.IsGSO() {
+		return d.tap.WriteFrame(f.Frame)
+	}
+	if d.segments == nil {
+		d.segments = make([]byte, wire.MaxMessage)
+	}
+	var werr error
+	err := gso.Segment(f.Offload, f.Frame, d.segments, func(seg []byte) {
+		if err := d.tap.WriteFrame(seg); err != nil && werr == nil {
+			werr = err
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cut a %d-byte super-frame: %w", len(f.Frame), err)
+	}
+	return werr
+}
+
 // Buffer pools: inbound messages and frames travel to the loop in pooled
-// buffers, small ones for ordinary frames and large ones for the rest.
-const smallBuf = 2048
+// buffers, small ones for ordinary frames and large ones for the rest: a
+// message, or a super-frame read from the TAP after its virtio-net header.
+const (
+	smallBuf = 2048
+	largeBuf = gso.HeaderLen + wire.MaxMessage
+)
 
 var (
 	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
-	largePool = sync.Pool{New: func() any { b := make([]byte, wire.MaxMessage); return &b }}
+	largePool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
 )
 
-// getBuf returns a buffer of at least n bytes, n <= wire.MaxMessage.
+// getBuf returns a buffer of at least n bytes, n <= largeBuf.
 func getBuf(n int) *[]byte {
 	if n <= smallBuf {
 		return smallPool.Get().(*[]byte)
@@ -330,7 +389,7 @@ func putBuf(b *[]byte) {
 	switch len(*b) {
 	case smallBuf:
 		smallPool.Put(b)
-	case wire.MaxMessage:
+	case largeBuf:
 		largePool.Put(b)
 	}
 }

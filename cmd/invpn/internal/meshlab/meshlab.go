@@ -90,6 +90,23 @@ type Topology struct {
 	Transports map[int]string
 	// MTU is every TAP device's [tap] mtu; 0 leaves the default (1500).
 	MTU int
+	// NoOffload lists the nodes whose TAP devices have no offloads
+	// ([tap] offload = false); the others have the default (true).
+	// INVPN_E2E_OFFLOAD=off turns them off on every node of every mesh,
+	// and =mixed on the odd-numbered ones, so that the end-to-end tests
+	// can run once each way.
+	NoOffload map[int]bool
+}
+
+// offloadOff says whether node i's TAP goes without offloads.
+func (t *Topology) offloadOff(i int) bool {
+	switch os.Getenv("INVPN_E2E_OFFLOAD") {
+	case "off":
+		return true
+	case "mixed":
+		return i%2 == 1
+	}
+	return t.NoOffload[i]
 }
 
 // MetricsAddr is the address a node of Topology.Metrics serves its
@@ -373,6 +390,9 @@ address = {{.Addresses}}
 {{- if .MTU}}
 mtu = {{.MTU}}
 {{- end}}
+{{- if .NoOffload}}
+offload = false
+{{- end}}
 [log]
 level = {{.LogLevel}}
 [control]
@@ -413,6 +433,7 @@ func (m *Mesh) WriteConfigs() error {
 			"I": n.I, "Port": Port, "Init": strings.Join(seeds, ", "), "Timers": timers,
 			"Addresses": strings.Join(addrs, ", "), "LogLevel": m.topo.LogLevel, "Socket": n.Socket,
 			"Metrics": metrics, "Transports": m.topo.Transports[n.I], "MTU": m.topo.MTU,
+			"NoOffload": m.topo.offloadOff(n.I),
 		})
 		if err != nil {
 			return err
