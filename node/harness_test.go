@@ -51,15 +51,15 @@ type tnet struct {
 	// hold, when set, holds back messages it returns true for.
 	hold func(inflight) bool
 
-	tap    map[string][][]byte
+	tap map[string][][]byte
 	// offloads are the Offload fields of the frames in tap, in order.
 	offloads map[string][]gso.Meta
-	events map[string][]Event
-	health map[string][]HealthResult
-	sent   map[string][]Send // every Send by node, messages copied
-	closes map[string][]Close
-	dials  map[string][]Peer
-	floor  map[string]uint64
+	events   map[string][]Event
+	health   map[string][]HealthResult
+	sent     map[string][]Send // every Send by node, messages copied
+	closes   map[string][]Close
+	dials    map[string][]Peer
+	floor    map[string]uint64
 	// revocations are the lists each node handed up to check; trust, when
 	// set, says which to install back (the driver's signature check).
 	revocations map[string][]Revocation

@@ -70,8 +70,8 @@ func FuzzDecodeAnnounceRequest(f *testing.F) {
 	fuzzDecoder(f, TypeAnnounceRequest, DecodeAnnounceRequest)
 }
 func FuzzDecodeHeartbeat(f *testing.F)   { fuzzDecoder(f, TypeHeartbeat, DecodeHeartbeat) }
-func FuzzDecodeFeatures(f *testing.F) { fuzzDecoder(f, TypeFeatures, DecodeFeatures) }
-func FuzzDecodeGSOFrame(f *testing.F) { fuzzDecoder(f, TypeGSOFrame, DecodeGSOFrame) }
+func FuzzDecodeFeatures(f *testing.F)    { fuzzDecoder(f, TypeFeatures, DecodeFeatures) }
+func FuzzDecodeGSOFrame(f *testing.F)    { fuzzDecoder(f, TypeGSOFrame, DecodeGSOFrame) }
 func FuzzDecodeLinkFull(f *testing.F)    { fuzzDecoder(f, TypeLinkFull, DecodeLinkFull) }
 func FuzzDecodeSignatures(f *testing.F)  { fuzzDecoder(f, TypeSignatures, DecodeSignatures) }
 func FuzzDecodeCertificate(f *testing.F) { fuzzDecoder(f, TypeCertificate, DecodeCertificate) }

@@ -258,7 +258,16 @@ func parse(m Meta, frame []byte) (layout, error) {
 		return layout{}, fmt.Errorf("gso: TCP data offset %d bytes does not fit the %d-byte frame", doff, len(frame))
 	}
 	l.hdr = l.tcp + doff
-	l.payload = len(frame) - l.hdr
+	// The IP length, not the frame's, ends the packet: a short frame is
+	// padded to Ethernet's 60 bytes.
+	end := l.ip + 40 + int(binary.BigEndian.Uint16(frame[l.ip+4:]))
+	if !l.v6 {
+		end = l.ip + int(binary.BigEndian.Uint16(frame[l.ip+2:]))
+	}
+	if end > len(frame) || end < l.hdr {
+		return layout{}, fmt.Errorf("gso: IP length ends the packet at %d, outside its headers and the %d-byte frame", end, len(frame))
+	}
+	l.payload = end - l.hdr
 	return l, nil
 }
 
