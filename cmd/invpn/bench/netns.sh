@@ -32,6 +32,10 @@
 # the build or setup fails, the row is left out and the rest still runs.
 set -euo pipefail
 
+# OFFLOAD=0 runs the invpn rows with [tap] offload = false (every frame
+# MSS-sized, as before TAP offloads), for a before/after in one sitting.
+OFFLOAD_CONF=true
+[ "${OFFLOAD:-1}" = 0 ] && OFFLOAD_CONF=false
 RUNS=${1:-3}
 SECS=${2:-10}
 cd "$(dirname "$0")/../../.."
@@ -125,6 +129,7 @@ init = $2
 [tap]
 name = ${P}t$1
 address = 10.78.0.$1/24
+offload = ${OFFLOAD_CONF:-true}
 [log]
 level = warn
 [control]
