@@ -182,3 +182,29 @@ func DecodeLimitedFrame(msg []byte) (LimitedFrame, error) {
 	}
 	return LimitedFrame{Hops: msg[1], Frame: msg[2:]}, nil
 }
+
+// UnicastDst returns the destination MAC of a message that carries one
+// unicast frame hop by hop (0x80, 0x84, 0x90), without decoding the rest;
+// false for any other message or one too short to hold the MAC. It is
+// for drivers that look ahead at where a message goes (back-pressure),
+// not a check: the message may still be refused when decoded.
+func UnicastDst(msg []byte) (MAC, bool) {
+	if len(msg) == 0 {
+		return MAC{}, false
+	}
+	at := 0
+	switch Type(msg[0]) {
+	case TypeTargetedFrame:
+		at = 1
+	case TypeLimitedFrame:
+		at = 2
+	case TypeGSOFrame:
+		at = GSOFrameOverhead
+	default:
+		return MAC{}, false
+	}
+	if len(msg) < at+6 {
+		return MAC{}, false
+	}
+	return MAC(msg[at : at+6]), true
+}

@@ -32,6 +32,9 @@
 # the build or setup fails, the row is left out and the rest still runs.
 set -euo pipefail
 
+# INVPN_BIN=path runs that invpn binary instead of building this tree's
+# (an A/B against another commit in one sitting).
+#
 # OFFLOAD=0 runs the invpn rows with [tap] offload = false (every frame
 # MSS-sized, as before TAP offloads), for a before/after in one sitting.
 OFFLOAD_CONF=true
@@ -75,9 +78,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT; trap 'exit 143' TERM # exit, so cleanup runs once (EXIT)
 
-echo "== building invpn"
-go build -o "$WORK/invpn" ./cmd/invpn
-INVPN="$WORK/invpn"
+if [ -n "${INVPN_BIN:-}" ]; then
+  INVPN=$(realpath "$INVPN_BIN") # a build to compare, e.g. of another commit
+  echo "== invpn: $INVPN"
+else
+  echo "== building invpn"
+  go build -o "$WORK/invpn" ./cmd/invpn
+  INVPN="$WORK/invpn"
+fi
 
 WGGO="" # wireguard-go binary, empty when the row is skipped
 if [ "${WG:-1}" = 0 ]; then

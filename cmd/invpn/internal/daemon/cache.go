@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"log/slog"
+	"maps"
 	"net/netip"
 	"time"
 
@@ -56,12 +58,62 @@ func (c *cacheFile) due(now time.Time) bool {
 	return ok && !now.Before(at)
 }
 
-// save writes the cache now, whether or not it changed since the last save.
-func (c *cacheFile) save(now time.Time) error {
+// snapshot returns a copy of the cache to save now, whether or not it
+// changed since the last save; false when there is no cache file.
+func (c *cacheFile) snapshot(now time.Time) (peercache.State, bool) {
 	if c.path == "" {
-		return nil
+		return peercache.State{}, false
 	}
 	c.lastSave = now
 	c.dirty = false
-	return peercache.Save(c.path, c.st)
+	return peercache.State{Peers: maps.Clone(c.st.Peers), IDFloor: c.st.IDFloor}, true
+}
+
+// cacheSaver writes the loop's snapshots of the cache off the loop, so
+// that a save (two fsyncs) never holds up frames. The newest snapshot
+// replaces one not yet written: each holds the whole cache. The id floor
+// may reach the disk a little after the node asked for it; that is safe
+// because the node asks while half of its reserve (node.Config.IDReserve,
+// an hour of ids by default) is still ahead of the ids it has issued.
+type cacheSaver struct {
+	path    string
+	log     *slog.Logger
+	next    chan peercache.State // the newest snapshot not yet written
+	stopped chan struct{}        // closed when run returns
+}
+
+func newCacheSaver(path string, log *slog.Logger) *cacheSaver {
+	return &cacheSaver{path: path, log: log, next: make(chan peercache.State, 1), stopped: make(chan struct{})}
+}
+
+// offer hands the saver st, replacing a snapshot it has not taken yet.
+// Called by the loop only, so the send after the drain never blocks.
+func (s *cacheSaver) offer(st peercache.State) {
+	select {
+	case s.next <- st:
+		return
+	default:
+	}
+	select {
+	case <-s.next:
+	default:
+	}
+	s.next <- st
+}
+
+// run writes snapshots until stop; it runs in its own goroutine.
+func (s *cacheSaver) run() {
+	defer close(s.stopped)
+	for st := range s.next {
+		if err := peercache.Save(s.path, st); err != nil {
+			s.log.Error("saving the peer cache", "file", s.path, "err", err)
+		}
+	}
+}
+
+// stop writes the snapshot offered last, if not yet written, and returns
+// when run has returned. Called by the loop, once, after its last offer.
+func (s *cacheSaver) stop() {
+	close(s.next)
+	<-s.stopped
 }

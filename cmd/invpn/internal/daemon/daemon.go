@@ -2,17 +2,20 @@
 //
 // One goroutine, the loop in [Daemon.Run], owns the *node.Node and every
 // value marked "loop" below. Other goroutines only read and write: one
-// reader and one writer per link, one TAP reader, one accepter per
-// listener and one goroutine per dial in progress. They hand their results
-// to the loop over channels; the loop feeds them to the node, then carries
-// out the node's Ready (sends, closes, TAP writes, dials, cache changes,
-// health answers, events) and calls Advance. The control socket and the
-// metrics endpoint have goroutines of their own that reach the loop only
-// through the same kind of channel (see control.go).
+// reader and one writer per link, one TAP reader, one TAP writer, one
+// cache saver, one accepter per listener and one goroutine per dial in
+// progress. They hand their results to the loop over channels; the loop
+// feeds them to the node, then carries out the node's Ready (sends to the
+// link queues, closes, frames to the TAP writer, dials, cache snapshots
+// to the saver, health answers, events) and calls Advance. Nothing on the
+// loop waits for the disk or the TAP device's write. The control socket
+// and the metrics endpoint have goroutines of their own that reach the
+// loop only through the same kind of channel (see control.go).
 //
 // Data flows one way through each direction: TAP reader → loop → link queue
 // → link writer on the way out ("inside" to "outside"), link reader → loop
-// → TAP on the way in.
+// → TAP writer on the way in. Back-pressure is per link (link.go): a
+// reader holding a frame for a congested link waits for that link only.
 package daemon
 
 import (
@@ -180,8 +183,8 @@ type Daemon struct {
 	tap  tapdev.Device
 	// offload is tap as a device with offloads, nil when it has none.
 	offload tapdev.OffloadDevice
-	// segments is the loop's buffer for cutting a super-frame for a TAP
-	// device without offloads; nil until one comes.
+	// segments is the TAP writer's buffer for cutting a super-frame for a
+	// TAP device without offloads; nil until one comes.
 	segments []byte
 
 	// Owned by the loop.
@@ -192,9 +195,14 @@ type Daemon struct {
 	lastLinkID node.LinkID
 	dialing    map[wire.MAC]netip.AddrPort // dials in progress, for log lines
 	cache      cacheFile
-	queueDrops uint64       // data messages dropped at full link queues, all links
-	fc         *flowControl // shared by the loop, the link writers and the TAP reader
-	started    time.Time
+	saver      *cacheSaver // writes cache snapshots off the loop; started by Run
+	queueDrops uint64      // data messages dropped at full link queues, all links
+	// hops is where unicast frames go, for the readers' back-pressure:
+	// the loop rebuilds it when hopsStale, at most every hopRebuild.
+	hops      hopTable
+	hopsStale bool
+	hopsBuilt time.Time
+	started   time.Time
 	// routeChanges counts EventRouteChanged: the node counts failovers
 	// and withdrawals itself, not changes.
 	routeChanges uint64
@@ -221,6 +229,7 @@ type Daemon struct {
 
 	// Channels from the other goroutines to the loop.
 	in       chan inbound
+	tapOut   chan outbound // frames for the TAP writer
 	down     chan linkDown
 	dialed   chan dialResult
 	accepted chan transport.Link
@@ -243,6 +252,11 @@ type inbound struct {
 	// offload is a TAP frame's offload fields, from a device with
 	// offloads (tapdev.OffloadDevice).
 	offload gso.Meta
+	// held is the link the frame goes to, as its reader saw it, which
+	// counts weight in its load until the loop has taken the frame
+	// (back-pressure, link.go); nil when not counted.
+	held   *peerLink
+	weight int
 }
 
 type linkDown struct {
@@ -287,11 +301,11 @@ func New(opts Options) (*Daemon, error) {
 		links:     map[node.LinkID]*peerLink{},
 		dialing:   map[wire.MAC]netip.AddrPort{},
 		health:    map[uint64]*healthWait{},
-		fc:        newFlowControl(),
 		known:     newKnownAddrs(),
 		seeds:     slices.Clone(opts.Node.Seeds),
 		cert:      opts.Certificate,
 		in:        make(chan inbound, 256),
+		tapOut:    make(chan outbound, tapQueue),
 		down:      make(chan linkDown),
 		dialed:    make(chan dialResult),
 		accepted:  make(chan transport.Link),
@@ -366,8 +380,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.serve()
-	d.wg.Add(1)
+	d.saver = newCacheSaver(d.cache.path, d.log)
+	go d.saver.run()
+	d.wg.Add(2)
 	go d.readTAP()
+	go d.writeTAPFrames()
 	d.log.Info("daemon started", "mac", d.mac, "tap", d.tap.Name(), "port", d.opts.Node.Port,
 		"listeners", len(d.listeners), "seeds", len(d.opts.Node.Seeds), "cached_peers", len(d.cache.st.Peers))
 	d.notify(sdnotify.Ready + "\n" + sdnotify.Status(fmt.Sprintf("%s on %s, %d listeners", d.mac, d.tap.Name(), len(d.listeners))))
@@ -417,10 +434,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // untilDeadline returns how long the loop may wait for input: until the
-// node's next deadline or a debounced cache save.
+// node's next deadline, a debounced cache save or a debounced rebuild of
+// the hop table.
 func (d *Daemon) untilDeadline() time.Duration {
 	dl := d.node.NextDeadline()
 	if at, ok := d.cache.saveAt(); ok && (dl.IsZero() || at.Before(dl)) {
+		dl = at
+	}
+	if at := d.hopsBuilt.Add(hopRebuild); d.hopsStale && (dl.IsZero() || at.Before(dl)) {
 		dl = at
 	}
 	if dl.IsZero() {
@@ -433,7 +454,7 @@ func (d *Daemon) untilDeadline() time.Duration {
 // queued (up to inboundBatch), then processes one Ready and returns the
 // buffers.
 func (d *Daemon) receive(m inbound) {
-	var held [inboundBatch]*[]byte
+	var held [inboundBatch]inbound
 	k := 0
 	for {
 		now := time.Now()
@@ -450,7 +471,7 @@ func (d *Daemon) receive(m inbound) {
 			}
 			d.node.Receive(now, m.link, msg)
 		}
-		held[k] = m.buf
+		held[k] = m
 		k++
 		if k == len(held) {
 			break
@@ -463,8 +484,11 @@ func (d *Daemon) receive(m inbound) {
 		break
 	}
 	d.process() // the node's outputs may point into the held buffers
-	for _, b := range held[:k] {
-		putBuf(b)
+	for i := range held[:k] {
+		if pl := held[i].held; pl != nil {
+			pl.taken(held[i].weight)
+		}
+		putBuf(held[i].buf)
 	}
 }
 
@@ -473,8 +497,12 @@ func (d *Daemon) process() {
 	r := d.node.Ready()
 	// Events first: they name links that Closes below forget.
 	for i := range r.Events {
-		if r.Events[i].Kind == node.EventRouteChanged {
+		switch r.Events[i].Kind {
+		case node.EventRouteChanged:
 			d.routeChanges++
+			d.hopsStale = true
+		case node.EventRouteLearned, node.EventRouteFailover, node.EventRouteWithdrawn, node.EventRouteExpired:
+			d.hopsStale = true
 		}
 		d.logEvent(&r.Events[i])
 	}
@@ -495,9 +523,7 @@ func (d *Daemon) process() {
 		d.forgetLink(c.Link)
 	}
 	for _, f := range r.TAP {
-		if err := d.writeTAP(f); err != nil && !errors.Is(err, tapdev.ErrClosed) {
-			d.log.Warn("TAP write failed", "tap", d.tap.Name(), "len", len(f.Frame), "err", err)
-		}
+		d.queueTAP(f)
 	}
 	for _, p := range r.Dials {
 		d.dial(p)
@@ -522,9 +548,30 @@ func (d *Daemon) process() {
 	}
 	heard := d.checkRevocations(r.Revocations)
 	d.node.Advance()
+	d.rebuildHops()
 	for _, h := range heard {
 		d.installRevocation(h.list, h.from, fmt.Sprintf("link %d", h.from))
 	}
+}
+
+// rebuildHops publishes the node's next hops for the readers when they
+// changed, at most every hopRebuild.
+func (d *Daemon) rebuildHops() {
+	if !d.hopsStale {
+		return
+	}
+	now := time.Now()
+	if now.Sub(d.hopsBuilt) < hopRebuild {
+		return
+	}
+	d.hopsStale, d.hopsBuilt = false, now
+	m := make(map[wire.MAC]*peerLink, len(d.links))
+	d.node.EachNextHop(func(target wire.MAC, via node.LinkID) {
+		if pl := d.links[via]; pl != nil {
+			m[target] = pl
+		}
+	})
+	d.hops.m.Store(&m)
 }
 
 // linkUp starts a new link's goroutines and tells the node.
@@ -536,8 +583,9 @@ func (d *Daemon) linkUp(l transport.Link) {
 		return
 	}
 	d.lastLinkID++ // never reused
-	pl := newPeerLink(d.lastLinkID, l, d.opts.QueueLimit, d.fc)
+	pl := newPeerLink(d.lastLinkID, l, d.opts.QueueLimit)
 	d.links[pl.id] = pl
+	d.hopsStale = true // it may take over another link's routes
 	d.known.add(pl.addr.Addr())
 	d.wg.Add(2)
 	go d.readLink(pl)
@@ -572,6 +620,7 @@ func (d *Daemon) forgetLink(id node.LinkID) {
 	if pl := d.links[id]; pl != nil {
 		pl.close()
 		delete(d.links, id)
+		d.hopsStale = true
 		d.known.remove(pl.addr.Addr())
 	}
 }
@@ -752,15 +801,16 @@ func (d *Daemon) shutdown(why string) error {
 		d.forgetLink(id)
 	}
 	d.tap.Close()
-	d.cache.dirty = true
 	d.saveCache()
+	d.saver.stop()
 	d.wg.Wait()
 	d.log.Info("stopped")
 	return nil
 }
 
+// saveCache hands the saver a snapshot of the cache to write.
 func (d *Daemon) saveCache() {
-	if err := d.cache.save(time.Now()); err != nil {
-		d.log.Error("saving the peer cache", "file", d.cache.path, "err", err)
+	if st, ok := d.cache.snapshot(time.Now()); ok {
+		d.saver.offer(st)
 	}
 }

@@ -43,96 +43,120 @@ type peerLink struct {
 	q    node.SendQueue // the loop pushes, the writer pops
 	werr error          // why the writer stopped
 
-	fc        *flowControl
-	congested bool // guarded by mu: counted in fc.congested
-	limit     int
+	limit int
+
+	// Back-pressure (hold): load is the weight (node.Weight) of the data
+	// in q plus that of the frames readers have handed the loop for this
+	// link and the loop has not yet taken. The link is congested from the
+	// moment load reaches 3/4 of its limit until the writer brings it
+	// below 1/4; drained is closed then. congested and load are written
+	// under mu (load also by readers and the loop) and read without it.
+	load      atomic.Int64
+	congested atomic.Bool
+	episode   uint64        // guarded by mu: counts congestion episodes
+	drained   chan struct{} // guarded by mu
 
 	wake      chan struct{} // holds a token when q may be non-empty
 	closed    chan struct{} // closed by close
 	closeOnce sync.Once
 }
 
-// flowControl lets the TAP reader and the link readers wait briefly for a link queue to drain
-// instead of reading frames that would be dropped at a full queue. A link
-// is congested from the moment its queue reaches 3/4 of its limit until its
-// writer brings it below 1/4. Traffic from the host's own TCP then meets
-// the TAP device's queue (and TCP small queues) instead of losses, which
-// halve its congestion window. The wait is bounded per congestion episode
-// (maxStall), so a stuck peer holds up traffic to other peers at most that
-// long.
-type flowControl struct {
-	congested atomic.Int32  // links congested now
-	epoch     atomic.Uint64 // counts links becoming congested
+// Back-pressure is per link. A reader (the TAP reader, or a link reader
+// whose messages are relayed) looks at where the frame in its hand goes
+// (hopTable) and counts it in that link's load until the loop has taken
+// it, so that frames on their way to the loop count as well as those in
+// the link's queue. While the link is congested the reader holds the
+// frame instead of handing over one that would be dropped at the full
+// queue. The host's TCP then meets the TAP device's queue (and TCP small
+// queues) instead of losses, which halve its congestion window, and
+// frames for other links are not dropped on this one's account. A reader
+// holds a frame while the congested link's writer keeps writing, at most
+// maxHold per congestion episode, and gives up at once on a writer that
+// completed nothing for holdCheck: a stuck or slow peer then loses frames
+// rather than holding up the frames behind it, for other peers, in the
+// same reader.
+const (
+	holdCheck = 10 * time.Millisecond
+	maxHold   = 50 * time.Millisecond
+)
 
-	mu      sync.Mutex
-	drained chan struct{} // closed (and replaced) when congested drops to 0
+// holder is one reader's side of back-pressure: it remembers the
+// congestion episode it last gave up waiting for. Owned by one reader
+// goroutine.
+type holder struct {
+	timer    *time.Timer
+	gaveUp   *peerLink
+	gaveUpEp uint64
 }
 
-// maxStall is the longest a reader waits for one congestion episode.
-const maxStall = 2 * time.Millisecond
-
-func newFlowControl() *flowControl { return &flowControl{drained: make(chan struct{})} }
-
-func (fc *flowControl) enter() {
-	fc.epoch.Add(1)
-	fc.congested.Add(1)
-}
-
-func (fc *flowControl) leave() {
-	if fc.congested.Add(-1) == 0 {
-		fc.mu.Lock()
-		close(fc.drained)
-		fc.drained = make(chan struct{}) // once per episode, not per frame
-		fc.mu.Unlock()
-	}
-}
-
-// staller is one reader's side of flowControl: it remembers the episode it
-// gave up waiting for. Owned by one reader goroutine.
-type staller struct {
-	fc     *flowControl
-	timer  *time.Timer
-	gaveUp uint64
-}
-
-func newStaller(fc *flowControl) *staller {
+func newHolder() *holder {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &staller{fc: fc, timer: t}
+	return &holder{timer: t}
 }
 
-// wait returns at once unless a link is congested; then it waits until no
-// link is, for at most maxStall per episode. It returns false when done is
-// closed.
-func (s *staller) wait(done <-chan struct{}) bool {
-	if s.fc.congested.Load() == 0 {
+// hold counts a frame of weight w for pl in its load and first, while pl
+// is congested, waits until pl's queue drains, pl closes, or pl's writer
+// makes no progress, at most maxHold per episode. It returns false when
+// done is closed. The loop takes w off again (inbound.held).
+func (h *holder) hold(pl *peerLink, w int, done <-chan struct{}) bool {
+	defer pl.load.Add(int64(w))
+	if !pl.congested.Load() && pl.load.Load()+int64(w) < int64(pl.high()) {
 		return true
 	}
-	ep := s.fc.epoch.Load()
-	if ep == s.gaveUp {
+	pl.mu.Lock()
+	if pl.load.Load()+int64(w) >= int64(pl.high()) {
+		pl.congest()
+	}
+	ep, drained, congested := pl.episode, pl.drained, pl.congested.Load()
+	pl.mu.Unlock()
+	if !congested || (h.gaveUp == pl && h.gaveUpEp == ep) {
 		return true
 	}
-	s.fc.mu.Lock()
-	ch := s.fc.drained
-	s.fc.mu.Unlock()
-	if s.fc.congested.Load() == 0 {
-		return true
+	defer h.timer.Stop()
+	writes := pl.writes.Load()
+	for waited := holdCheck; ; waited += holdCheck {
+		h.timer.Reset(holdCheck)
+		select {
+		case <-drained:
+			return true
+		case <-pl.closed:
+			return true
+		case <-done:
+			return false
+		case <-h.timer.C:
+		}
+		w := pl.writes.Load()
+		if w == writes || waited >= maxHold {
+			h.gaveUp, h.gaveUpEp = pl, ep
+			return true
+		}
+		writes = w
 	}
-	s.timer.Reset(maxStall)
-	defer s.timer.Stop()
-	select {
-	case <-ch:
-	case <-s.timer.C:
-		s.gaveUp = ep
-	case <-done:
-		return false
-	}
-	return true
 }
 
-func newPeerLink(id node.LinkID, l transport.Link, limit int, fc *flowControl) *peerLink {
+// hopTable maps unicast destinations to the links their frames leave by,
+// for the readers' back-pressure. The loop publishes a new map when
+// routes or links change (at most every hopRebuild); readers only load
+// it. A stale entry costs at most a hold on the wrong link.
+type hopTable struct {
+	m atomic.Pointer[map[wire.MAC]*peerLink]
+}
+
+// hopRebuild is the least time between two rebuilds of the hop table.
+const hopRebuild = 50 * time.Millisecond
+
+// link returns the link frames to dst leave by, nil if unknown.
+func (t *hopTable) link(dst wire.MAC) *peerLink {
+	if m := t.m.Load(); m != nil {
+		return (*m)[dst]
+	}
+	return nil
+}
+
+func newPeerLink(id node.LinkID, l transport.Link, limit int) *peerLink {
 	pl := &peerLink{
-		id: id, link: l, peer: l.Peer(), addr: l.RemoteAddr(), fc: fc, limit: limit,
+		id: id, link: l, peer: l.Peer(), addr: l.RemoteAddr(), limit: limit,
 		wake: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
 	pl.q.DataLimit = limit
@@ -143,10 +167,10 @@ func newPeerLink(id node.LinkID, l transport.Link, limit int, fc *flowControl) *
 // queue is full (node.SendQueue).
 func (pl *peerLink) push(s node.Send) bool {
 	pl.mu.Lock()
+	before := pl.q.Data()
 	ok := pl.q.Push(s)
-	if !pl.congested && pl.q.Data() >= pl.limit*3/4 {
-		pl.congested = true
-		pl.fc.enter()
+	if pl.load.Add(int64(pl.q.Data()-before)) >= int64(pl.high()) {
+		pl.congest()
 	}
 	pl.mu.Unlock()
 	if ok {
@@ -156,6 +180,43 @@ func (pl *peerLink) push(s node.Send) bool {
 		}
 	}
 	return ok
+}
+
+// high and low are the loads at which the link becomes congested and
+// stops being so.
+func (pl *peerLink) high() int { return pl.limit * 3 / 4 }
+func (pl *peerLink) low() int  { return pl.limit / 4 }
+
+// congest starts a congestion episode, unless one is on. Called with mu
+// held.
+func (pl *peerLink) congest() {
+	if !pl.congested.Load() {
+		pl.episode++
+		pl.drained = make(chan struct{})
+		pl.congested.Store(true)
+	}
+}
+
+// taken takes a frame of weight w that a reader counted off the load,
+// once the loop has handed it to the node, and ends the congestion
+// episode if that brings the load below low (the frame may have gone
+// nowhere, so the writer would not see it).
+func (pl *peerLink) taken(w int) {
+	if pl.load.Add(-int64(w)) < int64(pl.low()) && pl.congested.Load() {
+		pl.mu.Lock()
+		if pl.load.Load() < int64(pl.low()) {
+			pl.drain()
+		}
+		pl.mu.Unlock()
+	}
+}
+
+// drain ends a congestion episode, if one is on. Called with mu held.
+func (pl *peerLink) drain() {
+	if pl.congested.Load() {
+		pl.congested.Store(false)
+		close(pl.drained)
+	}
 }
 
 func (pl *peerLink) queued() int {
@@ -175,10 +236,7 @@ func (pl *peerLink) close() {
 	pl.closeOnce.Do(func() {
 		close(pl.closed)
 		pl.mu.Lock()
-		if pl.congested {
-			pl.congested = false
-			pl.fc.leave()
-		}
+		pl.drain()
 		pl.mu.Unlock()
 		pl.link.Close()
 	})
@@ -188,11 +246,8 @@ func (pl *peerLink) close() {
 // a pooled buffer for the loop and reports the end of the link.
 func (d *Daemon) readLink(pl *peerLink) {
 	defer d.wg.Done()
-	st := newStaller(d.fc)
+	h := newHolder()
 	for {
-		if !st.wait(d.done) {
-			return
-		}
 		msg, err := pl.link.ReadMessage()
 		if err != nil {
 			select {
@@ -201,12 +256,21 @@ func (d *Daemon) readLink(pl *peerLink) {
 			}
 			return
 		}
-		b := getBuf(len(msg))
-		n := copy(*b, msg)
+		m := inbound{link: pl.id}
+		if dst, ok := wire.UnicastDst(msg); ok {
+			if m.held = d.hops.link(dst); m.held != nil {
+				m.weight = node.Weight(msg)
+				if !h.hold(m.held, m.weight, d.done) {
+					return
+				}
+			}
+		}
+		m.buf = getBuf(len(msg))
+		m.n = copy(*m.buf, msg)
 		select {
-		case d.in <- inbound{link: pl.id, buf: b, n: n}:
+		case d.in <- m:
 		case <-d.done:
-			putBuf(b)
+			putBuf(m.buf)
 			return
 		}
 	}
@@ -226,6 +290,7 @@ func (d *Daemon) writeLink(pl *peerLink) {
 		for {
 			size := 0
 			pl.mu.Lock()
+			before := pl.q.Data()
 			for len(batch) < maxBatchMsgs && size < maxBatchBytes {
 				b, ok := pl.q.Pop()
 				if !ok {
@@ -234,6 +299,7 @@ func (d *Daemon) writeLink(pl *peerLink) {
 				batch = append(batch, b)
 				size += len(b) + 2
 			}
+			popped := before - pl.q.Data()
 			pl.mu.Unlock()
 			if len(batch) == 0 {
 				break
@@ -251,9 +317,8 @@ func (d *Daemon) writeLink(pl *peerLink) {
 			if err != nil && pl.werr == nil {
 				pl.werr = err
 			}
-			if pl.congested && pl.q.Data() < pl.limit/4 {
-				pl.congested = false
-				pl.fc.leave()
+			if pl.load.Add(-int64(popped)) < int64(pl.low()) {
+				pl.drain()
 			}
 			pl.mu.Unlock()
 			clear(batch)
@@ -272,11 +337,8 @@ func (d *Daemon) readTAP() {
 	defer d.wg.Done()
 	size := d.tap.MTU() + tapdev.EthernetHeaderLen + 8 // room for two VLAN tags
 	var backoff time.Duration
-	st := newStaller(d.fc)
+	h := newHolder()
 	for {
-		if !st.wait(d.done) {
-			return
-		}
 		m, err := d.readTAPFrame(size)
 		if err != nil {
 			if errors.Is(err, tapdev.ErrClosed) {
@@ -301,6 +363,19 @@ func (d *Daemon) readTAP() {
 			continue
 		}
 		backoff = 0
+		if m.n < 6 {
+			putBuf(m.buf)
+			continue // a runt: the node would drop it
+		}
+		if dst := wire.MAC((*m.buf)[m.off:]); !dst.IsGroup() {
+			if m.held = d.hops.link(dst); m.held != nil {
+				m.weight = node.Weight((*m.buf)[m.off : m.off+m.n])
+				if !h.hold(m.held, m.weight, d.done) {
+					putBuf(m.buf)
+					return
+				}
+			}
+		}
 		select {
 		case d.in <- m:
 		case <-d.done:
@@ -337,6 +412,50 @@ func (d *Daemon) readTAPFrame(size int) (inbound, error) {
 		return inbound{buf: sb, n: n, offload: m}, nil
 	}
 	return inbound{buf: b, off: gso.HeaderLen, n: n, offload: m}, nil
+}
+
+// tapQueue is how many frames wait for the TAP writer; the loop waits
+// when they are all taken (the TAP device is the one way in for every
+// frame, so there is nothing to pass ahead meanwhile).
+const tapQueue = 64
+
+// outbound is a frame for the TAP writer in a pooled buffer, which the
+// writer returns.
+type outbound struct {
+	buf     *[]byte
+	n       int
+	offload gso.Meta
+}
+
+// queueTAP copies one of the node's frames for the TAP writer. Called by
+// the loop.
+func (d *Daemon) queueTAP(f node.TAPFrame) {
+	b := getBuf(len(f.Frame))
+	n := copy(*b, f.Frame)
+	select {
+	case d.tapOut <- outbound{buf: b, n: n, offload: f.Offload}:
+	case <-d.done:
+		putBuf(b)
+	}
+}
+
+// writeTAPFrames runs in its own goroutine: it writes the loop's frames
+// to the TAP device until the daemon stops, so that a TAP write (which
+// takes the frame up the host's stack) never holds up the loop.
+func (d *Daemon) writeTAPFrames() {
+	defer d.wg.Done()
+	for {
+		select {
+		case f := <-d.tapOut:
+			err := d.writeTAP(node.TAPFrame{Frame: (*f.buf)[:f.n], Offload: f.offload})
+			if err != nil && !errors.Is(err, tapdev.ErrClosed) {
+				d.log.Warn("TAP write failed", "tap", d.tap.Name(), "len", f.n, "err", err)
+			}
+			putBuf(f.buf)
+		case <-d.done:
+			return
+		}
+	}
 }
 
 // writeTAP writes one of the node's frames to the TAP device: a
