@@ -12,7 +12,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/invpn/invpn/wire/gso"
 	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -170,7 +169,7 @@ func (t *TAP) ReadFrame(buf []byte) (int, error) {
 // WriteFrame implements Device.
 func (t *TAP) WriteFrame(frame []byte) error {
 	if t.offload {
-		return t.WriteOffload(gso.Meta{}, frame)
+		return t.writeFrameOffload(frame)
 	}
 	n, err := t.file.Write(frame)
 	if err != nil {

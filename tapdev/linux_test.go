@@ -526,7 +526,7 @@ func forward(t *testing.T, from, to *TAP, supers *atomic.Int64, done chan struct
 		}
 		switch {
 		case to.Offloads():
-			err = to.WriteOffload(m, frame)
+			err = to.WriteOffload(m, buf[:gso.HeaderLen+n]) // the header read is the headroom
 		case m.IsGSO():
 			err = gso.Segment(m, frame, scratch, func(seg []byte) {
 				if werr := to.WriteFrame(seg); werr != nil && err == nil {

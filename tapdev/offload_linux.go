@@ -116,30 +116,46 @@ func (t *TAP) readFrameOffload(buf []byte) (int, error) {
 	return copy(buf, frame), nil
 }
 
-// WriteOffload implements OffloadDevice. A device without offloads takes
-// only ordinary frames with complete checksums: m must be zero.
-func (t *TAP) WriteOffload(m gso.Meta, frame []byte) error {
+// WriteOffload implements OffloadDevice: it puts the header into pkt's
+// headroom and writes header and frame in one write(2). A device without
+// offloads takes only ordinary frames with complete checksums: m must be
+// zero.
+func (t *TAP) WriteOffload(m gso.Meta, pkt []byte) error {
+	if len(pkt) < gso.HeaderLen {
+		return fmt.Errorf("tapdev: write to %s: %d bytes, no room for the %d-byte virtio-net header", t.name, len(pkt), gso.HeaderLen)
+	}
 	if !t.offload {
 		if m != (gso.Meta{}) {
 			return fmt.Errorf("tapdev: write to %s: offload fields on a device without offloads", t.name)
 		}
-		return t.WriteFrame(frame)
+		return t.WriteFrame(pkt[gso.HeaderLen:])
 	}
+	m.PutHeader(pkt)
+	return t.writeOffload(pkt)
+}
+
+// writeFrameOffload is WriteFrame on a device with offloads: the frame
+// goes after a zero header in the device's own buffer. The copy costs
+// less than the syscall it rides with.
+func (t *TAP) writeFrameOffload(frame []byte) error {
 	if len(frame) > len(t.wbuf)-gso.HeaderLen {
 		return fmt.Errorf("tapdev: write to %s: %d-byte frame, longer than %d: %w", t.name, len(frame), len(t.wbuf)-gso.HeaderLen, io.ErrShortWrite)
 	}
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	// One write(2) per frame: the kernel takes the header and the frame
-	// together. The copy costs less than the syscall it rides with.
-	m.PutHeader(t.wbuf)
+	(gso.Meta{}).PutHeader(t.wbuf)
 	n := copy(t.wbuf[gso.HeaderLen:], frame)
-	w, err := t.file.Write(t.wbuf[:gso.HeaderLen+n])
+	return t.writeOffload(t.wbuf[:gso.HeaderLen+n])
+}
+
+// writeOffload writes a virtio-net header and its frame.
+func (t *TAP) writeOffload(pkt []byte) error {
+	w, err := t.file.Write(pkt)
 	if err != nil {
 		return t.ioError("write to", err)
 	}
-	if w != gso.HeaderLen+n {
-		return fmt.Errorf("tapdev: write to %s: %d of %d bytes: %w", t.name, w, gso.HeaderLen+n, io.ErrShortWrite)
+	if w != len(pkt) {
+		return fmt.Errorf("tapdev: write to %s: %d of %d bytes: %w", t.name, w, len(pkt), io.ErrShortWrite)
 	}
 	return nil
 }

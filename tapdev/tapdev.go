@@ -75,8 +75,11 @@ type OffloadDevice interface {
 	// header is not understood is lost with an error wrapping ErrFrameLost.
 	ReadOffload(buf []byte) (int, gso.Meta, error)
 	// WriteOffload delivers one frame with offload fields m (zero for an
-	// ordinary frame with complete checksums). The frame is not retained.
-	WriteOffload(m gso.Meta, frame []byte) error
+	// ordinary frame with complete checksums). pkt is the frame after
+	// gso.HeaderLen bytes of headroom, into which the device writes the
+	// virtio-net header (the mirror of ReadOffload's buf), so that header
+	// and frame go out together without a copy. pkt is not retained.
+	WriteOffload(m gso.Meta, pkt []byte) error
 }
 
 // ErrFrameLost is wrapped by read errors that lost one frame and leave

@@ -92,6 +92,17 @@ type Link interface {
 	Close() error
 }
 
+// IntoReader is a Link that can read a message into the caller's buffer
+// instead of its own, saving a copy for a caller that keeps messages in
+// pooled buffers (the daemon's link readers).
+type IntoReader interface {
+	Link
+	// ReadMessageInto is ReadMessage into buf, which must hold
+	// wire.MaxMessage bytes; it returns the message's length. buf is not
+	// retained.
+	ReadMessageInto(buf []byte) (int, error)
+}
+
 // CertifiedLink is a Link that shows the certificate its peer
 // authenticated with, so that the daemon can close the links of members
 // whose certificates are revoked later.

@@ -29,27 +29,62 @@ func NewReader(r io.Reader) *Reader { return &Reader{r: r} }
 // length returns an error wrapping ErrZeroLength. Next does not interpret
 // the type byte: unknown types are returned like known ones.
 func (r *Reader) Next() ([]byte, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
-		if err == io.ErrUnexpectedEOF {
-			return nil, fmt.Errorf("wire: read length prefix: %w", err)
-		}
+	n, err := r.length()
+	if err != nil {
 		return nil, err
-	}
-	n := int(binary.BigEndian.Uint16(r.hdr[:]))
-	if n == 0 {
-		return nil, fmt.Errorf("wire: read frame: %w", ErrZeroLength)
 	}
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
 	}
 	msg := r.buf[:n]
+	if err := r.body(msg); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// NextInto is Next reading the message into buf, which must hold
+// MaxMessage bytes, instead of the Reader's own buffer: it saves a copy
+// for a caller that keeps messages in buffers of its own. It returns the
+// message's length.
+func (r *Reader) NextInto(buf []byte) (int, error) {
+	if len(buf) < MaxMessage {
+		return 0, fmt.Errorf("wire: read into a %d-byte buffer, want %d", len(buf), MaxMessage)
+	}
+	n, err := r.length()
+	if err != nil {
+		return 0, err
+	}
+	if err := r.body(buf[:n]); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// length reads a length prefix.
+func (r *Reader) length() (int, error) {
+	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return 0, fmt.Errorf("wire: read length prefix: %w", err)
+		}
+		return 0, err
+	}
+	n := int(binary.BigEndian.Uint16(r.hdr[:]))
+	if n == 0 {
+		return 0, fmt.Errorf("wire: read frame: %w", ErrZeroLength)
+	}
+	return n, nil
+}
+
+// body reads the len(msg) bytes of a message whose prefix was read.
+func (r *Reader) body(msg []byte) error {
 	if _, err := io.ReadFull(r.r, msg); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("wire: read %d-byte message: %w", n, err)
+		return fmt.Errorf("wire: read %d-byte message: %w", len(msg), err)
 	}
-	return msg, nil
+	return nil
 }
 
 // AppendFrame appends msg (type byte and body) to dst, preceded by its

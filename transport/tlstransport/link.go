@@ -1,7 +1,6 @@
 package tlstransport
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -20,8 +19,6 @@ import (
 const Name = "tls"
 
 const (
-	// readBufferSize holds two full TLS records.
-	readBufferSize = 32 << 10
 	// maxRetainedWriteBuffer caps the batch buffer a link keeps between
 	// writes; a larger batch's buffer is dropped after use.
 	maxRetainedWriteBuffer = 256 << 10
@@ -45,7 +42,10 @@ type link struct {
 	closeErr  error
 }
 
-var _ transport.CertifiedLink = (*link)(nil)
+var (
+	_ transport.CertifiedLink = (*link)(nil)
+	_ transport.IntoReader    = (*link)(nil)
+)
 
 // newLink wraps a conn whose handshake is complete and verified; raw is
 // the TCP connection under it.
@@ -66,7 +66,9 @@ func newLink(conn *tls.Conn, raw net.Conn, dialed bool) (*link, error) {
 		remote:   addrPort(conn.RemoteAddr()),
 		dialed:   dialed,
 		extended: cs.NegotiatedProtocol == transport.ProtocolName,
-		r:        wire.NewReader(bufio.NewReaderSize(conn, readBufferSize)),
+		// No bufio: tls.Conn keeps the decrypted record and reads the
+		// socket in large chunks, so another buffer would only add a copy.
+		r: wire.NewReader(conn),
 	}, nil
 }
 
@@ -99,6 +101,18 @@ func (l *link) ReadMessage() ([]byte, error) {
 		return nil, fmt.Errorf("tlstransport: read from %s at %s: %w", l.peer, l.remote, err)
 	}
 	return msg, nil
+}
+
+// ReadMessageInto is ReadMessage into buf (transport.IntoReader).
+func (l *link) ReadMessageInto(buf []byte) (int, error) {
+	n, err := l.r.NextInto(buf)
+	if err != nil {
+		if err == io.EOF || l.closed.Load() {
+			return 0, io.EOF
+		}
+		return 0, fmt.Errorf("tlstransport: read from %s at %s: %w", l.peer, l.remote, err)
+	}
+	return n, nil
 }
 
 // WriteMessage frames msg and writes it in one Write.

@@ -56,6 +56,33 @@ func TestLinkPair(t *testing.T, newPair func(t *testing.T) (dialed, accepted tra
 			expectMessage(t, a, m)
 		}
 	})
+	t.Run("ReadInto", func(t *testing.T) {
+		a, b := newPair(t)
+		defer closeBoth(a, b)
+		ir, ok := b.(transport.IntoReader)
+		if !ok {
+			t.Skipf("%s links read only into their own buffers", b.Transport())
+		}
+		big := bytes.Repeat([]byte{0x01, 4, 5, 6}, wire.MaxMessage/4+1)[:wire.MaxMessage]
+		msgs := [][]byte{{0x01, 1}, big, {0x02, 2, 2}}
+		for _, m := range msgs {
+			mustWrite(t, a, m)
+		}
+		buf := make([]byte, wire.MaxMessage)
+		for i, m := range msgs {
+			if i == 2 { // the two ways mix on one link
+				expectMessage(t, b, m)
+				continue
+			}
+			n, err := ir.ReadMessageInto(buf)
+			if err != nil || !bytes.Equal(buf[:n], m) {
+				t.Fatalf("ReadMessageInto = % x (len %d), %v; want % x (len %d)", head(buf[:n]), n, err, head(m), len(m))
+			}
+		}
+		if _, err := ir.ReadMessageInto(buf[:wire.MaxMessage-1]); err == nil {
+			t.Error("ReadMessageInto a buffer shorter than wire.MaxMessage succeeded")
+		}
+	})
 	t.Run("Batch", func(t *testing.T) {
 		a, b := newPair(t)
 		defer closeBoth(a, b)

@@ -145,3 +145,26 @@ func TestBackPressureStuckLinkHoldsUpNoOther(t *testing.T) {
 		}
 	})
 }
+
+func TestWithin(t *testing.T) {
+	buf := make([]byte, 2048)
+	other := make([]byte, 2048)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		off  int
+		ok   bool
+	}{
+		{"a reslice", buf[10:20], 10, true},
+		{"the whole buffer", buf, 0, true},
+		{"at the end", buf[2048:], 0, false}, // empty: no element to compare
+		{"capped short", buf[10:20:30], 0, false},
+		{"another buffer", other[10:20], 0, false},
+		{"nil", nil, 0, false},
+	} {
+		off, ok := within(buf, tc.b)
+		if ok != tc.ok || off != tc.off {
+			t.Errorf("%s: within = %d, %v; want %d, %v", tc.name, off, ok, tc.off, tc.ok)
+		}
+	}
+}

@@ -229,6 +229,7 @@ type Daemon struct {
 
 	// Channels from the other goroutines to the loop.
 	in       chan inbound
+	held     []inbound // the inputs whose Ready the loop is processing
 	tapOut   chan outbound // frames for the TAP writer
 	down     chan linkDown
 	dialed   chan dialResult
@@ -483,12 +484,16 @@ func (d *Daemon) receive(m inbound) {
 		}
 		break
 	}
+	d.held = held[:k]
 	d.process() // the node's outputs may point into the held buffers
+	d.held = nil
 	for i := range held[:k] {
 		if pl := held[i].held; pl != nil {
 			pl.taken(held[i].weight)
 		}
-		putBuf(held[i].buf)
+		if held[i].buf != nil { // not taken over by the TAP writer
+			putBuf(held[i].buf)
+		}
 	}
 }
 

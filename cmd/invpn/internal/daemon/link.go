@@ -242,13 +242,15 @@ func (pl *peerLink) close() {
 	})
 }
 
-// readLink runs in its own goroutine per link: it copies each message into
-// a pooled buffer for the loop and reports the end of the link.
+// readLink runs in its own goroutine per link: it reads each message into
+// a pooled buffer for the loop, at linkHeadroom, and reports the end of
+// the link.
 func (d *Daemon) readLink(pl *peerLink) {
 	defer d.wg.Done()
 	h := newHolder()
+	into, _ := pl.link.(transport.IntoReader)
 	for {
-		msg, err := pl.link.ReadMessage()
+		m, err := readMessage(pl.link, into)
 		if err != nil {
 			select {
 			case d.down <- linkDown{link: pl.id, err: err}:
@@ -256,17 +258,17 @@ func (d *Daemon) readLink(pl *peerLink) {
 			}
 			return
 		}
-		m := inbound{link: pl.id}
+		m.link = pl.id
+		msg := (*m.buf)[m.off : m.off+m.n]
 		if dst, ok := wire.UnicastDst(msg); ok {
 			if m.held = d.hops.link(dst); m.held != nil {
 				m.weight = node.Weight(msg)
 				if !h.hold(m.held, m.weight, d.done) {
+					putBuf(m.buf)
 					return
 				}
 			}
 		}
-		m.buf = getBuf(len(msg))
-		m.n = copy(*m.buf, msg)
 		select {
 		case d.in <- m:
 		case <-d.done:
@@ -274,6 +276,40 @@ func (d *Daemon) readLink(pl *peerLink) {
 			return
 		}
 	}
+}
+
+// linkHeadroom is where a link reader puts a message in its buffer: with
+// the 2 bytes of a 0x84's type and hops, the room before its frame holds
+// a virtio-net header, which the TAP writer then puts there in place.
+const linkHeadroom = gso.HeaderLen - 2
+
+// readMessage reads one message from l into a pooled buffer at
+// linkHeadroom: straight into a large buffer from a link that can
+// (into), moved to a small one when it fits so that messages waiting for
+// the loop hold little memory; otherwise copied out of the link's own
+// buffer.
+func readMessage(l transport.Link, into transport.IntoReader) (inbound, error) {
+	if into == nil {
+		msg, err := l.ReadMessage()
+		if err != nil {
+			return inbound{}, err
+		}
+		b := getBuf(linkHeadroom + len(msg))
+		return inbound{buf: b, off: linkHeadroom, n: copy((*b)[linkHeadroom:], msg)}, nil
+	}
+	b := getBuf(largeBuf)
+	n, err := into.ReadMessageInto((*b)[linkHeadroom:])
+	if err != nil {
+		putBuf(b)
+		return inbound{}, err
+	}
+	if linkHeadroom+n <= smallBuf {
+		sb := getBuf(linkHeadroom + n)
+		copy((*sb)[linkHeadroom:], (*b)[linkHeadroom:linkHeadroom+n])
+		putBuf(b)
+		b = sb
+	}
+	return inbound{buf: b, off: linkHeadroom, n: n}, nil
 }
 
 // writeLink runs in its own goroutine per link: it drains the link's queue
@@ -420,23 +456,51 @@ func (d *Daemon) readTAPFrame(size int) (inbound, error) {
 const tapQueue = 64
 
 // outbound is a frame for the TAP writer in a pooled buffer, which the
-// writer returns.
+// writer returns: the frame is (*buf)[off:off+n], and off is at least
+// gso.HeaderLen, room for a virtio-net header in place.
 type outbound struct {
 	buf     *[]byte
-	n       int
+	off, n  int
 	offload gso.Meta
 }
 
-// queueTAP copies one of the node's frames for the TAP writer. Called by
-// the loop.
+// queueTAP hands one of the node's frames to the TAP writer. A frame in
+// the buffer of one of the inputs being processed (d.held), with room
+// for a header before it, goes in that buffer, which the writer then
+// owns; any other is copied. Called by the loop.
 func (d *Daemon) queueTAP(f node.TAPFrame) {
-	b := getBuf(len(f.Frame))
-	n := copy(*b, f.Frame)
-	select {
-	case d.tapOut <- outbound{buf: b, n: n, offload: f.Offload}:
-	case <-d.done:
-		putBuf(b)
+	o := outbound{n: len(f.Frame), offload: f.Offload}
+	for i := range d.held {
+		if in := &d.held[i]; in.buf != nil {
+			if off, ok := within(*in.buf, f.Frame); ok && off >= gso.HeaderLen {
+				o.buf, o.off, in.buf = in.buf, off, nil
+				break
+			}
+		}
 	}
+	if o.buf == nil {
+		o.buf, o.off = getBuf(gso.HeaderLen+len(f.Frame)), gso.HeaderLen
+		copy((*o.buf)[o.off:], f.Frame)
+	}
+	select {
+	case d.tapOut <- o:
+	case <-d.done:
+		putBuf(o.buf)
+	}
+}
+
+// within reports whether b is a slice of buf's array that ends where
+// buf's does (a plain reslice, as the node makes of a message it
+// decodes), and where in buf it starts.
+func within(buf, b []byte) (int, bool) {
+	if cap(b) == 0 || cap(b) > cap(buf) {
+		return 0, false
+	}
+	full, part := buf[:cap(buf)], b[:cap(b)]
+	if &full[len(full)-1] != &part[len(part)-1] {
+		return 0, false
+	}
+	return cap(buf) - cap(b), true
 }
 
 // writeTAPFrames runs in its own goroutine: it writes the loop's frames
@@ -446,12 +510,11 @@ func (d *Daemon) writeTAPFrames() {
 	defer d.wg.Done()
 	for {
 		select {
-		case f := <-d.tapOut:
-			err := d.writeTAP(node.TAPFrame{Frame: (*f.buf)[:f.n], Offload: f.offload})
-			if err != nil && !errors.Is(err, tapdev.ErrClosed) {
-				d.log.Warn("TAP write failed", "tap", d.tap.Name(), "len", f.n, "err", err)
+		case o := <-d.tapOut:
+			if err := d.writeTAP(o); err != nil && !errors.Is(err, tapdev.ErrClosed) {
+				d.log.Warn("TAP write failed", "tap", d.tap.Name(), "len", o.n, "err", err)
 			}
-			putBuf(f.buf)
+			putBuf(o.buf)
 		case <-d.done:
 			return
 		}
@@ -461,24 +524,25 @@ func (d *Daemon) writeTAPFrames() {
 // writeTAP writes one of the node's frames to the TAP device: a
 // super-frame whole to a device with offloads, cut into ordinary frames
 // for one without.
-func (d *Daemon) writeTAP(f node.TAPFrame) error {
+func (d *Daemon) writeTAP(o outbound) error {
+	frame := (*o.buf)[o.off : o.off+o.n]
 	if d.offload != nil {
-		return d.offload.WriteOffload(f.Offload, f.Frame)
+		return d.offload.WriteOffload(o.offload, (*o.buf)[o.off-gso.HeaderLen:o.off+o.n])
 	}
-	if !f.Offload.IsGSO() {
-		return d.tap.WriteFrame(f.Frame)
+	if !o.offload.IsGSO() {
+		return d.tap.WriteFrame(frame)
 	}
 	if d.segments == nil {
 		d.segments = make([]byte, wire.MaxMessage)
 	}
 	var werr error
-	err := gso.Segment(f.Offload, f.Frame, d.segments, func(seg []byte) {
+	err := gso.Segment(o.offload, frame, d.segments, func(seg []byte) {
 		if err := d.tap.WriteFrame(seg); err != nil && werr == nil {
 			werr = err
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("cut a %d-byte super-frame: %w", len(f.Frame), err)
+		return fmt.Errorf("cut a %d-byte super-frame: %w", len(frame), err)
 	}
 	return werr
 }
