@@ -229,7 +229,7 @@ type Daemon struct {
 
 	// Channels from the other goroutines to the loop.
 	in       chan inbound
-	held     []inbound // the inputs whose Ready the loop is processing
+	held     []inbound     // the inputs whose Ready the loop is processing
 	tapOut   chan outbound // frames for the TAP writer
 	down     chan linkDown
 	dialed   chan dialResult
