@@ -43,7 +43,9 @@ type LinkDown struct {
 }
 
 // Receive hands the node a message (type byte and body, no length prefix)
-// that arrived on Link. Msg must stay valid until Advance.
+// that arrived on Link. Msg must stay valid until Advance, and the node
+// may rewrite it in place: a relayed 0x90 leaves as Msg itself, with its
+// hops byte decremented.
 type Receive struct {
 	Link LinkID
 	Msg  []byte

@@ -38,8 +38,12 @@ func (n *Node) receiveFeatures(l *link, msg []byte) {
 // OffloadFromTAP is FrameFromTAP for a frame the TAP device handed over
 // with its offload fields: a frame with a partial checksum has it
 // completed in place and goes on as any frame; a TCP super-frame is
-// routed whole. frame is the caller's until the next Advance.
-func (n *Node) OffloadFromTAP(now time.Time, m gso.Meta, frame []byte) {
+// routed whole. The frame is buf[at:]; the node may write into buf[:at],
+// and with at >= wire.GSOFrameOverhead it builds a 0x90 there, around
+// the frame, instead of copying the frame (the Send's Msg is then a
+// slice of buf). buf is the caller's until the next Advance.
+func (n *Node) OffloadFromTAP(now time.Time, m gso.Meta, buf []byte, at int) {
+	frame := buf[at:]
 	if !m.IsGSO() {
 		if m.NeedsCsum {
 			if err := gso.Complete(m, frame); err != nil {
@@ -72,11 +76,24 @@ func (n *Node) OffloadFromTAP(now time.Time, m gso.Meta, frame []byte) {
 		n.drop(DropNoRoute, dst)
 		return
 	}
+	if at >= wire.GSOFrameOverhead && n.takesGSO(l, frame) {
+		msg := buf[at-wire.GSOFrameOverhead:]
+		(&wire.GSOFrame{Hops: n.cfg.HopLimit, Offload: m}).PutHeader(msg)
+		n.stats.GSOOut++
+		n.send(l, msg, false)
+		return
+	}
 	n.sendGSO(l, m, frame, n.cfg.HopLimit)
 }
 
-// receiveGSO handles 0x90: delivered whole, relayed whole, or cut for a
-// next hop that takes no 0x90.
+// takesGSO reports whether frame can go to l as one 0x90.
+func (n *Node) takesGSO(l *link, frame []byte) bool {
+	return l.extended && l.features&wire.FeatureGSO != 0 && len(frame)+wire.GSOFrameOverhead <= wire.MaxMessage
+}
+
+// receiveGSO handles 0x90: delivered whole, relayed whole (msg itself,
+// its hops byte rewritten in place), or cut for a next hop that takes no
+// 0x90.
 func (n *Node) receiveGSO(l *link, msg []byte) {
 	m, err := wire.DecodeGSOFrame(msg)
 	if err != nil {
@@ -95,6 +112,13 @@ func (n *Node) receiveGSO(l *link, msg []byte) {
 		return
 	}
 	n.stats.Forwarded++
+	if n.takesGSO(next, m.Frame) {
+		// Relayed as it came, with one hop less: msg[1] is its hops.
+		msg[1] = m.Hops - 1
+		n.stats.GSOOut++
+		n.send(next, msg, false)
+		return
+	}
 	n.sendGSO(next, m.Offload, m.Frame, m.Hops-1)
 }
 
@@ -104,7 +128,7 @@ func (n *Node) receiveGSO(l *link, msg []byte) {
 // it came from a host's TAP device (ours or a relayed one), so it is
 // not the link's fault.
 func (n *Node) sendGSO(l *link, m gso.Meta, frame []byte, hops uint8) {
-	if l.extended && l.features&wire.FeatureGSO != 0 && len(frame)+wire.GSOFrameOverhead <= wire.MaxMessage {
+	if n.takesGSO(l, frame) {
 		n.stats.GSOOut++
 		start, msg := len(n.arena), wire.GSOFrame{Hops: hops, Offload: m, Frame: frame}
 		n.arena = msg.Append(n.arena)

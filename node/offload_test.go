@@ -77,7 +77,7 @@ func TestGSOFramesCrossWhole(t *testing.T) {
 	tn.run()
 	tn.reset()
 	m, f := superFrame(macOf("c"), macOf("a"), 3000, 1000)
-	tn.nodes["a"].OffloadFromTAP(tn.now, m, f)
+	tn.nodes["a"].OffloadFromTAP(tn.now, m, f, 0)
 	tn.collect("a")
 	tn.run()
 	if got := typesSent(tn, "a", "b"); len(got) != 1 || got[0] != wire.TypeGSOFrame {
@@ -92,6 +92,47 @@ func TestGSOFramesCrossWhole(t *testing.T) {
 	if s := tn.nodes["b"].Stats(); s.GSOIn != 1 || s.GSOOut != 1 || s.Segmented != 0 {
 		t.Errorf("b's stats: in %d out %d cut %d, want 1 1 0", s.GSOIn, s.GSOOut, s.Segmented)
 	}
+}
+
+// TestGSOFrameBuiltInPlace: with room before the frame, the 0x90 is built
+// there, around the frame, not copied; the relay passes the message it
+// received on with one hop less; c's TAP gets the super-frame whole.
+func TestGSOFrameBuiltInPlace(t *testing.T) {
+	tn := newNet(t, "a", "b", "c")
+	tn.link("a", "b")
+	tn.link("b", "c")
+	tn.run()
+	tn.reset()
+	m, f := superFrame(macOf("c"), macOf("a"), 3000, 1000)
+	buf := append(make([]byte, wire.GSOFrameOverhead+2), f...)
+	a := tn.nodes["a"]
+	a.OffloadFromTAP(tn.now, m, buf, wire.GSOFrameOverhead+2)
+	hops := a.Config().HopLimit
+	want := (&wire.GSOFrame{Hops: hops, Offload: m, Frame: f}).Append(nil)
+	sends := a.Ready().Sends
+	if len(sends) != 1 || !bytes.Equal(sends[0].Msg, want) {
+		t.Fatalf("a's sends: %d, first %x…; want one 0x90 %x…", len(sends), head(sends), want[:16])
+	}
+	if &sends[0].Msg[0] != &buf[2] {
+		t.Errorf("a's 0x90 is not built in the caller's buffer")
+	}
+	tn.collect("a")
+	tn.run()
+	want[1] = hops - 1
+	if got := tn.sentOn("b", "c"); len(got) != 1 || !bytes.Equal(got[0], want) {
+		t.Fatalf("b sent %d messages to c, want one 0x90 with %d hops left", len(got), hops-1)
+	}
+	if len(tn.tap["c"]) != 1 || !bytes.Equal(tn.tap["c"][0], f) || tn.offloads["c"][0] != m {
+		t.Fatalf("c's TAP got %d frames, want the super-frame whole", len(tn.tap["c"]))
+	}
+}
+
+// head returns the first bytes of the first send's message, for errors.
+func head(s []Send) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return s[0].Msg[:min(16, len(s[0].Msg))]
 }
 
 // TestGSOFramesCut: a super-frame is cut into MSS-sized frames for a
@@ -119,7 +160,7 @@ func TestGSOFramesCut(t *testing.T) {
 			tn.run()
 			tn.reset()
 			m, f := superFrame(macOf("c"), macOf("a"), 2500, 1000)
-			tn.nodes["a"].OffloadFromTAP(tn.now, m, f)
+			tn.nodes["a"].OffloadFromTAP(tn.now, m, f, 0)
 			tn.collect("a")
 			tn.run()
 			if got := count(typesSent(tn, "b", "c"), tc.wantTypes); got != 3 {
@@ -163,7 +204,7 @@ func TestGSOFrameChecks(t *testing.T) {
 	m, f := superFrame(macOf("b"), macOf("a"), 100, 1000)
 	m.Type, m.Size = gso.TypeNone, 0 // only the checksum is partial
 	binary.BigEndian.PutUint16(f[50:], 0)
-	tn.nodes["a"].OffloadFromTAP(tn.now, m, f)
+	tn.nodes["a"].OffloadFromTAP(tn.now, m, f, 0)
 	tn.collect("a")
 	tn.run()
 	if len(tn.tap["b"]) != 1 || binary.BigEndian.Uint16(tn.tap["b"][0][50:]) == 0 {
@@ -174,7 +215,7 @@ func TestGSOFrameChecks(t *testing.T) {
 	m, f = superFrame(macOf("b"), macOf("a"), 3000, 1000)
 	f[46] = 0x20 // TCP data offset 2: no header to cut
 	before := tn.nodes["a"].Stats().Drops[DropMalformed]
-	tn.nodes["a"].OffloadFromTAP(tn.now, m, f)
+	tn.nodes["a"].OffloadFromTAP(tn.now, m, f, 0)
 	tn.collect("a")
 	tn.run()
 	if len(tn.sentOn("a", "b")) != 0 || tn.nodes["a"].Stats().Drops[DropMalformed] != before+1 {
@@ -192,23 +233,26 @@ func TestGSOFrameChecks(t *testing.T) {
 }
 
 // BenchmarkOffloadFromTAP: a 64 KB super-frame from the TAP to a
-// neighbour that takes 0x90 (one message) and to a seed-protocol one (cut
-// into 45 frames); neither allocates.
+// neighbour that takes 0x90 (one message, copied or built in place
+// around the frame) and to a seed-protocol one (cut into 45 frames); none
+// allocates.
 func BenchmarkOffloadFromTAP(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		seed bool
-	}{{"whole", false}, {"cut", true}} {
+		at   int // room before the frame
+	}{{"whole", false, 0}, {"whole in place", false, wire.GSOFrameOverhead}, {"cut", true, 0}} {
 		b.Run(bc.name, func(b *testing.B) {
 			tn := newNet(b, "a", "b")
 			tn.link("a", "b", bc.seed)
 			tn.run()
 			m, f := superFrame(macOf("b"), macOf("a"), 65000-54, 1448)
+			f = append(make([]byte, bc.at), f...)
 			n := tn.nodes["a"]
 			b.SetBytes(int64(len(f)))
 			b.ReportAllocs()
 			for b.Loop() {
-				n.OffloadFromTAP(tn.now, m, f)
+				n.OffloadFromTAP(tn.now, m, f, bc.at)
 				n.Ready()
 				n.Advance()
 			}

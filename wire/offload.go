@@ -83,16 +83,26 @@ func (*GSOFrame) Type() Type { return TypeGSOFrame }
 // Append appends the message to dst. A GSO frame always needs its
 // checksum completed (the flags byte is 1).
 func (m *GSOFrame) Append(dst []byte) []byte {
+	at := len(dst)
+	dst = append(dst, make([]byte, GSOFrameOverhead)...)
+	m.PutHeader(dst[at:])
+	return append(dst, m.Frame...)
+}
+
+// PutHeader writes the message's first GSOFrameOverhead bytes, all but
+// the frame, into dst: a driver that keeps that much room before a frame
+// has the message built in place. dst must hold GSOFrameOverhead bytes.
+func (m *GSOFrame) PutHeader(dst []byte) {
 	typ := byte(m.Offload.Type)
 	if m.Offload.ECN {
 		typ |= gsoTypeECN
 	}
-	dst = append(dst, byte(TypeGSOFrame), m.Hops, gsoFlagNeedsCsum, typ)
-	dst = binary.BigEndian.AppendUint16(dst, m.Offload.HdrLen)
-	dst = binary.BigEndian.AppendUint16(dst, m.Offload.Size)
-	dst = binary.BigEndian.AppendUint16(dst, m.Offload.CsumStart)
-	dst = binary.BigEndian.AppendUint16(dst, m.Offload.CsumOffset)
-	return append(dst, m.Frame...)
+	_ = dst[GSOFrameOverhead-1]
+	dst[0], dst[1], dst[2], dst[3] = byte(TypeGSOFrame), m.Hops, gsoFlagNeedsCsum, typ
+	binary.BigEndian.PutUint16(dst[4:], m.Offload.HdrLen)
+	binary.BigEndian.PutUint16(dst[6:], m.Offload.Size)
+	binary.BigEndian.PutUint16(dst[8:], m.Offload.CsumStart)
+	binary.BigEndian.PutUint16(dst[10:], m.Offload.CsumOffset)
 }
 
 // DecodeGSOFrame decodes a 0x90 message (type byte included) without

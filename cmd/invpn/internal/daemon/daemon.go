@@ -462,7 +462,7 @@ func (d *Daemon) receive(m inbound) {
 		msg := (*m.buf)[m.off : m.off+m.n]
 		switch {
 		case m.link == 0 && d.offload != nil:
-			d.node.OffloadFromTAP(now, m.offload, msg)
+			d.node.OffloadFromTAP(now, m.offload, (*m.buf)[:m.off+m.n], m.off)
 		case m.link == 0:
 			d.node.FrameFromTAP(now, msg)
 		default:

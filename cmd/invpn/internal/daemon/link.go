@@ -436,19 +436,26 @@ func (d *Daemon) readTAPFrame(size int) (inbound, error) {
 		return inbound{buf: b, n: n}, nil
 	}
 	b := getBuf(largeBuf)
-	n, m, err := d.offload.ReadOffload(*b)
+	n, m, err := d.offload.ReadOffload((*b)[tapHeadroom:])
 	if err != nil {
 		putBuf(b)
 		return inbound{}, err
 	}
+	const at = tapHeadroom + gso.HeaderLen
 	if n <= smallBuf {
 		sb := getBuf(n)
-		copy(*sb, (*b)[gso.HeaderLen:gso.HeaderLen+n])
+		copy(*sb, (*b)[at:at+n])
 		putBuf(b)
 		return inbound{buf: sb, n: n, offload: m}, nil
 	}
-	return inbound{buf: b, off: gso.HeaderLen, n: n, offload: m}, nil
+	return inbound{buf: b, off: at, n: n, offload: m}, nil
 }
+
+// tapHeadroom is where the TAP reader puts the virtio-net header in a
+// large buffer: with the header's own 10 bytes, the room before a
+// super-frame holds the 0x90 the node builds around it in place
+// (node.OffloadFromTAP) and the message's 2-byte length.
+const tapHeadroom = 2 + wire.GSOFrameOverhead - gso.HeaderLen
 
 // tapQueue is how many frames wait for the TAP writer; the loop waits
 // when they are all taken (the TAP device is the one way in for every
