@@ -58,7 +58,7 @@ const (
 // inboundBatch is how many inputs the loop feeds the node before it
 // processes one Ready: messages and frames that arrive together are
 // handled together, and their sends are batched per link.
-const inboundBatch = 32
+const inputBatch = 32
 
 // Transport is how the daemon reaches its peers.
 type Transport struct {
@@ -228,9 +228,9 @@ type Daemon struct {
 	meshmap   *meshmap.Server // nil when the map is off
 
 	// Channels from the other goroutines to the loop.
-	in       chan inbound
-	held     []inbound     // the inputs whose Ready the loop is processing
-	tapOut   chan outbound // frames for the TAP writer
+	in       chan loopInput
+	held     []loopInput   // the inputs whose Ready the loop is processing
+	tapOut   chan tapWrite // frames for the TAP writer
 	down     chan linkDown
 	dialed   chan dialResult
 	accepted chan transport.Link
@@ -243,9 +243,9 @@ type Daemon struct {
 	wg      sync.WaitGroup
 }
 
-// inbound is a message from a link, or a frame from the TAP when link is
+// loopInput is a message from a link, or a frame from the TAP when link is
 // 0, in a pooled buffer the loop returns after the node is done with it.
-type inbound struct {
+type loopInput struct {
 	link node.LinkID
 	buf  *[]byte
 	off  int // where the message or frame starts in buf
@@ -305,8 +305,8 @@ func New(opts Options) (*Daemon, error) {
 		known:     newKnownAddrs(),
 		seeds:     slices.Clone(opts.Node.Seeds),
 		cert:      opts.Certificate,
-		in:        make(chan inbound, 256),
-		tapOut:    make(chan outbound, tapQueue),
+		in:        make(chan loopInput, 256),
+		tapOut:    make(chan tapWrite, tapQueue),
 		down:      make(chan linkDown),
 		dialed:    make(chan dialResult),
 		accepted:  make(chan transport.Link),
@@ -454,8 +454,8 @@ func (d *Daemon) untilDeadline() time.Duration {
 // receive hands the node m and, without waiting, whatever else is already
 // queued (up to inboundBatch), then processes one Ready and returns the
 // buffers.
-func (d *Daemon) receive(m inbound) {
-	var held [inboundBatch]inbound
+func (d *Daemon) receive(m loopInput) {
+	var held [inputBatch]loopInput
 	k := 0
 	for {
 		now := time.Now()
