@@ -220,6 +220,16 @@ func (p *benchPeer) drive(n *node.Node, target wire.MAC) {
 				default:
 				}
 			}
+			// A flood of frames carries no heartbeats to answer: the
+			// peer's own timers must still run, or the daemon finds the
+			// link silent and closes it after a few seconds.
+			if p.recv.Load()%1024 == 0 {
+				if now := time.Now(); now.Sub(last) > 50*time.Millisecond {
+					n.Step(now, node.Tick{})
+					last = now
+					p.flush(n)
+				}
+			}
 			continue
 		}
 		now := time.Now()
