@@ -139,27 +139,34 @@ func serviceNotify(log *slog.Logger) (func(string), error) {
 	}, nil
 }
 
-// tuneRuntime sets GOMAXPROCS to 1 for the daemon process unless the
-// GOMAXPROCS environment variable chooses, and returns a function that
-// restores the previous value.
+// tuneRuntime sets GOMAXPROCS to 1 for the daemon process on a machine
+// with at most onePCPUs CPUs, unless the GOMAXPROCS environment variable
+// chooses, and returns a function that restores the previous value.
 //
 // The data path is a pipeline of goroutines (TAP reader → loop → link
-// writer, link reader → loop → TAP) that hand each frame on. With one P a
-// hand-off puts the receiver in the P's run queue and the next switch is a
-// cheap goroutine switch on the same thread; with more Ps the runtime
-// wakes an idle thread (futex) for nearly every hand-off, and context
-// switches became the largest cost of the data path (perf on
-// cmd/invpn/bench/netns.sh: a third of the daemons' CPU time in
-// finish_task_switch). One P moved 27 % more over 2 nodes and 44 % more
-// over a 3-node line on a 2-core machine, with less CPU per byte.
+// writer, link reader → loop → TAP writer) that hand each frame on. With
+// one P a hand-off puts the receiver in the P's run queue and the next
+// switch is a cheap goroutine switch on the same thread; with more Ps the
+// runtime wakes an idle thread (futex) for nearly every hand-off. On this
+// project's 2-core benchmark machine (cmd/invpn/bench/netns.sh, iperf3
+// and both daemons sharing the cores) one P moved 27 % more over 2 nodes
+// and 44 % more over a 3-node line before TAP offloads; with offloads and
+// 64 KB super-frames (2026-12-03, four interleaved 5-s runs each) the
+// throughput was the same (3.41 against 3.37 Gbit/s) and one P spent
+// 16 % less CPU per GB (2.80 against 3.32 s). On a larger machine the
+// runtime's default stays, so that links do not share one core for their
+// encryption; that case has not been measured here.
 func tuneRuntime(log *slog.Logger) (restore func()) {
-	if os.Getenv("GOMAXPROCS") != "" {
+	if os.Getenv("GOMAXPROCS") != "" || runtime.NumCPU() > onePCPUs {
 		return func() {}
 	}
 	prev := runtime.GOMAXPROCS(1)
 	log.Debug("GOMAXPROCS set to 1 for the data path", "was", prev)
 	return func() { runtime.GOMAXPROCS(prev) }
 }
+
+// onePCPUs is the most CPUs on which the daemon runs with one P.
+const onePCPUs = 2
 
 // newLogger returns the logger [log] asks for, writing to w.
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
