@@ -15,6 +15,8 @@ import (
 	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/invpn/invpn/transport/rawfd"
 )
 
 // TAP is a Linux TAP device opened by Open. It implements Device.
@@ -23,6 +25,7 @@ type TAP struct {
 	// file is the /dev/net/tun descriptor: IFF_TAP|IFF_NO_PI, opened by
 	// water, or with IFF_VNET_HDR too when offload is set (offload_linux.go).
 	file      io.ReadWriteCloser
+	raw       *rawfd.FD // offload: file's reads and writes as raw calls
 	name      string
 	mtu       int
 	offload   bool

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 
-	"github.com/invpn/invpn/wire/gso"
 	"golang.org/x/sys/unix"
+
+	"github.com/invpn/invpn/transport/rawfd"
+	"github.com/invpn/invpn/wire/gso"
 )
 
 // The device with offloads is opened here with golang.org/x/sys/unix, not
@@ -58,8 +60,16 @@ func openOffload(cfg Config) (*TAP, error) {
 		unix.Close(fd) // the device goes with its only descriptor
 		return nil, fmt.Errorf("tapdev: %s: TUNSETOFFLOAD: %w: %w", op, errOffloadRefused, err)
 	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun")
+	// Reads and writes as raw calls (package rawfd says why); the file
+	// still waits in the poller and closes the descriptor.
+	raw, err := rawfd.Of(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tapdev: %s: %w", op, err)
+	}
 	return &TAP{
-		file: os.NewFile(uintptr(fd), "/dev/net/tun"), name: ifr.Name(), mtu: cfg.MTU, offload: true,
+		file: f, raw: raw, name: ifr.Name(), mtu: cfg.MTU, offload: true,
 		wbuf: make([]byte, gso.HeaderLen+MaxSuperFrame+EthernetHeaderLen),
 	}, nil
 }
@@ -74,7 +84,7 @@ func (t *TAP) ReadOffload(buf []byte) (int, gso.Meta, error) {
 		n, err := t.ReadFrame(buf[gso.HeaderLen:])
 		return n, gso.Meta{}, err
 	}
-	n, err := t.file.Read(buf)
+	n, err := t.raw.Read(buf)
 	if err != nil {
 		return 0, gso.Meta{}, t.ioError("read from", err)
 	}
@@ -150,7 +160,7 @@ func (t *TAP) writeFrameOffload(frame []byte) error {
 
 // writeOffload writes a virtio-net header and its frame.
 func (t *TAP) writeOffload(pkt []byte) error {
-	w, err := t.file.Write(pkt)
+	w, err := t.raw.Write(pkt)
 	if err != nil {
 		return t.ioError("write to", err)
 	}

@@ -50,7 +50,7 @@ func (d *Dialer) Dial(ctx context.Context, want wire.MAC, addr netip.AddrPort) (
 		c.Close()
 		return nil, fmt.Errorf("tlstransport: dial %s at %s: %w", want, addr, err)
 	}
-	tc := tls.Client(c, d.cfg.clientTLS(want))
+	tc := tls.Client(withRawIO(c), d.cfg.clientTLS(want))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("tlstransport: dial %s at %s: handshake: %w", want, addr, err)

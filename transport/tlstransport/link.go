@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/invpn/invpn/transport"
+	"github.com/invpn/invpn/transport/rawfd"
 	"github.com/invpn/invpn/wire"
 )
 
@@ -191,4 +192,45 @@ func tuneTCP(c net.Conn, userTimeout time.Duration) error {
 		return setUserTimeout(tc, userTimeout)
 	}
 	return nil
+}
+
+// rawConn is a TCP connection whose reads and writes are raw system calls
+// that wait in the poller (package rawfd says why: on a quiet link each
+// frame would otherwise wake the runtime's monitor thread). Everything
+// else, deadlines and Close included, is the TCPConn's.
+type rawConn struct {
+	*net.TCPConn
+	fd *rawfd.FD
+}
+
+// withRawIO returns c with raw reads and writes if it is a TCP connection
+// that offers its descriptor, else c.
+func withRawIO(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	fd, err := rawfd.Of(tc)
+	if err != nil {
+		return c
+	}
+	return &rawConn{TCPConn: tc, fd: fd}
+}
+
+// Read implements net.Conn; io.EOF is returned bare, as net does.
+func (c *rawConn) Read(b []byte) (int, error) {
+	n, err := c.fd.Read(b)
+	if err != nil && err != io.EOF {
+		err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	return n, err
+}
+
+// Write implements net.Conn.
+func (c *rawConn) Write(b []byte) (int, error) {
+	n, err := c.fd.Write(b)
+	if err != nil {
+		err = &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	return n, err
 }

@@ -263,7 +263,7 @@ func (l *Listener) serverHandshake(c net.Conn) (*link, Refusal, error) {
 	}
 	ctx, cancel := context.WithDeadline(l.ctx, deadline)
 	defer cancel()
-	tc := tls.Server(&helloConn{Conn: c, pre: hello}, l.tlsCfg.Load())
+	tc := tls.Server(&helloConn{Conn: withRawIO(c), pre: hello}, l.tlsCfg.Load())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):

@@ -113,6 +113,25 @@ func TestKeyTypes(t *testing.T) {
 	}
 }
 
+// Both ends of a link read and write the socket under TLS with raw calls
+// (rawConn; docs/architecture.md#latency-when-idle), and messages cross.
+func TestLinksUseRawIO(t *testing.T) {
+	ca := newCA(t, "group")
+	ln := listen(t, ca.member(t, macB.String(), kindECDSA))
+	a, b := connect(t, ca.member(t, macA.String(), kindECDSA), ln, macB)
+	defer a.Close()
+	defer b.Close()
+	if c, ok := a.(*link).conn.NetConn().(*rawConn); !ok {
+		t.Errorf("dialed link runs TLS over %T, want *rawConn", c)
+	}
+	if h, ok := b.(*link).conn.NetConn().(*helloConn); !ok {
+		t.Errorf("accepted link runs TLS over %T, want *helloConn", b.(*link).conn.NetConn())
+	} else if c, ok := h.Conn.(*rawConn); !ok {
+		t.Errorf("accepted link's hello reader wraps %T, want *rawConn", c)
+	}
+	roundTrip(t, a, b)
+}
+
 func roundTrip(t *testing.T, a, b transport.Link) {
 	t.Helper()
 	for _, dir := range [][2]transport.Link{{a, b}, {b, a}} {

@@ -30,6 +30,10 @@
 # install (golang.zx2c4.com/wireguard@latest, from the module proxy) and
 # wg is installed from wireguard-tools if missing. WG=0 skips the row; if
 # the build or setup fails, the row is left out and the rest still runs.
+#
+# The tinc row (tinc 1.0, switch mode, TCP only: the closest to invpn, a
+# layer-2 mesh over TCP) is on by default too: tinc is installed from
+# Debian if missing. TINC=0 skips it; if setup fails, it is left out.
 set -euo pipefail
 
 # INVPN_BIN=path runs that invpn binary instead of building this tree's
@@ -106,6 +110,18 @@ else
   else
     echo "== wireguard-go: build failed, row left out ($(tail -n 1 "$WORK/wgbuild.log"))"
   fi
+fi
+
+TINCD="" # tincd binary, empty when the row is skipped
+if [ "${TINC:-1}" = 0 ]; then
+  echo "== tinc: skipped (TINC=0)"
+else
+  if ! command -v tincd >/dev/null; then
+    echo "== installing tinc"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinc >/dev/null; } || true
+  fi
+  TINCD=$(command -v tincd || true)
+  [ -n "$TINCD" ] || echo "== tinc: could not be installed; row left out"
 fi
 
 ns() { ip netns exec "$P-$1" "${@:2}"; }
@@ -270,6 +286,50 @@ if [ -n "$WGGO" ]; then
   wg_stop
 fi
 
+# tinc_start: tinc 1.0 in namespaces 1 and 2 over the veth, switch mode
+# (a TAP, like invpn), TCP only, its default ciphers; 10.80.0.1 <->
+# 10.80.0.2; sets TINCPID1 and TINCPID2.
+tinc_start() {
+  local i d
+  for i in 1 2; do
+    d="$WORK/tinc$i"
+    mkdir -p "$d/hosts"
+    cat >"$d/tinc.conf" <<CONF
+Name = t$i
+Mode = switch
+DeviceType = tap
+Interface = ${P}k$i
+AddressFamily = ipv4
+TCPOnly = yes
+CONF
+    [ "$i" = 2 ] && echo "ConnectTo = t1" >>"$d/tinc.conf"
+    printf 'Address = 10.201.12.%s\nPort = 655\nTCPOnly = yes\n' "$i" >"$d/hosts/t$i"
+    printf '#!/bin/sh\nip addr add 10.80.0.%s/24 dev "$INTERFACE" && ip link set "$INTERFACE" up\n' "$i" >"$d/tinc-up"
+    chmod +x "$d/tinc-up"
+    "$TINCD" -c "$d" -K 2048 </dev/null >"$d/keygen.log" 2>&1 || return 1
+  done
+  cp "$WORK/tinc1/hosts/t1" "$WORK/tinc2/hosts/t1"
+  cp "$WORK/tinc2/hosts/t2" "$WORK/tinc1/hosts/t2"
+  for i in 1 2; do
+    d="$WORK/tinc$i"
+    # ip netns exec execs tincd (-D: in the foreground), so $! is its PID.
+    ip netns exec "$P-$i" "$TINCD" -c "$d" -D --pidfile="$d/pid" >"$d/log" 2>&1 &
+    PIDS+=($!)
+    eval "TINCPID$i=$!"
+  done
+  wait_ping 1 10.80.0.2
+}
+
+TINCROW=""
+if [ -n "$TINCD" ]; then
+  echo "== tinc, 2 nodes"
+  if tinc_start; then
+    TINCROW=$(measure "tinc 2 nodes" 1 2 10.80.0.2 "$TINCPID1" "$TINCPID2") || TINCROW=""
+  fi
+  [ -n "$TINCROW" ] || echo "== tinc: setup or measurement failed, row left out ($(tail -n 2 "$WORK/tinc1/log" 2>/dev/null))"
+  stop_all tinc
+fi
+
 echo "== overlay, 2 nodes"
 config 1 ""; config 2 "02:50:56:00:00:01@10.201.12.1:41744"
 start 1; start 2
@@ -290,7 +350,7 @@ wg_gbps=-; [ -n "$WGROW" ] && wg_gbps=$(echo "$WGROW" | cut -d'|' -f2)
 echo
 echo "invpn netns benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, iperf3 ${SECS}s x ${RUNS} (median)"
 printf '%-22s %9s %8s %8s %10s %12s %8s %s\n' "path" "Gbit/s" "of raw" "of wg-go" "RTT +ms" "CPU s/GB" "retrans" "peak RSS MiB"
-for line in "$RAW" "$WGROW" "$TWO" "$THREE"; do
+for line in "$RAW" "$WGROW" "$TINCROW" "$TWO" "$THREE"; do
   [ -n "$line" ] || continue
   IFS='|' read -r name gbps rtt cpu retr rss <<<"$line"
   python3 - "$name" "$gbps" "$rtt" "$cpu" "$retr" "$rss" "$raw_gbps" "$raw_rtt" "$wg_gbps" <<'PY'
