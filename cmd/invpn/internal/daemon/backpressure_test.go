@@ -80,7 +80,18 @@ func startPeers(t *testing.T, m *mesh, limit int, peers ...*testPeer) *testNode 
 		}
 		return true
 	})
-	time.Sleep(hopRebuild) // the readers' hop table follows the routes
+	// The readers' hop table follows the routes at most hopRebuild later.
+	// Waiting for it, not sleeping hopRebuild: a sleep ends at the instant
+	// the rebuild is due, and which of the two runs first is up to the
+	// scheduler (the frames then met no back-pressure, 1 run in 12).
+	m.waitFor(time.Second, "every peer in the readers' hop table", func() bool {
+		for _, p := range peers {
+			if n.d.hops.link(p.mac) == nil {
+				return false
+			}
+		}
+		return true
+	})
 	return n
 }
 
