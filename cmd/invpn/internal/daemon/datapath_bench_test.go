@@ -8,6 +8,7 @@ package daemon
 //	         writer → TLS record on the socket (BenchmarkInsideToOutside)
 //	inside:  TLS record → link reader → loop (node.Receive) → TAP write
 //	         (BenchmarkOutsideToInside)
+//	quiet:   the outside path one frame at a time (BenchmarkOneFrameAtATime)
 //
 // One op is one frame; allocs/op counts every goroutine of the process.
 
@@ -310,6 +311,29 @@ func BenchmarkInsideToOutside(b *testing.B) {
 			frames, writes := r.linkCounters()
 			b.ReportMetric(float64(frames)/float64(max(writes, 1)), "frames/write")
 		})
+	}
+}
+
+// BenchmarkOneFrameAtATime: 64-byte frames from the TAP, each once the
+// last has reached the peer, as on a quiet link (a ping). The loop's
+// batch then holds one input, so whatever the loop spends per batch it
+// spends per frame. allocs/op is 1 of 24 B, and not the daemon's: the
+// benchmark peer's crypto/tls allocates a reader per socket read
+// (readFromUntil). It was 2 and 2.3 KB while receive's batch escaped to
+// the heap.
+func BenchmarkOneFrameAtATime(b *testing.B) {
+	r := startBenchRig(b)
+	defer r.stop()
+	r.tap.frame = benchFrame(r.pmac, r.dmac, 64)
+	base := r.peer.recv.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range int64(b.N) {
+		r.peer.target.Store(base + i + 1)
+		r.tap.gate <- 1
+		for r.peer.recv.Load()-base < i+1 {
+			<-r.peer.progress // one comes when the count reaches target
+		}
 	}
 }
 
