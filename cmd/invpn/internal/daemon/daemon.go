@@ -230,15 +230,16 @@ type Daemon struct {
 	// Channels from the other goroutines to the loop.
 	in       chan loopInput
 	held     []loopInput   // the inputs whose Ready the loop is processing
-	// heldSpace is where receive keeps the inputs of one batch: a field,
-	// not a local array, because d.held points into it (a local would
-	// move to the heap, 2.5 KB per batch, and wake the GC).
-	heldSpace [inputBatch]loopInput
 	tapOut   chan tapWrite // frames for the TAP writer
 	down     chan linkDown
 	dialed   chan dialResult
 	accepted chan transport.Link
 	ctrl     chan func()
+
+	// heldSpace is where receive keeps the inputs of one batch: a field,
+	// not a local array, because d.held points into it (a local would
+	// move to the heap, 2.5 KB per batch, and wake the GC).
+	heldSpace [inputBatch]loopInput
 
 	ctx     context.Context // cancelled when the loop stops: ends dials and accepts
 	cancel  context.CancelFunc
