@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/songgao/water"
@@ -25,7 +26,7 @@ type TAP struct {
 	// file is the /dev/net/tun descriptor: IFF_TAP|IFF_NO_PI, opened by
 	// water, or with IFF_VNET_HDR too when offload is set (offload_linux.go).
 	file      io.ReadWriteCloser
-	raw       *rawfd.FD // offload: file's reads and writes as raw calls
+	raw       *rawfd.FD // file's reads and writes as raw calls; nil: file's own
 	name      string
 	mtu       int
 	offload   bool
@@ -35,6 +36,10 @@ type TAP struct {
 	rbuf      []byte     // offload: ReadFrame's header and frame
 	closeOnce sync.Once
 	closeErr  error
+	// closed is set by Close before the descriptor goes: a read or write
+	// that fails after it failed because of it (the raw calls get the
+	// poller's own "closed" error, which os.ErrClosed does not match).
+	closed atomic.Bool
 }
 
 var _ Device = (*TAP)(nil)
@@ -67,6 +72,11 @@ func Open(cfg Config) (*TAP, error) {
 			return nil, classify(fmt.Sprintf("create TAP device %q", cfg.Name), true, err)
 		}
 		t = &TAP{file: ifce, name: ifce.Name(), mtu: cfg.MTU}
+		// water opens the device non-blocking as an *os.File, so the
+		// same raw reads and writes apply (package rawfd says why).
+		if f, ok := ifce.ReadWriteCloser.(*os.File); ok {
+			t.raw, _ = rawfd.Of(f) // nil on an error: the file's own I/O
+		}
 	}
 	if err := t.configure(cfg); err != nil {
 		_ = t.file.Close() // a non-persistent TAP is removed with its last descriptor
@@ -162,7 +172,7 @@ func (t *TAP) ReadFrame(buf []byte) (int, error) {
 	if t.offload {
 		return t.readFrameOffload(buf)
 	}
-	n, err := t.file.Read(buf)
+	n, err := t.read(buf)
 	if err != nil {
 		return n, t.ioError("read from", err)
 	}
@@ -174,7 +184,7 @@ func (t *TAP) WriteFrame(frame []byte) error {
 	if t.offload {
 		return t.writeFrameOffload(frame)
 	}
-	n, err := t.file.Write(frame)
+	n, err := t.write(frame)
 	if err != nil {
 		return t.ioError("write to", err)
 	}
@@ -184,10 +194,27 @@ func (t *TAP) WriteFrame(frame []byte) error {
 	return nil
 }
 
+// read reads one frame from the descriptor: with raw calls where it
+// has them (t.raw), else through the file.
+func (t *TAP) read(buf []byte) (int, error) {
+	if t.raw != nil {
+		return t.raw.Read(buf)
+	}
+	return t.file.Read(buf)
+}
+
+// write writes one frame to the descriptor, as read.
+func (t *TAP) write(b []byte) (int, error) {
+	if t.raw != nil {
+		return t.raw.Write(b)
+	}
+	return t.file.Write(b)
+}
+
 // ioError wraps an error of a read or write with the device name, and
 // with ErrClosed when the device has been closed.
 func (t *TAP) ioError(op string, err error) error {
-	if errors.Is(err, os.ErrClosed) {
+	if errors.Is(err, os.ErrClosed) || t.closed.Load() {
 		return fmt.Errorf("tapdev: %s %s: %w", op, t.name, ErrClosed)
 	}
 	return fmt.Errorf("tapdev: %s %s: %w", op, t.name, err)
@@ -202,6 +229,7 @@ func (t *TAP) MTU() int { return t.mtu }
 // Close implements Device. Closing the descriptor removes the interface.
 func (t *TAP) Close() error {
 	t.closeOnce.Do(func() {
+		t.closed.Store(true)
 		if err := t.file.Close(); err != nil {
 			t.closeErr = fmt.Errorf("tapdev: close %s: %w", t.name, err)
 		}

@@ -240,6 +240,15 @@ func keys(m map[netip.Prefix]netlink.Addr) []netip.Prefix {
 // whole, without FCS, in both directions. All traffic stays inside the test
 // namespace.
 func TestFrameExchange(t *testing.T) {
+	// Both kinds of device: the plain one (water) and the one with
+	// offloads; both read and write with raw calls (rawfd), whose
+	// "closed" error must still come out as ErrClosed.
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) { testFrameExchange(t, offload) })
+	}
+}
+
+func testFrameExchange(t *testing.T, offload bool) {
 	verifyNoLeaks(t)
 	requireTAP(t)
 	ns, _ := newNetns(t)
@@ -250,7 +259,11 @@ func TestFrameExchange(t *testing.T) {
 		Name:      testName(),
 		MAC:       tapMAC,
 		Addresses: []netip.Prefix{netip.MustParsePrefix("10.78.0.1/24")},
+		Offload:   offload,
 	})
+	if got := tap.Offloads(); got != offload {
+		t.Fatalf("Offloads() = %v, want %v", got, offload)
+	}
 
 	frames := make(chan []byte, 64)
 	readErr := make(chan error, 1)

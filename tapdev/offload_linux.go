@@ -84,7 +84,7 @@ func (t *TAP) ReadOffload(buf []byte) (int, gso.Meta, error) {
 		n, err := t.ReadFrame(buf[gso.HeaderLen:])
 		return n, gso.Meta{}, err
 	}
-	n, err := t.raw.Read(buf)
+	n, err := t.read(buf)
 	if err != nil {
 		return 0, gso.Meta{}, t.ioError("read from", err)
 	}
@@ -160,7 +160,7 @@ func (t *TAP) writeFrameOffload(frame []byte) error {
 
 // writeOffload writes a virtio-net header and its frame.
 func (t *TAP) writeOffload(pkt []byte) error {
-	w, err := t.raw.Write(pkt)
+	w, err := t.write(pkt)
 	if err != nil {
 		return t.ioError("write to", err)
 	}
