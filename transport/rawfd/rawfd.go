@@ -8,10 +8,13 @@
 // (sysmon), which then naps and wakes a few more times. On a quiet link
 // that is one futex wake and several context switches per frame, on
 // another CPU: measured on a 2-core VM, avoiding it took 40 % off the
-// overlay's added ping time (docs/architecture.md, "Latency when idle"). A read or write on a non-blocking descriptor never blocks,
-// so it may run as a raw call, which the scheduler does not watch; the
-// waiting still happens in the poller, so deadlines and Close work as
-// they do for the wrapped descriptor.
+// overlay's added ping time (docs/architecture.md, "Latency when idle").
+// A read or write on a non-blocking descriptor never blocks, so it may
+// run as a raw call, which the scheduler does not watch; the waiting
+// still happens in the poller, so deadlines and Close work as they do
+// for the wrapped descriptor. One difference: on a closed *os.File the
+// poller's own error comes back ("use of closed file"), which
+// os.ErrClosed does not match; callers that care remember the Close.
 package rawfd
 
 import (
