@@ -105,8 +105,7 @@ func TestReadEndings(t *testing.T) {
 		t.Fatalf("read after the peer closed: %v, want io.EOF", err)
 	}
 
-	c, d := tcpPair(t)
-	_ = c
+	_, d := tcpPair(t)
 	fd := mustFD(t, d)
 	errc := make(chan error, 1)
 	go func() { _, err := fd.Read(buf); errc <- err }()
