@@ -367,7 +367,7 @@ func (n *Node) sendTable(l *link) {
 			// Held from when the round passed here: the neighbour sees the
 			// copy as if the link had been up then, and moves its route
 			// to it if it would have come first (quiet refresh).
-			n.queueRoute(l, mac, r.slot, true)
+			n.queueRoute(l, mac, r.slot, true, false)
 			continue
 		}
 		out := wire.InfoPath{PathKnown: r.pathKnown && int(r.pathLen) < wire.MaxPath, Info: r.info()}

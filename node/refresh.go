@@ -28,15 +28,14 @@ import (
 // to the neighbour it now goes through.
 type linkBatch struct {
 	items []batchItem
-	// index has the position in items of every item once indexed is set:
-	// it is built when a route turns up twice, or the link or item has
-	// no pending bit (route.pending); until then the bits alone say what
-	// the batch holds.
-	index   map[macKey]int32
-	indexed bool
-	due     time.Time // when the batch must go out; zero when empty
-	sent    time.Time // when the last batch went out
-	urgent  bool      // it holds a change: it goes at the end of this input
+	// own is the position+1 in items of the node's own announcement, 0
+	// when it is not queued; index has the position of every item of a
+	// link without a pending bit (queueRoute).
+	own    int32
+	index  map[macKey]int32
+	due    time.Time // when the batch must go out; zero when empty
+	sent   time.Time // when the last batch went out
+	urgent bool      // it holds a change: it goes at the end of this input
 }
 
 // batchItem is one target of a link's next batch.
@@ -79,7 +78,7 @@ func (n *Node) refresh() {
 	var seedMsg []byte
 	for _, l := range n.links.order {
 		if l.extended {
-			n.queueRoute(l, n.cfg.MAC, -1, false)
+			n.queueRoute(l, n.cfg.MAC, -1, false, false)
 			continue
 		}
 		if seedMsg == nil {
@@ -96,7 +95,7 @@ func (n *Node) refresh() {
 // hop by hop (docs/protocol.md#quiet-refresh).
 func (n *Node) greetQuietly(l *link) {
 	if l.extended {
-		n.queueRoute(l, n.cfg.MAC, -1, true)
+		n.queueRoute(l, n.cfg.MAC, -1, true, false)
 		return
 	}
 	n.send(l, n.ownSeedMessage(n.ownInfo(n.clock.announced)), true)
@@ -126,36 +125,57 @@ func (n *Node) ownSeedMessage(own wire.Info) []byte {
 	return n.encode(&wire.InitialInfo{ID: own.ID, MAC: own.MAC, Port: own.Port})
 }
 
-// queueRoute adds mac to l's next batch. A change goes out at the end of
-// this input, together with any refreshes waiting, unless a batch went
-// to l less than ChangeDelay ago: then it waits until ChangeDelay after
-// that one, so that a burst of changes (the mesh's start, the rounds a
-// lost link asks for) costs a link one message per ChangeDelay while a
-// lone change loses no time. A refresh waits up to BatchDelay for others.
-func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) int {
+// queueRoute adds mac to l's next batch, as a change or a refresh (a
+// change wins when both are queued), its entry marked retract when
+// switchFirst asks. A change goes out at the end of this input, together
+// with any refreshes waiting, unless a batch went to l less than
+// ChangeDelay ago: then it waits until ChangeDelay after that one, so that
+// a burst of changes (the mesh's start, the rounds a lost link asks for)
+// costs a link one message per ChangeDelay while a lone change loses no
+// time. A refresh waits up to BatchDelay for others.
+//
+// A route is queued once per batch. Its pending bit for the link
+// (route.pending) says whether it is, and its changes and retracts bits
+// carry the flags of a second queueing, so a burst that queues a route
+// twice looks nothing up; the node's own announcement has its place in
+// the batch (own). Only a link without a pending bit (past the 16th)
+// finds its items through the batch's index.
+func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change, retract bool) {
 	b := &l.batch
-	var r *route
 	bit := l.pendingBit()
-	if slot >= 0 && bit != 0 {
-		r = &n.routes.slots[slot]
-	}
-	i := -1
 	switch {
-	case r != nil && r.pending&bit == 0:
-		r.pending |= bit
+	case slot >= 0 && bit != 0:
+		r := &n.routes.slots[slot]
+		if r.pending&bit == 0 {
+			r.pending |= bit
+			b.items = append(b.items, batchItem{mac: mac, slot: slot, change: change, retract: retract})
+			break
+		}
+		if change {
+			r.changes |= bit
+		}
+		if retract {
+			r.retracts |= bit
+		}
+	case slot < 0:
+		if b.own > 0 {
+			it := &b.items[b.own-1]
+			it.change, it.retract = it.change || change, it.retract || retract
+			break
+		}
+		b.items = append(b.items, batchItem{mac: mac, slot: slot, change: change, retract: retract})
+		b.own = int32(len(b.items))
 	default:
-		b.buildIndex()
+		if b.index == nil {
+			b.index = map[macKey]int32{}
+		}
 		if k, ok := b.index[keyOf(mac)]; ok {
-			i = int(k)
-			b.items[i].change = b.items[i].change || change
+			it := &b.items[k]
+			it.change, it.retract = it.change || change, it.retract || retract
+			break
 		}
-	}
-	if i < 0 {
-		i = len(b.items)
-		if b.indexed {
-			b.index[keyOf(mac)] = int32(i)
-		}
-		b.items = append(b.items, batchItem{mac: mac, slot: slot, change: change})
+		b.index[keyOf(mac)] = int32(len(b.items))
+		b.items = append(b.items, batchItem{mac: mac, slot: slot, change: change, retract: retract})
 	}
 	if b.due.IsZero() {
 		b.due = n.clock.now.Add(n.cfg.BatchDelay)
@@ -171,21 +191,29 @@ func (n *Node) queueRoute(l *link, mac wire.MAC, slot int32, change bool) int {
 		n.urgentBatches = true
 	}
 	n.wakeAt(b.due)
-	return i
 }
 
-// buildIndex indexes every item of b, once.
-func (b *linkBatch) buildIndex() {
-	if b.indexed {
-		return
+// queued returns the route an item of l's batch holds by its pending bit
+// (nil if none: the node's own, a link without a bit, or a route that
+// expired and whose slot went to another target meanwhile).
+func (n *Node) queued(l *link, it *batchItem) *route {
+	if bit := l.pendingBit(); bit != 0 && it.slot >= 0 && int(it.slot) < len(n.routes.slots) {
+		if r := &n.routes.slots[it.slot]; r.key == keyOf(it.mac) && r.pending&bit != 0 {
+			return r
+		}
 	}
-	if b.index == nil {
-		b.index = map[macKey]int32{}
+	return nil
+}
+
+// flags returns whether item it of l's batch is a change and a retract:
+// its own flags, or those of a second queueing, kept in its route.
+func (n *Node) flags(l *link, it *batchItem) (change, retract bool) {
+	change, retract = it.change, it.retract
+	if r := n.queued(l, it); r != nil {
+		bit := l.pendingBit()
+		change, retract = change || r.changes&bit != 0, retract || r.retracts&bit != 0
 	}
-	for i, it := range b.items {
-		b.index[keyOf(it.mac)] = int32(i)
-	}
-	b.indexed = true
+	return change, retract
 }
 
 // dropBatch empties l's batch without sending it, clearing the pending
@@ -193,15 +221,15 @@ func (b *linkBatch) buildIndex() {
 func (n *Node) dropBatch(l *link) {
 	b := &l.batch
 	if bit := l.pendingBit(); bit != 0 {
-		for _, it := range b.items {
-			if it.slot >= 0 && int(it.slot) < len(n.routes.slots) && n.routes.slots[it.slot].key == keyOf(it.mac) {
-				n.routes.slots[it.slot].pending &^= bit
+		for i := range b.items {
+			if r := n.queued(l, &b.items[i]); r != nil {
+				r.pending &^= bit
+				r.changes &^= bit
+				r.retracts &^= bit
 			}
 		}
 	}
-	if b.indexed {
-		clear(b.index)
-	}
+	clear(b.index)
 	items := b.items[:0]
 	if cap(items) > batchKeep {
 		// A burst's batch (the start, a new link's table, a cut's
@@ -209,7 +237,7 @@ func (n *Node) dropBatch(l *link) {
 		// nodes 60 MB of it.
 		items, b.index = nil, nil
 	}
-	b.items, b.due, b.urgent, b.indexed = items, time.Time{}, false, false
+	b.items, b.due, b.urgent, b.own = items, time.Time{}, false, 0
 }
 
 // batchKeep is the most items a link's emptied batch keeps room for.
@@ -238,8 +266,10 @@ func (n *Node) flushBatch(l *link) {
 	// Each entry is encoded as it is made, straight into the arena: its
 	// path is the node's scratch, good until the next.
 	start, count, size, total, lone := -1, 0, 0, 0, batchItem{}
-	for _, it := range b.items {
-		e, ok := n.batchEntry(l, it.mac, it.slot, !it.change, it.retract)
+	for i := range b.items {
+		it := &b.items[i]
+		change, retract := n.flags(l, it)
+		e, ok := n.batchEntry(l, it.mac, it.slot, !change, retract)
 		if !ok {
 			continue
 		}
@@ -254,7 +284,7 @@ func (n *Node) flushBatch(l *link) {
 		}
 		n.vouch(l, e.MAC, e.ID, e.Port)
 		n.arena = e.Append(n.arena)
-		count, size, total, lone = count+1, size+el, total+1, it
+		count, size, total, lone = count+1, size+el, total+1, batchItem{mac: it.mac, slot: it.slot, change: change, retract: retract}
 	}
 	if total == 1 {
 		if e, _ := n.batchEntry(l, lone.mac, lone.slot, !lone.change, lone.retract); !e.Refresh && e.Held == 0 {
@@ -399,8 +429,7 @@ func (n *Node) switchFirst(l *link, info wire.Info, path []wire.MAC, pathKnown b
 		// a backup of l it would lead back here. The re-advertisement,
 		// whose path names l, makes l drop it. (A round still held for
 		// the former next hop went to nobody yet.)
-		i := n.queueRoute(l, info.MAC, r.slot, !refresh)
-		l.batch.items[i].retract = true
+		n.queueRoute(l, info.MAC, r.slot, !refresh, true)
 	}
 	return true
 }
@@ -415,7 +444,7 @@ func (n *Node) passOn(l *link, info wire.Info, r *route, refresh bool) {
 			continue
 		}
 		if o.extended {
-			n.queueRoute(o, info.MAC, r.slot, !refresh)
+			n.queueRoute(o, info.MAC, r.slot, !refresh, false)
 			continue
 		}
 		if seedMsg == nil {

@@ -49,8 +49,10 @@ type route struct {
 	// their links' refs.
 	nBackups uint8
 	// pending has the bit of each link whose batch holds the route
-	// (link.pendingBit).
-	pending uint16
+	// (link.pendingBit); changes and retracts, the bits of those whose
+	// batch holds it as a change or a retract since a second queueing
+	// (queueRoute).
+	pending, changes, retracts uint16
 	// slot is the route's place in its table's slots.
 	slot int32
 	// waitSlot, when set, is the ref of the link to the next hop of the
@@ -163,10 +165,10 @@ func (s stamp) since(now time.Time) time.Duration { return time.Duration(stampOf
 // routeTable maps each known MAC to its route; a withdrawn route stays
 // (via 0) until it expires, so that its round is remembered. Routes are
 // slots of one slice, found through an index keyed by the MAC as a
-// number (every flooded announcement looks a route up, and a uint64 key
-// takes the map's fast path); their paths share one arena.
+// number (every flooded announcement looks a route up); their paths share
+// one arena.
 type routeTable struct {
-	index map[macKey]int32
+	index routeIndex
 	slots []route
 	free  []int32 // slots of expired routes, to reuse
 	// paths is the arena of the routes' paths; dead counts the MACs in
@@ -175,7 +177,7 @@ type routeTable struct {
 	dead  int
 }
 
-// macKey is a MAC as a map key.
+// macKey is a MAC as a number.
 type macKey uint64
 
 // keyOf returns m's key.
@@ -189,12 +191,12 @@ func (k macKey) mac() wire.MAC {
 }
 
 // len returns the number of routes, withdrawn ones included.
-func (t *routeTable) len() int { return len(t.index) }
+func (t *routeTable) len() int { return t.index.count }
 
 // get returns the route to mac, nil if there is none. The pointer is
 // good until the next add.
 func (t *routeTable) get(mac wire.MAC) *route {
-	if i, ok := t.index[keyOf(mac)]; ok {
+	if i, ok := t.index.find(keyOf(mac), t.slots); ok {
 		return &t.slots[i]
 	}
 	return nil
@@ -203,9 +205,6 @@ func (t *routeTable) get(mac wire.MAC) *route {
 // add returns a new, empty route to mac, which must have none. The
 // pointer is good until the next add.
 func (t *routeTable) add(mac wire.MAC) *route {
-	if t.index == nil {
-		t.index = map[macKey]int32{}
-	}
 	var i int32
 	if k := len(t.free); k > 0 {
 		i, t.free = t.free[k-1], t.free[:k-1]
@@ -213,19 +212,19 @@ func (t *routeTable) add(mac wire.MAC) *route {
 		i = int32(len(t.slots))
 		t.slots = append(t.slots, route{})
 	}
-	t.index[keyOf(mac)] = i
 	r := &t.slots[i]
 	*r = route{key: keyOf(mac), slot: i}
+	t.index.insert(r.key, i, t.slots)
 	return r
 }
 
 // remove deletes the route to mac.
 func (t *routeTable) remove(mac wire.MAC) {
-	i, ok := t.index[keyOf(mac)]
+	i, ok := t.index.find(keyOf(mac), t.slots)
 	if !ok {
 		return
 	}
-	delete(t.index, keyOf(mac))
+	t.index.remove(keyOf(mac), t.slots)
 	t.dead += int(t.slots[i].pathCap)
 	t.slots[i] = route{}
 	t.free = append(t.free, i)

@@ -223,9 +223,9 @@ func TestMACKeyRoundTrip(t *testing.T) {
 }
 
 // TestBatchQueuesARouteOnce: a route queued twice on a link is one item
-// (a change wins over a refresh), whether the link finds it by its
-// pending bit or, past 16 links, by the batch's index; sending or
-// dropping the batch clears the bits.
+// (a change wins over a refresh, and a retract is kept), whether the
+// link finds it by its pending bit or, past 16 links, by the batch's
+// index; sending or dropping the batch clears the bits.
 func TestBatchQueuesARouteOnce(t *testing.T) {
 	n := &Node{cfg: DefaultConfig()}
 	n.cfg.MAC = macOf("a")
@@ -241,19 +241,33 @@ func TestBatchQueuesARouteOnce(t *testing.T) {
 	}
 	r := n.routes.add(macOf("t"))
 	for _, l := range []*link{ls[3], ls[16]} {
-		i := n.queueRoute(l, macOf("t"), r.slot, false)
-		j := n.queueRoute(l, macOf("t"), r.slot, true)
-		k := n.queueRoute(l, n.cfg.MAC, -1, false)
-		if i != 0 || j != 0 || k != 1 || len(l.batch.items) != 2 || !l.batch.items[0].change {
-			t.Fatalf("link ref %d: items at %d, %d, %d, %+v: want the route once, as a change, then our own", l.ref, i, j, k, l.batch.items)
+		n.queueRoute(l, macOf("t"), r.slot, false, false)
+		n.queueRoute(l, macOf("t"), r.slot, true, false)
+		n.queueRoute(l, n.cfg.MAC, -1, false, false)
+		n.queueRoute(l, macOf("t"), r.slot, false, true)
+		n.queueRoute(l, n.cfg.MAC, -1, true, false)
+		b := l.batch.items
+		if len(b) != 2 || b[0].mac != macOf("t") || b[1].mac != n.cfg.MAC {
+			t.Fatalf("link ref %d: items %+v: want the route once, then our own", l.ref, b)
+		}
+		if c, rt := n.flags(l, &b[0]); !c || !rt {
+			t.Fatalf("link ref %d: the route's item is change %v, retract %v: want both", l.ref, c, rt)
+		}
+		if c, rt := n.flags(l, &b[1]); !c || rt {
+			t.Fatalf("link ref %d: our own item is change %v, retract %v: want a change only", l.ref, c, rt)
 		}
 	}
 	if r.pending != 1<<3 {
 		t.Fatalf("pending bits %b, want only link ref 4's", r.pending)
 	}
 	n.dropBatch(ls[3])
-	if r.pending != 0 || len(ls[3].batch.items) != 0 {
-		t.Fatalf("after the batch went: pending %b, %d items", r.pending, len(ls[3].batch.items))
+	if r.pending != 0 || r.changes != 0 || r.retracts != 0 || len(ls[3].batch.items) != 0 || ls[3].batch.own != 0 {
+		t.Fatalf("after the batch went: pending %b, changes %b, retracts %b, %d items, own at %d",
+			r.pending, r.changes, r.retracts, len(ls[3].batch.items), ls[3].batch.own)
+	}
+	n.queueRoute(ls[3], macOf("t"), r.slot, false, false)
+	if c, rt := n.flags(ls[3], &ls[3].batch.items[0]); c || rt {
+		t.Fatalf("a refresh queued after the batch went is change %v, retract %v: the bits outlived it", c, rt)
 	}
 	s.remove(ls[3])
 	if s.link(4) != nil {
