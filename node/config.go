@@ -152,6 +152,11 @@ type Config struct {
 
 	// Rand is the randomness source. Required.
 	Rand Rand
+	// IndexSeed seeds the hash of the route index: a daemon gives a
+	// secret random one, so that no member can pick MACs that all land
+	// in one run of the index (routeIndex). It changes no behaviour: a
+	// simulator or a test may leave it 0.
+	IndexSeed uint64
 }
 
 // DefaultConfig returns the defaults of every setting; the identity (MAC,

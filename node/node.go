@@ -75,6 +75,7 @@ func New(cfg Config) (*Node, error) {
 		healthPending: map[uint64]time.Time{},
 		arena:         make([]byte, 0, arenaStart),
 	}
+	n.routes.index.seed = cfg.IndexSeed
 	return n, nil
 }
 

@@ -8,8 +8,9 @@ package node
 // a third to the route (at 1000 nodes the map's lookups were a tenth of
 // the simulator's time, nearly all of it cache misses).
 //
-// The hash mixes the key with a seed drawn by the node, so that a member
-// announcing MACs of its choosing cannot aim them at one chain of cells.
+// The hash mixes the key with Config.IndexSeed, which the daemon draws in
+// secret, so that a member announcing MACs of its choosing cannot aim them
+// all at one run of cells.
 type routeIndex struct {
 	cells []int32 // slot+1; 0 is an empty cell
 	count int

@@ -22,6 +22,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -343,12 +344,18 @@ func New(opts Options) (*Daemon, error) {
 }
 
 // withState returns nc with the persisted state st: the cached peers
-// sorted by MAC and the id floor, and a randomness source if nc has none.
+// sorted by MAC and the id floor, and a randomness source and an index
+// seed if nc has none.
 func withState(nc node.Config, st peercache.State) node.Config {
 	if nc.Rand == nil {
 		var seed [32]byte
 		crand.Read(seed[:]) // never fails
 		nc.Rand = rand.New(rand.NewChaCha8(seed))
+	}
+	if nc.IndexSeed == 0 {
+		var seed [8]byte
+		crand.Read(seed[:]) // never fails
+		nc.IndexSeed = binary.LittleEndian.Uint64(seed[:])
 	}
 	nc.Seeds = slices.Clone(nc.Seeds)
 	nc.Cache, nc.IDFloor = nil, st.IDFloor
