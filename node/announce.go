@@ -166,9 +166,9 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	} else if r.via != l.id {
 		n.event(Event{Kind: EventRouteChanged, MAC: info.MAC, Link: l.id, From: r.via})
 	}
-	r.waitSlot = 0
-	if refresh && r.via != 0 && r.via != l.id {
-		n.waitForNextHop(r, info.ID)
+	r.waitSlot, r.waitChange = 0, false
+	if r.via != 0 && r.via != l.id {
+		n.waitForNextHop(r, info.ID, !refresh)
 	}
 	r.clearBackups()
 	r.sent = sent
@@ -299,6 +299,7 @@ func (n *Node) takeRequest(l *link, requester wire.MAC, id uint64, msg []byte) b
 	if !n.dedup.asks.first(requester, id, n.clock.now, n.cfg.DedupSpan) {
 		return false
 	}
+	n.heardAsk(requester)
 	if !n.cfg.NoRelay {
 		for _, o := range n.links.order {
 			if o != l && o.extended {

@@ -40,6 +40,11 @@ type Node struct {
 	// waits are the refresh rounds held for their former next hop's copy,
 	// oldest first (Node.waitForNextHop).
 	waits refreshWaits
+	// changeWaits are the change rounds held likewise.
+	changeWaits refreshWaits
+	// askers are the nodes heard asking for rounds lately, oldest first
+	// (Node.nextHopKeepsRound).
+	askers []asker
 	// acrossAsks are the asks for lost links' peers' routes, held
 	// AskWindow for the peers' own asks (deadline order).
 	acrossAsks []acrossAsk

@@ -672,6 +672,10 @@ func subtractSorted(a, b []wire.MAC) []wire.MAC {
 // delay, so this covers paths whose holds differ by up to four batches.
 const refreshWaitBatches = 4
 
+// changeWaitDelays is how many change delays a change round waits for its
+// former next hop's copy.
+const changeWaitDelays = 4
+
 // refreshWaits is the queue of refresh rounds held for their former next
 // hop's copy. The wait is the same for every round, so the queue is in
 // deadline order.
@@ -692,15 +696,73 @@ type refreshWait struct {
 // neighbour than r's former next hop r.via, until that one's copy is in.
 // Only a next hop with a link slot (one of the first 16 links) is waited
 // for: the route names it by its slot.
-func (n *Node) waitForNextHop(r *route, id uint64) {
+func (n *Node) waitForNextHop(r *route, id uint64, change bool) {
 	old := n.links.byID[r.via]
-	if !n.quiet() || n.cfg.NoRelay || n.cfg.BatchDelay <= 0 || old == nil || old.ref == 0 || old.ref > pendingRefs {
+	w, span := &n.waits, refreshWaitBatches*n.cfg.BatchDelay
+	if change {
+		if !n.nextHopKeepsRound(r) {
+			return
+		}
+		w, span = &n.changeWaits, changeWaitDelays*n.cfg.ChangeDelay
+	}
+	if !n.quiet() || n.cfg.NoRelay || span <= 0 || old == nil || old.ref == 0 || old.ref > pendingRefs {
 		return
 	}
-	due := n.clock.now.Add(refreshWaitBatches * n.cfg.BatchDelay)
-	r.waitSlot = old.ref
-	n.waits.queue = append(n.waits.queue, refreshWait{mac: r.key.mac(), slot: r.slot, id: id, due: stampOf(due)})
+	due := n.clock.now.Add(span)
+	r.waitSlot, r.waitChange = old.ref, change
+	w.queue = append(w.queue, refreshWait{mac: r.key.mac(), slot: r.slot, id: id, due: stampOf(due)})
 	n.wakeAt(due)
+}
+
+// nextHopKeepsRound reports whether r's former next hop will most likely
+// pass on a change round of r's target too, so that the round is worth
+// waiting for: r's path is known (a route moved to a backup has none),
+// and neither its target nor any node on it asked for rounds lately (a
+// node that asks lost a link: the path may cross it, and the next hop may
+// have lost its route). Waiting for a next hop that lost its route would
+// only delay the round toward the nodes behind it.
+func (n *Node) nextHopKeepsRound(r *route) bool {
+	if !r.pathKnown {
+		return false
+	}
+	n.forgetAskers()
+	for _, a := range n.askers {
+		if a.mac == r.key.mac() || slices.Contains(n.routes.path(r), a.mac) {
+			return false
+		}
+	}
+	return true
+}
+
+// asker is a node heard asking for rounds (a 0x86 or 0x89), and when.
+type asker struct {
+	mac wire.MAC
+	at  stamp
+}
+
+// heardAsk notes that mac asked for rounds now.
+func (n *Node) heardAsk(mac wire.MAC) {
+	n.forgetAskers()
+	for i := range n.askers {
+		if n.askers[i].mac == mac {
+			n.askers = append(slices.Delete(n.askers, i, i+1), asker{mac, stampOf(n.clock.now)})
+			return
+		}
+	}
+	n.askers = append(n.askers, asker{mac, stampOf(n.clock.now)})
+}
+
+// forgetAskers forgets the askers heard more than FailoverConfirm ago:
+// the rounds they asked for have come by then.
+func (n *Node) forgetAskers() {
+	limit := stampOf(n.clock.now.Add(-n.cfg.FailoverConfirm))
+	k := 0
+	for k < len(n.askers) && n.askers[k].at <= limit {
+		k++
+	}
+	if k > 0 {
+		n.askers = slices.Delete(n.askers, 0, k)
+	}
 }
 
 // nextHopHeard ends the wait of r's round when l is the former next hop
@@ -710,27 +772,32 @@ func (n *Node) nextHopHeard(l *link, r *route) {
 	if r.waitSlot == 0 || r.waitSlot != l.ref {
 		return
 	}
-	r.waitSlot = 0
 	n.passOnHeld(r)
 }
 
-// passOnHeld passes r's round on, held until now, to every neighbour but
-// its next hop.
+// passOnHeld ends r's wait and passes its round on, held until now, to
+// every neighbour but its next hop.
 func (n *Node) passOnHeld(r *route) {
+	change := r.waitChange
+	r.waitSlot, r.waitChange = 0, false
 	if r.via == 0 {
 		return // withdrawn meanwhile: nothing to pass on
 	}
-	n.passOn(n.links.byID[r.via], r.info(), r, true)
+	n.passOn(n.links.byID[r.via], r.info(), r, !change)
 }
 
 // endWaits passes on the held rounds whose wait is over.
 func (n *Node) endWaits(now time.Time) {
-	w := &n.waits
+	n.endWaitsOf(&n.waits, now)
+	n.endWaitsOf(&n.changeWaits, now)
+}
+
+// endWaitsOf passes on the rounds of w whose wait is over.
+func (n *Node) endWaitsOf(w *refreshWaits, now time.Time) {
 	for w.head < len(w.queue) && w.queue[w.head].due <= stampOf(now) {
 		it := w.queue[w.head]
 		w.head++
 		if r := n.routes.at(it.slot, it.mac); r != nil && r.id == it.id && r.waitSlot != 0 {
-			r.waitSlot = 0
 			n.passOnHeld(r)
 		}
 	}
@@ -745,9 +812,20 @@ func (n *Node) endWaits(now time.Time) {
 // waitDeadline returns when the oldest held round's wait is over; zero
 // when none is held.
 func (n *Node) waitDeadline() time.Time {
-	w := &n.waits
-	if w.head == len(w.queue) {
+	a, b := n.waits.deadline(), n.changeWaits.deadline()
+	if a == 0 || b != 0 && b < a {
+		a = b
+	}
+	if a == 0 {
 		return time.Time{}
 	}
-	return n.clock.now.Add(time.Duration(w.queue[w.head].due - stampOf(n.clock.now)))
+	return n.clock.now.Add(time.Duration(a - stampOf(n.clock.now)))
+}
+
+// deadline returns the due time of w's oldest wait; 0 if none.
+func (w *refreshWaits) deadline() stamp {
+	if w.head == len(w.queue) {
+		return 0
+	}
+	return w.queue[w.head].due
 }

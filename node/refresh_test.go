@@ -70,7 +70,8 @@ func waitingFor(n *Node, r *route) LinkID {
 // that comes from another neighbour than the route's next hop moves the
 // route, but the round goes on only once the former next hop's copy is in
 // (then once, with the copy that won), or after refreshWait without it;
-// a change goes on at once.
+// a change waits likewise, for a few change delays, unless its target
+// asked for rounds lately.
 func TestRefreshWaitsForTheFormerNextHop(t *testing.T) {
 	n := quietNode(t)
 	now := t0.Add(10 * time.Millisecond) // past ChangeDelay after the greetings
@@ -129,13 +130,41 @@ func TestRefreshWaitsForTheFormerNextHop(t *testing.T) {
 	}
 	n.Advance()
 
-	// A change round never waits.
+	// A change round waits too, changeWaitDelays change delays at most:
+	// q's copy of 13 comes first, and the round goes on once p's is in.
 	now = start.Add(wait + n.cfg.BatchDelay)
 	n.Step(now, Tick{})
 	n.Advance()
 	n.Receive(now, 2, batchOf("q", 13, false))
-	if r.via != 2 || waitingFor(n, r) != 0 {
-		t.Fatalf("after q's change 13: via %d, waiting for %d; want via 2, no wait", r.via, waitingFor(n, r))
+	if got := queuedFor(n); r.via != 2 || waitingFor(n, r) != 1 || len(got) != 0 {
+		t.Fatalf("after q's change 13: via %d, waiting for %d, queued on %v; want via 2, waiting for 1, queued nowhere", r.via, waitingFor(n, r), got)
+	}
+	if d := n.NextDeadline(); d.After(now.Add(changeWaitDelays * n.cfg.ChangeDelay)) {
+		t.Fatalf("next deadline %v, after the change wait's end", d.Sub(now))
+	}
+	now = now.Add(time.Millisecond)
+	n.Receive(now, 1, batchOf("p", 13, false))
+	if got := queuedFor(n); waitingFor(n, r) != 0 || len(got) != 2 || got[0] != 1 || got[1] != 3 {
+		t.Fatalf("after p's change 13: waiting for %d, queued on %v; want no wait, queued on [1 3]", waitingFor(n, r), got)
+	}
+	n.Step(now.Add(n.cfg.BatchDelay), Tick{})
+	n.Advance()
+
+	// No wait once the target has asked for rounds (it lost a link, which
+	// the former next hop's path may cross): 14 from p goes on at once.
+	now = now.Add(2 * n.cfg.BatchDelay)
+	ask := (&wire.AnnounceRequestFor{ID: 99, Requester: macOf("t"), Targets: []wire.MAC{macOf("x")}}).Append(nil)
+	n.Receive(now, 3, ask)
+	n.Advance()
+	n.Receive(now, 1, batchOf("p", 14, false))
+	var to []LinkID // a lone change goes as a 0x85
+	for _, snd := range n.Ready().Sends {
+		if m, err := wire.DecodeInfoPath(snd.Msg); err == nil && m.MAC == macOf("t") && m.ID == 14 {
+			to = append(to, snd.Link)
+		}
+	}
+	if r.via != 1 || waitingFor(n, r) != 0 || !slices.Equal(to, []LinkID{2, 3}) {
+		t.Fatalf("after p's change 14, t having asked: via %d, waiting for %d, sent to %v; want via 1, no wait, sent to [2 3]", r.via, waitingFor(n, r), to)
 	}
 }
 

@@ -38,10 +38,13 @@ type route struct {
 	// the target first; the last is the neighbour) is paths[pathOff:]
 	// [:pathLen] of the table, in room for pathCap; pathKnown is false
 	// when it crossed a seed-protocol node.
-	pathLen   uint8
-	pathCap   uint8
-	pathOff   uint32
-	pathKnown bool
+	pathLen uint8
+	pathCap uint8
+	// waitChange is set while the round held for the former next hop
+	// (waitSlot) is a change, not a refresh.
+	waitChange bool
+	pathOff    uint32
+	pathKnown  bool
 	// backups[:nBackups] are other neighbours that delivered the same
 	// round, in arrival order, whose path does not contain this node:
 	// moving to one of them cannot loop back through us. A route keeps
