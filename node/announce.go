@@ -134,7 +134,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		return
 	}
 	r := n.routes.get(info.MAC)
-	sent := n.clock.now.Add(-held)
+	sent := stampOf(n.clock.now) - stamp(held)
 	switch {
 	case r != nil && info.ID < r.id:
 		return // an older round
@@ -143,7 +143,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 		// left first: the route moves to it. Otherwise it is a backup
 		// next hop if it cannot lead back through us.
 		if n.quiet() {
-			n.switchFirst(l, info, path, pathKnown, r, refresh, stampOf(sent))
+			n.switchFirst(l, info, path, pathKnown, r, refresh, sent)
 		}
 		if l.id != r.via && pathKnown {
 			r.addBackup(l.ref)
@@ -153,7 +153,7 @@ func (n *Node) announcement(l *link, info wire.Info, path []wire.MAC, pathKnown,
 	case r != nil && info.ID == r.id && !(pathKnown && len(path) < wire.MaxPath):
 		return // a withdrawn round revives only over a path known to be loop-free
 	}
-	n.learn(l, info, path, pathKnown, r, refresh, stampOf(sent))
+	n.learn(l, info, path, pathKnown, r, refresh, sent)
 }
 
 // learn makes l the route to info.MAC for round info.ID and floods the

@@ -220,15 +220,26 @@ func (n *Node) flags(l *link, it *batchItem) (change, retract bool) {
 // bits of its routes.
 func (n *Node) dropBatch(l *link) {
 	b := &l.batch
-	if bit := l.pendingBit(); bit != 0 {
-		for i := range b.items {
-			if r := n.queued(l, &b.items[i]); r != nil {
-				r.pending &^= bit
-				r.changes &^= bit
-				r.retracts &^= bit
-			}
-		}
+	for i := range b.items {
+		n.unqueue(l, &b.items[i])
 	}
+	n.emptyBatch(l)
+}
+
+// unqueue clears the bits of it's route for l, if it holds them: the
+// route is no longer in l's batch.
+func (n *Node) unqueue(l *link, it *batchItem) {
+	if r := n.queued(l, it); r != nil {
+		bit := l.pendingBit()
+		r.pending &^= bit
+		r.changes &^= bit
+		r.retracts &^= bit
+	}
+}
+
+// emptyBatch empties l's batch, whose routes' bits are clear.
+func (n *Node) emptyBatch(l *link) {
+	b := &l.batch
 	clear(b.index)
 	items := b.items[:0]
 	if cap(items) > batchKeep {
@@ -269,6 +280,7 @@ func (n *Node) flushBatch(l *link) {
 	for i := range b.items {
 		it := &b.items[i]
 		change, retract := n.flags(l, it)
+		n.unqueue(l, it) // the route is read below, once: one pass over the batch
 		e, ok := n.batchEntry(l, it.mac, it.slot, !change, retract)
 		if !ok {
 			continue
@@ -303,7 +315,7 @@ func (n *Node) flushBatch(l *link) {
 	if start >= 0 {
 		n.sendBatch(l, start, count)
 	}
-	n.dropBatch(l)
+	n.emptyBatch(l)
 	b.sent = n.clock.now
 }
 
