@@ -304,3 +304,26 @@ func TestSoonerDeadlineIsTold(t *testing.T) {
 		t.Fatal("Sooner set for a deadline after the driver's")
 	}
 }
+
+// TestAdvanceGivesBackABurst: Advance keeps the room of ordinary outputs
+// for the next input, and drops that of a burst (the start of a mesh
+// outputs an event and a cache store per route), which every node of a
+// large simulation would otherwise hold for good.
+func TestAdvanceGivesBackABurst(t *testing.T) {
+	n := &Node{cfg: DefaultConfig()}
+	for i := range 10 {
+		n.event(Event{Kind: EventRouteLearned, MAC: wire.MAC{2, 0, 0, 0, 0, byte(i)}})
+	}
+	n.Advance()
+	if len(n.ready.Events) != 0 || cap(n.ready.Events) < 10 {
+		t.Fatalf("after 10 events: len %d, cap %d; want 0 and the room kept", len(n.ready.Events), cap(n.ready.Events))
+	}
+	for i := range readyKeep + 1 {
+		n.event(Event{Kind: EventRouteLearned, MAC: wire.MAC{2, 0, 0, 0, 1, byte(i)}})
+		n.ready.CacheStore = append(n.ready.CacheStore, Peer{MAC: wire.MAC{2, 0, 0, 0, 1, byte(i)}})
+	}
+	n.Advance()
+	if cap(n.ready.Events) != 0 || cap(n.ready.CacheStore) != 0 {
+		t.Fatalf("after a burst of %d: events cap %d, cache stores cap %d; want the room dropped", readyKeep+1, cap(n.ready.Events), cap(n.ready.CacheStore))
+	}
+}
