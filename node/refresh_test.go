@@ -12,7 +12,7 @@ import (
 
 // quietNode returns node x in a quiet mesh, linked to p, q and s (link ids
 // 1, 2, 3), with its outputs so far taken.
-func quietNode(t *testing.T) *Node {
+func quietNode(t testing.TB) *Node {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.MAC, cfg.Port, cfg.Rand = macOf("x"), 41744, rand.New(rand.NewPCG(1, 1))
