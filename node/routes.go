@@ -59,7 +59,7 @@ type route struct {
 	// slot is the route's place in its table's slots.
 	slot int32
 	// waitSlot, when set, is the ref of the link to the next hop of the
-	// route's previous round, whose copy of a refresh round the node
+	// route's previous round, whose copy of the new round the node
 	// waits for before passing the round on (Node.waitForNextHop).
 	waitSlot linkRef
 	backups  [maxBackups]linkRef

@@ -431,3 +431,16 @@ func TestBootstrapJoin(t *testing.T) {
 		}
 	})
 }
+
+// TestStateGivesSecretSeeds: a daemon's node gets a randomness source and
+// a route-index seed of its own when its configuration has none (two
+// daemons draw different seeds), and keeps the ones it was given.
+func TestStateGivesSecretSeeds(t *testing.T) {
+	a, b := withState(node.Config{}, peercache.State{}), withState(node.Config{}, peercache.State{})
+	if a.Rand == nil || a.IndexSeed == 0 || a.IndexSeed == b.IndexSeed {
+		t.Fatalf("index seeds %#x and %#x (rand %v): want two different, non-zero seeds", a.IndexSeed, b.IndexSeed, a.Rand)
+	}
+	if c := withState(node.Config{IndexSeed: 7}, peercache.State{}); c.IndexSeed != 7 {
+		t.Fatalf("a given index seed became %#x", c.IndexSeed)
+	}
+}
