@@ -168,6 +168,12 @@ func (n *Node) learn(l *link, info wire.Info, path []wire.MAC, pathKnown bool, r
 	}
 	r.waitSlot, r.waitChange = 0, false
 	if r.via != 0 && r.via != l.id {
+		if refresh && !n.nextHopKeepsRound(r) {
+			// The former next hop may have lost its route (a link on
+			// its path was lost): its copy will not come, and the nodes
+			// behind us that routed through it need the move now.
+			refresh = false
+		}
 		n.waitForNextHop(r, info.ID, !refresh)
 	}
 	r.clearBackups()

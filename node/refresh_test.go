@@ -166,6 +166,23 @@ func TestRefreshWaitsForTheFormerNextHop(t *testing.T) {
 	if r.via != 1 || waitingFor(n, r) != 0 || !slices.Equal(to, []LinkID{2, 3}) {
 		t.Fatalf("after p's change 14, t having asked: via %d, waiting for %d, sent to %v; want via 1, no wait, sent to [2 3]", r.via, waitingFor(n, r), to)
 	}
+	n.Advance()
+
+	// A refresh that moves the route while t's ask is recent goes on at
+	// once, as a change: p may have lost its route, and the nodes behind
+	// us that routed through p need the move now (held for a refresh
+	// wait, it delayed a one-way cut's recovery by a second in wan-cut).
+	now = now.Add(2 * n.cfg.ChangeDelay)
+	n.Receive(now, 2, batchOf("q", 15, true))
+	to = nil
+	for _, snd := range n.Ready().Sends {
+		if m, err := wire.DecodeInfoPath(snd.Msg); err == nil && m.MAC == macOf("t") && m.ID == 15 {
+			to = append(to, snd.Link)
+		}
+	}
+	if r.via != 2 || waitingFor(n, r) != 0 || !slices.Equal(to, []LinkID{1, 3}) {
+		t.Fatalf("after q's refresh 15, t having asked: via %d, waiting for %d, sent to %v; want via 2, no wait, sent to [1 3] as a change", r.via, waitingFor(n, r), to)
+	}
 }
 
 // entryOf returns a 0x88 entry: change round id of target, relayed by
