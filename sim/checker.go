@@ -24,6 +24,9 @@ import (
 //   - a health answer's traceroute is the path the request travelled to
 //     its origin, and its reverse path the one the answer took back;
 //   - no node reports a protocol violation;
+//   - (counted, for the expectation "unicast frames lost only in closed
+//     links") where each lost unicast frame was: in a link a node closed,
+//     or dropped by a node;
 //   - (checker_firstpath.go) every node's first-path route is the one a
 //     naive model computes from the log of announcement arrivals.
 //
@@ -39,6 +42,10 @@ type checker struct {
 
 	flows  map[uint64]*flow
 	frames FrameStats
+	// lostOn holds, for each lost unicast frame that was on a link, that
+	// link: whether a node closed it may be known only after the frame
+	// settled (a link failed by liveness many seconds into a stall).
+	lostOn []*conn
 
 	reqs   map[healthKey]*healthReq
 	answer map[answerKey][]int32 // reverse path of a 0x03 so far
@@ -107,7 +114,15 @@ func (w *World) ViolationCounts() map[string]int { return w.check.violCat }
 func (w *World) Violations() ([]Violation, int) { return w.check.violations, w.check.violationN }
 
 // Frames returns the frame counters so far.
-func (w *World) Frames() FrameStats { return w.check.frames }
+func (w *World) Frames() FrameStats {
+	fr := w.check.frames
+	for _, c := range w.check.lostOn {
+		if c.closed {
+			fr.LostInClosedLinks++
+		}
+	}
+	return fr
+}
 
 // HealthChecks returns the health counters so far.
 func (w *World) HealthChecks() HealthStats { return w.check.checks }
@@ -126,6 +141,9 @@ type flow struct {
 	stream   *stream // the stream it belongs to, if any
 	seq      int     // its index in the stream
 	answered bool    // a ping whose answer was sent
+	// on is, for a unicast frame, the link it was last put on and has not
+	// crossed yet (nil once it arrived): where it was lost, if it was.
+	on *conn
 }
 
 // track starts following a frame the workload is about to inject, and
@@ -295,6 +313,12 @@ func (c *checker) settle(f *flow) {
 		case want:
 			c.frames.Expected++
 			c.frames.Lost++
+			if !f.kind.broadcast() {
+				c.frames.UnicastLost++
+				if f.on != nil {
+					c.lostOn = append(c.lostOn, f.on)
+				}
+			}
 			if quiet && w.Up(i) && !cl.crashedSince(i, f.sentAt) {
 				missing = append(missing, cl.nodes[i].name)
 			}
@@ -348,18 +372,11 @@ func (c *checker) arrived(from, to int, msg []byte) {
 // it by another link: that detour is counted (Detours), not a loop.
 func (c *checker) hop(from, to int, msg []byte) {
 	cl := &c.w.cluster
-	fr := msg[1:]
-	if wire.Type(msg[0]) == wire.TypeLimitedFrame {
-		fr = msg[2:]
-	}
-	id, ok := flowID(fr)
-	if !ok {
-		return
-	}
-	f := c.flows[id]
+	f := c.unicastFlow(msg)
 	if f == nil {
 		return
 	}
+	f.on = nil
 	crossed := false
 	for k := 1; k < len(f.visited); k++ {
 		if f.visited[k-1] == int32(from) && f.visited[k] == int32(to) {
@@ -388,6 +405,33 @@ func (c *checker) hop(from, to int, msg []byte) {
 			cl.nodes[f.src].name, cl.nodes[f.dst].name, path))
 	}
 	f.visited = append(f.visited, int32(to))
+}
+
+// unicastFlow returns the flow of the frame a targeted or limited frame
+// message carries, nil for any other message or a flow settled already.
+func (c *checker) unicastFlow(msg []byte) *flow {
+	var fr []byte
+	switch wire.Type(msg[0]) {
+	case wire.TypeTargetedFrame:
+		fr = msg[1:]
+	case wire.TypeLimitedFrame:
+		fr = msg[2:]
+	default:
+		return nil
+	}
+	id, ok := flowID(fr)
+	if !ok {
+		return nil
+	}
+	return c.flows[id]
+}
+
+// onWire watches a message node i puts on link cn: a unicast frame is on
+// that link until it arrives, and lost with it if it never does.
+func (c *checker) onWire(cn *conn, msg []byte) {
+	if f := c.unicastFlow(msg); f != nil {
+		f.on = cn
+	}
 }
 
 // sent watches messages as node i sends them: answers it originates.

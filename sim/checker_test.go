@@ -80,3 +80,37 @@ func TestCheckerCatches(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckerFindsWhereUnicastWasLost: a lost unicast frame counts as lost
+// in a closed link only when its last hop put it on a link that a node
+// closed, before or after the frame settled, and it never crossed it; a
+// frame that crossed its link and went no further was dropped by a node.
+func TestCheckerFindsWhereUnicastWasLost(t *testing.T) {
+	w := New(Config{Seed: 1})
+	if err := w.Build(Line(3)); err != nil {
+		t.Fatal(err)
+	}
+	w.RunUntil(10 * time.Second)
+	msgOf := func(f *flow) []byte {
+		return append([]byte{byte(wire.TypeTargetedFrame)}, flowFrame(f.kind, f.id, w.MAC(0), w.MAC(2), 2)...)
+	}
+	closedBefore, closedAfter, open := &conn{id: 1001}, &conn{id: 1002}, &conn{id: 1003}
+	for i, c := range []*conn{closedBefore, closedAfter, open, open} {
+		f := w.check.track(uint64(100+i), FlowUnicast, 0, 2)
+		w.check.onWire(c, msgOf(f))
+		if i == 3 {
+			w.check.arrived(0, 1, msgOf(f)) // crossed: node 1 dropped it
+		}
+		if c == closedBefore {
+			c.closed = true
+		}
+		w.check.settle(f)
+	}
+	if fr := w.Frames(); fr.UnicastLost != 4 || fr.LostInClosedLinks != 1 {
+		t.Fatalf("before the second link closed: %d lost, %d in closed links; want 4 and 1", fr.UnicastLost, fr.LostInClosedLinks)
+	}
+	closedAfter.closed = true // failed by liveness seconds into its stall, after the frame settled
+	if fr := w.Frames(); fr.UnicastLost != 4 || fr.LostInClosedLinks != 2 {
+		t.Fatalf("after it closed: %d lost, %d in closed links; want 4 and 2", fr.UnicastLost, fr.LostInClosedLinks)
+	}
+}

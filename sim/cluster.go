@@ -441,6 +441,7 @@ func (c *cluster) drainAfter(i int, recompute bool) {
 			end = 1
 		}
 		w.check.sent(i, cp)
+		w.check.onWire(cn, cp)
 		w.net.pool.hold(cp)
 		w.net.transmit(cn, end, cp, s.Control)
 	}

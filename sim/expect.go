@@ -27,6 +27,7 @@ const (
 	expectDegree                             // degree at most N
 	expectNoForged                           // no forged routes
 	expectRevoked                            // revoked members cut off within D
+	expectLostInClosed                       // unicast frames lost only in closed links
 )
 
 // faultKinds is the alternation of fault kinds expectations name.
@@ -61,6 +62,7 @@ var expectPatterns = []struct {
 	{expectDegree, regexp.MustCompile(`^degree at most (\d+)$`)},
 	{expectNoForged, regexp.MustCompile(`^no forged routes$`)},
 	{expectRevoked, regexp.MustCompile(`^revoked members cut off within (\S+)$`)},
+	{expectLostInClosed, regexp.MustCompile(`^unicast frames lost only in closed links$`)},
 }
 
 // ExpectationForms lists the expectation sentences a scenario may use.
@@ -80,6 +82,7 @@ var ExpectationForms = []string{
 	"degree at most N (mesh links of any node at any time)",
 	"no forged routes (no node but the forger takes a forged round)",
 	"revoked members cut off within DURATION (of each revoke: no link to it left)",
+	"unicast frames lost only in closed links (no node dropped one: each lost one was in a link that a node closed, by liveness or as a duplicate)",
 }
 
 func parseExpectation(y ynode) (Expectation, error) {
@@ -260,6 +263,12 @@ func (e Expectation) check(r *Report, cats map[string]int) ExpectResult {
 	case expectNoForged:
 		if cats["forged"] > 0 {
 			fail("%d nodes took a forged round", cats["forged"])
+		}
+	case expectLostInClosed:
+		fr := r.Frames
+		res.Detail = fmt.Sprintf("%d unicast frames lost, %d of them in links a node closed", fr.UnicastLost, fr.LostInClosedLinks)
+		if fr.UnicastLost > fr.LostInClosedLinks {
+			res.OK = false
 		}
 	case expectLost:
 		pct := 0.0

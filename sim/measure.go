@@ -67,6 +67,13 @@ type FrameStats struct {
 	Loops                            uint64 // unicast frames that crossed a link twice the same way: a cycle of next hops
 	Detours                          uint64 // unicast frames that came back to a node whose route changed meanwhile
 	TransientLoops                   uint64 // loops of frames sent within FailoverConfirm of a loss
+	// UnicastLost counts the lost deliveries of unicast frames, and
+	// LostInClosedLinks those of them whose frame was last put on a link
+	// that a node then closed (or had closed already), and never crossed
+	// it: frames TCP still held when the link was given up (failed by
+	// liveness, or closed as the duplicate of a link dialled at the same
+	// time), not frames a node dropped.
+	UnicastLost, LostInClosedLinks uint64
 }
 
 // HealthStats count health requests and the answers checked.

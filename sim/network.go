@@ -139,6 +139,7 @@ type conn struct {
 	pathSeq        uint32 // bumped whenever a direction's path closes: acks in flight are void
 	watch          int    // 1 + the index of the fault result whose detection this conn reports; 0 none
 	dead           bool   // an end failed it by liveness
+	closed         bool   // an end's node closed it (for any reason, liveness too)
 	// directory: an end took it as a directory link, which carries only
 	// a table (docs/protocol.md#link-limit): it is no mesh link.
 	directory bool
@@ -731,6 +732,7 @@ func (nw *network) closeByNode(i int, cl node.Close) {
 		sn.stats.SilentCloses++
 	}
 	delete(sn.ends, cl.Link)
+	c.closed = true
 	k := endOf(c, i, cl.Link)
 	nw.detected(c)
 	nw.closeEnd(c, k)
