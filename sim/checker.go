@@ -24,9 +24,9 @@ import (
 //   - a health answer's traceroute is the path the request travelled to
 //     its origin, and its reverse path the one the answer took back;
 //   - no node reports a protocol violation;
-//   - (counted, for the expectation "unicast frames lost only in closed
-//     links") where each lost unicast frame was: in a link a node closed,
-//     or dropped by a node;
+//   - (counted, for the expectation "no unicast frame dropped by a node")
+//     where each lost unicast frame was: in a link a node closed, held by
+//     TCP in a live link past its flood window, or dropped by a node;
 //   - (checker_firstpath.go) every node's first-path route is the one a
 //     naive model computes from the log of announcement arrivals.
 //
@@ -153,9 +153,10 @@ func (c *checker) track(id uint64, kind FlowKind, src, dst int) *flow {
 	w := c.w
 	f := &flow{id: id, kind: kind, src: src, dst: dst, sentAt: w.now, losses: c.losses,
 		got: make([]uint8, w.N()), visited: []int32{int32(src)}}
-	if w.net.lossy > 0 || w.cluster.stalledN() > 0 {
-		// A lossy link or a paused node delays frames (TCP keeps them):
-		// one sent now may take longer than its flood window.
+	if w.net.lossy > 0 || w.now < w.net.lossTail || w.cluster.stalledN() > 0 {
+		// A lossy link (or one still retransmitting what it lost) or a
+		// paused node delays frames (TCP keeps them): one sent now may
+		// take longer than its flood window.
 		f.losses = ^c.losses
 	}
 	f.comp = c.component(src)
@@ -316,6 +317,7 @@ func (c *checker) settle(f *flow) {
 			if !f.kind.broadcast() {
 				c.frames.UnicastLost++
 				if f.on != nil {
+					c.frames.LostInLinks++
 					c.lostOn = append(c.lostOn, f.on)
 				}
 			}

@@ -82,9 +82,10 @@ func TestCheckerCatches(t *testing.T) {
 }
 
 // TestCheckerFindsWhereUnicastWasLost: a lost unicast frame counts as lost
-// in a closed link only when its last hop put it on a link that a node
-// closed, before or after the frame settled, and it never crossed it; a
-// frame that crossed its link and went no further was dropped by a node.
+// in a link when its last hop put it on one and it had not crossed it when
+// it settled, and in a closed link when a node closed that link, before or
+// after the frame settled; a frame that crossed its link and went no
+// further was dropped by a node.
 func TestCheckerFindsWhereUnicastWasLost(t *testing.T) {
 	w := New(Config{Seed: 1})
 	if err := w.Build(Line(3)); err != nil {
@@ -106,11 +107,11 @@ func TestCheckerFindsWhereUnicastWasLost(t *testing.T) {
 		}
 		w.check.settle(f)
 	}
-	if fr := w.Frames(); fr.UnicastLost != 4 || fr.LostInClosedLinks != 1 {
-		t.Fatalf("before the second link closed: %d lost, %d in closed links; want 4 and 1", fr.UnicastLost, fr.LostInClosedLinks)
+	if fr := w.Frames(); fr.UnicastLost != 4 || fr.LostInLinks != 3 || fr.LostInClosedLinks != 1 {
+		t.Fatalf("before the second link closed: %d lost, %d in links, %d in closed links; want 4, 3 and 1", fr.UnicastLost, fr.LostInLinks, fr.LostInClosedLinks)
 	}
 	closedAfter.closed = true // failed by liveness seconds into its stall, after the frame settled
-	if fr := w.Frames(); fr.UnicastLost != 4 || fr.LostInClosedLinks != 2 {
-		t.Fatalf("after it closed: %d lost, %d in closed links; want 4 and 2", fr.UnicastLost, fr.LostInClosedLinks)
+	if fr := w.Frames(); fr.UnicastLost != 4 || fr.LostInLinks != 3 || fr.LostInClosedLinks != 2 {
+		t.Fatalf("after it closed: %d lost, %d in links, %d in closed links; want 4, 3 and 2", fr.UnicastLost, fr.LostInLinks, fr.LostInClosedLinks)
 	}
 }

@@ -67,13 +67,15 @@ type FrameStats struct {
 	Loops                            uint64 // unicast frames that crossed a link twice the same way: a cycle of next hops
 	Detours                          uint64 // unicast frames that came back to a node whose route changed meanwhile
 	TransientLoops                   uint64 // loops of frames sent within FailoverConfirm of a loss
-	// UnicastLost counts the lost deliveries of unicast frames, and
-	// LostInClosedLinks those of them whose frame was last put on a link
-	// that a node then closed (or had closed already), and never crossed
-	// it: frames TCP still held when the link was given up (failed by
-	// liveness, or closed as the duplicate of a link dialled at the same
-	// time), not frames a node dropped.
-	UnicastLost, LostInClosedLinks uint64
+	// UnicastLost counts the lost deliveries of unicast frames;
+	// LostInLinks those of them whose frame was last put on a link and had
+	// not crossed it when it settled (TCP held it: the rest were dropped by
+	// a node); LostInClosedLinks those of these whose link a node then
+	// closed (or had closed already): frames given up with the link
+	// (failed by liveness, or closed as the duplicate of a link dialled at
+	// the same time), where the others were only later than the flood
+	// window (a long stall of a lossy link).
+	UnicastLost, LostInLinks, LostInClosedLinks uint64
 }
 
 // HealthStats count health requests and the answers checked.

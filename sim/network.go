@@ -84,9 +84,13 @@ type network struct {
 	allPair bool      // organic: every pair may link; edges appear on demand
 	part    []int     // partition group of each node; 0 = none
 	nextID  node.LinkID
-	lossy   int     // edges losing segments now
-	pool    msgPool // the buffers of the messages on the wire
-	conns   []*conn // every conn by id-1, which names its directions in the queue
+	lossy   int // edges losing segments now
+	// lossTail is when the last message a lost segment delayed arrives:
+	// until then a message sent on its link may wait behind it, after the
+	// loss is over too.
+	lossTail int64
+	pool     msgPool // the buffers of the messages on the wire
+	conns    []*conn // every conn by id-1, which names its directions in the queue
 }
 
 func (nw *network) init(w *World) {
@@ -451,7 +455,10 @@ func (nw *network) putOnWire(c *conn, k int, msg []byte) {
 	}
 	at := w.now + c.lat
 	if nw.lossy > 0 && c.e.loss > 0 {
-		at += nw.lossDelay(c, k, len(msg))
+		if delay := nw.lossDelay(c, k, len(msg)); delay > 0 {
+			at += delay
+			nw.lossTail = max(nw.lossTail, at)
+		}
 	}
 	at = max(at, d.last)
 	d.last = at
