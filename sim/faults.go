@@ -164,8 +164,9 @@ func (w *World) Reset(a, b int) error {
 // Loss makes the edge between a and b lose that fraction of its
 // segments, each way (0 ends it). Over TCP a lost segment is not a lost
 // message: it arrives after a retransmission timeout (max(200 ms, four
-// latencies), doubling when the retransmission is lost too), and every
-// later message of that direction waits behind it.
+// latencies)), one more for each loss of its retransmission (no doubling:
+// see lossDelay), and every later message of that direction waits behind
+// it.
 func (w *World) Loss(a, b int, rate float64) error {
 	e, err := w.net.edgeFor(a, b)
 	if err != nil {

@@ -179,6 +179,25 @@ func TestLossDelaysNothingLost(t *testing.T) {
 	}
 }
 
+// TestLossStepsDoNotDouble: each loss in a row of a segment costs one
+// RTO, not a doubling one (lossDelay): a segment lost at every try waits
+// out the user timeout in steps of max(200 ms, four latencies), 75 of
+// them in 15 s, where doubling steps would have overshot to 25.4 s.
+func TestLossStepsDoNotDouble(t *testing.T) {
+	w := New(Config{Seed: 1})
+	c := &conn{e: &edge{loss: 1}, lat: int64(50 * time.Millisecond)}
+	c.dir[0].segAt = -1 // no segment written yet at this instant
+	if got := w.net.lossDelay(c, 0, 100); got != int64(15*time.Second) {
+		t.Fatalf("delay of a segment lost at every try: %v, want 15s (75 steps of 200ms)", time.Duration(got))
+	}
+	// The next message of the same instant shares the segment: no delay
+	// of its own (it waits behind the first through the direction's last
+	// arrival).
+	if got := w.net.lossDelay(c, 0, 100); got != 0 {
+		t.Fatalf("a message that joins the segment: delay %v, want 0", time.Duration(got))
+	}
+}
+
 // TestStallBacklog: a paused node takes what arrived when it resumes; a
 // pause shorter than the detection time fails no link, a longer one
 // fails them at its neighbours.
