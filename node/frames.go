@@ -116,10 +116,10 @@ func (n *Node) relayTo(l *link, dst wire.MAC, hops uint8) *link {
 		return nil
 	}
 	next := n.nextHop(dst)
-	switch next {
-	case nil:
+	switch {
+	case next == nil:
 		n.drop(DropNoRoute, dst)
-	case l:
+	case next.peer == l.peer: // the same link, or the one that replaced a retiring l
 		n.drop(DropRouteLoop, dst)
 		return nil
 	}
@@ -186,8 +186,10 @@ func (n *Node) floodFrame(from *link, id uint64, frame []byte, msg []byte) {
 		}
 	}
 	for _, o := range n.links.order {
-		if o == from {
-			continue // defect 1: never back where it came from
+		if from != nil && o.peer == from.peer {
+			// Defect 1: never back where it came from (nor, from a
+			// retiring link, to the link that replaced it).
+			continue
 		}
 		if o.extended && !dst.IsBroadcast() {
 			if groupMsg == nil {

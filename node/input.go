@@ -141,6 +141,8 @@ func (n *Node) Step(now time.Time, in Input) {
 		n.tick(now)
 		if l, ok := n.links.byID[in.Link]; ok {
 			n.removeLink(l, in.Reason)
+		} else if l := n.links.retired(in.Link); l != nil {
+			n.endRetiring(l, false, nil)
 		}
 	case DialFailed:
 		n.tick(now)
@@ -165,6 +167,11 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 	n.tick(now)
 	l, ok := n.links.byID[id]
 	if !ok {
+		if l = n.links.retired(id); l != nil {
+			if t, err := wire.TypeOf(msg); err == nil {
+				n.receiveRetiring(l, t, msg)
+			}
+		}
 		return
 	}
 	l.lastRecv = n.clock.now

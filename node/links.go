@@ -46,6 +46,10 @@ type link struct {
 	// features are the bits of the peer's 0x8F (wire.FeatureGSO): what
 	// else it takes on this link. 0 until its 0x8F comes.
 	features uint32
+	// retireBy, set on a retiring link, is when the node closes it;
+	// retireReason is why it was given up.
+	retireBy     time.Time
+	retireReason error
 }
 
 // linkRef is a live link as the routes name it, 1 to 255; 0 is none. A
@@ -83,6 +87,11 @@ type linkSet struct {
 	// holdDown is, per peer, how often its links failed by liveness
 	// lately (see liveness.go); it outlives the links.
 	holdDown map[wire.MAC]holdDown
+	// retiring are the links given up for another link to the same peer
+	// (a duplicate), sorted by id: out of the set above, nothing is sent
+	// on them, but the frames still in them are taken until the peer
+	// ends them or their retireBy (retireLink).
+	retiring []*link
 }
 
 func newLinkSet() linkSet {
@@ -189,7 +198,7 @@ func (n *Node) linkUp(in LinkUp) {
 		// redial by the same side replaces the old link, which its
 		// dialler believes dead.
 		if old.dialed != dialed && n.keepDialedBy(old) {
-			n.ready.Closes = append(n.ready.Closes, Close{Link: id, Reason: ErrDuplicateLink})
+			n.retireLink(l, fmt.Errorf("link %d to %s kept instead: %w", old.id, peer, ErrDuplicateLink))
 			n.scheduleDial()
 			return
 		}
@@ -202,7 +211,9 @@ func (n *Node) linkUp(in LinkUp) {
 			n.links.reserveRef(l)
 			n.routes.repoint(old.id, id, old.ref, l.ref)
 		}
-		n.closeLink(old, fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink))
+		reason := fmt.Errorf("replaced by link %d: %w", id, ErrDuplicateLink)
+		n.removeLink(old, reason)
+		n.retireLink(old, reason)
 	}
 	n.startLiveness(l)
 	n.links.add(l)
@@ -226,6 +237,73 @@ func (n *Node) linkUp(in LinkUp) {
 func (n *Node) keepDialedBy(l *link) bool {
 	weSmaller := macLess(n.cfg.MAC, l.peer)
 	return l.dialed == weSmaller
+}
+
+// retireLink keeps l, a link given up for another link to the same peer,
+// open for its detection time (DeadAfter for a link that never carried
+// a heartbeat) without sending on it, and takes the frames that arrive
+// on it, then closes it (checkRetiring). Both ends of simultaneous dials
+// give up the same link, each when it sees both; closing it at once lost
+// the frames the peer had put on it before it saw the other link (a
+// round trip's worth, docs/protocol.md#link-liveness). Its control
+// messages are not taken: the peer sends its table again over the link
+// it keeps. l is already out of the live links (or never was in them).
+func (n *Node) retireLink(l *link, reason error) {
+	d := n.detectAfter(l)
+	if d <= 0 {
+		d = n.cfg.DeadAfter
+	}
+	if d <= 0 {
+		d = n.cfg.LinkTimeout
+	}
+	l.retireBy, l.retireReason = n.clock.now.Add(d), reason
+	n.links.retiring = insertByID(n.links.retiring, l)
+	n.wakeAt(l.retireBy)
+}
+
+// retired returns the retiring link id, nil if there is none.
+func (s *linkSet) retired(id LinkID) *link {
+	if i, ok := slices.BinarySearchFunc(s.retiring, id, byID); ok {
+		return s.retiring[i]
+	}
+	return nil
+}
+
+// checkRetiring closes the retiring links whose time is up.
+func (n *Node) checkRetiring(now time.Time) {
+	kept := n.links.retiring[:0]
+	for _, l := range n.links.retiring {
+		if now.Before(l.retireBy) {
+			kept = append(kept, l)
+			continue
+		}
+		n.ready.Closes = append(n.ready.Closes, Close{Link: l.id, Reason: l.retireReason})
+	}
+	clear(n.links.retiring[len(kept):])
+	n.links.retiring = kept
+}
+
+// endRetiring forgets the retiring link l; close asks the driver to
+// close it first (the driver ends a link it reported down itself).
+func (n *Node) endRetiring(l *link, close bool, reason error) {
+	n.links.retiring = deleteByID(n.links.retiring, l)
+	if close {
+		n.ready.Closes = append(n.ready.Closes, Close{Link: l.id, Reason: reason})
+	}
+}
+
+// receiveRetiring handles a message on the retiring link l: frames are
+// taken as from any link to the peer; anything else is left, since the
+// peer sends its announcements again over the link it keeps.
+func (n *Node) receiveRetiring(l *link, t wire.Type, msg []byte) {
+	switch t {
+	case wire.TypeTargetedFrame, wire.TypeLimitedFrame:
+		n.receiveTargeted(l, t, msg)
+	case wire.TypeBroadcastFrame, wire.TypeGroupFrame:
+		n.receiveFlooded(l, t, msg)
+	case wire.TypeGSOFrame:
+		n.receiveGSO(l, msg)
+	}
 }
 
 // closeLink asks the driver to close l and forgets it.
@@ -274,6 +352,12 @@ func (n *Node) removeLink(l *link, reason error) {
 // unchecked, so closing would let one bad member partition the mesh); on
 // an extended link it is a violation and closes the link.
 func (n *Node) malformed(l *link, err error) {
+	if !l.retireBy.IsZero() {
+		// A retiring link is out of the live links: it just ends.
+		n.drop(DropMalformed, l.peer)
+		n.endRetiring(l, true, fmt.Errorf("link %d to %s, retiring: %w: %w", l.id, l.peer, ErrMalformed, err))
+		return
+	}
 	if !l.extended {
 		n.drop(DropMalformed, l.peer)
 		return

@@ -749,10 +749,46 @@ func TestSelfAndDuplicateLinks(t *testing.T) {
 	// Simultaneous dials: link 1 dialled by a, link 2 dialled by b.
 	tn.link("a", "b") // a dials: ids 1 (a) / 2 (b)
 	tn.link("b", "a") // b dials: ids 3 (b) / 4 (a)
-	// a < b, so both keep the link a dialled and close the other.
+	// a < b, so both keep the link a dialled. The other (3 at b, 4 at a)
+	// is retiring: nothing more is sent on it, but the frames b put on
+	// it before it saw link 1 are taken, until a closes it after its
+	// detection time (docs/protocol.md#link-liveness).
+	tn.run()
+	if ca, cb := tn.closes["a"], tn.closes["b"]; len(ca)+len(cb) != 0 {
+		t.Fatalf("closes a=%v b=%v, want none before the duplicate's detection time", ca, cb)
+	}
+	tn.reset()
+	uni := wire.LimitedFrame{Hops: 8, Frame: frame(macOf("a"), macOf("b"), 1)}
+	bc := wire.BroadcastFrame{ID: 1 << 40, Src: macOf("b"), Payload: frame(wire.Broadcast, macOf("b"), 2)[12:]}
+	n.Receive(tn.now, 4, uni.Append(nil))
+	n.Receive(tn.now, 4, bc.Append(nil))
+	tn.collect("a")
+	if len(tn.tap["a"]) != 2 {
+		t.Fatalf("a's TAP took %d frames from the retiring link, want its unicast and its broadcast", len(tn.tap["a"]))
+	}
+	if len(tn.sent["a"]) != 0 {
+		t.Fatalf("a sent %d messages after the frames of the retiring link (%v), want none: not back to b over link 1, nothing on 4",
+			len(tn.sent["a"]), tn.sent["a"][0])
+	}
+	tn.advance(n.cfg.DeadAfter - time.Millisecond)
+	if ca := tn.closes["a"]; len(ca) != 0 {
+		t.Fatalf("a closed %v before the detection time", ca)
+	}
+	tn.advance(time.Millisecond)
+	// a closes its end; b hears of it (LinkDown) before its own time is
+	// up, and only forgets its end.
 	ca, cb := tn.closes["a"], tn.closes["b"]
-	if len(ca) != 1 || ca[0].Link != 4 || len(cb) != 1 || cb[0].Link != 3 {
-		t.Fatalf("closes a=%v b=%v, want a to close 4 and b to close 3", ca, cb)
+	if len(ca) != 1 || ca[0].Link != 4 || !errors.Is(ca[0].Reason, ErrDuplicateLink) || len(cb) != 0 {
+		t.Fatalf("closes a=%v b=%v, want a to close 4 as a duplicate and b nothing", ca, cb)
+	}
+	tn.reset()
+	n.Receive(tn.now, 4, uni.Append(nil))
+	tn.collect("a")
+	if len(tn.tap["a"]) != 0 {
+		t.Fatalf("a took a frame on link 4 after closing it")
+	}
+	if l := tn.nodes["b"].links.retired(3); l != nil {
+		t.Fatalf("b still keeps link 3 retiring after it went down")
 	}
 }
 

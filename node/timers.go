@@ -31,6 +31,9 @@ func (n *Node) tickInput(now time.Time) {
 	now = n.clock.now
 	n.checkLiveness(now)
 	n.checkDirectory(now)
+	if len(n.links.retiring) > 0 {
+		n.checkRetiring(now)
+	}
 	if len(n.unconfirmed) > 0 {
 		n.confirmFailovers(now)
 	}
@@ -110,6 +113,9 @@ func (n *Node) nextDeadline() time.Time {
 	}
 	for _, l := range n.links.directory {
 		later(n.livenessDeadline(l))
+	}
+	for _, l := range n.links.retiring {
+		later(l.retireBy)
 	}
 	if len(n.unconfirmed) > 0 {
 		later(n.confirmDeadline())
