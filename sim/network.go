@@ -370,14 +370,48 @@ func (nw *network) link(e *edge, a, b int) {
 		}
 	}
 	w.trace.record(traceRec{kind: evLinkUp, node: int32(a), peer: int32(b), aux: c.id})
-	// The acceptor sees the dialer's address with an ephemeral port.
+	// The dialer's handshake ends as it sends its certificate and
+	// Finished; the acceptor's ends when they arrive. They go first on
+	// the dialer's direction, so that a cut, a loss or a pause delays
+	// them as it would the data behind them (accepted).
+	nw.putOnWire(c, 0, clientFinished)
 	na.n.Step(cl.nodeTime(a), node.LinkUp{Link: c.end[0].id, Peer: nb.mac, Addr: nb.addr, Dialed: true, Extended: e.ext})
 	cl.drain(a)
-	if c.end[1].up && nb.n != nil {
-		from := netip.AddrPortFrom(na.addr.Addr(), uint16(32768+c.id%28000))
-		nb.n.Step(cl.nodeTime(b), node.LinkUp{Link: c.end[1].id, Peer: na.mac, Addr: from, Dialed: false, Extended: e.ext})
-		cl.drain(b)
+}
+
+// clientFinished stands for the dialer's last handshake flight (its
+// certificate, its proof and its Finished) on the wire: the acceptor's
+// end of a link comes up when it arrives. It is told apart by identity,
+// not by content.
+var clientFinished = []byte{0}
+
+// isClientFinished reports whether msg is clientFinished.
+func isClientFinished(msg []byte) bool { return len(msg) == 1 && &msg[0] == &clientFinished[0] }
+
+// accepted brings up the acceptor's end of c: the dialer's last
+// handshake flight has arrived.
+func (nw *network) accepted(c *conn) {
+	cl := &nw.w.cluster
+	a, b := c.end[0].node, c.end[1].node
+	na, nb := cl.nodes[a], cl.nodes[b]
+	// The acceptor sees the dialer's address with an ephemeral port.
+	from := netip.AddrPortFrom(na.addr.Addr(), uint16(32768+c.id%28000))
+	nb.n.Step(cl.nodeTime(b), node.LinkUp{Link: c.end[1].id, Peer: na.mac, Addr: from, Dialed: false, Extended: c.e.ext})
+	cl.drain(b)
+}
+
+// serverFlight is how long after the dialer's first packet reaches the
+// acceptor over e the acceptor's handshake flight (its certificate and
+// Finished) reaches the dialer: over TCP the SYN-ACK's way back, the
+// ClientHello's way there and the flight's way back, three one-way
+// latencies; over QUIC (Config.Datagrams) one, since the Initial packet
+// carries the ClientHello. The dialer's end is up then, the acceptor's
+// one latency later.
+func (nw *network) serverFlight(e *edge) int64 {
+	if nw.w.cfg.Datagrams && e.ext {
+		return e.lat
 	}
+	return 3 * e.lat
 }
 
 // transmit sends msg from end `from` of c: at once onto the wire of an
@@ -618,6 +652,10 @@ func (nw *network) deliverNow(c *conn, from int, msg []byte) {
 	}
 	if msg == nil {
 		nw.endDown(c, to, ErrPeerClosed)
+		return
+	}
+	if isClientFinished(msg) {
+		nw.accepted(c)
 		return
 	}
 	sender := c.end[from].node
@@ -995,15 +1033,14 @@ func (nw *network) synArrived(d *pendingDial) {
 		return
 	case tn.mac != d.mac:
 		// Someone else answers there: the certificate check fails.
-		w.push(event{at: w.now + 2*e.lat, kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
+		w.push(event{at: w.now + nw.serverFlight(e), kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
 			err: fmt.Errorf("%w: %v is %s, not %s", ErrWrongPeer, tn.addr, tn.mac, d.mac)})
 		return
 	}
-	// TCP and TLS 1.3 handshakes: about three one-way latencies from the
-	// first SYN.
+	// The dialer's handshake ends when the acceptor's flight is back.
 	t := d.t
 	tEpoch := tn.epoch
-	w.push(event{at: w.now + 2*e.lat, kind: evDial, fn: func() { nw.handshakeDone(d, t, tEpoch) }})
+	w.push(event{at: w.now + nw.serverFlight(e), kind: evDial, fn: func() { nw.handshakeDone(d, t, tEpoch) }})
 }
 
 // retry schedules d's next SYN, or its failure at the dial timeout.

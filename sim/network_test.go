@@ -249,3 +249,55 @@ func TestNodeRandomness(t *testing.T) {
 		t.Fatalf("nodes 0 and 1 draw the same: %v %v", a[0], a[1])
 	}
 }
+
+// TestHandshakeTimes: a dial's link comes up at the dialer when the
+// acceptor's handshake flight is back (TCP and TLS 1.3: four one-way
+// latencies after the first SYN; QUIC: two) and at the acceptor one
+// latency later, when the dialer's last flight arrives; a pause of the
+// acceptor in between holds its end until it resumes.
+func TestHandshakeTimes(t *testing.T) {
+	const lat = 10 * time.Millisecond
+	// upAt returns when the first link came up at its dialer and at its
+	// acceptor (both ends of the edge dial at 0; the first dial wins).
+	upAt := func(datagrams bool, stall bool) (dialer, acceptor time.Duration) {
+		w := New(Config{Seed: 1, Datagrams: datagrams, LAN: LinkClass{Latency: Fixed(lat)}})
+		w.AddNode(NodeOptions{})
+		w.AddNode(NodeOptions{})
+		w.AddEdge(0, 1, false)
+		if stall {
+			w.At(4*lat-time.Millisecond, func() { w.Stall(0, 20*time.Millisecond); w.Stall(1, 20*time.Millisecond) })
+		}
+		for now := time.Duration(0); now < 200*time.Millisecond; now += time.Millisecond {
+			w.RunUntil(now)
+			for i := range 2 {
+				ls := w.Links(i)
+				if len(ls) == 0 {
+					continue
+				}
+				if ls[0].Dialed && dialer == 0 {
+					dialer = now
+				}
+				if !ls[0].Dialed && acceptor == 0 {
+					acceptor = now
+				}
+			}
+		}
+		return dialer, acceptor
+	}
+	for _, c := range []struct {
+		name             string
+		datagrams, stall bool
+		dialer, acceptor time.Duration
+	}{
+		{"TLS over TCP", false, false, 4 * lat, 5 * lat},
+		{"QUIC", true, false, 2 * lat, 3 * lat},
+		// Both paused from 39 to 59 ms: the dialer's half ends when it
+		// resumes and the acceptor's one latency after that.
+		{"TLS over TCP, paused", false, true, 59*time.Millisecond + lat, 59*time.Millisecond + 2*lat},
+	} {
+		d, a := upAt(c.datagrams, c.stall)
+		if d != c.dialer || a != c.acceptor {
+			t.Errorf("%s: dialer up at %v, acceptor at %v; want %v and %v", c.name, d, a, c.dialer, c.acceptor)
+		}
+	}
+}
