@@ -165,19 +165,18 @@ func (n *Node) Step(now time.Time, in Input) {
 // per-frame path's allocation-free entry.
 func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 	n.tick(now)
-	l, ok := n.links.byID[id]
-	if !ok {
-		if l = n.links.retired(id); l != nil {
-			if t, err := wire.TypeOf(msg); err == nil {
-				n.receiveRetiring(l, t, msg)
-			}
+	l, live := n.links.byID[id]
+	switch {
+	case live:
+		l.lastRecv = n.clock.now
+		if !l.heard {
+			l.heard = true
+			delete(n.dialer.backoff, l.peer) // the peer took the link
 		}
+	case n.links.retired(id) != nil:
+		l = n.links.retired(id) // its frames are still taken (retireLink)
+	default:
 		return
-	}
-	l.lastRecv = n.clock.now
-	if !l.heard {
-		l.heard = true
-		delete(n.dialer.backoff, l.peer) // the peer took the link
 	}
 	t, err := wire.TypeOf(msg)
 	if err != nil {
@@ -196,6 +195,10 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 	}
 	if l.directory && !directoryCarries(t) {
 		n.drop(DropDirectory, l.peer)
+		return
+	}
+	if !live {
+		n.receiveRetiring(l, t, msg)
 		return
 	}
 	switch t {

@@ -292,9 +292,10 @@ func (n *Node) endRetiring(l *link, close bool, reason error) {
 	}
 }
 
-// receiveRetiring handles a message on the retiring link l: frames are
-// taken as from any link to the peer; anything else is left, since the
-// peer sends its announcements again over the link it keeps.
+// receiveRetiring handles a message on the retiring link l that passed
+// the checks of every link (Receive): frames are taken as from any link
+// to the peer; anything else is left, since the peer sends its
+// announcements again over the link it keeps.
 func (n *Node) receiveRetiring(l *link, t wire.Type, msg []byte) {
 	switch t {
 	case wire.TypeTargetedFrame, wire.TypeLimitedFrame:
@@ -306,15 +307,36 @@ func (n *Node) receiveRetiring(l *link, t wire.Type, msg []byte) {
 	}
 }
 
-// closeLink asks the driver to close l and forgets it.
+// closeLink asks the driver to close l and forgets it (a retiring l is
+// already out of the live links: it only ends).
 func (n *Node) closeLink(l *link, reason error) {
+	if !l.retireBy.IsZero() {
+		n.endRetiring(l, true, reason)
+		return
+	}
 	n.ready.Closes = append(n.ready.Closes, Close{Link: l.id, Reason: reason})
 	n.removeLink(l, reason)
+}
+
+// endRetiringTo closes the retiring links to peer: the link they gave way
+// to is gone, and the peer, if it took one of them for its only link,
+// must hear that it is over rather than wait for its liveness check.
+func (n *Node) endRetiringTo(peer wire.MAC, reason error) {
+	for i := 0; i < len(n.links.retiring); {
+		if l := n.links.retiring[i]; l.peer == peer {
+			n.endRetiring(l, true, reason)
+			continue
+		}
+		i++
+	}
 }
 
 func (n *Node) removeLink(l *link, reason error) {
 	n.dropBatch(l)
 	n.links.remove(l)
+	if len(n.links.retiring) > 0 && n.links.to(l.peer) == nil {
+		n.endRetiringTo(l.peer, fmt.Errorf("link %d to %s, which it gave way to, is down: %w", l.id, l.peer, ErrDuplicateLink))
+	}
 	n.event(Event{Kind: EventLinkDown, MAC: l.peer, Link: l.id, Err: reason, Directory: l.directory})
 	if l.dialed && !l.heard && n.links.to(l.peer) == nil {
 		n.dialFailed(l.peer, fmt.Errorf("link %d closed before the peer sent anything: %w", l.id, reason))
@@ -352,12 +374,6 @@ func (n *Node) removeLink(l *link, reason error) {
 // unchecked, so closing would let one bad member partition the mesh); on
 // an extended link it is a violation and closes the link.
 func (n *Node) malformed(l *link, err error) {
-	if !l.retireBy.IsZero() {
-		// A retiring link is out of the live links: it just ends.
-		n.drop(DropMalformed, l.peer)
-		n.endRetiring(l, true, fmt.Errorf("link %d to %s, retiring: %w: %w", l.id, l.peer, ErrMalformed, err))
-		return
-	}
 	if !l.extended {
 		n.drop(DropMalformed, l.peer)
 		return

@@ -1016,3 +1016,42 @@ func TestHealthLinksRelay(t *testing.T) {
 		}
 	}
 }
+
+// TestRetiringLinkChecks: a retiring duplicate (link 4 at a, from
+// simultaneous dials) takes only what a live link would: a malformed
+// frame on it is a violation (the peer leaves the cache and is backed
+// off), and it closes when the link it gave way to goes down.
+func TestRetiringLinkChecks(t *testing.T) {
+	setup := func() *tnet {
+		tn := newNet(t, "a", "b")
+		tn.link("a", "b") // a dials: ids 1 (a) / 2 (b), kept
+		tn.link("b", "a") // b dials: ids 3 (b) / 4 (a), retiring
+		tn.run()
+		tn.reset()
+		return tn
+	}
+	tn := setup()
+	n := tn.nodes["a"]
+	n.Receive(tn.now, 4, []byte{byte(wire.TypeLimitedFrame)}) // no hops byte, no frame
+	tn.collect("a")
+	if v := tn.eventsOf("a", EventViolation); len(v) != 1 || !errors.Is(v[0].Err, ErrMalformed) {
+		t.Errorf("violations %v, want one for the malformed frame", v)
+	}
+	if ca := tn.closes["a"]; len(ca) != 1 || ca[0].Link != 4 {
+		t.Errorf("closes %v, want the retiring link 4 closed for it", ca)
+	}
+	if n.links.retired(4) != nil || n.links.get(1) == nil {
+		t.Errorf("after the violation: link 4 retiring %v, link 1 live %v; want 4 gone, 1 kept", n.links.retired(4) != nil, n.links.get(1) != nil)
+	}
+
+	tn = setup()
+	n = tn.nodes["a"]
+	n.Step(tn.now, LinkDown{1, errors.New("test: kept link down")})
+	tn.collect("a")
+	if ca := tn.closes["a"]; len(ca) != 1 || ca[0].Link != 4 {
+		t.Errorf("closes %v after the kept link went down, want the retiring link 4", ca)
+	}
+	if n.links.retired(4) != nil {
+		t.Errorf("link 4 still retiring after the link it gave way to went down")
+	}
+}
