@@ -51,7 +51,7 @@ func (w *World) Forge(i, v int) {
 	forgery := wire.InfoPath{PathKnown: true, Path: []wire.MAC{sn.mac},
 		Info: wire.Info{ID: id, MAC: victim.mac, Port: Port, Addr: victim.addr.Addr()}}
 	sig := wire.Signatures{Entries: []wire.Signature{{MAC: victim.mac, ID: id, Port: Port, Sig: make([]byte, simSigLen)}}}
-	for _, cn := range sn.ends {
+	for _, cn := range w.net.connsOf(i) { // in link order: map order must not reach the trace
 		if !cn.e.ext || cn.directory {
 			continue
 		}

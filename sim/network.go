@@ -154,12 +154,16 @@ type conn struct {
 
 // connEnd is one side of a conn.
 type connEnd struct {
-	node  int
-	id    node.LinkID
-	up    bool // the node holds the link
-	gone  bool // the socket is gone: closed, its process or machine died, or aborted
-	rst   bool // a reset is on its way to this end
-	epoch uint32
+	node int
+	id   node.LinkID
+	up   bool // the node holds the link
+	// accepting marks the acceptor's end while its handshake waits for
+	// the dialer's last flight (clientFinished): its node does not know
+	// the link yet.
+	accepting bool
+	gone      bool // the socket is gone: closed, its process or machine died, or aborted
+	rst       bool // a reset is on its way to this end
+	epoch     uint32
 }
 
 // direction is the state of one direction of a conn.
@@ -318,7 +322,7 @@ func (nw *network) rto(c *conn) int64 { return max(int64(minRTO), 4*c.lat) }
 // a silently cut path is held by both ends and carries nothing.
 func (nw *network) working(c *conn) bool {
 	cl := &nw.w.cluster
-	return !c.reset && c.end[0].up && c.end[1].up && c.dir[0].open && c.dir[1].open &&
+	return !c.reset && c.end[0].up && c.end[1].up && !c.end[1].accepting && c.dir[0].open && c.dir[1].open &&
 		!cl.nodes[c.end[0].node].stalled && !cl.nodes[c.end[1].node].stalled
 }
 
@@ -373,11 +377,33 @@ func (nw *network) link(e *edge, a, b int) {
 	// The dialer's handshake ends as it sends its certificate and
 	// Finished; the acceptor's ends when they arrive. They go first on
 	// the dialer's direction, so that a cut, a loss or a pause delays
-	// them as it would the data behind them (accepted).
+	// them as it would the data behind them (accepted); an acceptor still
+	// waiting for them after its handshake timeout gives up.
+	c.end[1].accepting = true
 	nw.putOnWire(c, 0, clientFinished)
+	nw.acceptBy(c, w.now+int64(acceptTimeout))
 	na.n.Step(cl.nodeTime(a), node.LinkUp{Link: c.end[0].id, Peer: nb.mac, Addr: nb.addr, Dialed: true, Extended: e.ext})
 	cl.drain(a)
 }
+
+// acceptBy ends the acceptor's end of c at `at` if its handshake is
+// still waiting then; a paused acceptor's timer fires when it resumes.
+func (nw *network) acceptBy(c *conn, at int64) {
+	nw.w.push(event{at: at, kind: evDial, fn: func() {
+		e := &c.end[1]
+		switch sn := nw.w.cluster.nodes[e.node]; {
+		case !e.accepting || !e.up:
+		case sn.stalled:
+			nw.acceptBy(c, max(sn.stallUntil, nw.w.now+1))
+		default:
+			nw.refuseAccept(c)
+		}
+	}})
+}
+
+// acceptTimeout is how long an acceptor waits for a handshake to end,
+// the daemon's (tlstransport.DefaultHandshakeTimeout, also QUIC's).
+const acceptTimeout = 3 * time.Second
 
 // clientFinished stands for the dialer's last handshake flight (its
 // certificate, its proof and its Finished) on the wire: the acceptor's
@@ -389,15 +415,33 @@ var clientFinished = []byte{0}
 func isClientFinished(msg []byte) bool { return len(msg) == 1 && &msg[0] == &clientFinished[0] }
 
 // accepted brings up the acceptor's end of c: the dialer's last
-// handshake flight has arrived.
+// handshake flight has arrived. An acceptor whose list revokes the
+// dialer refuses its certificate now, after the dialer's end came up
+// (TLS 1.3 checks the client's certificate last).
 func (nw *network) accepted(c *conn) {
 	cl := &nw.w.cluster
 	a, b := c.end[0].node, c.end[1].node
 	na, nb := cl.nodes[a], cl.nodes[b]
+	if nb.refuses(na.mac) {
+		nw.refuseAccept(c)
+		return
+	}
+	c.end[1].accepting = false
 	// The acceptor sees the dialer's address with an ephemeral port.
 	from := netip.AddrPortFrom(na.addr.Addr(), uint16(32768+c.id%28000))
 	nb.n.Step(cl.nodeTime(b), node.LinkUp{Link: c.end[1].id, Peer: na.mac, Addr: from, Dialed: false, Extended: c.e.ext})
 	cl.drain(b)
+}
+
+// refuseAccept ends the acceptor's end of c before its node knew of it:
+// its handshake failed (a refused certificate) or timed out. Its socket
+// closes, and the dialer's node sees its link end before the peer sent
+// anything.
+func (nw *network) refuseAccept(c *conn) {
+	e := &c.end[1]
+	e.accepting = false
+	delete(nw.w.cluster.nodes[e.node].ends, e.id)
+	nw.closeEnd(c, 1)
 }
 
 // serverFlight is how long after the dialer's first packet reaches the
@@ -654,8 +698,14 @@ func (nw *network) deliverNow(c *conn, from int, msg []byte) {
 		nw.endDown(c, to, ErrPeerClosed)
 		return
 	}
-	if isClientFinished(msg) {
-		nw.accepted(c)
+	if e.accepting {
+		if isClientFinished(msg) {
+			nw.accepted(c)
+		} else {
+			// A datagram that overtook the handshake's last flight (a
+			// stream's messages follow it): no key to read it yet.
+			nw.loseDatagram()
+		}
 		return
 	}
 	sender := c.end[from].node
@@ -1086,9 +1136,10 @@ func (nw *network) handshakeDone(d *pendingDial, t int, tEpoch uint32) {
 			return
 		}
 		w.push(event{at: resume, kind: evDial, fn: func() { nw.handshakeDone(d, t, tEpoch) }})
-	case sn.refuses(tn.mac) || tn.refuses(sn.mac):
-		// One end's handshake refuses the other's certificate.
-		w.push(event{at: w.now + e.lat, kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
+	case sn.refuses(tn.mac):
+		// The dialer refuses the acceptor's certificate as it arrives
+		// (the acceptor's refusal of the dialer's comes later: accepted).
+		w.push(event{at: w.now, kind: evDialFail, node: int32(d.i), epoch: d.epoch, aux: macKey(d.mac),
 			err: fmt.Errorf("%w: %v", errRevoked, tn.addr)})
 	default:
 		nw.link(e, d.i, t)

@@ -250,54 +250,91 @@ func TestNodeRandomness(t *testing.T) {
 	}
 }
 
-// TestHandshakeTimes: a dial's link comes up at the dialer when the
-// acceptor's handshake flight is back (TCP and TLS 1.3: four one-way
-// latencies after the first SYN; QUIC: two) and at the acceptor one
-// latency later, when the dialer's last flight arrives; a pause of the
-// acceptor in between holds its end until it resumes.
-func TestHandshakeTimes(t *testing.T) {
-	const lat = 10 * time.Millisecond
-	// upAt returns when the first link came up at its dialer and at its
-	// acceptor (both ends of the edge dial at 0; the first dial wins).
-	upAt := func(datagrams bool, stall bool) (dialer, acceptor time.Duration) {
-		w := New(Config{Seed: 1, Datagrams: datagrams, LAN: LinkClass{Latency: Fixed(lat)}})
-		w.AddNode(NodeOptions{})
-		w.AddNode(NodeOptions{})
-		w.AddEdge(0, 1, false)
-		if stall {
-			w.At(4*lat-time.Millisecond, func() { w.Stall(0, 20*time.Millisecond); w.Stall(1, 20*time.Millisecond) })
-		}
-		for now := time.Duration(0); now < 200*time.Millisecond; now += time.Millisecond {
-			w.RunUntil(now)
-			for i := range 2 {
-				ls := w.Links(i)
-				if len(ls) == 0 {
-					continue
-				}
-				if ls[0].Dialed && dialer == 0 {
+// handshakeWorld is two nodes on one edge of fixed latency lat, both of
+// which dial the other at their start; at, when set, runs at the given
+// time (a fault).
+func handshakeWorld(datagrams bool, lat time.Duration) *World {
+	w := New(Config{Seed: 1, Datagrams: datagrams, LAN: LinkClass{Latency: Fixed(lat)}})
+	w.AddNode(NodeOptions{})
+	w.AddNode(NodeOptions{})
+	w.AddEdge(0, 1, false)
+	return w
+}
+
+// upTimes runs w to until, a millisecond at a time, and returns when the
+// first dialer's end of a link came up and when the first acceptor's
+// did (its node told). It looks at the sockets only: World.Links would
+// step the nodes.
+func upTimes(w *World, until time.Duration) (dialer, acceptor time.Duration) {
+	for now := time.Duration(0); now <= until; now += time.Millisecond {
+		w.RunUntil(now)
+		for i := range 2 {
+			for id, c := range w.cluster.nodes[i].ends {
+				switch k := endOf(c, i, id); {
+				case k == 0 && dialer == 0:
 					dialer = now
-				}
-				if !ls[0].Dialed && acceptor == 0 {
+				case k == 1 && !c.end[1].accepting && acceptor == 0:
 					acceptor = now
 				}
 			}
 		}
-		return dialer, acceptor
 	}
-	for _, c := range []struct {
-		name             string
-		datagrams, stall bool
-		dialer, acceptor time.Duration
-	}{
-		{"TLS over TCP", false, false, 4 * lat, 5 * lat},
-		{"QUIC", true, false, 2 * lat, 3 * lat},
-		// Both paused from 39 to 59 ms: the dialer's half ends when it
-		// resumes and the acceptor's one latency after that.
-		{"TLS over TCP, paused", false, true, 59*time.Millisecond + lat, 59*time.Millisecond + 2*lat},
-	} {
-		d, a := upAt(c.datagrams, c.stall)
-		if d != c.dialer || a != c.acceptor {
-			t.Errorf("%s: dialer up at %v, acceptor at %v; want %v and %v", c.name, d, a, c.dialer, c.acceptor)
+	return dialer, acceptor
+}
+
+// TestHandshakeTimes: a dial's link comes up at the dialer when the
+// acceptor's handshake flight is back (TCP and TLS 1.3: four one-way
+// latencies after the first SYN; QUIC: two) and at the acceptor one
+// latency later, when the dialer's last flight arrives; a pause of both
+// in between holds the handshake until they resume.
+func TestHandshakeTimes(t *testing.T) {
+	const lat = 10 * time.Millisecond
+	tlsDialer, tlsAcceptor := upTimes(handshakeWorld(false, lat), 300*time.Millisecond)
+	quicDialer, quicAcceptor := upTimes(handshakeWorld(true, lat), 300*time.Millisecond)
+	// Both dials start at the same instant, whatever the transport.
+	if tlsDialer == 0 || tlsDialer-quicDialer != 2*lat {
+		t.Errorf("dialer up at %v over TLS and %v over QUIC, want two latencies apart (4 and 2 after the first packet)", tlsDialer, quicDialer)
+	}
+	if tlsAcceptor-tlsDialer != lat || quicAcceptor-quicDialer != lat {
+		t.Errorf("acceptor up %v after the dialer over TLS, %v over QUIC; want one latency, %v", tlsAcceptor-tlsDialer, quicAcceptor-quicDialer, lat)
+	}
+	// Both paused from a millisecond before the dialer would be up, for
+	// 20 ms: the dialer's half ends one latency after they resume (the
+	// acceptor sends its flight then), the acceptor's one more later.
+	w := handshakeWorld(false, lat)
+	resume := tlsDialer - time.Millisecond + 20*time.Millisecond
+	w.At(tlsDialer-time.Millisecond, func() { w.Stall(0, 20*time.Millisecond); w.Stall(1, 20*time.Millisecond) })
+	if d, a := upTimes(w, 300*time.Millisecond); d != resume+lat || a != resume+2*lat {
+		t.Errorf("paused: dialer up at %v, acceptor at %v; want %v and %v", d, a, resume+lat, resume+2*lat)
+	}
+}
+
+// TestAcceptorGivesUp: a dialer that halts just after its end of a link
+// came up never sends its last handshake flight; the acceptor, whose node
+// never knew of the link, closes its socket after its handshake timeout
+// instead of holding it for good.
+func TestAcceptorGivesUp(t *testing.T) {
+	const lat = 10 * time.Millisecond
+	up, _ := upTimes(handshakeWorld(false, lat), 300*time.Millisecond)
+	w := handshakeWorld(false, lat)
+	// Both dial; each dialer's end comes up at up, each acceptor's one
+	// latency later. Node 0 halts in between.
+	w.At(up+5*time.Millisecond, func() { w.Halt(0) })
+	w.RunUntil(up + 6*time.Millisecond)
+	accepting := func() int {
+		n := 0
+		for id, c := range w.cluster.nodes[1].ends {
+			if k := endOf(c, 1, id); c.end[k].accepting {
+				n++
+			}
 		}
+		return n
+	}
+	if got := accepting(); got != 1 {
+		t.Fatalf("node 1 has %d sockets waiting for a handshake's end after node 0 halted, want 1", got)
+	}
+	w.RunUntil(up + acceptTimeout + time.Millisecond)
+	if got := accepting(); got != 0 {
+		t.Errorf("node 1 still holds %d sockets whose handshake never ended, after the accept timeout", got)
 	}
 }

@@ -157,7 +157,7 @@ func (w *World) checkRevoked() {
 		}
 		linked := false
 		for _, cn := range w.net.connsOf(r.target) {
-			if cn.end[0].up && cn.end[1].up && !cn.reset {
+			if cn.end[0].up && cn.end[1].up && !cn.end[1].accepting && !cn.reset {
 				linked = true
 				break
 			}
