@@ -173,10 +173,11 @@ func (n *Node) Receive(now time.Time, id LinkID, msg []byte) {
 			l.heard = true
 			delete(n.dialer.backoff, l.peer) // the peer took the link
 		}
-	case n.links.retired(id) != nil:
-		l = n.links.retired(id) // its frames are still taken (retireLink)
 	default:
-		return
+		// A retiring link's frames are still taken (retireLink).
+		if l = n.links.retired(id); l == nil {
+			return
+		}
 	}
 	t, err := wire.TypeOf(msg)
 	if err != nil {
