@@ -12,7 +12,7 @@ import (
 )
 
 // handshakeDelay is the one-way delay of TestE2EHandshakeTimes's link.
-const handshakeDelay = 100 * time.Millisecond
+const handshakeDelay = 200 * time.Millisecond
 
 // TestE2EHandshakeTimes holds the simulator's handshake model
 // (sim/network.go: serverFlight, accepted; scenarios/README.md) to real
