@@ -251,8 +251,7 @@ func TestNodeRandomness(t *testing.T) {
 }
 
 // handshakeWorld is two nodes on one edge of fixed latency lat, both of
-// which dial the other at their start; at, when set, runs at the given
-// time (a fault).
+// which dial the other at their start (over QUIC with datagrams).
 func handshakeWorld(datagrams bool, lat time.Duration) *World {
 	w := New(Config{Seed: 1, Datagrams: datagrams, LAN: LinkClass{Latency: Fixed(lat)}})
 	w.AddNode(NodeOptions{})
